@@ -1,0 +1,49 @@
+// The read-only picture of the cluster that policies decide on.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "policies/cluster_config.h"
+#include "policies/time.h"
+
+namespace twinfer {
+
+enum class Health { kUp, kSuspect, kDown };
+
+// One worker (model instance) as the drivers see it at `ClusterView::now_us`.
+// The driver keeps these up to date; policies only read them.
+struct WorkerView {
+  int index = 0;                       // position in ClusterView::workers
+  const InstanceSpec* instance = nullptr;  // device profile, model, tensor parallelism
+  Health health = Health::kUp;
+  int waiting = 0;                     // requests queued, not yet running
+  int running = 0;                     // sequences in the running batch(es)
+  std::int64_t kv_blocks_total = 0;    // paged KV cache size in blocks (0 if not an LLM batcher)
+  std::int64_t kv_blocks_free = 0;
+  TimeUs outstanding_work_us = 0;      // predicted work of everything queued or running here
+  double utilization_ewma = 0;         // busy fraction, smoothed, in [0, 1]
+  double latency_ewma_us = 0;          // end-to-end latency of recent completions, smoothed
+
+  int outstanding() const { return waiting + running; }
+  const std::string& model() const { return instance->model.name; }
+  bool serves(const std::string& model_name) const {
+    return model_name.empty() || model_name == instance->model.name;
+  }
+  double kv_used_fraction() const {
+    return kv_blocks_total > 0 ? 1.0 - double(kv_blocks_free) / double(kv_blocks_total) : 0.0;
+  }
+};
+
+// REQUIRES: `workers` outlives the view; a view is valid only during the call it is passed to.
+struct ClusterView {
+  TimeUs now_us = 0;
+  const std::vector<WorkerView>* workers = nullptr;
+
+  const std::vector<WorkerView>& all() const { return *workers; }
+  std::size_t size() const { return workers->size(); }
+  const WorkerView& operator[](std::size_t i) const { return (*workers)[i]; }
+};
+
+}  // namespace twinfer

@@ -1,0 +1,48 @@
+// How long a batch or an iteration takes on a model instance. The simulator advances time with it;
+// routers and the runtime use it for predictions.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "policies/cluster_config.h"
+#include "policies/time.h"
+
+namespace twinfer {
+
+// One iteration of continuous batching: prefill chunks of some sequences plus one decode token
+// for each decoding sequence.
+struct IterationShape {
+  std::int64_t prefill_tokens = 0;        // sum of prefill chunk lengths
+  std::int64_t prefill_prior_tokens = 0;  // sum over chunks of the tokens already in that sequence's cache
+  std::int64_t prefill_attn_pairs = 0;    // sum over chunks of chunk * (prior + chunk): query-key pairs
+  std::int64_t decode_seqs = 0;           // sequences producing one token this iteration
+  std::int64_t decode_context_tokens = 0; // sum of those sequences' context lengths (KV read)
+  bool empty() const { return prefill_tokens == 0 && decode_seqs == 0; }
+};
+
+// One request-level batch that runs to completion (dynamic batching, Triton-style).
+struct RequestBatchShape {
+  std::int64_t batch_size = 0;
+  std::int64_t input_tokens = 0;       // sum over the batch, after padding if the batch pads
+  std::int64_t max_input_tokens = 0;
+  std::int64_t output_tokens = 0;      // sum over the batch (0 for non-generative models)
+  std::int64_t max_output_tokens = 0;  // decode steps the batch runs for
+};
+
+// Thread safety: const methods are safe to call concurrently.
+class CostModel {
+ public:
+  virtual ~CostModel() = default;
+  // Time of one continuous-batching iteration. REQUIRES: !shape.empty().
+  virtual TimeUs iteration_time_us(const InstanceSpec& instance, const IterationShape& shape) const = 0;
+  // Time of a request-level batch, start to finish. REQUIRES: shape.batch_size > 0.
+  virtual TimeUs batch_time_us(const InstanceSpec& instance, const RequestBatchShape& shape) const = 0;
+  virtual std::string name() const = 0;
+};
+
+// Predicted time of one request alone on an instance: a request-level batch of one.
+TimeUs request_work_us(const CostModel& cost, const InstanceSpec& instance, std::int64_t input_tokens,
+                       std::int64_t output_tokens);
+
+}  // namespace twinfer

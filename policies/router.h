@@ -1,0 +1,34 @@
+// Router: which worker serves a request.
+#pragma once
+
+#include <string>
+
+#include "policies/cluster_view.h"
+#include "policies/request.h"
+
+namespace twinfer {
+
+struct RouteDecision {
+  int worker = -1;          // index into ClusterView::workers; -1 rejects
+  std::string reason;       // why it was rejected (empty when routed)
+
+  static RouteDecision to(int w) { return RouteDecision{w, {}}; }
+  static RouteDecision reject(std::string why) { return RouteDecision{-1, std::move(why)}; }
+  bool rejected() const { return worker < 0; }
+};
+
+// Thread safety: route() is called from one thread at a time.
+class Router {
+ public:
+  virtual ~Router() = default;
+  // Picks a worker that is not down and serves request.model, or rejects with a reason.
+  virtual RouteDecision route(const Request& request, const ClusterView& view) = 0;
+  virtual std::string name() const = 0;
+};
+
+// True when worker `w` may take `request`: it is not down and it serves the request's model.
+inline bool eligible(const WorkerView& w, const Request& request) {
+  return w.health != Health::kDown && w.serves(request.model);
+}
+
+}  // namespace twinfer

@@ -1,0 +1,115 @@
+// The queue, running set and KV cache of one worker, and the bookkeeping that carries out a
+// batcher's plan. Shared by the simulator and the runtime so that both count tokens the same way.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "policies/admission.h"
+#include "policies/batcher.h"
+#include "policies/cost_model.h"
+#include "policies/request.h"
+#include "policies/time.h"
+
+namespace twinfer {
+
+// A request resident on a worker.
+//
+// Token accounting: `computed` tokens have their KV in the cache. A sequence is in prefill while
+// computed < prefill_target; the step whose chunk reaches prefill_target produces one output token.
+// Each decode step then computes one more token (the last generated one) and produces the next.
+// A preempted sequence keeps `generated`, drops its cache (computed = 0) and must prefill
+// input_tokens + generated tokens again (recompute). It completes when generated reaches
+// max(1, output_tokens).
+struct Sequence {
+  Request request;
+  TimeUs enqueued_us = 0;          // when it reached this worker
+  TimeUs started_us = kNever;      // when it first entered a batch
+  TimeUs first_token_us = kNever;  // when its first output token was produced
+  std::int32_t prefill_target = 0;
+  std::int32_t computed = 0;
+  std::int32_t generated = 0;
+  std::int64_t kv_blocks = 0;      // KV blocks held now
+  int preemptions = 0;
+
+  bool in_prefill() const { return computed < prefill_target; }
+  std::int32_t prefill_remaining() const { return prefill_target - computed; }
+  std::int32_t output_target() const { return request.output_tokens > 1 ? request.output_tokens : 1; }
+  bool done() const { return generated >= output_target(); }
+};
+
+// A sequence that left the worker, and how.
+struct Finished {
+  Sequence seq;
+  Outcome outcome = Outcome::kCompleted;  // kCompleted, or kDropped with a reason
+  std::string reason;
+};
+
+// Paged KV-cache accounting in blocks of `block_tokens` tokens.
+class KvBlocks {
+ public:
+  KvBlocks() = default;
+  explicit KvBlocks(KvCapacity cap) : cap_(cap), free_(cap.blocks_total) {}
+  bool tracked() const { return cap_.blocks_total > 0; }
+  std::int64_t total() const { return cap_.blocks_total; }
+  std::int64_t free() const { return free_; }
+  int block_tokens() const { return cap_.block_tokens; }
+  // Blocks needed to hold `tokens` tokens.
+  std::int64_t blocks_for(std::int64_t tokens) const {
+    return (tokens + cap_.block_tokens - 1) / cap_.block_tokens;
+  }
+  // REQUIRES: n <= free() when tracked.
+  void take(std::int64_t n);
+  void give(std::int64_t n);
+
+ private:
+  KvCapacity cap_;
+  std::int64_t free_ = 0;
+};
+
+// Thread safety: none; one driver thread owns it.
+class WorkerState {
+ public:
+  explicit WorkerState(KvCapacity kv = {});
+
+  // A routed request reaches the worker at `now_us`.
+  void enqueue(const Request& request, TimeUs now_us);
+
+  // Waiting sequences in arrival order (preempted ones go back to the front).
+  const std::deque<RequestId>& waiting() const { return waiting_; }
+  // Running sequences in the order they started.
+  const std::vector<RequestId>& running() const { return running_; }
+  // REQUIRES: id is waiting or running here.
+  const Sequence& get(RequestId id) const;
+  const KvBlocks& kv() const { return kv_; }
+  bool empty() const { return waiting_.empty() && running_.empty(); }
+
+  // Removes waiting sequences that `admission` drops before start; returns them (kDropped).
+  std::vector<Finished> purge_waiting(const Admission& admission, TimeUs now_us);
+
+  // Carries out the bookkeeping of `plan` before it runs: drops, then preemptions (back to the front
+  // of the waiting queue, blocks freed), then entries (waiting ones start; KV blocks for the tokens
+  // this step adds are taken). Dropped sequences are returned. REQUIRES: the plan fits the KV cache.
+  std::vector<Finished> begin(const BatchPlan& plan, TimeUs now_us);
+
+  // The plan's effects once it ran, ending at `now_us`: token counts, first tokens, completions
+  // (blocks freed). Returns the completed sequences. Request batches complete every entry.
+  std::vector<Finished> finish(const BatchPlan& plan, TimeUs now_us);
+
+  // Shapes of a plan, for the cost model. REQUIRES: called after begin(plan) and before finish(plan).
+  IterationShape iteration_shape(const BatchPlan& plan) const;
+  RequestBatchShape request_batch_shape(const BatchPlan& plan) const;
+  // Predicted duration of `plan` on `instance`. REQUIRES: !plan.idle().
+  TimeUs plan_time_us(const BatchPlan& plan, const CostModel& cost, const InstanceSpec& instance) const;
+
+ private:
+  KvBlocks kv_;
+  std::unordered_map<RequestId, Sequence> seqs_;
+  std::deque<RequestId> waiting_;
+  std::vector<RequestId> running_;
+};
+
+}  // namespace twinfer

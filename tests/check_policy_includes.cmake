@@ -1,0 +1,13 @@
+# Fails when a file under DIR includes a SimGrid, CUDA, Eigen, gRPC or pybind11 header.
+file(GLOB_RECURSE files ${DIR}/*.h ${DIR}/*.cc)
+set(bad "")
+foreach(f ${files})
+  file(STRINGS ${f} lines REGEX "^[ \t]*#[ \t]*include[ \t]*[<\"](simgrid|cuda|cublas|Eigen|grpc|grpcpp|pybind11)")
+  if(lines)
+    list(APPEND bad "${f}: ${lines}")
+  endif()
+endforeach()
+if(bad)
+  message(FATAL_ERROR "policies/ must not include engine headers (DESIGN.md):\n${bad}")
+endif()
+message(STATUS "policies/: ${CMAKE_MATCH_COUNT} no engine headers in ${DIR}")

@@ -1,0 +1,116 @@
+// Shared fakes for unit tests of policies: hand-built views and a fake cost model.
+// (The manual clock is ManualClock in policies/clock.h.)
+#pragma once
+
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "policies/cluster_config.h"
+#include "policies/cluster_view.h"
+#include "policies/cost_model.h"
+#include "policies/request.h"
+
+namespace twinfer::testing {
+
+// A device profile with round numbers: 100 TFLOPS, 1000 GB/s, 80 GB.
+inline DeviceProfile test_device(const std::string& name = "TEST", double tflops = 100, double gbps = 1000,
+                                 double mem_gb = 80) {
+  DeviceProfile d;
+  d.name = name;
+  d.peak_tflops = tflops;
+  d.mem_bandwidth_gbps = gbps;
+  d.mem_gb = mem_gb;
+  d.compute_efficiency = 1.0;
+  d.bandwidth_efficiency = 1.0;
+  return d;
+}
+
+// A 1e9-parameter, 16-layer model with hidden 2048, 16 heads, fp16.
+inline ModelSpec test_model(const std::string& name = "m") {
+  ModelSpec m;
+  m.name = name;
+  m.params = 1e9;
+  m.layers = 16;
+  m.hidden = 2048;
+  m.heads = 16;
+  m.kv_heads = 16;
+  m.ffn_hidden = 8192;
+  m.kv_bytes_per_token = 2.0 * 16 * 2048 * 2;  // K and V, layers, hidden, 2 bytes
+  m.weights_bytes = 2e9;
+  return m;
+}
+
+// Owns instances and worker views; hands out ClusterViews over them.
+//
+//   ViewBuilder b;
+//   b.add_worker().add_worker(test_device("SLOW", 10, 100));
+//   b.worker(1).waiting = 5;
+//   auto view = b.view(/*now_us=*/1000);
+class ViewBuilder {
+ public:
+  ViewBuilder& add_worker(const DeviceProfile& device = test_device(), const ModelSpec& model = test_model(),
+                          int tp = 1) {
+    auto inst = std::make_unique<InstanceSpec>();
+    inst->index = static_cast<int>(instances_.size());
+    inst->name = "w" + std::to_string(inst->index);
+    inst->host = "h" + std::to_string(inst->index);
+    for (int g = 0; g < tp; ++g) inst->gpus.push_back(g);
+    inst->device = device;
+    inst->model = model;
+    inst->gpu_link = LinkSpec{450, 1};
+    WorkerView w;
+    w.index = inst->index;
+    w.instance = inst.get();
+    instances_.push_back(std::move(inst));
+    workers_.push_back(w);
+    return *this;
+  }
+  WorkerView& worker(int i) { return workers_.at(i); }
+  const InstanceSpec& instance(int i) const { return *instances_.at(i); }
+  ClusterView view(TimeUs now_us = 0) const { return ClusterView{now_us, &workers_}; }
+  std::size_t size() const { return workers_.size(); }
+
+ private:
+  std::deque<std::unique_ptr<InstanceSpec>> instances_;
+  std::vector<WorkerView> workers_;
+};
+
+inline Request make_request(RequestId id, TimeUs arrival_us = 0, int input = 100, int output = 10,
+                            const std::string& model = "", int priority = 0) {
+  Request r;
+  r.id = id;
+  r.arrival_us = arrival_us;
+  r.input_tokens = input;
+  r.output_tokens = output;
+  r.model = model;
+  r.priority = priority;
+  return r;
+}
+
+// Linear, device-blind costs with round numbers, for tests that check a policy's logic rather
+// than the physics: an iteration costs base + per_prefill * prefill tokens + per_decode * decode
+// sequences; a request batch costs base + per_prefill * input tokens + per_decode * output tokens
+// (divided by the device's peak_tflops / 100, so that a slower device is proportionally slower).
+class FakeCostModel : public CostModel {
+ public:
+  TimeUs base_us = 1000;
+  TimeUs per_prefill_token_us = 10;
+  TimeUs per_decode_seq_us = 100;
+
+  TimeUs iteration_time_us(const InstanceSpec& inst, const IterationShape& s) const override {
+    return scale(inst, base_us + per_prefill_token_us * s.prefill_tokens + per_decode_seq_us * s.decode_seqs);
+  }
+  TimeUs batch_time_us(const InstanceSpec& inst, const RequestBatchShape& s) const override {
+    return scale(inst, base_us + per_prefill_token_us * s.input_tokens + per_decode_seq_us * s.output_tokens);
+  }
+  std::string name() const override { return "fake"; }
+
+ private:
+  static TimeUs scale(const InstanceSpec& inst, TimeUs t) {
+    return static_cast<TimeUs>(static_cast<double>(t) * 100.0 / inst.device.peak_tflops);
+  }
+};
+
+}  // namespace twinfer::testing

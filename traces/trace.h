@@ -1,0 +1,31 @@
+// Workloads: a trace is the list of requests a run replays.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "policies/request.h"
+
+namespace twinfer {
+
+// Requests sorted by arrival_us (stable), with ids 0..n-1 in that order, arrival of the first at
+// its own offset (readers of absolute timestamps make the first arrival 0).
+struct Trace {
+  std::vector<Request> requests;
+  std::string source;  // file it was read from, or a description of how it was made
+};
+
+// Trace formats. `auto` picks by extension and header line (see trace_reader.cc).
+//   native_csv   arrival_s,input_tokens,output_tokens[,model,priority,deadline_ms,session]
+//   native_jsonl one object a line with the same keys
+//   azure        Azure LLM inference trace 2023: TIMESTAMP,ContextTokens,GeneratedTokens
+//   burstgpt     BurstGPT: Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type
+//   mooncake     Mooncake JSONL: {"timestamp": ms, "input_length", "output_length", "hash_ids"}
+// Throws twinfer::Error naming file:line and the field on any malformed line; never returns a
+// half-read trace.
+Trace read_trace(const std::string& path, const std::string& format = "auto");
+
+// Writes the native format (CSV or JSONL by the extension of `path`).
+void write_trace(const Trace& trace, const std::string& path);
+
+}  // namespace twinfer
