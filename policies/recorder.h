@@ -1,0 +1,98 @@
+// Records how every request of a run went and turns it into the run's outputs: summary.json,
+// requests.csv and timeline.json. The simulator and the runtime write the same files through it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "policies/batcher.h"
+#include "policies/request.h"
+#include "policies/run_config.h"
+#include "policies/time.h"
+
+namespace twinfer {
+
+struct Sequence;
+
+// One row of requests.csv. Times are absolute run times in microseconds; -1 when it never happened.
+struct RequestRecord {
+  RequestId id = 0;
+  TimeUs arrival_us = 0;
+  std::int32_t input_tokens = 0;
+  std::int32_t output_tokens = 0;
+  int priority = 0;
+  TimeUs deadline_us = kNever;
+  int worker = -1;
+  TimeUs start_us = -1;
+  TimeUs first_token_us = -1;
+  TimeUs end_us = -1;
+  int preemptions = 0;
+  bool ended = false;
+  Outcome outcome = Outcome::kCompleted;
+  std::string reason;
+};
+
+// One batch or iteration on one worker, for timeline.json and per-worker statistics.
+struct BatchRecord {
+  int worker = 0;
+  TimeUs start_us = 0;
+  TimeUs end_us = 0;
+  std::int32_t size = 0;            // sequences in the batch
+  std::int64_t prefill_tokens = 0;
+  std::int32_t decode_seqs = 0;
+};
+
+// Thread safety: none; the driver serializes calls.
+class Recorder {
+ public:
+  // `requests` are the run's requests with ids 0..n-1; `workers` names the workers by index.
+  Recorder(const std::vector<Request>& requests, std::vector<std::string> workers, SloSpec slo,
+           bool keep_batches = true);
+
+  // Each request ends exactly once through one of these; a second end is a programming error.
+  void reject(RequestId id, TimeUs now_us, const std::string& reason);
+  void routed(RequestId id, int worker);
+  // A sequence left `worker` completed (end_us = when its response reached the client) or dropped.
+  void finished(const Sequence& seq, int worker, Outcome outcome, const std::string& reason, TimeUs first_token_us,
+                TimeUs end_us);
+  void batch(const BatchRecord& b);
+
+  const std::vector<RequestRecord>& records() const { return records_; }
+  std::int64_t batches() const { return batch_count_; }
+  // Throws twinfer::Error listing requests that never ended.
+  void check_all_ended() const;
+
+  // The summary object; `run` is merged in as the "sim" (or "run") section by the caller.
+  nlohmann::json summary() const;
+
+  void write_requests_csv(const std::string& path) const;
+  void write_timeline_json(const std::string& path) const;
+
+ private:
+  RequestRecord& end(RequestId id, Outcome outcome, const std::string& reason, TimeUs now_us);
+  bool meets_slo(const RequestRecord& r) const;
+
+  std::vector<RequestRecord> records_;
+  std::vector<std::string> workers_;
+  SloSpec slo_;
+  bool keep_batches_;
+  std::vector<BatchRecord> batches_;
+  std::int64_t batch_count_ = 0;
+  struct WorkerTotals {
+    TimeUs busy_us = 0;
+    std::int64_t batches = 0;
+    std::int64_t sequences = 0;
+    std::int64_t preemptions = 0;
+    std::int64_t completed = 0;
+  };
+  std::vector<WorkerTotals> totals_;
+};
+
+// Percentile of sorted values with linear interpolation between ranks (numpy's default).
+// REQUIRES: sorted ascending, p in [0, 100].
+double percentile(const std::vector<double>& sorted, double p);
+
+}  // namespace twinfer

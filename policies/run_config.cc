@@ -1,0 +1,145 @@
+#include "policies/run_config.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "policies/error.h"
+#include "policies/params.h"
+
+namespace twinfer {
+namespace {
+
+std::vector<std::string> split_path(const std::string& path) {
+  std::vector<std::string> parts;
+  std::string cur;
+  for (char c : path) {
+    if (c == '.') {
+      parts.push_back(cur);
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  parts.push_back(cur);
+  return parts;
+}
+
+bool is_index(const std::string& s) {
+  return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos;
+}
+
+nlohmann::json parse_value(const std::string& text) {
+  auto v = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  return v.is_discarded() ? nlohmann::json(text) : v;
+}
+
+std::string dir_of(const std::string& path) {
+  auto slash = path.find_last_of('/');
+  return slash == std::string::npos ? "." : path.substr(0, slash == 0 ? 1 : slash);
+}
+
+SloSpec parse_slo(const nlohmann::json& j, const std::string& where) {
+  SloSpec slo;
+  JsonParams p(j, where, {});
+  p.get("ttft_ms", slo.ttft_ms);
+  p.get("tpot_ms", slo.tpot_ms);
+  p.get("latency_ms", slo.latency_ms);
+  p.done();
+  p.require(slo.ttft_ms >= 0 && slo.tpot_ms >= 0 && slo.latency_ms >= 0, "*", "bounds must be >= 0");
+  return slo;
+}
+
+WorkloadOptions parse_workload(const nlohmann::json& j, const std::string& where) {
+  WorkloadOptions w;
+  JsonParams p(j, where, {"slo"});
+  p.get("trace", w.trace);
+  p.done();
+  if (j.contains("slo")) w.slo = parse_slo(j["slo"], where + ".slo");
+  return w;
+}
+
+SimOptions parse_sim(const nlohmann::json& j, const std::string& where) {
+  SimOptions s;
+  JsonParams p(j, where, {});
+  p.get("network", s.network);
+  p.get("request_bytes_per_token", s.request_bytes_per_token);
+  p.get("response_bytes_per_token", s.response_bytes_per_token);
+  p.get("message_overhead_bytes", s.message_overhead_bytes);
+  p.get("timeline", s.timeline);
+  p.done();
+  p.require(s.network == "flow" || s.network == "none", "network", "expected \"flow\" or \"none\", got \"" + s.network + "\"");
+  p.require(s.request_bytes_per_token >= 0 && s.response_bytes_per_token >= 0 && s.message_overhead_bytes >= 0,
+            "*bytes*", "byte sizes must be >= 0");
+  return s;
+}
+
+}  // namespace
+
+void apply_override(nlohmann::json& config, const std::string& assignment) {
+  auto eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    throw Error("--set " + assignment + ": expected key=value (e.g. policies.router.name=least_work)");
+  }
+  std::string key = assignment.substr(0, eq);
+  auto parts = split_path(key);
+  nlohmann::json* node = &config;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    const std::string& part = parts[i];
+    if (part.empty()) throw Error("--set " + key + ": empty key segment");
+    bool last = i + 1 == parts.size();
+    if (node->is_array()) {
+      if (!is_index(part) || std::stoul(part) >= node->size()) {
+        throw Error("--set " + key + ": '" + part + "' is not an index of an array of " +
+                    std::to_string(node->size()));
+      }
+      node = &(*node)[std::stoul(part)];
+    } else {
+      if (node->is_string()) *node = nlohmann::json{{"name", node->get<std::string>()}};
+      if (node->is_null()) *node = nlohmann::json::object();
+      if (!node->is_object()) throw Error("--set " + key + ": '" + part + "' is under a " + node->type_name());
+      node = &(*node)[part];
+    }
+    if (last) *node = parse_value(assignment.substr(eq + 1));
+  }
+}
+
+RunConfig parse_run_config(const nlohmann::json& config, const std::string& source) {
+  const std::string where = source.empty() ? "config" : source;
+  RunConfig rc;
+  rc.source = source;
+  rc.base_dir = source.empty() ? "." : dir_of(source);
+  rc.raw = config;
+  JsonParams top(config, where, {"cluster", "policies", "workload", "sim"});
+  top.done();
+  if (!config.contains("cluster")) throw Error(where + ": missing key 'cluster'");
+  rc.cluster = parse_cluster_config(config["cluster"], where);
+
+  static const nlohmann::json kEmpty = nlohmann::json::object();
+  const auto& pol = config.contains("policies") ? config["policies"] : kEmpty;
+  JsonParams pp(pol, where + ": policies", {"admission", "router", "batcher", "cost_model"});
+  pp.done();
+  rc.admission = pol.value("admission", nlohmann::json("accept_all"));
+  rc.router = pol.value("router", nlohmann::json("round_robin"));
+  rc.batcher = pol.value("batcher", nlohmann::json("continuous"));
+  rc.cost_model = pol.value("cost_model", nlohmann::json("roofline"));
+  rc.workload = parse_workload(config.value("workload", kEmpty), where + ": workload");
+  rc.sim = parse_sim(config.value("sim", kEmpty), where + ": sim");
+  return rc;
+}
+
+RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides) {
+  std::ifstream in(path);
+  if (!in) throw Error(path + ": cannot open config file");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  nlohmann::json config;
+  try {
+    config = nlohmann::json::parse(ss.str());
+  } catch (const nlohmann::json::parse_error& e) {
+    throw Error(path + ": invalid JSON: " + e.what());
+  }
+  for (const auto& o : overrides) apply_override(config, o);
+  return parse_run_config(config, path);
+}
+
+}  // namespace twinfer

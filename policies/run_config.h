@@ -1,0 +1,62 @@
+// One JSON config drives a whole run, simulated or real: the cluster, the policies, the workload's
+// service-level objectives and the simulator's options.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "policies/cluster_config.h"
+
+namespace twinfer {
+
+// Service-level objectives; 0 means "no bound". A completed request meets its SLO when it meets
+// every bound and its own deadline, if any.
+struct SloSpec {
+  double ttft_ms = 0;
+  double tpot_ms = 0;
+  double latency_ms = 0;
+};
+
+struct WorkloadOptions {
+  SloSpec slo;
+  std::string trace;            // default trace path, resolved against the config's folder; may be empty
+};
+
+struct SimOptions {
+  std::string network = "flow";        // "flow": payloads cross SimGrid links; "none": no network
+  double request_bytes_per_token = 4;  // payload of a request: 4-byte token ids
+  double response_bytes_per_token = 4;
+  double message_overhead_bytes = 512; // headers of every message
+  bool timeline = true;                // write timeline.json
+};
+
+struct RunConfig {
+  std::string source;           // the file it came from ("" when built in memory)
+  std::string base_dir;         // folder of `source`, for relative paths
+  nlohmann::json raw;           // the whole config after overrides
+  ClusterConfig cluster;
+  nlohmann::json admission;     // policy specs: a name or {"name": ..., params}
+  nlohmann::json router;
+  nlohmann::json batcher;
+  nlohmann::json cost_model;
+  WorkloadOptions workload;
+  SimOptions sim;
+};
+
+// Applies one "a.b.c=value" override to `config`. The value is JSON if it parses as JSON, else a
+// string. Setting a key under a policy given as a plain name ("router": "round_robin") turns it into
+// {"name": "round_robin", key: value}. Numeric segments index arrays. Throws twinfer::Error.
+void apply_override(nlohmann::json& config, const std::string& assignment);
+
+// Parses a whole config. Unknown keys anywhere are errors naming their path. `source` names the
+// file for messages and sets base_dir.
+RunConfig parse_run_config(const nlohmann::json& config, const std::string& source);
+
+// Reads `path`, applies `overrides` in order, and parses. Errors name the file (and line:column for
+// JSON syntax errors).
+RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides = {});
+
+}  // namespace twinfer

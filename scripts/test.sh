@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The whole test suite from scratch: installs what is missing, builds everything (tests and
+# benchmarks included, so that they keep compiling), and runs every test with CTest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install_deps.sh
+rm -rf build
+bash scripts/build.sh -DTWINFER_BUILD_TESTS=ON -DTWINFER_BUILD_BENCH=ON
+cd build
+ctest --output-on-failure -j "${TWINFER_JOBS:-2}" --timeout 900

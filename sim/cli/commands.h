@@ -1,0 +1,12 @@
+// The subcommands of build/bin/twinfer. Each takes the arguments after its name and returns the
+// process exit code; expected failures throw twinfer::Error.
+#pragma once
+
+namespace twinfer::cli {
+
+int sim_command(int argc, char** argv);
+int compare_command(int argc, char** argv);
+int trace_command(int argc, char** argv);
+int policies_command(int argc, char** argv);
+
+}  // namespace twinfer::cli

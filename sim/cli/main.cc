@@ -1,0 +1,41 @@
+// build/bin/twinfer: the command-line front end.
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "policies/error.h"
+#include "sim/cli/commands.h"
+
+namespace {
+
+const char kUsage[] =
+    "usage: twinfer <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  sim       replay a trace on a simulated cluster and write summary.json, requests.csv, timeline.json\n"
+    "  compare   simulate every combination of routers/batchers/admissions and print one table\n"
+    "  trace     generate a synthetic trace, or describe / convert a trace file\n"
+    "  policies  list the built-in policies of each kind\n"
+    "\n"
+    "Run 'twinfer <command> --help' for a command's options.\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
+    std::fputs(kUsage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  std::string cmd = argv[1];
+  try {
+    if (cmd == "sim") return twinfer::cli::sim_command(argc - 2, argv + 2);
+    if (cmd == "compare") return twinfer::cli::compare_command(argc - 2, argv + 2);
+    if (cmd == "trace") return twinfer::cli::trace_command(argc - 2, argv + 2);
+    if (cmd == "policies") return twinfer::cli::policies_command(argc - 2, argv + 2);
+  } catch (const twinfer::Error& e) {
+    std::fprintf(stderr, "twinfer %s: error: %s\n", cmd.c_str(), e.what());
+    return 1;
+  }
+  std::fprintf(stderr, "twinfer: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
+  return 2;
+}

@@ -1,0 +1,32 @@
+#include "sim/cli/run_inputs.h"
+
+#include <cmath>
+
+#include "policies/error.h"
+
+namespace twinfer::cli {
+
+RunInputs load_run_inputs(const Args& args) {
+  RunInputs in;
+  in.config = load_run_config(args.required("config"), args.all("set"));
+  std::string trace = args.get("trace");
+  if (trace.empty()) {
+    if (in.config.workload.trace.empty()) throw Error("--trace is required (the config has no workload.trace)");
+    trace = in.config.workload.trace[0] == '/' ? in.config.workload.trace
+                                               : in.config.base_dir + "/" + in.config.workload.trace;
+  }
+  in.trace = read_trace(trace, args.get("format", "auto"));
+  return in;
+}
+
+sim::SimRunOptions sim_options(const Args& args) {
+  sim::SimRunOptions opt;
+  double seed = args.number("seed", 1);
+  if (seed < 0 || seed != std::floor(seed)) throw Error("--seed: expected a non-negative integer");
+  opt.seed = static_cast<std::uint64_t>(seed);
+  opt.rate_scale = args.number("rate-scale", 1.0);
+  opt.progress = !args.has("no-progress");
+  return opt;
+}
+
+}  // namespace twinfer::cli

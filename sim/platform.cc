@@ -1,0 +1,48 @@
+#include "sim/platform.h"
+
+#include <map>
+#include <string>
+
+namespace twinfer::sim {
+namespace sg4 = simgrid::s4u;
+
+namespace {
+
+sg4::Link* make_link(sg4::NetZone* zone, const std::string& name, const LinkSpec& spec) {
+  // SimGrid wants bytes/s and seconds.
+  auto* link = zone->create_split_duplex_link(name, spec.bandwidth_gbps * 1e9);
+  link->set_latency(spec.latency_us * 1e-6);
+  return link;
+}
+
+void route_to_center(sg4::NetZone* zone, sg4::Host* host, sg4::Link* link) {
+  zone->add_route(host->get_netpoint(), nullptr, nullptr, nullptr, {{link, sg4::LinkInRoute::Direction::UP}}, true);
+}
+
+}  // namespace
+
+Platform build_platform(const ClusterConfig& cluster) {
+  Platform p;
+  // A star: every host reaches the others through its own link to a non-blocking switch. Instances
+  // of one physical host share that host's NIC, so their payloads contend for it.
+  auto* zone = sg4::create_star_zone("cluster");
+  p.router = zone->create_host("router", kFlopsPerSecond);
+  route_to_center(zone, p.router, make_link(zone, "router_nic", cluster.router_nic));
+
+  std::map<std::string, sg4::Link*> host_nic;
+  std::map<std::string, double> host_latency_us;
+  for (const auto& h : cluster.hosts) {
+    host_nic[h.name] = make_link(zone, h.name + "_nic", h.nic);
+    host_latency_us[h.name] = h.nic.latency_us;
+  }
+  for (const auto& inst : cluster.instances) {
+    auto* host = zone->create_host(inst.name, kFlopsPerSecond);
+    route_to_center(zone, host, host_nic.at(inst.host));
+    p.workers.push_back(host);
+    p.one_way_latency_us.push_back(us_from_s((cluster.router_nic.latency_us + host_latency_us.at(inst.host)) * 1e-6));
+  }
+  zone->seal();
+  return p;
+}
+
+}  // namespace twinfer::sim

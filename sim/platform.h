@@ -1,0 +1,27 @@
+// The SimGrid platform of a cluster config: one host for the router (front end) and one SimGrid host
+// per model instance (worker), each behind its physical host's network link.
+#pragma once
+
+#include <vector>
+
+#include <simgrid/s4u.hpp>
+
+#include "policies/cluster_config.h"
+#include "policies/time.h"
+
+namespace twinfer::sim {
+
+// Worker hosts compute at this speed, so that an Exec of `t` flops lasts `t` microseconds.
+constexpr double kFlopsPerSecond = 1e6;
+
+struct Platform {
+  simgrid::s4u::Host* router = nullptr;
+  std::vector<simgrid::s4u::Host*> workers;  // by instance index
+  std::vector<TimeUs> one_way_latency_us;    // router <-> worker, links' latencies only
+};
+
+// Builds and seals the platform in the current engine's root zone.
+// REQUIRES: a simgrid::s4u::Engine exists and has no platform yet.
+Platform build_platform(const ClusterConfig& cluster);
+
+}  // namespace twinfer::sim

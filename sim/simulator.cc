@@ -1,0 +1,113 @@
+#include "sim/simulator.h"
+
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <string>
+
+#include "policies/error.h"
+#include "sim/sim_driver.h"
+
+namespace twinfer::sim {
+namespace {
+
+void write_all(int fd, const std::string& data) {
+  std::size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    off += static_cast<std::size_t>(n);
+  }
+}
+
+std::string read_all(int fd) {
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  return out;
+}
+
+void make_dir(const std::string& dir) {
+  std::string path;
+  for (std::size_t i = 0; i <= dir.size(); ++i) {
+    if (i == dir.size() || dir[i] == '/') {
+      if (!path.empty() && ::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) {
+        throw Error(path + ": cannot create output folder: " + std::strerror(errno));
+      }
+    }
+    if (i < dir.size()) path += dir[i];
+  }
+}
+
+// The child's one message: "ok\n<summary json>" or "error\n<message>".
+[[noreturn]] void child_main(int fd, const RunConfig& config, const Trace& trace, const SimRunOptions& options) {
+  std::string message;
+  int code = 0;
+  try {
+    message = "ok\n" + run_in_process(config, trace, options).dump();
+  } catch (const std::exception& e) {
+    message = std::string("error\n") + e.what();
+    code = 1;
+  }
+  write_all(fd, message);
+  ::close(fd);
+  std::fflush(nullptr);
+  ::_exit(code);
+}
+
+}  // namespace
+
+Trace scale_trace(const Trace& trace, double rate_scale) {
+  if (!(rate_scale > 0)) throw Error("--rate-scale must be > 0, got " + std::to_string(rate_scale));
+  Trace out = trace;
+  if (rate_scale == 1.0) return out;
+  for (auto& r : out.requests) {
+    TimeUs arrival = static_cast<TimeUs>(std::llround(static_cast<double>(r.arrival_us) / rate_scale));
+    if (r.deadline_us != kNever) r.deadline_us = arrival + (r.deadline_us - r.arrival_us);
+    r.arrival_us = arrival;
+  }
+  return out;
+}
+
+nlohmann::json simulate(const RunConfig& config, const Trace& trace, const SimRunOptions& options) {
+  if (!options.out_dir.empty()) make_dir(options.out_dir);
+  Trace scaled = scale_trace(trace, options.rate_scale);
+  if (options.in_process) return run_in_process(config, scaled, options);
+
+  int fds[2];
+  if (::pipe(fds) != 0) throw Error(std::string("cannot create a pipe: ") + std::strerror(errno));
+  std::fflush(nullptr);
+  pid_t pid = ::fork();
+  if (pid < 0) throw Error(std::string("cannot fork the simulation: ") + std::strerror(errno));
+  if (pid == 0) {
+    ::close(fds[0]);
+    child_main(fds[1], config, scaled, options);
+  }
+  ::close(fds[1]);
+  std::string message = read_all(fds[0]);
+  ::close(fds[0]);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFSIGNALED(status)) {
+    throw Error(std::string("simulation process died: ") + strsignal(WTERMSIG(status)));
+  }
+  auto nl = message.find('\n');
+  std::string head = message.substr(0, nl);
+  std::string body = nl == std::string::npos ? "" : message.substr(nl + 1);
+  if (head == "ok") return nlohmann::json::parse(body);
+  if (head == "error") throw Error(body);
+  throw Error("simulation process exited with status " + std::to_string(WEXITSTATUS(status)) + " and no result");
+}
+
+}  // namespace twinfer::sim

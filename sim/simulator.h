@@ -1,0 +1,33 @@
+// Replays a trace on the cluster of a config through the configured policies, on SimGrid.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "policies/run_config.h"
+#include "traces/trace.h"
+
+namespace twinfer::sim {
+
+struct SimRunOptions {
+  std::uint64_t seed = 1;      // seeds randomized policies; same inputs and seed, same output bytes
+  double rate_scale = 1.0;     // 2 replays the trace twice as fast (arrivals and deadlines scaled)
+  std::string out_dir;         // where summary.json, requests.csv, timeline.json go; "" writes none
+  bool progress = false;       // progress bar on stderr (shown only if stderr is a terminal)
+  // SimGrid keeps global state across engines in one process (its clock is never reset), so by
+  // default each run happens in a forked child, which makes every run fresh and bit-exact. Set
+  // in_process only for a process that runs exactly one simulation (profilers, debuggers).
+  bool in_process = false;
+};
+
+// Runs one simulation and returns its summary (the object written to summary.json), whose "sim"
+// key holds {wall_s, events, simulated_s}. Throws twinfer::Error on bad policies or parameters,
+// on a request that never ended, or when the simulation process dies.
+nlohmann::json simulate(const RunConfig& config, const Trace& trace, const SimRunOptions& options);
+
+// Applies `rate_scale` to arrival times (and relative deadlines). REQUIRES: rate_scale > 0.
+Trace scale_trace(const Trace& trace, double rate_scale);
+
+}  // namespace twinfer::sim
