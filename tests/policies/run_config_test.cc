@@ -1,0 +1,70 @@
+#include "policies/run_config.h"
+
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "policies/error.h"
+
+namespace twinfer {
+namespace {
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+TEST(ApplyOverride, SetsNestedKeysWithJsonValues) {
+  nlohmann::json c = {{"policies", {{"batcher", {{"name", "continuous"}, {"max_num_seqs", 8}}}}}};
+  apply_override(c, "policies.batcher.max_num_seqs=64");
+  apply_override(c, "policies.batcher.chunked_prefill=false");
+  apply_override(c, "workload.slo.ttft_ms=250.5");
+  EXPECT_EQ(c["policies"]["batcher"]["max_num_seqs"], 64);
+  EXPECT_EQ(c["policies"]["batcher"]["chunked_prefill"], false);
+  EXPECT_EQ(c["workload"]["slo"]["ttft_ms"], 250.5);
+}
+
+TEST(ApplyOverride, NonJsonValueIsAString) {
+  nlohmann::json c = nlohmann::json::object();
+  apply_override(c, "policies.router=least_work");
+  EXPECT_EQ(c["policies"]["router"], "least_work");
+}
+
+TEST(ApplyOverride, KeyUnderAPolicyNameTurnsItIntoAnObject) {
+  nlohmann::json c = {{"policies", {{"router", "power_of_two"}}}};
+  apply_override(c, "policies.router.choices=3");
+  EXPECT_EQ(c["policies"]["router"], (nlohmann::json{{"name", "power_of_two"}, {"choices", 3}}));
+}
+
+TEST(ApplyOverride, IndexesArrays) {
+  nlohmann::json c = {{"cluster", {{"hosts", {{{"name", "a"}}, {{"name", "b"}}}}}}};
+  apply_override(c, "cluster.hosts.1.name=z");
+  EXPECT_EQ(c["cluster"]["hosts"][1]["name"], "z");
+  EXPECT_NE(error_of([&] { apply_override(c, "cluster.hosts.5.name=z"); }).find("'5' is not an index of an array of 2"),
+            std::string::npos);
+}
+
+TEST(ApplyOverride, RejectsMalformedAssignments) {
+  nlohmann::json c = nlohmann::json::object();
+  EXPECT_NE(error_of([&] { apply_override(c, "novalue"); }).find("expected key=value"), std::string::npos);
+  EXPECT_NE(error_of([&] { apply_override(c, "a..b=1"); }).find("empty key segment"), std::string::npos);
+  c["n"] = 3;
+  EXPECT_NE(error_of([&] { apply_override(c, "n.x=1"); }).find("'x' is under a number"), std::string::npos);
+}
+
+TEST(LoadRunConfig, NamesTheFileOnMissingOrBrokenJson) {
+  EXPECT_NE(error_of([] { load_run_config("/nonexistent/c.json"); }).find("/nonexistent/c.json: cannot open"),
+            std::string::npos);
+  std::string path = ::testing::TempDir() + "/broken.json";
+  std::ofstream(path) << "{\n  \"cluster\": {,\n}";
+  std::string e = error_of([&] { load_run_config(path); });
+  EXPECT_NE(e.find(path + ": invalid JSON"), std::string::npos) << e;
+  EXPECT_NE(e.find("line 2"), std::string::npos) << e;
+}
+
+}  // namespace
+}  // namespace twinfer
