@@ -1,5 +1,6 @@
 #include "sim/sim_driver.h"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -25,6 +26,13 @@ namespace sg4 = simgrid::s4u;
 using simgrid::kernel::timer::Timer;
 
 namespace {
+
+// Peak resident memory of this process so far (the simulation runs in its own child).
+double max_rss_mb() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
+}
 
 // What an activity's completion means. Owned by the driver; activities point at them.
 struct Pending {
@@ -96,7 +104,8 @@ class Driver {
     recorder_.check_all_ended();
 
     nlohmann::json summary = recorder_.summary();
-    summary["sim"] = {{"wall_s", wall_s}, {"events", events_}, {"simulated_s", s_from_us(now_us())}};
+    summary["sim"] = {{"wall_s", wall_s}, {"events", events_}, {"simulated_s", s_from_us(now_us())},
+                      {"max_rss_mb", max_rss_mb()}};
     summary["policies"] = {{"router", router_->name()}, {"batcher", workers_.empty() ? "" : workers_[0].batcher->name()},
                            {"admission", admission_->name()}, {"cost_model", cost_->name()}};
     return summary;

@@ -23,7 +23,8 @@ struct SimRunOptions {
 };
 
 // Runs one simulation and returns its summary (the object written to summary.json), whose "sim"
-// key holds {wall_s, events, simulated_s}. Throws twinfer::Error on bad policies or parameters,
+// key holds {wall_s, events, simulated_s, max_rss_mb}: wall-clock figures, the only ones that
+// differ between two runs of the same inputs. Throws twinfer::Error on bad policies or parameters,
 // on a request that never ended, or when the simulation process dies.
 nlohmann::json simulate(const RunConfig& config, const Trace& trace, const SimRunOptions& options);
 

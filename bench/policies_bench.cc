@@ -1,0 +1,69 @@
+// Cost of one policy decision, per built-in policy: what a router or batcher adds to every request
+// or iteration, in the simulator and in the real runtime alike.
+#include <benchmark/benchmark.h>
+
+#include "policies/registry.h"
+#include "policies/worker_state.h"
+#include "tests/testing.h"
+
+namespace twinfer {
+namespace {
+
+void BM_Route(benchmark::State& state, const std::string& name) {
+  testing::ViewBuilder b;
+  const int n = static_cast<int>(state.range(0));
+  for (int i = 0; i < n; ++i) b.add_worker();
+  for (int i = 0; i < n; ++i) {
+    b.worker(i).waiting = (i * 7) % 13;
+    b.worker(i).outstanding_work_us = (i * 7919) % 100000;
+    b.worker(i).utilization_ewma = (i % 10) / 10.0;
+  }
+  testing::FakeCostModel cost;
+  PolicyContext ctx;
+  ctx.cost = &cost;
+  ctx.seed = 1;
+  auto router = router_registry().make(name, ctx, "bench");
+  auto view = b.view(0);
+  Request r = testing::make_request(0);
+  for (auto _ : state) {
+    r.id++;
+    r.session = std::to_string(r.id % 1000);
+    benchmark::DoNotOptimize(router->route(r, view));
+  }
+}
+
+void register_router_benchmarks() {
+  for (const auto& name : router_registry().names()) {
+    benchmark::RegisterBenchmark(("route/" + name).c_str(), BM_Route, name)->Arg(8)->Arg(64)->Arg(1024);
+  }
+}
+
+// One continuous-batching step with `range(0)` running sequences in decode.
+void BM_ContinuousStep(benchmark::State& state) {
+  testing::ViewBuilder b;
+  b.add_worker();
+  testing::FakeCostModel cost;
+  PolicyContext ctx;
+  ctx.cost = &cost;
+  ctx.instance = &b.instance(0);
+  auto batcher = batcher_registry().make(nlohmann::json{{"name", "continuous"}, {"max_num_seqs", 1024}}, ctx, "bench");
+  WorkerState ws(batcher->kv_capacity());
+  TimeUs now = 0;
+  RequestId id = 0;
+  const auto running = static_cast<std::size_t>(state.range(0));
+  for (auto _ : state) {
+    while (ws.running().size() + ws.waiting().size() < running) {
+      ws.enqueue(testing::make_request(id++, now, 64, 1 << 20), now);
+    }
+    BatchPlan plan = batcher->next(ws, now);
+    ws.begin(plan, now);
+    now += ws.plan_time_us(plan, cost, b.instance(0));
+    benchmark::DoNotOptimize(ws.finish(plan, now));
+  }
+}
+BENCHMARK(BM_ContinuousStep)->Arg(16)->Arg(64)->Arg(256);
+
+const bool registered = (register_router_benchmarks(), true);
+
+}  // namespace
+}  // namespace twinfer
