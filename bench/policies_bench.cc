@@ -53,7 +53,7 @@ void BM_ContinuousStep(benchmark::State& state) {
   const auto running = static_cast<std::size_t>(state.range(0));
   for (auto _ : state) {
     while (ws.running().size() + ws.waiting().size() < running) {
-      ws.enqueue(testing::make_request(id++, now, 64, 1 << 20), now);
+      ws.enqueue(testing::make_request(id++, now, 64, 512), now);
     }
     BatchPlan plan = batcher->next(ws, now);
     ws.begin(plan, now);
