@@ -351,6 +351,11 @@ nlohmann::json run_in_process(const RunConfig& config, const Trace& trace, const
   char name[] = "twinfer";
   char* argv[] = {name, nullptr};
   sg4::Engine engine(&argc, argv);
+  // Plain max-min sharing with no TCP calibration factors and no acknowledgment traffic: a
+  // payload takes the route's latency plus its size over the bottleneck's bandwidth, as the
+  // config says, instead of SimGrid's default Ethernet-calibrated LV08 model.
+  sg4::Engine::set_config("network/model:CM02");
+  sg4::Engine::set_config("network/crosstraffic:0");
   Driver driver(config, trace, options);
   nlohmann::json summary = driver.run();
   if (!options.out_dir.empty()) write_outputs(driver.recorder(), summary, options.out_dir, config.sim.timeline);

@@ -1,0 +1,149 @@
+#include "sim/simulator.h"
+
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include "policies/error.h"
+#include "policies/run_config.h"
+#include "tests/sim/sim_testing.h"
+#include "traces/trace.h"
+
+namespace twinfer {
+namespace {
+
+using testing::error_of;
+using testing::slurp;
+
+const std::string kSource = TWINFER_SOURCE_DIR;
+const std::string kAzure = std::string(TWINFER_SHARED_TRACES_DIR) + "/azure_llm_2023/";
+
+Trace trace_of(std::vector<Request> requests) {
+  Trace t;
+  for (std::size_t i = 0; i < requests.size(); ++i) requests[i].id = i;
+  t.requests = std::move(requests);
+  t.source = "test";
+  return t;
+}
+
+Request req(TimeUs arrival_us, int input, int output) {
+  Request r;
+  r.arrival_us = arrival_us;
+  r.input_tokens = input;
+  r.output_tokens = output;
+  return r;
+}
+
+std::string out_dir(const std::string& name) {
+  return ::testing::TempDir() + "/twinfer_" + name + "_" + std::to_string(::getpid());
+}
+
+TEST(Simulator, PayloadsCrossLinksWithLatencyAndBandwidth) {
+  testing::register_test_cost_model();
+  auto c = testing::small_config(1);
+  c["policies"]["batcher"] = {{"name", "request_level"}, {"max_batch_size", 1}, {"max_queue_delay_us", 0}};
+  c["policies"]["cost_model"] = "test_token_us";
+  c["sim"] = {{"network", "flow"}, {"request_bytes_per_token", 1000}, {"response_bytes_per_token", 1000},
+              {"message_overhead_bytes", 0}, {"timeline", false}};
+  c["cluster"]["router"] = {{"nic", {{"bandwidth_gbps", 1}, {"latency_us", 100}}}};
+  c["cluster"]["hosts"][0]["nic"] = {{"bandwidth_gbps", 2}, {"latency_us", 50}};
+  // 1000 input tokens = 1 MB: 150 us of latency + 1 ms over the 1 GB/s bottleneck; 1000 us of
+  // service; 10 output tokens = 10 kB back: 150 us + 10 us.
+  auto s = sim::simulate(parse_run_config(c, ""), trace_of({req(0, 1000, 10)}), {});
+  EXPECT_NEAR(s["latency_ms"]["mean"].get<double>(), (1150 + 1000 + 160) / 1000.0, 0.002);
+  EXPECT_NEAR(s["queue_ms"]["mean"].get<double>(), 1.150, 0.002);
+}
+
+TEST(Simulator, WritesTheThreeFilesAndConservesRequests) {
+  auto c = testing::small_config(2);
+  c["sim"]["timeline"] = true;
+  std::vector<Request> rs;
+  for (int i = 0; i < 200; ++i) rs.push_back(req(i * 5000, 100 + (i * 37) % 900, 1 + (i * 13) % 200));
+  std::string dir = out_dir("files");
+  sim::SimRunOptions opt;
+  opt.out_dir = dir;
+  auto s = sim::simulate(parse_run_config(c, ""), trace_of(rs), opt);
+  EXPECT_EQ(s["requests"]["total"], 200);
+  EXPECT_EQ(s["requests"]["completed"].get<int>() + s["requests"]["rejected"].get<int>() +
+                s["requests"]["dropped"].get<int>(),
+            200);
+  auto summary = nlohmann::json::parse(slurp(dir + "/summary.json"));
+  EXPECT_EQ(summary["requests"], s["requests"]);
+  std::string csv = slurp(dir + "/requests.csv");
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 201);
+  auto timeline = nlohmann::json::parse(slurp(dir + "/timeline.json"));
+  std::int64_t slices = 0;
+  for (const auto& e : timeline["traceEvents"]) slices += e["ph"] == "X";
+  EXPECT_EQ(slices, s["workers"][0]["batches"].get<std::int64_t>() + s["workers"][1]["batches"].get<std::int64_t>());
+}
+
+TEST(Simulator, RateScaleCompressesArrivals) {
+  auto c = parse_run_config(testing::small_config(1), "");
+  Trace t = trace_of({req(0, 10, 1), req(1000000, 10, 1)});
+  Trace fast = sim::scale_trace(t, 4);
+  EXPECT_EQ(fast.requests[1].arrival_us, 250000);
+  EXPECT_NE(error_of([&] { sim::scale_trace(t, 0); }).find("--rate-scale must be > 0"), std::string::npos);
+  auto s = sim::simulate(c, t, {});
+  sim::SimRunOptions opt;
+  opt.rate_scale = 4;
+  auto s4 = sim::simulate(c, t, opt);
+  EXPECT_LT(s4["duration_s"].get<double>(), s["duration_s"].get<double>());
+}
+
+TEST(Simulator, BadPolicyIsAnErrorNamingTheKey) {
+  auto c = testing::small_config(1);
+  c["policies"]["router"] = "fastest";
+  std::string e = error_of([&] { sim::simulate(parse_run_config(c, ""), trace_of({req(0, 1, 1)}), {}); });
+  EXPECT_NE(e.find("policies.router: unknown router 'fastest'; valid: "), std::string::npos) << e;
+  EXPECT_NE(e.find("least_work"), std::string::npos) << e;
+}
+
+TEST(Simulator, RequestsForAnUnservedModelAreRejectedWithAReason) {
+  Trace t = trace_of({req(0, 10, 1), req(10, 10, 1)});
+  t.requests[1].model = "other";
+  auto s = sim::simulate(parse_run_config(testing::small_config(1), ""), t, {});
+  EXPECT_EQ(s["requests"]["completed"], 1);
+  EXPECT_EQ(s["requests"]["rejected"], 1);
+  EXPECT_EQ(s["reasons"]["rejected"].size(), 1u);
+}
+
+// Conservation and determinism on the real Azure traces.
+class AzureTraceTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (::access((kAzure + GetParam()).c_str(), R_OK) != 0) {
+      GTEST_SKIP() << "Azure trace not found at " << kAzure << GetParam() << " (../shared/traces is absent)";
+    }
+  }
+};
+
+TEST_P(AzureTraceTest, EveryRequestEndsOnceAndOutputsAreByteIdentical) {
+  Trace t = read_trace(kAzure + GetParam());
+  RunConfig c = load_run_config(kSource + "/configs/h100x8.json", {"policies.router=power_of_two"});
+  std::string a = out_dir("azure_a"), b = out_dir("azure_b");
+  sim::SimRunOptions opt;
+  opt.seed = 3;
+  opt.out_dir = a;
+  auto sa = sim::simulate(c, t, opt);
+  opt.out_dir = b;
+  auto sb = sim::simulate(c, t, opt);
+  const auto& q = sa["requests"];
+  EXPECT_EQ(q["total"].get<std::size_t>(), t.requests.size());
+  EXPECT_EQ(q["completed"].get<int>() + q["rejected"].get<int>() + q["dropped"].get<int>(), q["total"].get<int>());
+  EXPECT_EQ(slurp(a + "/requests.csv"), slurp(b + "/requests.csv"));
+  EXPECT_EQ(slurp(a + "/timeline.json"), slurp(b + "/timeline.json"));
+  sa.erase("sim");
+  sb.erase("sim");
+  EXPECT_EQ(sa.dump(), sb.dump());
+
+  opt.seed = 4;
+  opt.out_dir = b;
+  sim::simulate(c, t, opt);
+  EXPECT_NE(slurp(a + "/requests.csv"), slurp(b + "/requests.csv")) << "the seed must matter to a random router";
+}
+
+INSTANTIATE_TEST_SUITE_P(Traces, AzureTraceTest,
+                         ::testing::Values("AzureLLMInferenceTrace_code.csv", "AzureLLMInferenceTrace_conv.csv"));
+
+}  // namespace
+}  // namespace twinfer
