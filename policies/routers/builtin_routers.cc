@@ -1,0 +1,82 @@
+// The built-in routers and the process-wide router registry.
+#include <memory>
+
+#include "policies/registry.h"
+#include "policies/routers/consistent_hash_router.h"
+#include "policies/routers/least_outstanding_router.h"
+#include "policies/routers/least_work_router.h"
+#include "policies/routers/multi_resource_router.h"
+#include "policies/routers/power_of_two_router.h"
+#include "policies/routers/queue_feedback_router.h"
+#include "policies/routers/random_router.h"
+#include "policies/routers/round_robin_router.h"
+
+namespace twinfer {
+namespace {
+
+using Factory = PolicyRegistry<Router>::Factory;
+
+// For routers without parameters.
+template <class R>
+Factory plain() {
+  return [](JsonParams& p, const PolicyContext&) -> std::unique_ptr<Router> {
+    p.done();
+    return std::make_unique<R>();
+  };
+}
+
+std::unique_ptr<Router> make_random(JsonParams& p, const PolicyContext& ctx) {
+  auto opts = RandomRouter::read_options(p, ctx.seed);
+  p.done();
+  return std::make_unique<RandomRouter>(opts);
+}
+
+std::unique_ptr<Router> make_least_work(JsonParams& p, const PolicyContext& ctx) {
+  p.done();
+  if (ctx.cost == nullptr) throw Error(p.where() + ": least_work needs a cost model to predict work; none was given");
+  return std::make_unique<LeastWorkRouter>(*ctx.cost);
+}
+
+std::unique_ptr<Router> make_power_of_two(JsonParams& p, const PolicyContext& ctx) {
+  auto opts = PowerOfTwoRouter::read_options(p, ctx.seed);
+  p.done();
+  return std::make_unique<PowerOfTwoRouter>(opts);
+}
+
+std::unique_ptr<Router> make_queue_feedback(JsonParams& p, const PolicyContext& ctx) {
+  auto opts = QueueFeedbackRouter::read_options(p, ctx.seed);
+  p.done();
+  return std::make_unique<QueueFeedbackRouter>(opts);
+}
+
+std::unique_ptr<Router> make_multi_resource(JsonParams& p, const PolicyContext&) {
+  auto opts = MultiResourceRouter::read_options(p);
+  p.done();
+  return std::make_unique<MultiResourceRouter>(opts);
+}
+
+std::unique_ptr<Router> make_consistent_hash(JsonParams& p, const PolicyContext&) {
+  auto opts = ConsistentHashRouter::read_options(p);
+  p.done();
+  return std::make_unique<ConsistentHashRouter>(opts);
+}
+
+void register_builtin_routers(PolicyRegistry<Router>& r) {
+  r.add("round_robin", plain<RoundRobinRouter>());
+  r.add("random", make_random);
+  r.add("least_outstanding", plain<LeastOutstandingRouter>());
+  r.add("least_work", make_least_work);
+  r.add("power_of_two", make_power_of_two);
+  r.add("queue_feedback", make_queue_feedback);
+  r.add("multi_resource", make_multi_resource);
+  r.add("consistent_hash", make_consistent_hash);
+}
+
+}  // namespace
+
+PolicyRegistry<Router>& router_registry() {
+  static PolicyRegistry<Router>& registry = builtin_registry<Router>("router", register_builtin_routers);
+  return registry;
+}
+
+}  // namespace twinfer

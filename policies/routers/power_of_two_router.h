@@ -1,0 +1,35 @@
+// Power of d choices: sample d distinct candidate workers at random and take the least loaded.
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "policies/params.h"
+#include "policies/router.h"
+
+namespace twinfer {
+
+// Samples `choices` distinct candidates uniformly (all of them when there are fewer) and picks the
+// one with the fewest outstanding() requests; among equals, the one sampled first.
+class PowerOfTwoRouter : public Router {
+ public:
+  struct Options {
+    int choices = 2;         // d >= 1; 1 is plain random, >= the worker count is least outstanding
+    std::uint64_t seed = 0;
+  };
+  // Reads "choices" and "seed" (default: `default_seed`). Does not call p.done().
+  static Options read_options(JsonParams& p, std::uint64_t default_seed);
+
+  explicit PowerOfTwoRouter(const Options& options);
+  RouteDecision route(const Request& request, const ClusterView& view) override;
+  std::string name() const override { return "power_of_two"; }
+
+ private:
+  Options options_;
+  std::mt19937_64 rng_;
+  std::vector<int> candidates_;
+};
+
+}  // namespace twinfer
