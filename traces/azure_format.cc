@@ -97,6 +97,7 @@ TimeUs parse_azure_timestamp_us(std::string_view text, const LineLocation& at) {
 
 std::vector<Request> parse_azure_csv(std::string_view text, const std::string& path) {
   std::vector<Request> requests;
+  requests.reserve(count_lines(text));
   const auto& names = azure_schema().names;
   for_each_csv_row(text, path, azure_schema(), [&](const CsvRow& row) {
     Request r;

@@ -22,6 +22,7 @@ const CsvSchema& burstgpt_schema() {
 // that the arrival process stays the logged one.
 std::vector<Request> parse_burstgpt_csv(std::string_view text, const std::string& path) {
   std::vector<Request> requests;
+  requests.reserve(count_lines(text));
   const auto& names = burstgpt_schema().names;
   for_each_csv_row(text, path, burstgpt_schema(), [&](const CsvRow& row) {
     Request r;

@@ -68,6 +68,7 @@ Request parse_mooncake_object(const std::vector<JsonMember>& members, const Line
 
 std::vector<Request> parse_mooncake_jsonl(std::string_view text, const std::string& path) {
   std::vector<Request> requests;
+  requests.reserve(count_lines(text));
   std::vector<JsonMember> members;
   LineCursor cursor(text);
   std::string_view line;

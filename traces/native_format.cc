@@ -122,6 +122,7 @@ void check_writable_text(const Request& r, const std::string& value, const char*
 
 std::vector<Request> parse_native_csv(std::string_view text, const std::string& path) {
   std::vector<Request> requests;
+  requests.reserve(count_lines(text));
   for_each_csv_row(text, path, native_schema(), [&](const CsvRow& csv) {
     NativeRow row;
     for (std::size_t column : {kArrival, kInput, kOutput}) {
@@ -139,6 +140,7 @@ std::vector<Request> parse_native_csv(std::string_view text, const std::string& 
 
 std::vector<Request> parse_native_jsonl(std::string_view text, const std::string& path) {
   std::vector<Request> requests;
+  requests.reserve(count_lines(text));
   std::vector<JsonMember> members;
   LineCursor cursor(text);
   std::string_view line;

@@ -1,5 +1,6 @@
 #include "traces/text_input.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cerrno>
 #include <cmath>
@@ -55,6 +56,13 @@ std::string read_whole_file(const std::string& path) {
   std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
   if (!file) throw Error(path + ": cannot open trace file: " + std::strerror(errno));
   std::string content;
+  // One allocation of the file's size where it is known; growing a string of a large trace
+  // would copy it several times.
+  if (std::fseek(file.get(), 0, SEEK_END) == 0) {
+    const long size = std::ftell(file.get());
+    if (size > 0) content.reserve(static_cast<std::size_t>(size));
+    std::rewind(file.get());
+  }
   char buffer[1 << 16];
   std::size_t n = 0;
   while ((n = std::fread(buffer, 1, sizeof buffer, file.get())) > 0) content.append(buffer, n);
@@ -77,6 +85,10 @@ bool LineCursor::next(std::string_view& line) {
   pos_ = end + 1;
   ++line_number_;
   return true;
+}
+
+std::size_t count_lines(std::string_view text) {
+  return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n')) + 1;
 }
 
 bool is_blank(std::string_view line) { return trim(line).empty(); }

@@ -39,6 +39,9 @@ class LineCursor {
   std::size_t line_number_ = 0;
 };
 
+// An upper bound on the number of lines, for reserving space: newlines plus one.
+std::size_t count_lines(std::string_view text);
+
 // True when the line holds only spaces and tabs.
 bool is_blank(std::string_view line);
 // The text without leading and trailing spaces and tabs.
