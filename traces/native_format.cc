@@ -1,6 +1,6 @@
 // The native trace format, as CSV and as JSONL: arrival_s, input_tokens, output_tokens and the
 // optional model, priority, deadline_ms (relative to arrival), session.
-#include <cstdlib>
+#include <cassert>
 
 #include <nlohmann/json.hpp>
 
@@ -35,12 +35,15 @@ struct NativeRow {
       case kOutput: request.output_tokens = parse_token_count(text, name, at); break;
       case kPriority: request.priority = parse_int(text, name, at); break;
       case kDeadline: deadline_after_arrival_us = parse_ms_as_us(text, name, at); break;
-      default: at.fail(name, "expected a string, got a number"); break;
+      default: assert(false && "model and session are strings"); break;
     }
   }
 
-  Request finish() {
-    if (deadline_after_arrival_us != kNever) request.deadline_us = request.arrival_us + deadline_after_arrival_us;
+  Request finish(const LineLocation& at) {
+    if (deadline_after_arrival_us != kNever) {
+      if (deadline_after_arrival_us >= kNever - request.arrival_us) at.fail("deadline_ms", "deadline out of range");
+      request.deadline_us = request.arrival_us + deadline_after_arrival_us;
+    }
     return request;
   }
 };
@@ -84,7 +87,7 @@ Request parse_native_object(const std::vector<JsonMember>& members, const LineLo
   for (std::size_t column : {kArrival, kInput, kOutput}) {
     if (!seen[column]) at.fail(native_schema().names[column], "missing key");
   }
-  return row.finish();
+  return row.finish(at);
 }
 
 // Microseconds as a decimal number of `unit_us` units, exact, without trailing zeros.
@@ -133,7 +136,7 @@ std::vector<Request> parse_native_csv(std::string_view text, const std::string& 
     if (!csv.empty(kDeadline)) row.set_number(kDeadline, csv.text(kDeadline), csv.at());
     row.request.model = csv.value(kModel);
     row.request.session = csv.value(kSession);
-    requests.push_back(row.finish());
+    requests.push_back(row.finish(csv.at()));
   });
   return requests;
 }

@@ -119,7 +119,10 @@ std::string detect_trace_format(const std::string& path, std::string_view text) 
 
 Trace read_trace(const std::string& path, const std::string& format) {
   if (format != "auto" && format != "native") format_named(format);  // fail before reading
-  const std::string text = read_whole_file(path);
+  const std::string content = read_whole_file(path);
+  std::string_view text = content;
+  // Spreadsheet programs often start UTF-8 CSV files with a byte order mark.
+  if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
   std::string resolved = format;
   if (format == "auto") resolved = detect_trace_format(path, text);
   if (format == "native") resolved = looks_like_jsonl(path, text) ? "native_jsonl" : "native_csv";

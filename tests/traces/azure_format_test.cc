@@ -99,7 +99,9 @@ class RealAzureTrace : public ::testing::Test {
     EXPECT_EQ(t.requests.front().arrival_us, 0);
     for (std::size_t i = 0; i < t.requests.size(); ++i) {
       ASSERT_EQ(t.requests[i].id, i);
-      if (i > 0) ASSERT_GE(t.requests[i].arrival_us, t.requests[i - 1].arrival_us) << "at " << i;
+      if (i > 0) {
+        ASSERT_GE(t.requests[i].arrival_us, t.requests[i - 1].arrival_us) << "at " << i;
+      }
       ASSERT_GT(t.requests[i].input_tokens, 0) << "at " << i;
     }
     // One hour of production traffic: the last request arrives between 55 and 60 minutes in.

@@ -64,6 +64,8 @@ TEST(NativeCsv, MalformedLinesNameFileLineAndField) {
             "F:2: priority: not an integer (or out of range): 'high'");
   EXPECT_EQ(native_error("arrival_s,input_tokens,output_tokens,deadline_ms\n0,1,1,-5\n"),
             "F:2: deadline_ms: negative time -5 ms");
+  EXPECT_EQ(native_error("arrival_s,input_tokens,output_tokens,deadline_ms\n100000000000,1,1,9200000000000000\n"),
+            "F:2: deadline_ms: deadline out of range");
 }
 
 TEST(NativeCsv, HeaderProblemsNameTheColumn) {

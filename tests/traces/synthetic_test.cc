@@ -68,7 +68,9 @@ TEST(GenerateSynthetic, StartsAtZeroWithIdsInArrivalOrder) {
   EXPECT_EQ(t.requests[0].arrival_us, 0);
   for (std::size_t i = 0; i < t.requests.size(); ++i) {
     ASSERT_EQ(t.requests[i].id, i);
-    if (i > 0) ASSERT_GE(t.requests[i].arrival_us, t.requests[i - 1].arrival_us);
+    if (i > 0) {
+      ASSERT_GE(t.requests[i].arrival_us, t.requests[i - 1].arrival_us);
+    }
     ASSERT_EQ(t.requests[i].model, "");
     ASSERT_EQ(t.requests[i].deadline_us, kNever);
   }

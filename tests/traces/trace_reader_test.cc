@@ -81,6 +81,14 @@ TEST(ReadTrace, EqualArrivalsKeepFileOrderAndAbsoluteTimesStartAtZero) {
   }
 }
 
+TEST(ReadTrace, SkipsAUtf8ByteOrderMark) {
+  const std::string path = write_temp_file("bom.csv", "\xEF\xBB\xBFTIMESTAMP,ContextTokens,GeneratedTokens\n"
+                                                      "2023-11-16 18:17:03.9799600,4808,10\n");
+  const Trace t = read_trace(path);
+  ASSERT_EQ(t.requests.size(), 1u);
+  EXPECT_EQ(t.requests[0].input_tokens, 4808);
+}
+
 TEST(ReadTrace, AnErrorOnTheLastLineReturnsNothing) {
   const std::string path = write_temp_file("t.csv", "arrival_s,input_tokens,output_tokens\n0,1,1\n1,1,1\n2,1,oops\n");
   EXPECT_EQ(error_of([&] { read_trace(path); }), path + ":4: output_tokens: not an integer: 'oops'");
