@@ -1,0 +1,183 @@
+#include <gtest/gtest.h>
+
+#include "policies/error.h"
+#include "tests/traces/trace_test_files.h"
+#include "traces/trace.h"
+
+namespace twinfer {
+namespace {
+
+using testing::error_of;
+using testing::fixture_path;
+using testing::write_temp_file;
+
+void expect_request(const Request& r, RequestId id, TimeUs arrival_us, std::int32_t in, std::int32_t out,
+                    const std::string& model, int priority, TimeUs deadline_us, const std::string& session) {
+  SCOPED_TRACE("request " + std::to_string(id));
+  EXPECT_EQ(r.id, id);
+  EXPECT_EQ(r.arrival_us, arrival_us);
+  EXPECT_EQ(r.input_tokens, in);
+  EXPECT_EQ(r.output_tokens, out);
+  EXPECT_EQ(r.model, model);
+  EXPECT_EQ(r.priority, priority);
+  EXPECT_EQ(r.deadline_us, deadline_us);
+  EXPECT_EQ(r.session, session);
+}
+
+TEST(NativeCsv, ReadsEveryColumnSortsStablyAndKeepsItsTimes) {
+  const Trace t = read_trace(fixture_path("native_good.csv"), "native_csv");
+  ASSERT_EQ(t.requests.size(), 4u);
+  EXPECT_EQ(t.source, fixture_path("native_good.csv"));
+  expect_request(t.requests[0], 0, 1, 7, 0, "", 0, kNever, "");
+  expect_request(t.requests[1], 1, 500'000, 100, 20, "llama", 1, 750'500, "chat-1");
+  expect_request(t.requests[2], 2, 500'000, 5, 6, "", 0, 1'500'000, "chat-1");
+  expect_request(t.requests[3], 3, 2'000'000, 300, 40, "gpt \"x\"", -2, kNever, "a,b");
+}
+
+TEST(NativeJsonl, ReadsEveryKeySkipsBlankLinesAndSorts) {
+  const Trace t = read_trace(fixture_path("native_good.jsonl"), "native_jsonl");
+  ASSERT_EQ(t.requests.size(), 3u);
+  expect_request(t.requests[0], 0, 123'457, 1, 1, "", 3, kNever, "");
+  expect_request(t.requests[1], 1, 1'250'000, 10, 3, "m\xc3\xa9", 0, kNever, "s\"1");
+  expect_request(t.requests[2], 2, 1'250'000, 0, 0, "", 0, 1'250'500, "");
+}
+
+// The error of reading `text` as the given native format from a temporary file, with the file's
+// path replaced by "F".
+std::string native_error(const std::string& text, const std::string& format = "native_csv") {
+  const std::string path = write_temp_file(format == "native_csv" ? "t.csv" : "t.jsonl", text);
+  std::string message = error_of([&] { read_trace(path, format); });
+  if (message.compare(0, path.size(), path) == 0) message.replace(0, path.size(), "F");
+  return message;
+}
+
+TEST(NativeCsv, MalformedLinesNameFileLineAndField) {
+  const std::string header = "arrival_s,input_tokens,output_tokens\n";
+  EXPECT_EQ(native_error(header + "0,1,1\n0.5,abc,1\n"), "F:3: input_tokens: not an integer: 'abc'");
+  EXPECT_EQ(native_error(header + "0,1,1\n1,-4,1\n"), "F:3: input_tokens: negative token count -4");
+  EXPECT_EQ(native_error(header + "0,1,1\n1,2\n"), "F:3: output_tokens: missing field (the line has 2 fields; the header has 3)");
+  EXPECT_EQ(native_error(header + "0,1,1,9\n"), "F:2: column 4: too many fields (4; the header has 3)");
+  EXPECT_EQ(native_error(header + "x1,1,1\n"), "F:2: arrival_s: not a number: 'x1'");
+  EXPECT_EQ(native_error(header + "-1,1,1\n"), "F:2: arrival_s: negative time -1 s");
+  EXPECT_EQ(native_error(header + ",1,1\n"), "F:2: arrival_s: empty field");
+  EXPECT_EQ(native_error("arrival_s,input_tokens,output_tokens,priority\n0,1,1,high\n"),
+            "F:2: priority: not an integer (or out of range): 'high'");
+  EXPECT_EQ(native_error("arrival_s,input_tokens,output_tokens,deadline_ms\n0,1,1,-5\n"),
+            "F:2: deadline_ms: negative time -5 ms");
+  EXPECT_EQ(native_error("arrival_s,input_tokens,output_tokens,deadline_ms\n100000000000,1,1,9200000000000000\n"),
+            "F:2: deadline_ms: deadline out of range");
+}
+
+TEST(NativeCsv, HeaderProblemsNameTheColumn) {
+  EXPECT_EQ(native_error("arrival_s,input_tokens\n0,1\n"),
+            "F:1: output_tokens: missing column; required columns: arrival_s, input_tokens, output_tokens");
+  EXPECT_EQ(native_error("arrival_s,input_tokens,output_tokens,tenant\n0,1,1,a\n"),
+            "F:1: tenant: unknown column; valid columns: arrival_s, input_tokens, output_tokens, model, priority, "
+            "deadline_ms, session");
+  EXPECT_EQ(native_error(""), "F:1: header: empty file; expected a header line naming the columns");
+  EXPECT_EQ(native_error("arrival_s,input_tokens,output_tokens\n\n"), "F: no requests (native_csv trace)");
+}
+
+TEST(NativeJsonl, MalformedLinesNameFileLineAndKey) {
+  const std::string good = R"({"arrival_s": 0, "input_tokens": 1, "output_tokens": 1})" "\n";
+  EXPECT_EQ(native_error(good + R"({"arrival_s": 1, "input_tokens": "12", "output_tokens": 1})", "native_jsonl"),
+            "F:2: input_tokens: expected a number, got a string");
+  EXPECT_EQ(native_error(good + "\n" + R"({"arrival_s": 1, "input_tokens": -1, "output_tokens": 1})", "native_jsonl"),
+            "F:3: input_tokens: negative token count -1");
+  EXPECT_EQ(native_error(good + R"({"arrival_s": 1, "input_tokens": 1})", "native_jsonl"),
+            "F:2: output_tokens: missing key");
+  EXPECT_EQ(native_error(good + R"({"arrival_s": 1, "input_tokens": 1, "output_tokens": 2, "user": "u"})",
+                         "native_jsonl"),
+            "F:2: user: unknown key; valid keys: arrival_s, input_tokens, output_tokens, model, priority, deadline_ms, "
+            "session");
+  EXPECT_EQ(native_error(good + R"({"arrival_s": 1, "input_tokens": 1, "output_tokens": 2, "input_tokens": 3})",
+                         "native_jsonl"),
+            "F:2: input_tokens: duplicate key");
+  EXPECT_EQ(native_error(good + R"({"arrival_s": 1, "input_tokens": 1, "output_tokens")", "native_jsonl"),
+            "F:2: json: expected ':' at column 52");
+  EXPECT_EQ(native_error(good + R"({"arrival_s": 1, "input_tokens": 1, "output_tokens": 1, "model": 5})",
+                         "native_jsonl"),
+            "F:2: model: expected a string, got a number");
+  EXPECT_EQ(native_error("\n\n", "native_jsonl"), "F: no requests (native_jsonl trace)");
+}
+
+Trace sample_trace() {
+  Trace t;
+  auto add = [&](TimeUs arrival_us, std::int32_t in, std::int32_t out) -> Request& {
+    Request r;
+    r.id = t.requests.size();
+    r.arrival_us = arrival_us;
+    r.input_tokens = in;
+    r.output_tokens = out;
+    t.requests.push_back(r);
+    return t.requests.back();
+  };
+  add(0, 10, 1);
+  Request& b = add(1, 20, 0);
+  b.model = "m, \"quoted\"";
+  b.priority = -3;
+  b.deadline_us = 1 + 2'500'001;  // 2500.001 ms after arrival
+  Request& c = add(3'599'999'999, 2147483647, 7);
+  c.session = "caf\xc3\xa9";
+  c.deadline_us = 3'599'999'999;
+  add(3'600'000'000, 5, 5).model = "plain";
+  return t;
+}
+
+void expect_same_requests(const Trace& a, const Trace& b) {
+  ASSERT_EQ(a.requests.size(), b.requests.size());
+  for (std::size_t i = 0; i < a.requests.size(); ++i) {
+    const Request& x = a.requests[i];
+    expect_request(b.requests[i], x.id, x.arrival_us, x.input_tokens, x.output_tokens, x.model, x.priority,
+                   x.deadline_us, x.session);
+  }
+}
+
+TEST(NativeCsv, RoundTripsEveryField) {
+  const Trace original = sample_trace();
+  const std::string path = write_temp_file("round.csv", "");
+  write_trace(original, path);
+  expect_same_requests(original, read_trace(path));
+  EXPECT_EQ(testing::read_text(path),
+            "arrival_s,input_tokens,output_tokens,model,priority,deadline_ms,session\n"
+            "0,10,1,,0,,\n"
+            "0.000001,20,0,\"m, \"\"quoted\"\"\",-3,2500.001,\n"
+            "3599.999999,2147483647,7,,0,0,caf\xc3\xa9\n"
+            "3600,5,5,plain,0,,\n");
+}
+
+TEST(NativeJsonl, RoundTripsEveryField) {
+  const Trace original = sample_trace();
+  const std::string path = write_temp_file("round.jsonl", "");
+  write_trace(original, path);
+  expect_same_requests(original, read_trace(path));
+}
+
+TEST(NativeCsv, WritesOnlyTheColumnsInUse) {
+  Trace t;
+  t.requests.resize(2);
+  t.requests[1].arrival_us = 1'500'000;
+  t.requests[1].input_tokens = 3;
+  const std::string path = write_temp_file("plain.csv", "");
+  write_trace(t, path);
+  EXPECT_EQ(testing::read_text(path), "arrival_s,input_tokens,output_tokens\n0,0,0\n1.5,3,0\n");
+}
+
+TEST(WriteTrace, RejectsWhatCannotBeReadBack) {
+  Trace t;
+  t.requests.resize(1);
+  t.requests[0].session = "two\nlines";
+  EXPECT_EQ(error_of([&] { write_trace(t, write_temp_file("bad.csv", "")); }),
+            "write_trace: request 0: session holds a line break");
+  t.requests[0].session.clear();
+  t.requests[0].arrival_us = 10;
+  t.requests[0].deadline_us = 5;
+  EXPECT_EQ(error_of([&] { write_trace(t, write_temp_file("bad.jsonl", "")); }),
+            "write_trace: request 0: deadline before its arrival");
+  const std::string odd = write_temp_file("trace.txt", "");
+  EXPECT_EQ(error_of([&] { write_trace(t, odd); }),
+            odd + ": cannot tell the trace format to write; use a .csv or .jsonl extension");
+}
+
+}  // namespace
+}  // namespace twinfer

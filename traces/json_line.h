@@ -1,0 +1,38 @@
+// One JSON object on one line, split into its members without building a DOM: the JSONL trace
+// readers parse millions of such lines.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "traces/text_input.h"
+
+namespace twinfer {
+
+enum class JsonKind { kString, kNumber, kBool, kNull, kArray, kObject };
+
+// One member of an object. Views point into the scanned line.
+struct JsonMember {
+  std::string_view key;     // between its quotes, escapes not undone
+  JsonKind kind = JsonKind::kNull;
+  std::string_view raw;     // the value's text; for a string, between its quotes
+  bool has_escapes = false; // a string value holding backslash escapes
+};
+
+// Splits a line holding one JSON object into its members in order of appearance; nested arrays
+// and objects are validated and kept whole in `raw`. Throws at `at` (field "json") on a syntax
+// error. `members` is cleared first.
+void scan_json_object(std::string_view line, std::vector<JsonMember>& members, const LineLocation& at);
+
+// A string member's value with escapes undone. Precondition: member.kind == kString.
+std::string json_string_value(const JsonMember& member, const LineLocation& at);
+
+// The raw text of the first element of an array member; empty for an empty array.
+// Precondition: member.kind == kArray.
+std::string_view json_first_element(const JsonMember& member);
+
+// The JSON name of a kind, for error messages ("a string", "an array", ...).
+const char* json_kind_name(JsonKind kind);
+
+}  // namespace twinfer

@@ -1,0 +1,85 @@
+// Mooncake traces (Qin et al., 2024): one JSON object a line,
+// {"timestamp": ms, "input_length": n, "output_length": n, "hash_ids": [...]}.
+#include <charconv>
+
+#include "traces/json_line.h"
+#include "traces/trace_formats.h"
+
+namespace twinfer {
+
+namespace {
+
+enum MooncakeKey : std::size_t { kTimestamp, kInputLength, kOutputLength, kHashIds, kKeys };
+
+constexpr const char* kKeyNames[kKeys] = {"timestamp", "input_length", "output_length", "hash_ids"};
+
+std::size_t key_index(std::string_view key) {
+  for (std::size_t k = 0; k < kKeys; ++k) {
+    if (key == kKeyNames[k]) return k;
+  }
+  return kKeys;
+}
+
+void require_kind(const JsonMember& member, JsonKind kind, const LineLocation& at) {
+  if (member.kind != kind) {
+    at.fail(member.key, std::string("expected ") + json_kind_name(kind) + ", got " + json_kind_name(member.kind));
+  }
+}
+
+// The first hash id names the first prefix-cache block, so requests that share a prompt prefix
+// share a session key and session-affinity routing keeps them on one worker.
+std::string session_of_hash_ids(const JsonMember& member, const LineLocation& at) {
+  require_kind(member, JsonKind::kArray, at);
+  const std::string_view first = json_first_element(member);
+  if (first.empty()) return "";
+  std::int64_t id = 0;
+  const char* end = first.data() + first.size();
+  const auto result = std::from_chars(first.data(), end, id);
+  if (result.ec != std::errc() || result.ptr != end || id < 0) {
+    at.fail(member.key, "expected non-negative integer hash ids, got " + std::string(first));
+  }
+  return "h" + std::string(first);
+}
+
+Request parse_mooncake_object(const std::vector<JsonMember>& members, const LineLocation& at) {
+  Request r;
+  bool seen[kKeys] = {};
+  for (const auto& member : members) {
+    const std::size_t key = key_index(member.key);
+    if (key == kKeys) at.fail(member.key, "unknown key; valid keys: timestamp, input_length, output_length, hash_ids");
+    if (seen[key]) at.fail(member.key, "duplicate key");
+    seen[key] = true;
+    if (key == kHashIds) {
+      r.session = session_of_hash_ids(member, at);
+      continue;
+    }
+    require_kind(member, JsonKind::kNumber, at);
+    if (key == kTimestamp) r.arrival_us = parse_ms_as_us(member.raw, member.key, at);
+    if (key == kInputLength) r.input_tokens = parse_token_count(member.raw, member.key, at);
+    if (key == kOutputLength) r.output_tokens = parse_token_count(member.raw, member.key, at);
+  }
+  for (std::size_t key : {kTimestamp, kInputLength, kOutputLength}) {
+    if (!seen[key]) at.fail(kKeyNames[key], "missing key");
+  }
+  return r;
+}
+
+}  // namespace
+
+std::vector<Request> parse_mooncake_jsonl(std::string_view text, const std::string& path) {
+  std::vector<Request> requests;
+  requests.reserve(count_lines(text));
+  std::vector<JsonMember> members;
+  LineCursor cursor(text);
+  std::string_view line;
+  LineLocation at{&path, 0};
+  while (cursor.next(line)) {
+    if (is_blank(line)) continue;
+    at.line = cursor.line_number();
+    scan_json_object(line, members, at);
+    requests.push_back(parse_mooncake_object(members, at));
+  }
+  return requests;
+}
+
+}  // namespace twinfer

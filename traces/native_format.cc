@@ -1,0 +1,202 @@
+// The native trace format, as CSV and as JSONL: arrival_s, input_tokens, output_tokens and the
+// optional model, priority, deadline_ms (relative to arrival), session.
+#include <cassert>
+
+#include <nlohmann/json.hpp>
+
+#include "policies/error.h"
+#include "traces/csv_table.h"
+#include "traces/json_line.h"
+#include "traces/trace_formats.h"
+
+namespace twinfer {
+
+namespace {
+
+enum NativeColumn : std::size_t { kArrival, kInput, kOutput, kModel, kPriority, kDeadline, kSession, kColumns };
+
+const CsvSchema& native_schema() {
+  static const CsvSchema schema{
+      {"arrival_s", "input_tokens", "output_tokens", "model", "priority", "deadline_ms", "session"},
+      {true, true, true, false, false, false, false}};
+  return schema;
+}
+
+// Collects one row's fields; the deadline is relative until the arrival is known.
+struct NativeRow {
+  Request request;
+  TimeUs deadline_after_arrival_us = kNever;
+
+  void set_number(std::size_t column, std::string_view text, const LineLocation& at) {
+    const std::string& name = native_schema().names[column];
+    switch (column) {
+      case kArrival: request.arrival_us = parse_seconds_as_us(text, name, at); break;
+      case kInput: request.input_tokens = parse_token_count(text, name, at); break;
+      case kOutput: request.output_tokens = parse_token_count(text, name, at); break;
+      case kPriority: request.priority = parse_int(text, name, at); break;
+      case kDeadline: deadline_after_arrival_us = parse_ms_as_us(text, name, at); break;
+      default: assert(false && "model and session are strings"); break;
+    }
+  }
+
+  Request finish(const LineLocation& at) {
+    if (deadline_after_arrival_us != kNever) {
+      if (deadline_after_arrival_us >= kNever - request.arrival_us) at.fail("deadline_ms", "deadline out of range");
+      request.deadline_us = request.arrival_us + deadline_after_arrival_us;
+    }
+    return request;
+  }
+};
+
+std::size_t native_column_of_key(std::string_view key) {
+  const auto& names = native_schema().names;
+  for (std::size_t column = 0; column < names.size(); ++column) {
+    if (names[column] == key) return column;
+  }
+  return kColumns;
+}
+
+std::string valid_native_keys() {
+  std::string keys;
+  for (const auto& name : native_schema().names) keys += (keys.empty() ? "" : ", ") + name;
+  return keys;
+}
+
+void set_json_member(NativeRow& row, std::size_t column, const JsonMember& member, const LineLocation& at) {
+  const bool is_string_column = column == kModel || column == kSession;
+  if (member.kind == JsonKind::kNull && column >= kModel) return;  // an optional key left at its default
+  if (is_string_column) {
+    if (member.kind != JsonKind::kString) at.fail(member.key, std::string("expected a string, got ") + json_kind_name(member.kind));
+    (column == kModel ? row.request.model : row.request.session) = json_string_value(member, at);
+    return;
+  }
+  if (member.kind != JsonKind::kNumber) at.fail(member.key, std::string("expected a number, got ") + json_kind_name(member.kind));
+  row.set_number(column, member.raw, at);
+}
+
+Request parse_native_object(const std::vector<JsonMember>& members, const LineLocation& at) {
+  NativeRow row;
+  bool seen[kColumns] = {};
+  for (const auto& member : members) {
+    const std::size_t column = native_column_of_key(member.key);
+    if (column == kColumns) at.fail(member.key, "unknown key; valid keys: " + valid_native_keys());
+    if (seen[column]) at.fail(member.key, "duplicate key");
+    seen[column] = true;
+    set_json_member(row, column, member, at);
+  }
+  for (std::size_t column : {kArrival, kInput, kOutput}) {
+    if (!seen[column]) at.fail(native_schema().names[column], "missing key");
+  }
+  return row.finish(at);
+}
+
+// Microseconds as a decimal number of `unit_us` units, exact, without trailing zeros.
+std::string format_fixed(TimeUs us, TimeUs unit_us, int decimals) {
+  std::string text = us < 0 ? "-" : "";
+  const std::uint64_t magnitude = us < 0 ? 0 - static_cast<std::uint64_t>(us) : static_cast<std::uint64_t>(us);
+  text += std::to_string(magnitude / static_cast<std::uint64_t>(unit_us));
+  std::string fraction = std::to_string(magnitude % static_cast<std::uint64_t>(unit_us));
+  fraction.insert(0, static_cast<std::size_t>(decimals) - fraction.size(), '0');
+  while (!fraction.empty() && fraction.back() == '0') fraction.pop_back();
+  if (!fraction.empty()) text += "." + fraction;
+  return text;
+}
+
+std::string deadline_ms_text(const Request& r) {
+  if (r.deadline_us == kNever) return "";
+  if (r.deadline_us < r.arrival_us) {
+    throw Error("write_trace: request " + std::to_string(r.id) + ": deadline before its arrival");
+  }
+  return format_fixed(r.deadline_us - r.arrival_us, kUsPerMs, 3);
+}
+
+// Invalid UTF-8 is written as U+FFFD rather than failing the whole write.
+std::string json_quoted(const std::string& value) {
+  return nlohmann::json(value).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+void check_writable_text(const Request& r, const std::string& value, const char* field) {
+  if (value.find_first_of("\r\n") != std::string::npos) {
+    throw Error("write_trace: request " + std::to_string(r.id) + ": " + field + " holds a line break");
+  }
+}
+
+}  // namespace
+
+std::vector<Request> parse_native_csv(std::string_view text, const std::string& path) {
+  std::vector<Request> requests;
+  requests.reserve(count_lines(text));
+  for_each_csv_row(text, path, native_schema(), [&](const CsvRow& csv) {
+    NativeRow row;
+    for (std::size_t column : {kArrival, kInput, kOutput}) {
+      if (csv.empty(column)) csv.at().fail(native_schema().names[column], "empty field");
+      row.set_number(column, csv.text(column), csv.at());
+    }
+    if (!csv.empty(kPriority)) row.set_number(kPriority, csv.text(kPriority), csv.at());
+    if (!csv.empty(kDeadline)) row.set_number(kDeadline, csv.text(kDeadline), csv.at());
+    row.request.model = csv.value(kModel);
+    row.request.session = csv.value(kSession);
+    requests.push_back(row.finish(csv.at()));
+  });
+  return requests;
+}
+
+std::vector<Request> parse_native_jsonl(std::string_view text, const std::string& path) {
+  std::vector<Request> requests;
+  requests.reserve(count_lines(text));
+  std::vector<JsonMember> members;
+  LineCursor cursor(text);
+  std::string_view line;
+  LineLocation at{&path, 0};
+  while (cursor.next(line)) {
+    if (is_blank(line)) continue;
+    at.line = cursor.line_number();
+    scan_json_object(line, members, at);
+    requests.push_back(parse_native_object(members, at));
+  }
+  return requests;
+}
+
+std::string format_native_csv(const Trace& trace) {
+  bool has[kColumns] = {true, true, true};
+  for (const Request& r : trace.requests) {
+    has[kModel] |= !r.model.empty();
+    has[kPriority] |= r.priority != 0;
+    has[kDeadline] |= r.deadline_us != kNever;
+    has[kSession] |= !r.session.empty();
+  }
+  std::string out;
+  for (std::size_t column = 0; column < kColumns; ++column) {
+    if (has[column]) out += (column == 0 ? "" : ",") + native_schema().names[column];
+  }
+  out += '\n';
+  for (const Request& r : trace.requests) {
+    check_writable_text(r, r.model, "model");
+    check_writable_text(r, r.session, "session");
+    out += format_fixed(r.arrival_us, kUsPerS, 6) + ',' + std::to_string(r.input_tokens) + ',' +
+           std::to_string(r.output_tokens);
+    if (has[kModel]) out += ',' + csv_escape(r.model);
+    if (has[kPriority]) out += ',' + std::to_string(r.priority);
+    if (has[kDeadline]) out += ',' + deadline_ms_text(r);
+    if (has[kSession]) out += ',' + csv_escape(r.session);
+    out += '\n';
+  }
+  return out;
+}
+
+std::string format_native_jsonl(const Trace& trace) {
+  std::string out;
+  for (const Request& r : trace.requests) {
+    out += "{\"arrival_s\": " + format_fixed(r.arrival_us, kUsPerS, 6) +
+           ", \"input_tokens\": " + std::to_string(r.input_tokens) +
+           ", \"output_tokens\": " + std::to_string(r.output_tokens);
+    if (!r.model.empty()) out += ", \"model\": " + json_quoted(r.model);
+    if (r.priority != 0) out += ", \"priority\": " + std::to_string(r.priority);
+    if (r.deadline_us != kNever) out += ", \"deadline_ms\": " + deadline_ms_text(r);
+    if (!r.session.empty()) out += ", \"session\": " + json_quoted(r.session);
+    out += "}\n";
+  }
+  return out;
+}
+
+}  // namespace twinfer

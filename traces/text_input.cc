@@ -1,0 +1,144 @@
+#include "traces/text_input.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <memory>
+
+#include "policies/error.h"
+
+namespace twinfer {
+
+namespace {
+
+std::string quoted(std::string_view text) {
+  constexpr std::size_t kMaxShown = 40;
+  std::string shown(text.substr(0, kMaxShown));
+  if (text.size() > kMaxShown) shown += "...";
+  return "'" + shown + "'";
+}
+
+// from_chars accepts neither a leading '+' nor surrounding spaces; callers trim, and a '+' is
+// rejected on purpose so that numbers look the same in every format.
+template <class T>
+bool parse_whole(std::string_view text, T& value) {
+  if (text.empty()) return false;
+  const char* end = text.data() + text.size();
+  auto result = std::from_chars(text.data(), end, value);
+  return result.ec == std::errc() && result.ptr == end;
+}
+
+TimeUs parse_duration_us(std::string_view text, std::string_view field, const LineLocation& at,
+                         double us_per_unit, const char* unit) {
+  text = trim(text);
+  std::int64_t whole = 0;
+  // Integers are the common case (Mooncake milliseconds, BurstGPT seconds) and convert exactly.
+  if (parse_whole(text, whole)) {
+    if (whole < 0) at.fail(field, "negative time " + std::string(text) + " " + unit);
+    const double limit = static_cast<double>(std::numeric_limits<TimeUs>::max()) / us_per_unit;
+    if (static_cast<double>(whole) >= limit) at.fail(field, "time out of range: " + std::string(text));
+    return whole * static_cast<TimeUs>(us_per_unit);
+  }
+  double value = parse_real(text, field, at);
+  if (value < 0) at.fail(field, "negative time " + std::string(text) + " " + unit);
+  const double us = value * us_per_unit;
+  if (us >= 9.0e18) at.fail(field, "time out of range: " + std::string(text));
+  return static_cast<TimeUs>(std::llround(us));
+}
+
+}  // namespace
+
+std::string read_whole_file(const std::string& path) {
+  std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
+  if (!file) throw Error(path + ": cannot open trace file: " + std::strerror(errno));
+  std::string content;
+  // One allocation of the file's size where it is known; growing a string of a large trace
+  // would copy it several times.
+  if (std::fseek(file.get(), 0, SEEK_END) == 0) {
+    const long size = std::ftell(file.get());
+    if (size > 0) content.reserve(static_cast<std::size_t>(size));
+    std::rewind(file.get());
+  }
+  char buffer[1 << 16];
+  std::size_t n = 0;
+  while ((n = std::fread(buffer, 1, sizeof buffer, file.get())) > 0) content.append(buffer, n);
+  if (std::ferror(file.get())) throw Error(path + ": cannot read trace file");
+  return content;
+}
+
+void LineLocation::fail(std::string_view field, const std::string& problem) const {
+  throw Error(*path + ":" + std::to_string(line) + ": " + std::string(field) + ": " + problem);
+}
+
+bool LineCursor::next(std::string_view& line) {
+  if (pos_ >= text_.size()) return false;
+  const char* start = text_.data() + pos_;
+  const void* newline = std::memchr(start, '\n', text_.size() - pos_);
+  std::size_t end = newline ? static_cast<std::size_t>(static_cast<const char*>(newline) - text_.data())
+                            : text_.size();
+  line = text_.substr(pos_, end - pos_);
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  pos_ = end + 1;
+  ++line_number_;
+  return true;
+}
+
+std::size_t count_lines(std::string_view text) {
+  return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n')) + 1;
+}
+
+bool is_blank(std::string_view line) { return trim(line).empty(); }
+
+std::string_view trim(std::string_view text) {
+  std::size_t begin = 0;
+  while (begin < text.size() && (text[begin] == ' ' || text[begin] == '\t')) ++begin;
+  std::size_t end = text.size();
+  while (end > begin && (text[end - 1] == ' ' || text[end - 1] == '\t')) --end;
+  return text.substr(begin, end - begin);
+}
+
+std::int32_t parse_token_count(std::string_view text, std::string_view field, const LineLocation& at) {
+  text = trim(text);
+  std::int64_t value = 0;
+  if (!parse_whole(text, value)) {
+    // Some exports write counts as "12.0"; accept exact integers written that way.
+    double real = 0;
+    if (!parse_whole(text, real) || real != std::floor(real) || std::abs(real) > 1e18) {
+      at.fail(field, "not an integer: " + quoted(text));
+    }
+    value = static_cast<std::int64_t>(real);
+  }
+  if (value < 0) at.fail(field, "negative token count " + std::to_string(value));
+  if (value > std::numeric_limits<std::int32_t>::max()) {
+    at.fail(field, "token count out of range: " + std::to_string(value));
+  }
+  return static_cast<std::int32_t>(value);
+}
+
+int parse_int(std::string_view text, std::string_view field, const LineLocation& at) {
+  text = trim(text);
+  int value = 0;
+  if (!parse_whole(text, value)) at.fail(field, "not an integer (or out of range): " + quoted(text));
+  return value;
+}
+
+double parse_real(std::string_view text, std::string_view field, const LineLocation& at) {
+  text = trim(text);
+  double value = 0;
+  if (!parse_whole(text, value) || !std::isfinite(value)) at.fail(field, "not a number: " + quoted(text));
+  return value;
+}
+
+TimeUs parse_seconds_as_us(std::string_view text, std::string_view field, const LineLocation& at) {
+  return parse_duration_us(text, field, at, 1e6, "s");
+}
+
+TimeUs parse_ms_as_us(std::string_view text, std::string_view field, const LineLocation& at) {
+  return parse_duration_us(text, field, at, 1e3, "ms");
+}
+
+}  // namespace twinfer

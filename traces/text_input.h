@@ -1,0 +1,61 @@
+// Whole-file input, line iteration and field parsing for the trace readers. Every parse failure
+// throws twinfer::Error "<file>:<line>: <field>: <problem>".
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "policies/time.h"
+
+namespace twinfer {
+
+// Reads the whole file into memory. Throws twinfer::Error naming the path if it cannot be read.
+std::string read_whole_file(const std::string& path);
+
+// Where a field comes from, for error messages.
+struct LineLocation {
+  const std::string* path = nullptr;  // not owned; outlives the location
+  std::size_t line = 0;               // 1-based physical line number
+
+  // Throws twinfer::Error "<path>:<line>: <field>: <problem>".
+  [[noreturn]] void fail(std::string_view field, const std::string& problem) const;
+};
+
+// Walks the lines of a text buffer (LF or CRLF endings; the last line may lack its newline).
+// The buffer must outlive the cursor and the views it hands out.
+class LineCursor {
+ public:
+  explicit LineCursor(std::string_view text) : text_(text) {}
+  // Stores the next line (without its line ending) and returns true; false at the end.
+  bool next(std::string_view& line);
+  // 1-based number of the line last returned by next().
+  std::size_t line_number() const { return line_number_; }
+
+ private:
+  std::string_view text_;
+  std::size_t pos_ = 0;
+  std::size_t line_number_ = 0;
+};
+
+// An upper bound on the number of lines, for reserving space: newlines plus one.
+std::size_t count_lines(std::string_view text);
+
+// True when the line holds only spaces and tabs.
+bool is_blank(std::string_view line);
+// The text without leading and trailing spaces and tabs.
+std::string_view trim(std::string_view text);
+
+// A token count: a non-negative integer that fits in int32.
+std::int32_t parse_token_count(std::string_view text, std::string_view field, const LineLocation& at);
+// Any integer that fits in int (priorities).
+int parse_int(std::string_view text, std::string_view field, const LineLocation& at);
+// A finite decimal number (plain or exponent notation).
+double parse_real(std::string_view text, std::string_view field, const LineLocation& at);
+// A non-negative duration in seconds / milliseconds, rounded to the nearest microsecond. Integers
+// convert exactly; fractions are rounded once.
+TimeUs parse_seconds_as_us(std::string_view text, std::string_view field, const LineLocation& at);
+TimeUs parse_ms_as_us(std::string_view text, std::string_view field, const LineLocation& at);
+
+}  // namespace twinfer
