@@ -15,7 +15,7 @@ using RequestId = std::uint64_t;
 struct Request {
   RequestId id = 0;
   TimeUs arrival_us = 0;      // offset from the start of the trace
-X
+  std::string model;          // empty: any model (every worker may serve it)
   int priority = 0;           // higher is more important; 0 is the default class
   std::int32_t input_tokens = 0;
   std::int32_t output_tokens = 0;
