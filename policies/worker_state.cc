@@ -83,9 +83,25 @@ void WorkerState::erase_waiting(std::vector<RequestId>& ids) {
     waiting_.erase(waiting_.end() - static_cast<std::ptrdiff_t>(k), waiting_.end());
     return;
   }
-  std::size_t out = positions.front();
+  // Close the gaps toward whichever end moves fewer elements.
+  const std::size_t first = positions.front();
+  const std::size_t last = positions.back();
+  if (last + 1 < waiting_.size() - first) {
+    std::size_t out = last + 1;
+    std::size_t next_removed = k;
+    for (std::size_t in = last + 1; in-- > 0;) {
+      if (next_removed > 0 && positions[next_removed - 1] == in) {
+        --next_removed;
+        continue;
+      }
+      waiting_[--out] = waiting_[in];
+    }
+    waiting_.erase(waiting_.begin(), waiting_.begin() + static_cast<std::ptrdiff_t>(k));
+    return;
+  }
+  std::size_t out = first;
   std::size_t next_removed = 0;
-  for (std::size_t in = positions.front(); in < waiting_.size(); ++in) {
+  for (std::size_t in = first; in < waiting_.size(); ++in) {
     if (next_removed < k && positions[next_removed] == in) {
       ++next_removed;
       continue;
@@ -157,7 +173,7 @@ void WorkerState::start_entry(const BatchEntry& entry, BatchKind kind, TimeUs no
     blocks_needed = kv_.blocks_for(std::int64_t{seq.prefill_target} + seq.output_target());
   } else {
     assert(!(entry.prefill_tokens > 0 && entry.decode) && "an entry either prefills or decodes");
-    assert(entry.prefill_tokens <= seq.prefill_remaining() && "chunk past the prefill target");
+    assert((entry.decode || entry.prefill_tokens <= seq.prefill_remaining()) && "chunk past the prefill target");
     assert((!entry.decode || (!seq.in_prefill() && !seq.done())) && "decode of a sequence not decoding");
     blocks_needed = kv_.blocks_for(std::int64_t{seq.computed} + entry.prefill_tokens + (entry.decode ? 1 : 0));
   }

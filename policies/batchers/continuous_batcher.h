@@ -52,6 +52,9 @@ std::int64_t derive_kv_blocks(const InstanceSpec& instance, int block_tokens, do
 // A waiting request that needs more blocks than the whole cache (blocks_for(input + output)), or,
 // without chunked prefill, a longer prompt than the token budget, is dropped with the reason.
 // Without chunked prefill, the recompute of a preempted sequence that outgrew the budget is chunked.
+// Orders other than fcfs rank admission (and, for priority, eviction: lowest class first); a
+// running sequence is never evicted to admit a waiting one. A plan with no entries may still carry
+// drops or preemptions; it then asks to be called again at once (wake_at_us = now_us).
 // REQUIRES: every plan next() returns (drops and preemptions included) is passed to state.begin()
 // before the next call; state was created with kv_capacity().
 class ContinuousBatcher : public Batcher {

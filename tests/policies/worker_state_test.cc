@@ -224,6 +224,20 @@ TEST(WorkerStateTest, WaitingOrderSurvivesRemovalsAnywhere) {
   EXPECT_EQ(ids(state.waiting()), (std::vector<RequestId>{4, 3}));
 }
 
+TEST(WorkerStateTest, RemovalsNearEitherEndKeepTheOrder) {
+  WorkerState state;
+  for (RequestId id = 1; id <= 10; ++id) state.enqueue(make_request(id), 0);
+  BatchPlan plan;
+  plan.kind = BatchKind::kRequestBatch;
+  plan.entries = {BatchEntry{3, 100, false}, BatchEntry{2, 100, false}, BatchEntry{5, 100, false}};
+  state.begin(plan, 0);  // near the front
+  EXPECT_EQ(ids(state.waiting()), (std::vector<RequestId>{1, 4, 6, 7, 8, 9, 10}));
+  state.finish(plan, 1);
+  plan.entries = {BatchEntry{9, 100, false}, BatchEntry{7, 100, false}};
+  state.begin(plan, 1);  // near the back
+  EXPECT_EQ(ids(state.waiting()), (std::vector<RequestId>{1, 4, 6, 8, 10}));
+}
+
 TEST(WorkerStateTest, DropsLeaveTheQueueWithTheirReason) {
   WorkerState state(KvCapacity{100, 16});
   for (RequestId id = 1; id <= 3; ++id) state.enqueue(make_request(id, 0, 8, 5), 0);
