@@ -106,10 +106,37 @@ class WorkerState {
   TimeUs plan_time_us(const BatchPlan& plan, const CostModel& cost, const InstanceSpec& instance) const;
 
  private:
+  // A resident sequence plus where it sits. `queue_ordinal` grows toward the back of waiting_ and
+  // shrinks toward its front, so waiting_ is sorted by it and a position is found by binary search.
+  struct Slot {
+    Sequence seq;
+    bool running = false;
+    bool leaving = false;  // marked for removal from running_ by the current begin()/finish()
+    std::int64_t queue_ordinal = 0;
+  };
+
+  Slot& slot(RequestId id);
+  const Slot& slot(RequestId id) const;
+  void push_waiting_back(Slot& s);
+  void push_waiting_front(Slot& s);
+  // Removes the given waiting ids (each present once) from waiting_, keeping the order of the rest.
+  void erase_waiting(std::vector<RequestId>& ids);
+  // Removes the running sequences marked `leaving` from running_, keeping the order of the rest.
+  void sweep_running();
+  void release_blocks(Sequence& seq);
+  void preempt(RequestId id);
+  void start_entry(const BatchEntry& entry, BatchKind kind, TimeUs now_us);
+  Finished take_out(RequestId id, Outcome outcome, std::string reason);
+
   KvBlocks kv_;
-  std::unordered_map<RequestId, Sequence> seqs_;
+  std::unordered_map<RequestId, Slot> slots_;
   std::deque<RequestId> waiting_;
   std::vector<RequestId> running_;
+  std::int64_t front_ordinal_ = 0;  // ordinal of waiting_.front() once pushed to the front
+  std::int64_t back_ordinal_ = 0;
+  // Reused by begin() and erase_waiting() to avoid allocations per step.
+  std::vector<RequestId> scratch_ids_;
+  std::vector<std::size_t> scratch_positions_;
 };
 
 }  // namespace twinfer

@@ -1,0 +1,284 @@
+#include "policies/worker_state.h"
+
+#include <algorithm>
+#include <cassert>
+#include <utility>
+
+namespace twinfer {
+
+namespace {
+
+// A prompt of zero tokens still needs one computed token (the start token) to produce output, so
+// that every sequence passes through exactly one prefill-completing step.
+std::int32_t prompt_tokens(const Request& r) { return r.input_tokens > 0 ? r.input_tokens : 1; }
+
+}  // namespace
+
+void KvBlocks::take(std::int64_t n) {
+  if (!tracked()) return;
+  assert(n >= 0 && n <= free_ && "plan does not fit the KV cache");
+  free_ -= n;
+}
+
+void KvBlocks::give(std::int64_t n) {
+  if (!tracked()) return;
+  free_ += n;
+  assert(n >= 0 && free_ <= cap_.blocks_total);
+}
+
+WorkerState::WorkerState(KvCapacity kv) : kv_(kv) {}
+
+WorkerState::Slot& WorkerState::slot(RequestId id) {
+  auto it = slots_.find(id);
+  assert(it != slots_.end() && "unknown request id");
+  return it->second;
+}
+
+const WorkerState::Slot& WorkerState::slot(RequestId id) const {
+  auto it = slots_.find(id);
+  assert(it != slots_.end() && "unknown request id");
+  return it->second;
+}
+
+const Sequence& WorkerState::get(RequestId id) const { return slot(id).seq; }
+
+void WorkerState::enqueue(const Request& request, TimeUs now_us) {
+  assert(slots_.count(request.id) == 0 && "request enqueued twice");
+  Slot& s = slots_[request.id];
+  s.seq.request = request;
+  s.seq.enqueued_us = now_us;
+  s.seq.prefill_target = prompt_tokens(request);
+  push_waiting_back(s);
+}
+
+void WorkerState::push_waiting_back(Slot& s) {
+  s.queue_ordinal = ++back_ordinal_;
+  waiting_.push_back(s.seq.request.id);
+}
+
+void WorkerState::push_waiting_front(Slot& s) {
+  s.queue_ordinal = --front_ordinal_;
+  waiting_.push_front(s.seq.request.id);
+}
+
+void WorkerState::erase_waiting(std::vector<RequestId>& ids) {
+  if (ids.empty()) return;
+  // Positions by binary search on the ordinals; then one pass over the smallest suffix needed.
+  std::vector<std::size_t>& positions = scratch_positions_;
+  positions.clear();
+  for (RequestId id : ids) {
+    const std::int64_t ordinal = slot(id).queue_ordinal;
+    auto it = std::lower_bound(waiting_.begin(), waiting_.end(), ordinal,
+                               [this](RequestId a, std::int64_t o) { return slot(a).queue_ordinal < o; });
+    assert(it != waiting_.end() && *it == id && "request is not waiting");
+    positions.push_back(static_cast<std::size_t>(it - waiting_.begin()));
+  }
+  std::sort(positions.begin(), positions.end());
+  const std::size_t k = positions.size();
+  if (positions.back() == k - 1) {
+    waiting_.erase(waiting_.begin(), waiting_.begin() + static_cast<std::ptrdiff_t>(k));
+    return;
+  }
+  if (positions.front() == waiting_.size() - k) {
+    waiting_.erase(waiting_.end() - static_cast<std::ptrdiff_t>(k), waiting_.end());
+    return;
+  }
+  // Close the gaps toward whichever end moves fewer elements.
+  const std::size_t first = positions.front();
+  const std::size_t last = positions.back();
+  if (last + 1 < waiting_.size() - first) {
+    std::size_t out = last + 1;
+    std::size_t next_removed = k;
+    for (std::size_t in = last + 1; in-- > 0;) {
+      if (next_removed > 0 && positions[next_removed - 1] == in) {
+        --next_removed;
+        continue;
+      }
+      waiting_[--out] = waiting_[in];
+    }
+    waiting_.erase(waiting_.begin(), waiting_.begin() + static_cast<std::ptrdiff_t>(k));
+    return;
+  }
+  std::size_t out = first;
+  std::size_t next_removed = 0;
+  for (std::size_t in = first; in < waiting_.size(); ++in) {
+    if (next_removed < k && positions[next_removed] == in) {
+      ++next_removed;
+      continue;
+    }
+    waiting_[out++] = waiting_[in];
+  }
+  waiting_.erase(waiting_.begin() + static_cast<std::ptrdiff_t>(out), waiting_.end());
+}
+
+void WorkerState::sweep_running() {
+  auto leaving = [this](RequestId id) { return slot(id).leaving; };
+  running_.erase(std::remove_if(running_.begin(), running_.end(), leaving), running_.end());
+}
+
+void WorkerState::release_blocks(Sequence& seq) {
+  kv_.give(seq.kv_blocks);
+  seq.kv_blocks = 0;
+}
+
+Finished WorkerState::take_out(RequestId id, Outcome outcome, std::string reason) {
+  auto it = slots_.find(id);
+  assert(it != slots_.end());
+  Finished f{std::move(it->second.seq), outcome, std::move(reason)};
+  slots_.erase(it);
+  return f;
+}
+
+std::vector<Finished> WorkerState::purge_waiting(const Admission& admission, TimeUs now_us) {
+  std::vector<Finished> out;
+  if (!admission.may_drop_before_start()) return out;
+  std::vector<RequestId> ids;
+  std::vector<std::string> reasons;
+  for (RequestId id : waiting_) {
+    auto reason = admission.drop_before_start(slot(id).seq.request, now_us);
+    if (!reason) continue;
+    ids.push_back(id);
+    reasons.push_back(std::move(*reason));
+  }
+  erase_waiting(ids);
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    out.push_back(take_out(ids[i], Outcome::kDropped, std::move(reasons[i])));
+  }
+  return out;
+}
+
+void WorkerState::preempt(RequestId id) {
+  Slot& s = slot(id);
+  assert(s.running && "preempting a sequence that is not running");
+  Sequence& seq = s.seq;
+  release_blocks(seq);
+  seq.computed = 0;
+  seq.prefill_target = prompt_tokens(seq.request) + seq.generated;
+  ++seq.preemptions;
+  s.running = false;
+  s.leaving = true;
+}
+
+void WorkerState::start_entry(const BatchEntry& entry, BatchKind kind, TimeUs now_us) {
+  Slot& s = slot(entry.id);
+  Sequence& seq = s.seq;
+  if (!s.running) {
+    s.running = true;
+    running_.push_back(entry.id);
+    scratch_ids_.push_back(entry.id);
+    if (seq.started_us == kNever) seq.started_us = now_us;
+  }
+  std::int64_t blocks_needed = 0;
+  if (kind == BatchKind::kRequestBatch) {
+    blocks_needed = kv_.blocks_for(std::int64_t{seq.prefill_target} + seq.output_target());
+  } else {
+    assert(!(entry.prefill_tokens > 0 && entry.decode) && "an entry either prefills or decodes");
+    assert((entry.decode || entry.prefill_tokens <= seq.prefill_remaining()) && "chunk past the prefill target");
+    assert((!entry.decode || (!seq.in_prefill() && !seq.done())) && "decode of a sequence not decoding");
+    blocks_needed = kv_.blocks_for(std::int64_t{seq.computed} + entry.prefill_tokens + (entry.decode ? 1 : 0));
+  }
+  if (kv_.tracked() && blocks_needed > seq.kv_blocks) {
+    kv_.take(blocks_needed - seq.kv_blocks);
+    seq.kv_blocks = blocks_needed;
+  }
+}
+
+std::vector<Finished> WorkerState::begin(const BatchPlan& plan, TimeUs now_us) {
+  std::vector<Finished> dropped;
+  if (!plan.drop.empty()) {
+    scratch_ids_.clear();
+    for (const BatchDrop& d : plan.drop) {
+      assert(!slot(d.id).running && "only waiting sequences are dropped");
+      scratch_ids_.push_back(d.id);
+    }
+    erase_waiting(scratch_ids_);
+    for (const BatchDrop& d : plan.drop) dropped.push_back(take_out(d.id, Outcome::kDropped, d.reason));
+  }
+  if (!plan.preempt.empty()) {
+    for (RequestId id : plan.preempt) preempt(id);
+    sweep_running();
+    for (RequestId id : plan.preempt) {
+      Slot& s = slot(id);
+      s.leaving = false;
+      push_waiting_front(s);
+    }
+  }
+  scratch_ids_.clear();
+  for (const BatchEntry& e : plan.entries) start_entry(e, plan.kind, now_us);
+  erase_waiting(scratch_ids_);
+  return dropped;
+}
+
+std::vector<Finished> WorkerState::finish(const BatchPlan& plan, TimeUs now_us) {
+  bool any_done = false;
+  for (const BatchEntry& e : plan.entries) {
+    Slot& s = slot(e.id);
+    assert(s.running && "finishing an entry that did not begin");
+    Sequence& seq = s.seq;
+    if (plan.kind == BatchKind::kRequestBatch) {
+      seq.computed = seq.prefill_target;
+      seq.generated = seq.output_target();
+      seq.first_token_us = now_us;
+    } else if (e.decode) {
+      ++seq.computed;
+      ++seq.generated;
+    } else {
+      seq.computed += e.prefill_tokens;
+      if (!seq.in_prefill() && e.prefill_tokens > 0) {
+        ++seq.generated;
+        if (seq.first_token_us == kNever) seq.first_token_us = now_us;
+      }
+    }
+    if (seq.done()) s.leaving = any_done = true;
+  }
+  std::vector<Finished> completed;
+  if (!any_done) return completed;
+  sweep_running();
+  for (const BatchEntry& e : plan.entries) {
+    auto it = slots_.find(e.id);
+    if (!it->second.leaving) continue;
+    release_blocks(it->second.seq);
+    completed.push_back(take_out(e.id, Outcome::kCompleted, {}));
+  }
+  return completed;
+}
+
+IterationShape WorkerState::iteration_shape(const BatchPlan& plan) const {
+  IterationShape shape;
+  for (const BatchEntry& e : plan.entries) {
+    const Sequence& seq = get(e.id);
+    if (e.decode) {
+      ++shape.decode_seqs;
+      shape.decode_context_tokens += std::int64_t{seq.computed} + 1;
+    } else if (e.prefill_tokens > 0) {
+      const std::int64_t chunk = e.prefill_tokens;
+      shape.prefill_tokens += chunk;
+      shape.prefill_prior_tokens += seq.computed;
+      shape.prefill_attn_pairs += chunk * (seq.computed + chunk);
+    }
+  }
+  return shape;
+}
+
+RequestBatchShape WorkerState::request_batch_shape(const BatchPlan& plan) const {
+  RequestBatchShape shape;
+  std::int64_t input_sum = 0;
+  for (const BatchEntry& e : plan.entries) {
+    const Request& r = get(e.id).request;
+    ++shape.batch_size;
+    input_sum += r.input_tokens;
+    shape.max_input_tokens = std::max<std::int64_t>(shape.max_input_tokens, r.input_tokens);
+    shape.output_tokens += r.output_tokens;
+    shape.max_output_tokens = std::max<std::int64_t>(shape.max_output_tokens, r.output_tokens);
+  }
+  shape.input_tokens = plan.padded_input_tokens > 0 ? plan.padded_input_tokens : input_sum;
+  return shape;
+}
+
+TimeUs WorkerState::plan_time_us(const BatchPlan& plan, const CostModel& cost, const InstanceSpec& instance) const {
+  assert(!plan.idle());
+  if (plan.kind == BatchKind::kRequestBatch) return cost.batch_time_us(instance, request_batch_shape(plan));
+  return cost.iteration_time_us(instance, iteration_shape(plan));
+}
+
+}  // namespace twinfer
