@@ -69,7 +69,8 @@ double percentile(const std::vector<double>& sorted, double p) {
 
 Recorder::Recorder(const std::vector<Request>& requests, std::vector<std::string> workers, SloSpec slo,
                    bool keep_batches)
-    : workers_(std::move(workers)), slo_(slo), keep_batches_(keep_batches), totals_(workers_.size()) {
+    : workers_(std::move(workers)), slo_(slo), keep_batches_(keep_batches), last_batch_(workers_.size(), -1),
+      totals_(workers_.size()) {
   records_.resize(requests.size());
   for (std::size_t i = 0; i < requests.size(); ++i) {
     const Request& r = requests[i];
@@ -119,7 +120,18 @@ void Recorder::batch(const BatchRecord& b) {
   ++t.batches;
   t.sequences += b.size;
   ++batch_count_;
-  if (keep_batches_) batches_.push_back(b);
+  if (!keep_batches_) return;
+  std::int64_t& last = last_batch_[b.worker];
+  if (last >= 0 && b.prefill_tokens == 0) {
+    BatchRecord& prev = batches_[last];
+    if (prev.prefill_tokens == 0 && prev.size == b.size && prev.end_us == b.start_us) {
+      prev.end_us = b.end_us;
+      prev.iterations += b.iterations;
+      return;
+    }
+  }
+  last = static_cast<std::int64_t>(batches_.size());
+  batches_.push_back(b);
 }
 
 void Recorder::check_all_ended() const {
@@ -230,9 +242,9 @@ void Recorder::write_timeline_json(const std::string& path) const {
   for (const auto& b : batches_) {
     std::fprintf(f.get(),
                  ",\n{\"name\":\"batch\",\"ph\":\"X\",\"pid\":0,\"tid\":%d,\"ts\":%lld,\"dur\":%lld,"
-                 "\"args\":{\"size\":%d,\"prefill_tokens\":%lld,\"decode_seqs\":%d}}",
+                 "\"args\":{\"size\":%d,\"prefill_tokens\":%lld,\"decode_seqs\":%d,\"iterations\":%d}}",
                  b.worker, (long long)b.start_us, (long long)(b.end_us - b.start_us), b.size,
-                 (long long)b.prefill_tokens, b.decode_seqs);
+                 (long long)b.prefill_tokens, b.decode_seqs, b.iterations);
   }
   std::fputs("\n]}\n", f.get());
   close_checked(std::move(f), path);

@@ -43,6 +43,7 @@ struct BatchRecord {
   std::int32_t size = 0;            // sequences in the batch
   std::int64_t prefill_tokens = 0;
   std::int32_t decode_seqs = 0;
+  std::int32_t iterations = 1;      // back-to-back decode-only iterations of one size merged in the timeline
 };
 
 // Thread safety: none; the driver serializes calls.
@@ -58,6 +59,8 @@ class Recorder {
   // A sequence left `worker` completed (end_us = when its response reached the client) or dropped.
   void finished(const Sequence& seq, int worker, Outcome outcome, const std::string& reason, TimeUs first_token_us,
                 TimeUs end_us);
+  // A batch ran. The timeline merges a decode-only iteration into the worker's previous slice when
+  // that one is decode-only too, of the same size, and ends where this one starts.
   void batch(const BatchRecord& b);
 
   const std::vector<RequestRecord>& records() const { return records_; }
@@ -80,6 +83,7 @@ class Recorder {
   SloSpec slo_;
   bool keep_batches_;
   std::vector<BatchRecord> batches_;
+  std::vector<std::int64_t> last_batch_;  // per worker: index in batches_ of its latest slice, or -1
   std::int64_t batch_count_ = 0;
   struct WorkerTotals {
     TimeUs busy_us = 0;

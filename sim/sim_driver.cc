@@ -53,6 +53,7 @@ struct Worker {
   TimeUs batch_start_us = 0;
   TimeUs wake_at_us = kNever;
   TimeUs util_updated_us = 0;
+  bool has_tail = false;  // the running activity ends with `plan`, still to be finished
   Pending done;  // the running batch's completion
 };
 
@@ -96,7 +97,10 @@ class Driver {
     start_clock_s_ = sg4::Engine::get_clock();
     sg4::Activity::on_completion_cb([this](const sg4::Activity& a) { on_completion(a); });
     auto wall_start = std::chrono::steady_clock::now();
-    if (!requests_.empty()) schedule_arrival(0);
+    if (!requests_.empty()) {
+      next_arrival_us_ = requests_[0].arrival_us;
+      schedule_arrival(0);
+    }
     engine.run();
     double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
     progress_.finish();
@@ -138,6 +142,7 @@ class Driver {
     ++events_;
     progress_.update(i + 1, now_us());
     if (i + 1 < requests_.size()) schedule_arrival(i + 1);
+    next_arrival_us_ = i + 1 < requests_.size() ? requests_[i + 1].arrival_us : kNever;
     const Request& r = requests_[i];
     ClusterView v = view();
     AdmissionDecision ad = admission_->admit(r, v);
@@ -228,53 +233,101 @@ class Driver {
     v.kv_blocks_free = w.state->kv().free();
   }
 
-  void end_on_worker(int wi, std::vector<Finished>& ended) {
+  // Ends sequences that left worker `wi` at time `at_us` (>= now when the worker runs ahead):
+  // completed ones send their response to the client at that time, dropped ones end there.
+  void end_on_worker(int wi, std::vector<Finished>& ended, TimeUs at_us) {
     for (auto& f : ended) {
       views_[wi].outstanding_work_us -= predicted_work_us_[f.seq.request.id];
-      if (f.outcome == Outcome::kCompleted) {
-        RequestId id = f.seq.request.id;
-        TimeUs first_token = f.seq.first_token_us + platform_.one_way_latency_us[wi];
-        double bytes = config_.sim.message_overhead_bytes +
-                       config_.sim.response_bytes_per_token * f.seq.request.output_tokens;
-        pending_done_.emplace(id, std::move(f.seq));
+      if (f.outcome != Outcome::kCompleted) {
+        recorder_.finished(f.seq, wi, f.outcome, f.reason, -1, at_us);
+        continue;
+      }
+      RequestId id = f.seq.request.id;
+      TimeUs first_token = f.seq.first_token_us + platform_.one_way_latency_us[wi];
+      double bytes =
+          config_.sim.message_overhead_bytes + config_.sim.response_bytes_per_token * f.seq.request.output_tokens;
+      pending_done_.emplace(id, std::move(f.seq));
+      if (at_us == now_us()) {
         send(Pending::kToClient, platform_.workers[wi], platform_.router, wi, id, first_token, bytes);
       } else {
-        recorder_.finished(f.seq, wi, f.outcome, f.reason, -1, now_us());
+        Timer::set(at_s(at_us), [this, wi, id, first_token, bytes] {
+          ++events_;
+          send(Pending::kToClient, platform_.workers[wi], platform_.router, wi, id, first_token, bytes);
+        });
       }
     }
   }
 
+  void record_batch(int wi, const BatchPlan& plan, TimeUs start_us, TimeUs end_us) {
+    BatchRecord b;
+    b.worker = wi;
+    b.start_us = start_us;
+    b.end_us = end_us;
+    b.size = static_cast<std::int32_t>(plan.entries.size());
+    for (const auto& e : plan.entries) {
+      b.prefill_tokens += e.prefill_tokens;
+      b.decode_seqs += e.decode ? 1 : 0;
+    }
+    recorder_.batch(b);
+  }
+
+  // Asks the batcher for work and runs it. Nothing can reach this worker before the next arrival
+  // of the trace (when no request is in transit to it), so every step that ends before then is
+  // carried out at once, at its own simulated times, and the whole run becomes one activity: the
+  // same decisions and times as one activity per step, at a fraction of the events. The step that
+  // would end at or after the horizon runs as the activity's tail and finishes at its completion.
   void kick(int wi) {
     Worker& w = workers_[wi];
     if (w.busy) return refresh_view(wi);
     const TimeUs now = now_us();
-    if (admission_->may_drop_before_start()) {
-      auto dropped = w.state->purge_waiting(*admission_, now);
-      end_on_worker(wi, dropped);
-    }
-    w.plan = w.batcher->next(*w.state, now);
-    auto dropped = w.state->begin(w.plan, now);
-    end_on_worker(wi, dropped);
-    if (w.plan.idle()) {
-      refresh_view(wi);
-      if (w.plan.wake_at_us != kNever && w.plan.wake_at_us < w.wake_at_us) {
-        w.wake_at_us = std::max(w.plan.wake_at_us, now);
-        TimeUs at = w.wake_at_us;
-        Timer::set(at_s(at), [this, wi, at] { on_wake(wi, at); });
+    const TimeUs horizon = w.in_transit > 0 ? now : next_arrival_us_;
+    TimeUs t = now;
+    w.has_tail = false;
+    for (;;) {
+      if (admission_->may_drop_before_start()) {
+        auto dropped = w.state->purge_waiting(*admission_, t);
+        end_on_worker(wi, dropped, t);
       }
-      return;
+      BatchPlan plan = w.batcher->next(*w.state, t);
+      auto dropped = w.state->begin(plan, t);
+      end_on_worker(wi, dropped, t);
+      if (plan.idle()) {
+        if (t == now) return idle(wi, plan.wake_at_us);
+        break;  // busy until t, then asks again
+      }
+      TimeUs step = std::max<TimeUs>(1, w.state->plan_time_us(plan, *cost_, *w.instance));
+      if (t + step < horizon) {
+        auto completed = w.state->finish(plan, t + step);
+        record_batch(wi, plan, t, t + step);
+        end_on_worker(wi, completed, t + step);
+        t += step;
+        ++events_;
+        continue;
+      }
+      w.plan = std::move(plan);
+      w.has_tail = true;
+      w.batch_start_us = t;
+      t += step;
+      break;
     }
     update_utilization(wi);
     w.busy = true;
-    w.batch_start_us = now;
-    TimeUs t = std::max<TimeUs>(1, w.state->plan_time_us(w.plan, *cost_, *w.instance));
     refresh_view(wi);
     sg4::ExecPtr exec = sg4::Exec::init();
-    exec->set_flops_amount(static_cast<double>(t) * (kFlopsPerSecond / 1e6));
+    exec->set_flops_amount(static_cast<double>(t - now) * (kFlopsPerSecond / 1e6));
     exec->set_host(platform_.workers[wi]);
     exec->set_data(&w.done);
     w.done.activity = exec;
     exec->start();
+  }
+
+  void idle(int wi, TimeUs wake_at_us) {
+    Worker& w = workers_[wi];
+    refresh_view(wi);
+    if (wake_at_us == kNever || wake_at_us >= w.wake_at_us) return;
+    w.wake_at_us = std::max(wake_at_us, now_us());
+    TimeUs at = w.wake_at_us;
+    Timer::set(at_s(at), [this, wi, at] { on_wake(wi, at); });
   }
 
   void on_wake(int wi, TimeUs at) {
@@ -289,20 +342,13 @@ class Driver {
     Worker& w = workers_[wi];
     bury(std::move(w.done.activity));
     const TimeUs now = now_us();
-    BatchRecord b;
-    b.worker = wi;
-    b.start_us = w.batch_start_us;
-    b.end_us = now;
-    b.size = static_cast<std::int32_t>(w.plan.entries.size());
-    for (const auto& e : w.plan.entries) {
-      b.prefill_tokens += e.prefill_tokens;
-      b.decode_seqs += e.decode ? 1 : 0;
-    }
-    recorder_.batch(b);
     update_utilization(wi);
     w.busy = false;
-    auto completed = w.state->finish(w.plan, now);
-    end_on_worker(wi, completed);
+    if (w.has_tail) {
+      record_batch(wi, w.plan, w.batch_start_us, now);
+      auto completed = w.state->finish(w.plan, now);
+      end_on_worker(wi, completed, now);
+    }
     kick(wi);
   }
 
@@ -322,6 +368,7 @@ class Driver {
   bool network_ = true;
   Platform platform_;
   double start_clock_s_ = 0;
+  TimeUs next_arrival_us_ = kNever;  // no request can reach any worker earlier
   std::int64_t events_ = 0;
   std::deque<Pending> pool_;
   std::vector<Pending*> free_;

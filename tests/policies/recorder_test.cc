@@ -124,5 +124,28 @@ TEST_F(RecorderTest, RequestsCsvAndTimeline) {
   EXPECT_EQ(slices, 1);
 }
 
+TEST_F(RecorderTest, TimelineMergesBackToBackDecodeIterationsOfOneSize) {
+  rec.batch({0, 0, 10, 2, 50, 1});   // prefill: its own slice
+  rec.batch({0, 10, 20, 2, 0, 2});   // decode
+  rec.batch({0, 20, 31, 2, 0, 2});   // decode, same size, back to back: merged
+  rec.batch({0, 31, 40, 1, 0, 1});   // other size
+  rec.batch({0, 45, 50, 1, 0, 1});   // gap
+  rec.batch({1, 50, 60, 1, 0, 1});   // other worker
+  std::string path = ::testing::TempDir() + "/merged_timeline.json";
+  rec.write_timeline_json(path);
+  std::vector<std::pair<long, int>> slices;  // (dur, iterations)
+  auto timeline = nlohmann::json::parse(slurp(path));
+  for (const auto& e : timeline["traceEvents"]) {
+    if (e["ph"] == "X") slices.emplace_back(e["dur"].get<long>(), e["args"]["iterations"].get<int>());
+  }
+  std::vector<std::pair<long, int>> expected{{10, 1}, {21, 2}, {9, 1}, {5, 1}, {10, 1}};
+  EXPECT_EQ(slices, expected);
+  EXPECT_EQ(rec.batches(), 6);
+  rec.reject(0, 0, "-");
+  rec.reject(1, 0, "-");
+  rec.reject(2, 0, "-");
+  EXPECT_EQ(rec.summary()["workers"][0]["batches"], 5);
+}
+
 }  // namespace
 }  // namespace twinfer

@@ -2,7 +2,7 @@
 // in what the simulator predicts is seen in review. Each folder under tests/sim/golden/ holds
 // config.json, trace.csv, and the expected summary.json (without its wall-clock "sim" key) and
 // requests.csv. After an intended change of the model, regenerate them with
-//   TWINFER_UPDATE_GOLDEN=1 build/bin/sim_tests --gtest_filter='Golden*'
+//   TWINFER_UPDATE_GOLDEN=1 build/bin/sim_tests --gtest_filter='*Golden*'
 // and explain the difference in the commit message.
 #include <cstdlib>
 #include <fstream>

@@ -72,9 +72,11 @@ TEST(Simulator, WritesTheThreeFilesAndConservesRequests) {
   std::string csv = slurp(dir + "/requests.csv");
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 201);
   auto timeline = nlohmann::json::parse(slurp(dir + "/timeline.json"));
-  std::int64_t slices = 0;
-  for (const auto& e : timeline["traceEvents"]) slices += e["ph"] == "X";
-  EXPECT_EQ(slices, s["workers"][0]["batches"].get<std::int64_t>() + s["workers"][1]["batches"].get<std::int64_t>());
+  std::int64_t iterations = 0;
+  for (const auto& e : timeline["traceEvents"]) {
+    if (e["ph"] == "X") iterations += e["args"]["iterations"].get<std::int64_t>();
+  }
+  EXPECT_EQ(iterations, s["workers"][0]["batches"].get<std::int64_t>() + s["workers"][1]["batches"].get<std::int64_t>());
 }
 
 TEST(Simulator, RateScaleCompressesArrivals) {
