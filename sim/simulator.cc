@@ -70,7 +70,6 @@ void make_dir(const std::string& dir) {
 Trace scale_trace(const Trace& trace, double rate_scale) {
   if (!(rate_scale > 0)) throw Error("--rate-scale must be > 0, got " + std::to_string(rate_scale));
   Trace out = trace;
-  if (rate_scale == 1.0) return out;
   for (auto& r : out.requests) {
     TimeUs arrival = static_cast<TimeUs>(std::llround(static_cast<double>(r.arrival_us) / rate_scale));
     if (r.deadline_us != kNever) r.deadline_us = arrival + (r.deadline_us - r.arrival_us);
@@ -81,7 +80,9 @@ Trace scale_trace(const Trace& trace, double rate_scale) {
 
 nlohmann::json simulate(const RunConfig& config, const Trace& trace, const SimRunOptions& options) {
   if (!options.out_dir.empty()) make_dir(options.out_dir);
-  Trace scaled = scale_trace(trace, options.rate_scale);
+  Trace scaled_copy;
+  if (options.rate_scale != 1.0) scaled_copy = scale_trace(trace, options.rate_scale);
+  const Trace& scaled = options.rate_scale != 1.0 ? scaled_copy : trace;
   if (options.in_process) return run_in_process(config, scaled, options);
 
   int fds[2];
