@@ -127,7 +127,7 @@ void request_level(int repeats) {
 
 void policies() {
   Trace t = conv_trace();
-  const double rate_scale = std::getenv("TWINFER_BENCH_RATE_SCALE") ? std::atof(std::getenv("TWINFER_BENCH_RATE_SCALE")) : 4.0;
+  const double rate_scale = std::getenv("TWINFER_BENCH_RATE_SCALE") ? std::atof(std::getenv("TWINFER_BENCH_RATE_SCALE")) : 16.0;
   RunConfig base = load_run_config(kSource + "/configs/heterogeneous.json");
   std::printf("heterogeneous cluster, Azure conversation trace at %.1fx its rate\n", rate_scale);
   std::printf("%-18s %10s %10s %10s %12s %8s\n", "router", "p50 ms", "p99 ms", "ttft p99", "goodput/s", "SLO %");
