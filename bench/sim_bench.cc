@@ -113,16 +113,23 @@ void request_level(int repeats) {
     b = run_bare_event_loop(none, t, 1);
     bare.push_back(b.wall_s);
   }
+  auto latency_sets = sets;
+  latency_sets.push_back("sim.network=latency");
+  RunConfig latency = load_run_config(kSource + "/configs/gpu64.json", latency_sets);
   Runs rn = repeat(none, t, repeats);
+  Runs rl = repeat(latency, t, repeats);
   Runs rf = repeat(flow, t, repeats);
   print_run("1M synthetic, 64 workers, request-level", t, rf);
+  print_run("  same, latency-only network model", t, rl);
   print_run("  same, without network model", t, rn);
   double bare_wall = median(bare);
   std::printf("%-44s %8zu req  %8.3f s wall  %10.0f req/s  (%lld completed, mean latency %.1f ms)\n",
               "  bare C++ event loop, same policies", t.requests.size(), bare_wall,
               double(t.requests.size()) / bare_wall, (long long)b.completed, b.mean_latency_ms);
-  std::printf("simulator / bare loop speed: %.2f (no network), %.2f (with network); sim mean latency %.1f ms\n",
-              bare_wall / median(rn.wall_s), bare_wall / median(rf.wall_s), rn.last["latency_ms"]["mean"].get<double>());
+  std::printf("simulator / bare loop speed: %.2f (no network), %.2f (latency network), %.2f (flow network); "
+              "sim mean latency %.1f ms\n",
+              bare_wall / median(rn.wall_s), bare_wall / median(rl.wall_s), bare_wall / median(rf.wall_s),
+              rn.last["latency_ms"]["mean"].get<double>());
 }
 
 void policies() {

@@ -67,7 +67,8 @@ SimOptions parse_sim(const nlohmann::json& j, const std::string& where) {
   p.get("message_overhead_bytes", s.message_overhead_bytes);
   p.get("timeline", s.timeline);
   p.done();
-  p.require(s.network == "flow" || s.network == "none", "network", "expected \"flow\" or \"none\", got \"" + s.network + "\"");
+  p.require(s.network == "flow" || s.network == "latency" || s.network == "none", "network",
+            "expected \"flow\", \"latency\" or \"none\", got \"" + s.network + "\"");
   p.require(s.request_bytes_per_token >= 0 && s.response_bytes_per_token >= 0 && s.message_overhead_bytes >= 0,
             "*bytes*", "byte sizes must be >= 0");
   return s;

@@ -26,7 +26,10 @@ struct WorkloadOptions {
 };
 
 struct SimOptions {
-  std::string network = "flow";        // "flow": payloads cross SimGrid links; "none": no network
+  // "flow": payloads cross SimGrid links and share their bandwidth (contention);
+  // "latency": each payload takes the route's latency plus its size over the route's narrowest
+  //            link, with no sharing (faster to simulate); "none": payloads arrive at once.
+  std::string network = "flow";
   double request_bytes_per_token = 4;  // payload of a request: 4-byte token ids
   double response_bytes_per_token = 4;
   double message_overhead_bytes = 512; // headers of every message

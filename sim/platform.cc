@@ -1,5 +1,6 @@
 #include "sim/platform.h"
 
+#include <algorithm>
 #include <map>
 #include <string>
 
@@ -30,16 +31,18 @@ Platform build_platform(const ClusterConfig& cluster) {
   route_to_center(zone, p.router, make_link(zone, "router_nic", cluster.router_nic));
 
   std::map<std::string, sg4::Link*> host_nic;
-  std::map<std::string, double> host_latency_us;
+  std::map<std::string, const LinkSpec*> host_link;
   for (const auto& h : cluster.hosts) {
     host_nic[h.name] = make_link(zone, h.name + "_nic", h.nic);
-    host_latency_us[h.name] = h.nic.latency_us;
+    host_link[h.name] = &h.nic;
   }
   for (const auto& inst : cluster.instances) {
     auto* host = zone->create_host(inst.name, kFlopsPerSecond);
     route_to_center(zone, host, host_nic.at(inst.host));
     p.workers.push_back(host);
-    p.one_way_latency_us.push_back(us_from_s((cluster.router_nic.latency_us + host_latency_us.at(inst.host)) * 1e-6));
+    const LinkSpec& nic = *host_link.at(inst.host);
+    p.one_way_latency_us.push_back(us_from_s((cluster.router_nic.latency_us + nic.latency_us) * 1e-6));
+    p.route_bandwidth_bps.push_back(std::min(cluster.router_nic.bandwidth_gbps, nic.bandwidth_gbps) * 1e9);
   }
   zone->seal();
   return p;

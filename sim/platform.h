@@ -18,6 +18,7 @@ struct Platform {
   simgrid::s4u::Host* router = nullptr;
   std::vector<simgrid::s4u::Host*> workers;  // by instance index
   std::vector<TimeUs> one_way_latency_us;    // router <-> worker, links' latencies only
+  std::vector<double> route_bandwidth_bps;   // router <-> worker, the narrowest link (bytes/s)
 };
 
 // Builds and seals the platform in the current engine's root zone.

@@ -88,7 +88,9 @@ class Driver {
       v.kv_blocks_free = v.kv_blocks_total;
       views_.push_back(v);
     }
-    network_ = config.sim.network == "flow";
+    network_ = config.sim.network == "flow" ? Network::kFlow
+               : config.sim.network == "latency" ? Network::kLatency
+                                                 : Network::kNone;
   }
 
   nlohmann::json run() {
@@ -166,7 +168,15 @@ class Driver {
     p->worker = worker;
     p->id = id;
     p->first_token_us = first_token_us;
-    if (!network_) return handle(*p);
+    if (network_ == Network::kNone) return handle(*p);
+    if (network_ == Network::kLatency) {
+      TimeUs delay = platform_.one_way_latency_us[worker] + us_from_s(bytes / platform_.route_bandwidth_bps[worker]);
+      Timer::set(at_s(now_us() + delay), [this, p] {
+        ++events_;
+        handle(*p);
+      });
+      return;
+    }
     sg4::CommPtr comm = sg4::Comm::sendto_init(from, to);
     comm->set_payload_size(static_cast<std::uint64_t>(bytes));
     comm->set_data(p);
@@ -365,7 +375,7 @@ class Driver {
   std::unique_ptr<Router> router_;
   std::vector<Worker> workers_;
   std::vector<WorkerView> views_;
-  bool network_ = true;
+  enum class Network { kFlow, kLatency, kNone } network_ = Network::kFlow;
   Platform platform_;
   double start_clock_s_ = 0;
   TimeUs next_arrival_us_ = kNever;  // no request can reach any worker earlier

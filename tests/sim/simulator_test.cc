@@ -38,12 +38,14 @@ std::string out_dir(const std::string& name) {
   return ::testing::TempDir() + "/twinfer_" + name + "_" + std::to_string(::getpid());
 }
 
-TEST(Simulator, PayloadsCrossLinksWithLatencyAndBandwidth) {
+class NetworkModelTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(NetworkModelTest, PayloadsCrossLinksWithLatencyAndBandwidth) {
   testing::register_test_cost_model();
   auto c = testing::small_config(1);
   c["policies"]["batcher"] = {{"name", "request_level"}, {"max_batch_size", 1}, {"max_queue_delay_us", 0}};
   c["policies"]["cost_model"] = "test_token_us";
-  c["sim"] = {{"network", "flow"}, {"request_bytes_per_token", 1000}, {"response_bytes_per_token", 1000},
+  c["sim"] = {{"network", GetParam()}, {"request_bytes_per_token", 1000}, {"response_bytes_per_token", 1000},
               {"message_overhead_bytes", 0}, {"timeline", false}};
   c["cluster"]["router"] = {{"nic", {{"bandwidth_gbps", 1}, {"latency_us", 100}}}};
   c["cluster"]["hosts"][0]["nic"] = {{"bandwidth_gbps", 2}, {"latency_us", 50}};
@@ -52,6 +54,28 @@ TEST(Simulator, PayloadsCrossLinksWithLatencyAndBandwidth) {
   auto s = sim::simulate(parse_run_config(c, ""), trace_of({req(0, 1000, 10)}), {});
   EXPECT_NEAR(s["latency_ms"]["mean"].get<double>(), (1150 + 1000 + 160) / 1000.0, 0.002);
   EXPECT_NEAR(s["queue_ms"]["mean"].get<double>(), 1.150, 0.002);
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, NetworkModelTest, ::testing::Values("flow", "latency"));
+
+TEST(Simulator, FlowNetworkSharesBandwidthLatencyNetworkDoesNot) {
+  testing::register_test_cost_model();
+  auto c = testing::small_config(2);
+  c["policies"]["batcher"] = {{"name", "request_level"}, {"max_batch_size", 1}, {"max_queue_delay_us", 0}};
+  c["policies"]["cost_model"] = "test_token_us";
+  c["cluster"]["router"] = {{"nic", {{"bandwidth_gbps", 1}, {"latency_us", 0}}}};
+  c["cluster"]["hosts"][0]["nic"] = {{"bandwidth_gbps", 100}, {"latency_us", 0}};
+  auto latency_ms = [&](const std::string& network) {
+    c["sim"] = {{"network", network}, {"request_bytes_per_token", 1000}, {"response_bytes_per_token", 0},
+                {"message_overhead_bytes", 0}, {"timeline", false}};
+    // Two 1 MB requests leave the router at once, to two workers: sharing the router's 1 GB/s
+    // link, both arrive after 2 ms; without sharing, after 1 ms.
+    return sim::simulate(parse_run_config(c, ""), trace_of({req(0, 1000, 1), req(0, 1000, 1)}), {})["queue_ms"]["mean"]
+        .get<double>();
+  };
+  EXPECT_NEAR(latency_ms("flow"), 2.0, 0.01);
+  EXPECT_NEAR(latency_ms("latency"), 1.0, 0.01);
+  EXPECT_NEAR(latency_ms("none"), 0.0, 0.001);
 }
 
 TEST(Simulator, WritesTheThreeFilesAndConservesRequests) {
