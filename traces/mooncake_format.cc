@@ -67,19 +67,7 @@ Request parse_mooncake_object(const std::vector<JsonMember>& members, const Line
 }  // namespace
 
 std::vector<Request> parse_mooncake_jsonl(std::string_view text, const std::string& path) {
-  std::vector<Request> requests;
-  requests.reserve(count_lines(text));
-  std::vector<JsonMember> members;
-  LineCursor cursor(text);
-  std::string_view line;
-  LineLocation at{&path, 0};
-  while (cursor.next(line)) {
-    if (is_blank(line)) continue;
-    at.line = cursor.line_number();
-    scan_json_object(line, members, at);
-    requests.push_back(parse_mooncake_object(members, at));
-  }
-  return requests;
+  return parse_json_lines<Request>(text, path, parse_mooncake_object);
 }
 
 }  // namespace twinfer

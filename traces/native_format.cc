@@ -142,19 +142,7 @@ std::vector<Request> parse_native_csv(std::string_view text, const std::string& 
 }
 
 std::vector<Request> parse_native_jsonl(std::string_view text, const std::string& path) {
-  std::vector<Request> requests;
-  requests.reserve(count_lines(text));
-  std::vector<JsonMember> members;
-  LineCursor cursor(text);
-  std::string_view line;
-  LineLocation at{&path, 0};
-  while (cursor.next(line)) {
-    if (is_blank(line)) continue;
-    at.line = cursor.line_number();
-    scan_json_object(line, members, at);
-    requests.push_back(parse_native_object(members, at));
-  }
-  return requests;
+  return parse_json_lines<Request>(text, path, parse_native_object);
 }
 
 std::string format_native_csv(const Trace& trace) {
