@@ -183,7 +183,10 @@ nlohmann::json Recorder::summary() const {
     latency.push_back(ms_from_us(r.end_us - r.arrival_us));
     ttft.push_back(ms_from_us(r.first_token_us - r.arrival_us));
     queue.push_back(ms_from_us(r.start_us - r.arrival_us));
-    if (r.output_tokens > 1) tpot.push_back(ms_from_us(r.end_us - r.first_token_us) / (r.output_tokens - 1));
+    // Responses returned whole (request-level batches) have no time per output token.
+    if (r.output_tokens > 1 && r.end_us > r.first_token_us) {
+      tpot.push_back(ms_from_us(r.end_us - r.first_token_us) / (r.output_tokens - 1));
+    }
   }
   double span_s = records_.empty() || last <= first ? 0.0 : s_from_us(last - first);
   auto per_s = [&](double n) { return span_s > 0 ? n / span_s : 0.0; };
