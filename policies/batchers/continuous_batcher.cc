@@ -83,6 +83,7 @@ ContinuousBatcher::ContinuousBatcher(ContinuousOptions options, const CostModel*
 BatchPlan ContinuousBatcher::next(const WorkerState& state, TimeUs now_us) {
   BatchPlan plan;
   plan.kind = BatchKind::kIteration;
+  plan.entries.reserve(state.running().size() + 4);  // one allocation per step, not log2(batch)
   assert(state.kv().tracked() && "the worker state must be created with kv_capacity()");
   Step step;
   step.kv = &state.kv();
