@@ -1,0 +1,69 @@
+// A backend executes the real model for one worker: one continuous-batching iteration at a time,
+// or one request-level batch. CPU (Eigen) and CUDA (cuBLAS + own kernels) implement it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "policies/request.h"
+#include "runtime/model/transformer_config.h"
+
+namespace twinfer::runtime {
+
+// One sequence's part of an iteration.
+struct StepSequence {
+  RequestId id = 0;
+  std::int32_t cached = 0;            // tokens of this sequence already in its KV cache
+  std::vector<std::int32_t> tokens;   // tokens to process now: a prefill chunk, or the last generated token
+  bool sample = true;                 // produce the next token from the last position
+};
+
+// Capacity a backend allocates once, at construction: no allocation per request or per step.
+struct BackendLimits {
+  std::int64_t kv_blocks = 1024;      // paged KV cache size, in blocks
+  int block_tokens = 16;
+  int max_batch_tokens = 8192;        // most tokens in one iteration (activations workspace)
+  int max_batch_sequences = 256;
+};
+
+// Thread safety: one thread at a time (the worker's).
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  // Runs one iteration: appends each sequence's tokens to its KV cache (allocating blocks from the
+  // pool as needed) and, for each sequence with `sample`, writes the greedy next token to
+  // `next_tokens` (one per sampling sequence, in batch order). Throws twinfer::Error when the pool
+  // or a limit is exceeded (the batcher's accounting should prevent it).
+  virtual void step(const std::vector<StepSequence>& batch, std::vector<std::int32_t>& next_tokens) = 0;
+
+  // The logits of the last step's sampling sequences, [sampling sequences][vocab], for tests that
+  // compare backends.
+  virtual const std::vector<float>& last_logits() const = 0;
+
+  // Frees a sequence's KV blocks (it completed, was dropped, or was preempted for recompute).
+  virtual void release(RequestId id) = 0;
+
+  // KV blocks in use now.
+  virtual std::int64_t kv_blocks_used() const = 0;
+
+  // Request-level batch of a non-generative model: the transformer's blocks run bidirectionally
+  // (no KV cache, no causal mask) over `lengths.size()` sequences padded to `padded_length` tokens
+  // each (0: the longest). Returns one float per sequence (the mean of its final hidden state) so
+  // that the work cannot be optimized away and backends can be compared.
+  virtual std::vector<float> encode(const std::vector<std::int32_t>& lengths, std::int32_t padded_length) = 0;
+
+  virtual std::string name() const = 0;
+};
+
+// Deterministic prompt tokens for a request of a trace (which carries only token counts).
+std::vector<std::int32_t> prompt_tokens(RequestId id, std::int32_t count, int vocab);
+
+// "cpu" or "cuda:N". Throws twinfer::Error for an unknown device, or "cuda:N" without CUDA support
+// in this build or without such a GPU.
+std::unique_ptr<Backend> make_backend(const std::string& device, const TransformerConfig& config,
+                                      const BackendLimits& limits);
+
+}  // namespace twinfer::runtime
