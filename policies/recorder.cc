@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <memory>
 
@@ -250,6 +251,24 @@ void Recorder::write_timeline_json(const std::string& path) const {
                  (long long)b.prefill_tokens, b.decode_seqs, b.iterations);
   }
   std::fputs("\n]}\n", f.get());
+  close_checked(std::move(f), path);
+}
+
+void make_output_dir(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw Error(dir + ": cannot create output folder: " + ec.message());
+}
+
+void write_run_outputs(const Recorder& recorder, const nlohmann::json& summary, const std::string& dir,
+                       bool timeline) {
+  make_output_dir(dir);
+  recorder.write_requests_csv(dir + "/requests.csv");
+  if (timeline) recorder.write_timeline_json(dir + "/timeline.json");
+  const std::string path = dir + "/summary.json";
+  File f = open_for_write(path);
+  const std::string text = summary.dump(2) + "\n";
+  std::fwrite(text.data(), 1, text.size(), f.get());
   close_checked(std::move(f), path);
 }
 

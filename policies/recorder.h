@@ -95,6 +95,14 @@ class Recorder {
   std::vector<WorkerTotals> totals_;
 };
 
+// Creates `dir` and its parents if needed. Throws twinfer::Error naming the folder.
+void make_output_dir(const std::string& dir);
+
+// Writes a run's files into `dir` (created if needed): summary.json (`summary` as given),
+// requests.csv and, if `timeline`, timeline.json.
+void write_run_outputs(const Recorder& recorder, const nlohmann::json& summary, const std::string& dir,
+                       bool timeline);
+
 // Percentile of sorted values with linear interpolation between ranks (numpy's default).
 // REQUIRES: sorted ascending, p in [0, 100].
 double percentile(const std::vector<double>& sorted, double p);

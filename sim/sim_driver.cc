@@ -386,16 +386,6 @@ class Driver {
   std::unordered_map<RequestId, Sequence> pending_done_;  // completed, response on the way
 };
 
-void write_outputs(const Recorder& recorder, const nlohmann::json& summary, const std::string& dir, bool timeline) {
-  recorder.write_requests_csv(dir + "/requests.csv");
-  if (timeline) recorder.write_timeline_json(dir + "/timeline.json");
-  std::FILE* f = std::fopen((dir + "/summary.json").c_str(), "w");
-  if (!f) throw Error(dir + "/summary.json: cannot open for writing");
-  std::string text = summary.dump(2) + "\n";
-  bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
-  if (std::fclose(f) != 0 || !ok) throw Error(dir + "/summary.json: write failed");
-}
-
 }  // namespace
 
 nlohmann::json run_in_process(const RunConfig& config, const Trace& trace, const SimRunOptions& options) {
@@ -415,7 +405,7 @@ nlohmann::json run_in_process(const RunConfig& config, const Trace& trace, const
   sg4::Engine::set_config("network/crosstraffic:0");
   Driver driver(config, trace, options);
   nlohmann::json summary = driver.run();
-  if (!options.out_dir.empty()) write_outputs(driver.recorder(), summary, options.out_dir, config.sim.timeline);
+  if (!options.out_dir.empty()) write_run_outputs(driver.recorder(), summary, options.out_dir, config.sim.timeline);
   return summary;
 }
 

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "policies/error.h"
+#include "policies/recorder.h"
 #include "sim/sim_driver.h"
 
 namespace twinfer::sim {
@@ -37,18 +38,6 @@ std::string read_all(int fd) {
   return out;
 }
 
-void make_dir(const std::string& dir) {
-  std::string path;
-  for (std::size_t i = 0; i <= dir.size(); ++i) {
-    if (i == dir.size() || dir[i] == '/') {
-      if (!path.empty() && ::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) {
-        throw Error(path + ": cannot create output folder: " + std::strerror(errno));
-      }
-    }
-    if (i < dir.size()) path += dir[i];
-  }
-}
-
 // The child's one message: "ok\n<summary json>" or "error\n<message>".
 [[noreturn]] void child_main(int fd, const RunConfig& config, const Trace& trace, const SimRunOptions& options) {
   std::string message;
@@ -67,19 +56,8 @@ void make_dir(const std::string& dir) {
 
 }  // namespace
 
-Trace scale_trace(const Trace& trace, double rate_scale) {
-  if (!(rate_scale > 0)) throw Error("--rate-scale must be > 0, got " + std::to_string(rate_scale));
-  Trace out = trace;
-  for (auto& r : out.requests) {
-    TimeUs arrival = static_cast<TimeUs>(std::llround(static_cast<double>(r.arrival_us) / rate_scale));
-    if (r.deadline_us != kNever) r.deadline_us = arrival + (r.deadline_us - r.arrival_us);
-    r.arrival_us = arrival;
-  }
-  return out;
-}
-
 nlohmann::json simulate(const RunConfig& config, const Trace& trace, const SimRunOptions& options) {
-  if (!options.out_dir.empty()) make_dir(options.out_dir);
+  if (!options.out_dir.empty()) make_output_dir(options.out_dir);
   Trace scaled_copy;
   if (options.rate_scale != 1.0) scaled_copy = scale_trace(trace, options.rate_scale);
   const Trace& scaled = options.rate_scale != 1.0 ? scaled_copy : trace;

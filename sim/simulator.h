@@ -28,7 +28,4 @@ struct SimRunOptions {
 // on a request that never ended, or when the simulation process dies.
 nlohmann::json simulate(const RunConfig& config, const Trace& trace, const SimRunOptions& options);
 
-// Applies `rate_scale` to arrival times (and relative deadlines). REQUIRES: rate_scale > 0.
-Trace scale_trace(const Trace& trace, double rate_scale);
-
 }  // namespace twinfer::sim

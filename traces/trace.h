@@ -25,6 +25,11 @@ struct Trace {
 // half-read trace.
 Trace read_trace(const std::string& path, const std::string& format = "auto");
 
+// The trace replayed `rate_scale` times faster: arrival times (and deadlines, which stay as far
+// after their arrival as before) divided by rate_scale, rounded to microseconds. Throws
+// twinfer::Error unless rate_scale > 0.
+Trace scale_trace(const Trace& trace, double rate_scale);
+
 // Writes the native format (CSV or JSONL by the extension of `path`).
 void write_trace(const Trace& trace, const std::string& path);
 

@@ -8,5 +8,8 @@ int sim_command(int argc, char** argv);
 int compare_command(int argc, char** argv);
 int trace_command(int argc, char** argv);
 int policies_command(int argc, char** argv);
+int run_command(int argc, char** argv);
+int profile_command(int argc, char** argv);
+int fidelity_command(int argc, char** argv);
 
 }  // namespace twinfer::cli

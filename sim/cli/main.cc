@@ -14,6 +14,9 @@ const char kUsage[] =
     "commands:\n"
     "  sim       replay a trace on a simulated cluster and write summary.json, requests.csv, timeline.json\n"
     "  compare   simulate every combination of routers/batchers/admissions and print one table\n"
+    "  run       serve a trace for real in one process (router + worker threads on real kernels)\n"
+    "  profile   measure a backend's step times into a table for the 'profile' cost model\n"
+    "  fidelity  profile, then run a trace both for real and simulated, and compare them\n"
     "  trace     generate a synthetic trace, or describe / convert a trace file\n"
     "  policies  list the built-in policies of each kind\n"
     "\n"
@@ -32,6 +35,9 @@ int main(int argc, char** argv) {
     if (cmd == "compare") return twinfer::cli::compare_command(argc - 2, argv + 2);
     if (cmd == "trace") return twinfer::cli::trace_command(argc - 2, argv + 2);
     if (cmd == "policies") return twinfer::cli::policies_command(argc - 2, argv + 2);
+    if (cmd == "run") return twinfer::cli::run_command(argc - 2, argv + 2);
+    if (cmd == "profile") return twinfer::cli::profile_command(argc - 2, argv + 2);
+    if (cmd == "fidelity") return twinfer::cli::fidelity_command(argc - 2, argv + 2);
   } catch (const twinfer::Error& e) {
     std::fprintf(stderr, "twinfer %s: error: %s\n", cmd.c_str(), e.what());
     return 1;

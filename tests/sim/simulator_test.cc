@@ -106,9 +106,9 @@ TEST(Simulator, WritesTheThreeFilesAndConservesRequests) {
 TEST(Simulator, RateScaleCompressesArrivals) {
   auto c = parse_run_config(testing::small_config(1), "");
   Trace t = trace_of({req(0, 10, 1), req(1000000, 10, 1)});
-  Trace fast = sim::scale_trace(t, 4);
+  Trace fast = scale_trace(t, 4);
   EXPECT_EQ(fast.requests[1].arrival_us, 250000);
-  EXPECT_NE(error_of([&] { sim::scale_trace(t, 0); }).find("--rate-scale must be > 0"), std::string::npos);
+  EXPECT_NE(error_of([&] { scale_trace(t, 0); }).find("--rate-scale must be > 0"), std::string::npos);
   auto s = sim::simulate(c, t, {});
   sim::SimRunOptions opt;
   opt.rate_scale = 4;

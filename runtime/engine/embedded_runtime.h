@@ -1,0 +1,31 @@
+// `twinfer run`: the whole serving system in one process. The router (admission + routing, the
+// same policy objects as the simulator's) runs in the calling thread and replays the trace open
+// loop in real time; each model instance of the config is a WorkerEngine thread on a real backend.
+// Writes the same summary.json, requests.csv and timeline.json as `twinfer sim`.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "policies/run_config.h"
+#include "traces/trace.h"
+
+namespace twinfer::runtime {
+
+struct RunOptions {
+  std::uint64_t seed = 1;       // randomized policies and model weights
+  double rate_scale = 1.0;      // 2 replays the trace twice as fast
+  std::string out_dir;          // "" writes no files
+  std::string device = "cpu";   // backend of every worker: "cpu", or "cuda" for cuda:<instance's first GPU>
+  bool progress = false;
+};
+
+// Runs the trace to the end (every request completed, rejected or dropped) and returns the
+// summary, whose "run" key holds {wall_s, steps, device}. Throws twinfer::Error on bad policies,
+// a model the backend cannot build, or a request that never ended.
+nlohmann::json run_embedded(const RunConfig& config, const Trace& trace, const RunOptions& options);
+
+
+}  // namespace twinfer::runtime

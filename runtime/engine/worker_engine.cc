@@ -1,0 +1,221 @@
+#include "runtime/engine/worker_engine.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cmath>
+
+namespace twinfer::runtime {
+namespace {
+constexpr double kUtilizationTauUs = 1e6;
+}
+
+WorkerEngine::WorkerEngine(WorkerParts parts, WorkerCallbacks callbacks)
+    : parts_(std::move(parts)), callbacks_(std::move(callbacks)), state_(parts_.batcher->kv_capacity()) {
+  view_.index = parts_.index;
+  view_.instance = parts_.instance;
+  view_.kv_blocks_total = state_.kv().total();
+  view_.kv_blocks_free = state_.kv().free();
+}
+
+WorkerEngine::~WorkerEngine() { stop(); }
+
+void WorkerEngine::start() { thread_ = std::thread([this] { loop(); }); }
+
+void WorkerEngine::stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void WorkerEngine::submit(const Request& request) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    inbox_.push_back(request);
+    ++view_.waiting;
+    view_.outstanding_work_us += request_work_us(*parts_.cost, *parts_.instance, request.input_tokens,
+                                                 request.output_tokens);
+  }
+  cv_.notify_one();
+}
+
+WorkerView WorkerEngine::view() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return view_;
+}
+
+void WorkerEngine::take_inbox(TimeUs now) {
+  std::vector<Request> arrived;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    arrived.swap(inbox_);
+  }
+  for (const Request& r : arrived) {
+    state_.enqueue(r, now);
+    tokens_[r.id] = prompt_tokens(r.id, r.input_tokens, parts_.vocab);
+    work_us_[r.id] = request_work_us(*parts_.cost, *parts_.instance, r.input_tokens, r.output_tokens);
+  }
+}
+
+void WorkerEngine::end(std::vector<Finished>& ended, TimeUs now) {
+  for (const Finished& f : ended) {
+    const RequestId id = f.seq.request.id;
+    parts_.backend->release(id);
+    tokens_.erase(id);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      view_.outstanding_work_us -= work_us_[id];
+      if (f.outcome == Outcome::kCompleted) {
+        double latency = double(now - f.seq.request.arrival_us);
+        view_.latency_ewma_us = view_.latency_ewma_us == 0 ? latency : 0.9 * view_.latency_ewma_us + 0.1 * latency;
+      }
+    }
+    work_us_.erase(id);
+    callbacks_.on_end(parts_.index, f, now);
+  }
+}
+
+void WorkerEngine::publish_view(bool busy, TimeUs now) {
+  std::lock_guard<std::mutex> lock(mu_);
+  view_.waiting = static_cast<int>(state_.waiting().size() + inbox_.size());
+  view_.running = static_cast<int>(state_.running().size());
+  view_.kv_blocks_free = state_.kv().free();
+  double dt = double(now - util_updated_us_);
+  if (dt > 0) {
+    double keep = std::exp(-dt / kUtilizationTauUs);
+    // `busy` tells what the worker did since the last update.
+    view_.utilization_ewma = view_.utilization_ewma * keep + (busy ? 1.0 : 0.0) * (1.0 - keep);
+    util_updated_us_ = now;
+  }
+}
+
+StepSequence WorkerEngine::step_for(const BatchEntry& entry) const {
+  const Sequence& seq = state_.get(entry.id);
+  const std::vector<std::int32_t>& all = tokens_.at(entry.id);
+  StepSequence s;
+  s.id = entry.id;
+  s.cached = seq.computed;
+  if (entry.prefill_tokens > 0) {
+    // After a preemption the recompute covers the prompt and the tokens generated so far.
+    s.tokens.assign(all.begin() + seq.computed, all.begin() + seq.computed + entry.prefill_tokens);
+    s.sample = seq.computed + entry.prefill_tokens == seq.prefill_target;
+  } else {
+    s.tokens.push_back(all.back());
+    s.sample = true;
+  }
+  return s;
+}
+
+void WorkerEngine::run_iteration(const BatchPlan& plan) {
+  std::vector<StepSequence> batch;
+  batch.reserve(plan.entries.size());
+  for (const auto& e : plan.entries) batch.push_back(step_for(e));
+  std::vector<std::int32_t> next;
+  parts_.backend->step(batch, next);
+  std::size_t k = 0;
+  for (const auto& s : batch) {
+    if (s.sample) tokens_[s.id].push_back(next.at(k++));
+  }
+}
+
+void WorkerEngine::run_request_batch(const BatchPlan& plan) {
+  bool generative = false;
+  for (const auto& e : plan.entries) generative |= state_.get(e.id).request.output_tokens > 1;
+  if (!generative) {
+    std::vector<std::int32_t> lengths;
+    std::int32_t longest = 0;
+    for (const auto& e : plan.entries) {
+      lengths.push_back(e.prefill_tokens);
+      longest = std::max(longest, e.prefill_tokens);
+    }
+    std::int32_t padded = plan.padded_input_tokens > 0
+                              ? static_cast<std::int32_t>(plan.padded_input_tokens / std::max<std::size_t>(1, lengths.size()))
+                              : 0;
+    parts_.backend->encode(lengths, std::max(padded, longest));
+    return;
+  }
+  // Static batching: every prompt whole, then decode steps until the longest output is done.
+  std::vector<StepSequence> batch;
+  std::vector<std::int32_t> next;
+  for (const auto& e : plan.entries) {
+    StepSequence s;
+    s.id = e.id;
+    s.tokens = tokens_.at(e.id);
+    batch.push_back(std::move(s));
+  }
+  parts_.backend->step(batch, next);
+  std::vector<std::int32_t> produced(plan.entries.size(), 1);
+  for (std::size_t i = 0; i < batch.size(); ++i) tokens_[batch[i].id].push_back(next[i]);
+  for (;;) {
+    batch.clear();
+    for (std::size_t i = 0; i < plan.entries.size(); ++i) {
+      const RequestId id = plan.entries[i].id;
+      if (produced[i] >= state_.get(id).output_target()) continue;
+      const auto& all = tokens_.at(id);
+      StepSequence s;
+      s.id = id;
+      s.cached = static_cast<std::int32_t>(all.size()) - 1;
+      s.tokens.push_back(all.back());
+      batch.push_back(std::move(s));
+      ++produced[i];
+    }
+    if (batch.empty()) break;
+    parts_.backend->step(batch, next);
+    for (std::size_t i = 0; i < batch.size(); ++i) tokens_[batch[i].id].push_back(next[i]);
+  }
+}
+
+void WorkerEngine::loop() {
+  const Clock& clock = *parts_.clock;
+  TimeUs wake_at = kNever;
+  for (;;) {
+    TimeUs now = clock.now_us();
+    take_inbox(now);
+    if (parts_.admission->may_drop_before_start()) {
+      auto dropped = state_.purge_waiting(*parts_.admission, now);
+      end(dropped, now);
+    }
+    BatchPlan plan = parts_.batcher->next(state_, now);
+    auto dropped = state_.begin(plan, now);
+    end(dropped, now);
+    for (RequestId id : plan.preempt) parts_.backend->release(id);
+    if (plan.idle()) {
+      publish_view(false, now);
+      wake_at = plan.wake_at_us;
+      std::unique_lock<std::mutex> lock(mu_);
+      if (!inbox_.empty()) continue;
+      if (stopping_ && state_.empty()) return;
+      if (wake_at == kNever) {
+        cv_.wait(lock, [this] { return !inbox_.empty() || stopping_; });
+      } else if (wake_at > now) {
+        cv_.wait_for(lock, std::chrono::microseconds(wake_at - now), [this] { return !inbox_.empty() || stopping_; });
+      }
+      continue;
+    }
+    publish_view(false, now);
+    const TimeUs start = now;
+    if (plan.kind == BatchKind::kIteration) {
+      run_iteration(plan);
+    } else {
+      run_request_batch(plan);
+    }
+    now = clock.now_us();
+    auto completed = state_.finish(plan, now);
+    BatchRecord b;
+    b.worker = parts_.index;
+    b.start_us = start;
+    b.end_us = now;
+    b.size = static_cast<std::int32_t>(plan.entries.size());
+    for (const auto& e : plan.entries) {
+      b.prefill_tokens += e.prefill_tokens;
+      b.decode_seqs += e.decode ? 1 : 0;
+    }
+    callbacks_.on_batch(b);
+    end(completed, now);
+    publish_view(true, now);
+  }
+}
+
+}  // namespace twinfer::runtime

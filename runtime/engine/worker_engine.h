@@ -1,0 +1,84 @@
+// One worker of the real runtime: a thread that owns a model instance's queue, batcher and
+// backend, and carries out the batcher's plans on real kernels, exactly as the simulator's worker
+// does on modeled time (same WorkerState bookkeeping, same policies).
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "policies/admission.h"
+#include "policies/batcher.h"
+#include "policies/clock.h"
+#include "policies/cluster_view.h"
+#include "policies/cost_model.h"
+#include "policies/recorder.h"
+#include "policies/worker_state.h"
+#include "runtime/backend/backend.h"
+
+namespace twinfer::runtime {
+
+// Called from the worker's thread.
+struct WorkerCallbacks {
+  std::function<void(int worker, const Finished& ended, TimeUs end_us)> on_end;  // completed or dropped
+  std::function<void(const BatchRecord& batch)> on_batch;
+};
+
+// Everything a worker borrows; all must outlive it. `admission` and `cost` are only used through
+// their const methods, which are safe to call from several threads.
+struct WorkerParts {
+  int index = 0;
+  const InstanceSpec* instance = nullptr;
+  std::unique_ptr<Batcher> batcher;
+  std::unique_ptr<Backend> backend;
+  const Admission* admission = nullptr;
+  const CostModel* cost = nullptr;
+  const Clock* clock = nullptr;
+  int vocab = 1024;  // of the backend's model, for prompt tokens
+};
+
+class WorkerEngine {
+ public:
+  WorkerEngine(WorkerParts parts, WorkerCallbacks callbacks);
+  ~WorkerEngine();  // stops the thread (see stop())
+
+  void start();
+  // Finishes everything submitted so far, then ends the thread. Idempotent.
+  void stop();
+
+  // Thread-safe. The request joins the worker's queue at the next step boundary.
+  void submit(const Request& request);
+
+  // Thread-safe snapshot for routers: queue, running, KV, outstanding work, utilization, latency.
+  WorkerView view() const;
+
+ private:
+  void loop();
+  void take_inbox(TimeUs now);
+  void end(std::vector<Finished>& ended, TimeUs now);
+  void run_iteration(const BatchPlan& plan);
+  void run_request_batch(const BatchPlan& plan);
+  StepSequence step_for(const BatchEntry& entry) const;
+  void publish_view(bool busy, TimeUs now);
+
+  WorkerParts parts_;
+  WorkerCallbacks callbacks_;
+  WorkerState state_;
+  std::unordered_map<RequestId, std::vector<std::int32_t>> tokens_;  // prompt + generated, per sequence
+  std::unordered_map<RequestId, TimeUs> work_us_;                     // predicted work, per sequence
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Request> inbox_;  // guarded by mu_
+  bool stopping_ = false;       // guarded by mu_
+  WorkerView view_;             // guarded by mu_
+  TimeUs util_updated_us_ = 0;  // worker thread only
+  std::thread thread_;
+};
+
+}  // namespace twinfer::runtime
