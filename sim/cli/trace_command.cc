@@ -21,8 +21,9 @@ const char kUsage[] =
     "       twinfer trace info --trace T [--format F]\n"
     "       twinfer trace convert --trace T [--format F] --out T2.csv|T2.jsonl\n"
     "\n"
-    "gen      writes a synthetic trace from a generator spec (see traces/README.md); --set overrides\n"
-    "         a key of the spec, e.g. --set rate_rps=40\n"
+    "gen      writes a synthetic trace from a generator spec (see traces/README.md), or from a file\n"
+    "         {\"seed\": N, \"spec\": {...}} like traces/data/default_trace.json; --set overrides a key\n"
+    "         of the spec, e.g. --set rate_rps=40\n"
     "info     prints the request count, duration, rate and token length statistics of a trace\n"
     "convert  reads any supported format and writes the native one\n";
 
@@ -70,8 +71,13 @@ int trace_command(int argc, char** argv) {
   Args args(argc - 1, argv + 1, {"spec", "out", "seed", "trace", "format"}, {}, {"set"});
   if (verb == "gen") {
     nlohmann::json spec = read_json_file(args.required("spec"));
+    double seed = 1;
+    if (spec.is_object() && spec.contains("spec")) {  // a documented spec file: {description, seed, spec}
+      seed = spec.value("seed", 1.0);
+      spec = nlohmann::json(spec["spec"]);
+    }
     for (const auto& s : args.all("set")) apply_override(spec, s);
-    double seed = args.number("seed", 1);
+    seed = args.number("seed", seed);
     Trace t = generate_synthetic(parse_synthetic_spec(spec, args.required("spec")), static_cast<std::uint64_t>(seed));
     write_trace(t, args.required("out"));
     std::cout << "wrote " << args.required("out") << "\n";
