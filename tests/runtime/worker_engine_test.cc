@@ -1,0 +1,155 @@
+#include "runtime/engine/worker_engine.h"
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "policies/registry.h"
+#include "runtime/cpu/cpu_backend.h"
+#include "runtime/engine/steady_clock.h"
+#include "tests/runtime/runtime_testing.h"
+
+namespace twinfer::runtime {
+namespace {
+
+// One worker on the CPU backend with the given batcher spec; collects what ends.
+class WorkerHarness {
+ public:
+  explicit WorkerHarness(const nlohmann::json& batcher_spec, const nlohmann::json& admission_spec = "accept_all") {
+    config_ = testing::cpu_tiny_config();
+    PolicyContext ctx;
+    cost_ = cost_model_registry().make(config_.cost_model, ctx, "cost");
+    ctx.cost = cost_.get();
+    admission_ = admission_registry().make(admission_spec, ctx, "admission");
+    const InstanceSpec& inst = config_.cluster.instances[0];
+    ctx.instance = &inst;
+    WorkerParts parts;
+    parts.index = 0;
+    parts.instance = &inst;
+    parts.batcher = batcher_registry().make(batcher_spec, ctx, "batcher");
+    TransformerConfig model = TransformerConfig::from_model(inst.model);
+    BackendLimits limits;
+    KvCapacity kv = parts.batcher->kv_capacity();
+    limits.kv_blocks = kv.blocks_total > 0 ? kv.blocks_total : 512;
+    limits.block_tokens = kv.block_tokens;
+    parts.backend = make_cpu_backend(model, limits);
+    backend_ = parts.backend.get();
+    parts.admission = admission_.get();
+    parts.cost = cost_.get();
+    parts.clock = &clock_;
+    parts.vocab = model.vocab;
+    WorkerCallbacks cb;
+    cb.on_end = [this](int, const Finished& f, TimeUs end_us) {
+      std::lock_guard<std::mutex> lock(mu_);
+      ended_.push_back(f);
+      ends_us_.push_back(end_us);
+      cv_.notify_all();
+    };
+    cb.on_batch = [this](const BatchRecord&) { ++batches_; };
+    engine_ = std::make_unique<WorkerEngine>(std::move(parts), cb);
+    engine_->start();
+  }
+
+  void submit_all(const Trace& t) {
+    for (const auto& r : t.requests) engine_->submit(r);
+  }
+  void wait_for(std::size_t n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    ASSERT_TRUE(cv_.wait_for(lock, std::chrono::seconds(60), [&] { return ended_.size() >= n; }))
+        << "only " << ended_.size() << " of " << n << " requests ended";
+  }
+
+  RunConfig config_;
+  std::unique_ptr<CostModel> cost_;
+  std::unique_ptr<Admission> admission_;
+  SteadyClock clock_;
+  Backend* backend_ = nullptr;
+  std::unique_ptr<WorkerEngine> engine_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Finished> ended_;
+  std::vector<TimeUs> ends_us_;
+  std::atomic<int> batches_{0};
+};
+
+TEST(WorkerEngine, ContinuousBatchingCompletesEveryRequestOnceAndReturnsItsCache) {
+  WorkerHarness h(nlohmann::json{{"name", "continuous"}, {"kv_blocks", 256}, {"max_num_batched_tokens", 256}});
+  Trace t = testing::small_trace(24, 1000);
+  h.submit_all(t);
+  h.wait_for(t.requests.size());
+  h.engine_->stop();
+  std::set<RequestId> ids;
+  for (const auto& f : h.ended_) {
+    EXPECT_EQ(f.outcome, Outcome::kCompleted);
+    EXPECT_EQ(f.seq.generated, f.seq.output_target());
+    EXPECT_GE(f.seq.first_token_us, f.seq.started_us);
+    ids.insert(f.seq.request.id);
+  }
+  EXPECT_EQ(ids.size(), t.requests.size());
+  EXPECT_EQ(h.backend_->kv_blocks_used(), 0);
+  WorkerView v = h.engine_->view();
+  EXPECT_EQ(v.kv_blocks_free, v.kv_blocks_total);
+  EXPECT_EQ(v.waiting + v.running, 0);
+  EXPECT_LT(h.batches_.load(), 24 * 30) << "sequences must share iterations";
+}
+
+TEST(WorkerEngine, KvPressurePreemptsAndRecomputesOnRealKernels) {
+  // 16 blocks of 16 tokens: far less than 12 sequences of up to ~150 tokens need at once.
+  WorkerHarness h(nlohmann::json{{"name", "continuous"}, {"kv_blocks", 16}, {"max_num_batched_tokens", 256}});
+  Trace t = testing::small_trace(12, 1000, 9, 40);
+  h.submit_all(t);
+  h.wait_for(t.requests.size());
+  h.engine_->stop();
+  int preemptions = 0, completed = 0;
+  for (const auto& f : h.ended_) {
+    preemptions += f.seq.preemptions;
+    completed += f.outcome == Outcome::kCompleted;
+  }
+  EXPECT_GT(preemptions, 0);
+  EXPECT_EQ(completed, static_cast<int>(h.ended_.size()));
+  EXPECT_EQ(h.ended_.size(), t.requests.size());
+  EXPECT_EQ(h.backend_->kv_blocks_used(), 0);
+}
+
+TEST(WorkerEngine, RequestLevelBatchesRunGenerativeAndEncoderRequests) {
+  WorkerHarness h(nlohmann::json{{"name", "request_level"}, {"max_batch_size", 4}, {"max_queue_delay_us", 2000}});
+  Trace t = testing::small_trace(10, 1000);
+  for (std::size_t i = 0; i < t.requests.size(); i += 2) t.requests[i].output_tokens = 1;  // encoder-style
+  h.submit_all(t);
+  h.wait_for(t.requests.size());
+  h.engine_->stop();
+  for (std::size_t i = 0; i < h.ended_.size(); ++i) {
+    EXPECT_EQ(h.ended_[i].outcome, Outcome::kCompleted);
+    EXPECT_EQ(h.ended_[i].seq.first_token_us, h.ends_us_[i]) << "a request batch returns whole responses";
+  }
+  EXPECT_EQ(h.ended_.size(), t.requests.size());
+  EXPECT_EQ(h.backend_->kv_blocks_used(), 0);
+}
+
+TEST(WorkerEngine, DeadlineAdmissionDropsRequestsThatWaitedTooLong) {
+  // Deadlines of 1 us after arrival: every request still waiting when the worker gets to it is
+  // dropped, with its reason, instead of running.
+  WorkerHarness h(nlohmann::json{{"name", "continuous"}, {"kv_blocks", 256}},
+                  nlohmann::json{{"name", "deadline"}, {"predictive", false}});
+  Trace t = testing::small_trace(8, 1000);
+  for (auto& r : t.requests) {
+    r.arrival_us = 0;
+    r.deadline_us = 1;
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  h.submit_all(t);
+  h.wait_for(t.requests.size());
+  h.engine_->stop();
+  for (const auto& f : h.ended_) {
+    EXPECT_EQ(f.outcome, Outcome::kDropped);
+    EXPECT_EQ(f.reason, "deadline passed before start");
+  }
+  EXPECT_EQ(h.ended_.size(), t.requests.size());
+}
+
+}  // namespace
+}  // namespace twinfer::runtime
