@@ -10,6 +10,7 @@ packages=(
   libeigen3-dev           # CPU kernels of the runtime
   libgtest-dev libgmock-dev googletest
   libbenchmark-dev        # bench/
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc  # the runtime's transport
 )
 
 missing=()
