@@ -1,6 +1,7 @@
 #include "runtime/cpu/cpu_backend.h"
 
 #include <algorithm>
+#include <climits>
 #include <cstring>
 #include <string>
 
@@ -79,6 +80,10 @@ CpuBackend::CpuBackend(const TransformerConfig& config, const BackendLimits& lim
 
 // Every check runs before any state changes, so a rejected step leaves the cache as it was.
 void CpuBackend::validate(const std::vector<StepSequence>& batch) const {
+  // Messages are built only on failure: a valid step allocates nothing here.
+  auto fail = [](RequestId id, const std::string& what) {
+    throw Error("cpu backend step: sequence " + std::to_string(id) + " " + what);
+  };
   const std::string where = "cpu backend step: ";
   if (static_cast<std::int64_t>(batch.size()) > limits_.max_batch_sequences)
     throw Error(where + std::to_string(batch.size()) + " sequences exceed max_batch_sequences " +
@@ -86,22 +91,20 @@ void CpuBackend::validate(const std::vector<StepSequence>& batch) const {
   std::int64_t tokens = 0, blocks = 0;
   for (std::size_t i = 0; i < batch.size(); ++i) {
     const StepSequence& s = batch[i];
-    const std::string seq = "sequence " + std::to_string(s.id);
     for (std::size_t j = 0; j < i; ++j)
-      if (batch[j].id == s.id) throw Error(where + seq + " appears twice in one step");
-    if (s.tokens.empty()) throw Error(where + seq + " has no tokens to process");
+      if (batch[j].id == s.id) fail(s.id, "appears twice in one step");
+    if (s.tokens.empty()) fail(s.id, "has no tokens to process");
     for (std::int32_t token : s.tokens)
       if (token < 0 || token >= config_.vocab)
-        throw Error(where + seq + ": token " + std::to_string(token) + " outside [0, " +
-                    std::to_string(config_.vocab) + ")");
+        fail(s.id, "has token " + std::to_string(token) + " outside [0, " + std::to_string(config_.vocab) + ")");
     const std::int32_t held = cache_.length(s.id);
     if (s.cached != held)
-      throw Error(where + seq + " says cached = " + std::to_string(s.cached) + " but the KV cache holds " +
-                  std::to_string(held) + " tokens");
+      fail(s.id, "says cached = " + std::to_string(s.cached) + " but the KV cache holds " + std::to_string(held) +
+                     " tokens");
     const std::int64_t length = static_cast<std::int64_t>(held) + static_cast<std::int64_t>(s.tokens.size());
     if (length > config_.max_context)
-      throw Error(where + seq + " would reach " + std::to_string(length) + " tokens, over max_context " +
-                  std::to_string(config_.max_context));
+      fail(s.id, "would reach " + std::to_string(length) + " tokens, over max_context " +
+                     std::to_string(config_.max_context));
     tokens += static_cast<std::int64_t>(s.tokens.size());
     blocks += cache_.blocks_needed(s.id, static_cast<std::int32_t>(s.tokens.size()));
   }
@@ -227,10 +230,9 @@ std::vector<float> CpuBackend::encode(const std::vector<std::int32_t>& lengths, 
                 std::to_string(limits_.max_batch_tokens));
   const int h = config_.hidden, rows = n * padded;
   for (int i = 0; i < n; ++i) {
-    const std::vector<std::int32_t> tokens = prompt_tokens(static_cast<RequestId>(i), lengths[i], config_.vocab);
-    std::vector<std::int32_t> row_tokens(tokens);
-    row_tokens.resize(static_cast<std::size_t>(padded), 0);
-    embed(row_tokens.data(), padded, x_.data() + floats(i * padded, h));
+    std::vector<std::int32_t> tokens = prompt_tokens(static_cast<RequestId>(i), lengths[i], config_.vocab);
+    tokens.resize(static_cast<std::size_t>(padded), 0);
+    embed(tokens.data(), padded, x_.data() + floats(i * padded, h));
     for (int j = 0; j < padded; ++j) positions_[static_cast<std::size_t>(i * padded + j)] = j;
   }
   for (int layer = 0; layer < config_.layers; ++layer) {
@@ -260,8 +262,11 @@ std::unique_ptr<Backend> make_cpu_backend(const TransformerConfig& config, const
   if (limits.kv_blocks <= 0 || limits.block_tokens <= 0 || limits.max_batch_tokens <= 0 ||
       limits.max_batch_sequences <= 0)
     throw Error("cpu backend: kv_blocks, block_tokens, max_batch_tokens and max_batch_sequences must be > 0");
-  if (config.max_context <= 0 || config.head_dim() % 2 != 0)
-    throw Error("cpu backend: max_context must be > 0 and hidden / heads even");
+  if (limits.kv_blocks > INT32_MAX) throw Error("cpu backend: kv_blocks must be < 2^31");
+  if (config.layers <= 0 || config.heads <= 0 || config.kv_heads <= 0 || config.hidden % config.heads != 0 ||
+      config.heads % config.kv_heads != 0 || config.head_dim() % 2 != 0 || config.vocab <= 0 ||
+      config.ffn_hidden <= 0 || config.max_context <= 0)
+    throw Error("cpu backend: inconsistent transformer sizes (see TransformerConfig::from_model's checks)");
   return std::make_unique<CpuBackend>(config, limits);
 }
 

@@ -284,7 +284,14 @@ TEST_F(CpuBackendTest, PoolExhaustionThrowsAndChangesNothing) {
 TEST_F(CpuBackendTest, RejectsInconsistentOrOversizedSteps) {
   auto backend = make_cpu_backend(config_, small_limits());
   backend->step({{1, 0, {1, 2, 3}, true}}, next_);
-  EXPECT_THROW(backend->step({{1, 2, {4}, true}}, next_), Error);       // holds 3, not 2
+  try {
+    backend->step({{1, 2, {4}, true}}, next_);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("sequence 1 says cached = 2 but the KV cache holds 3 tokens"),
+              std::string::npos)
+        << e.what();
+  }
   EXPECT_THROW(backend->step({{2, 1, {4}, true}}, next_), Error);       // unknown id with cached 1
   EXPECT_THROW(backend->step({{2, 0, {}, true}}, next_), Error);        // nothing to process
   EXPECT_THROW(backend->step({{2, 0, {97}, true}}, next_), Error);      // token outside the vocabulary
@@ -298,6 +305,13 @@ TEST_F(CpuBackendTest, RejectsInconsistentOrOversizedSteps) {
   EXPECT_THROW(small->step({{1, 0, {1}, true}, {2, 0, {1}, true}, {3, 0, {1}, true}}, next_), Error);
   EXPECT_EQ(small->kv_blocks_used(), 0);
   EXPECT_EQ(backend->kv_blocks_used(), 1);
+}
+
+TEST_F(CpuBackendTest, RejectsBadLimitsAndSizes) {
+  EXPECT_THROW(make_cpu_backend(config_, small_limits(/*kv_blocks=*/0)), Error);
+  TransformerConfig odd = config_;
+  odd.hidden = 12;  // head dimension 3
+  EXPECT_THROW(make_cpu_backend(odd, small_limits()), Error);
 }
 
 TEST_F(CpuBackendTest, EncodeMatchesTheBidirectionalReferenceAndIgnoresPadding) {
