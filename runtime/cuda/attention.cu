@@ -67,7 +67,7 @@ __global__ void attention_kernel(const float* q, Keys keys, AttentionShape shape
   for (int d = threadIdx.x; d < head_dim; d += blockDim.x) q_head[d] = q_row[d];
   __syncthreads();
 
-  const float scale = rsqrtf(static_cast<float>(head_dim));
+  const float scale = 1.f / sqrtf(static_cast<float>(head_dim));
   float local_max = -INFINITY;
   for (int key = threadIdx.x; key < key_count; key += blockDim.x) {
     const float* k_row = keys.at(seq, key, 0) + kv_offset;

@@ -52,12 +52,20 @@ class CudaBackend final : public Backend {
   std::string name() const override { return name_; }
 
  private:
-  // How the attention of a pass finds its keys: the paged cache (step) or the pass's own K/V (encode).
+  // One forward pass over `tokens` rows. Device pointers point into inputs_. A step's attention
+  // reads the paged cache through block_tables; an encode's reads the pass's own K/V.
   struct Pass {
     int tokens = 0;
     bool paged = true;
-    int sequences = 0;  // encode only
-    int padded = 0;     // encode only
+    int max_keys = 0;                   // most keys one token attends to (sizes attention's shared memory)
+    const int* token_ids = nullptr;
+    const int* positions = nullptr;
+    const int* token_seq = nullptr;     // step only
+    const int* block_tables = nullptr;  // step only: [batch][table_stride]
+    int table_stride = 0;               // step only
+    const int* lengths = nullptr;       // encode only: [sequences]
+    int sequences = 0;                  // encode only
+    int padded = 0;                     // encode only
   };
 
   // Setup (cuda_backend_setup.cc). `checked` returns `limits` or throws for a bad size.
@@ -70,8 +78,11 @@ class CudaBackend final : public Backend {
   // Per iteration (cuda_backend.cc).
   [[noreturn]] void fail(const std::string& what) const;
   void check_batch(const std::vector<StepSequence>& batch) const;
-  int stage_batch(const std::vector<StepSequence>& batch);  // returns the sampling sequences
-  void upload(int* device, const int* host, std::size_t count, const char* what);
+  void check_encode(const std::vector<std::int32_t>& lengths, std::int32_t padded) const;
+  // Fills host_inputs_ and takes the batch's new KV blocks; returns the pass and the sampling rows.
+  Pass stage_batch(const std::vector<StepSequence>& batch, int& samples, const int*& sample_rows);
+  Pass stage_encode(const std::vector<std::int32_t>& lengths, int padded);
+  void upload_inputs(std::size_t count);
   void forward(const Pass& pass);
   void layer(const DeviceLayerWeights& w, int index, const Pass& pass);
   // y[rows][out] = x[rows][in] * w[in][out] + beta * y, all row-major.
@@ -98,16 +109,14 @@ class CudaBackend final : public Backend {
   // Activations [max_batch_tokens][...]: residual stream, normalized input (then attention output),
   // projections and the MLP's two halves.
   DeviceBuffer<float> x_, xn_, q_, k_, v_, gate_, up_;
-  DeviceBuffer<float> logits_;  // [max_batch_sequences][vocab]
-  DeviceBuffer<float> means_;   // [max_batch_sequences]
-  DeviceBuffer<int> tokens_, positions_, token_seq_;  // [max_batch_tokens]
-  DeviceBuffer<int> sample_rows_, lengths_, next_;    // [max_batch_sequences]
-  DeviceBuffer<int> block_tables_;                    // [max_batch_sequences][max_blocks_per_seq]
-
-  // Pinned host mirrors of the per-step inputs and outputs.
-  PinnedBuffer<int> host_tokens_, host_positions_, host_token_seq_;
-  PinnedBuffer<int> host_sample_rows_, host_lengths_, host_next_, host_block_tables_;
-  PinnedBuffer<float> host_logits_, host_means_;
+  // Per-call inputs, packed so that one copy uploads them: token ids, positions, token sequences,
+  // sampling rows and block tables (step) or lengths (encode). Sized for the limits.
+  DeviceBuffer<int> inputs_;
+  PinnedBuffer<int> host_inputs_;
+  // Per-call outputs, packed so that one copy downloads them: a step's logits [samples][vocab] then
+  // its next tokens (int32 bits) [samples]; an encode's means [sequences].
+  DeviceBuffer<float> outputs_;
+  PinnedBuffer<float> host_outputs_;
 
   std::vector<float> last_logits_;
 };

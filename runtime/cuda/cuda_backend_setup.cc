@@ -156,25 +156,13 @@ void CudaBackend::allocate_workspaces() {
   v_ = DeviceBuffer<float>(tokens * kv_dim, device_);
   gate_ = DeviceBuffer<float>(tokens * ffn, device_);
   up_ = DeviceBuffer<float>(tokens * ffn, device_);
-  logits_ = DeviceBuffer<float>(sequences * vocab, device_);
-  means_ = DeviceBuffer<float>(sequences, device_);
-  tokens_ = DeviceBuffer<int>(tokens, device_);
-  positions_ = DeviceBuffer<int>(tokens, device_);
-  token_seq_ = DeviceBuffer<int>(tokens, device_);
-  sample_rows_ = DeviceBuffer<int>(sequences, device_);
-  lengths_ = DeviceBuffer<int>(sequences, device_);
-  next_ = DeviceBuffer<int>(sequences, device_);
-  block_tables_ = DeviceBuffer<int>(tables, device_);
 
-  host_tokens_ = PinnedBuffer<int>(tokens, device_);
-  host_positions_ = PinnedBuffer<int>(tokens, device_);
-  host_token_seq_ = PinnedBuffer<int>(tokens, device_);
-  host_sample_rows_ = PinnedBuffer<int>(sequences, device_);
-  host_lengths_ = PinnedBuffer<int>(sequences, device_);
-  host_next_ = PinnedBuffer<int>(sequences, device_);
-  host_block_tables_ = PinnedBuffer<int>(tables, device_);
-  host_logits_ = PinnedBuffer<float>(sequences * vocab, device_);
-  host_means_ = PinnedBuffer<float>(sequences, device_);
+  const std::size_t inputs = 3 * tokens + 2 * sequences + tables;
+  inputs_ = DeviceBuffer<int>(inputs, device_);
+  host_inputs_ = PinnedBuffer<int>(inputs, device_);
+  const std::size_t outputs = sequences * (vocab + 1);
+  outputs_ = DeviceBuffer<float>(outputs, device_);
+  host_outputs_ = PinnedBuffer<float>(outputs, device_);
   last_logits_.reserve(sequences * vocab);
 }
 
