@@ -63,6 +63,9 @@ CudaBackend::CudaBackend(int device, const TransformerConfig& config, const Back
   configure_attention();
   upload_weights(TransformerWeights::random(config_));
   allocate_workspaces();
+  // A cudaMemcpy from pageable memory may return before its DMA lands, and the backend's stream does
+  // not wait for the legacy default stream: wait here, once, before any step reads the weights.
+  cuda_check(cudaDeviceSynchronize(), "cudaDeviceSynchronize", device_);
 }
 
 CudaBackend::~CudaBackend() {
