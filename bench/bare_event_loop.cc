@@ -47,7 +47,11 @@ BareLoopResult run_bare_event_loop(const RunConfig& config, const Trace& trace, 
     w.seed = seed + 1 + static_cast<std::uint64_t>(inst.index);
     auto batcher = batcher_registry().make(config.batcher, w, "policies.batcher");
     auto state = std::make_unique<WorkerState>(batcher->kv_capacity());
-    workers.push_back(Worker{&inst, std::move(batcher), std::move(state)});
+    Worker worker;
+    worker.instance = &inst;
+    worker.batcher = std::move(batcher);
+    worker.state = std::move(state);
+    workers.push_back(std::move(worker));
     WorkerView v;
     v.index = inst.index;
     v.instance = &inst;
