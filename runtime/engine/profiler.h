@@ -13,7 +13,7 @@
 namespace twinfer::runtime {
 
 struct ProfileGrid {
-  std::vector<double> prefill_tokens{0, 16, 64, 256};
+  std::vector<double> prefill_tokens{0, 16, 64, 256, 512};
   std::vector<double> decode_seqs{0, 1, 4, 16};
   std::vector<double> decode_context_tokens{0, 256, 2048};
   std::vector<double> batch_size{1, 4, 8};
