@@ -8,6 +8,7 @@
 #include "policies/error.h"
 #include "policies/recorder.h"
 #include "policies/registry.h"
+#include "runtime/engine/cpu_affinity.h"
 #include "runtime/engine/steady_clock.h"
 #include "runtime/engine/worker_engine.h"
 #include "runtime/model/transformer_config.h"
@@ -93,7 +94,8 @@ nlohmann::json run_embedded(const RunConfig& config, const Trace& input, const R
   }
   // Time zero of the run is now, after the weights were built: trace times and run times coincide.
   clock.reset();
-  for (auto& w : workers) w->start();
+  std::vector<int> cores = worker_cores(static_cast<int>(workers.size()), numa_nodes());
+  for (std::size_t i = 0; i < workers.size(); ++i) workers[i]->start(options.pin_threads ? cores[i] : -1);
 
   // Open loop: each request leaves at its trace time, whatever the workers are doing.
   const TimeUs t0 = 0;

@@ -20,6 +20,7 @@ struct RunOptions {
   std::string out_dir;          // "" writes no files
   std::string device = "cpu";   // backend of every worker: "cpu", or "cuda" for cuda:<instance's first GPU>
   bool progress = false;
+  bool pin_threads = false;     // pin worker threads to cores, spread over NUMA nodes
 };
 
 // Runs the trace to the end (every request completed, rejected or dropped) and returns the

@@ -4,6 +4,8 @@
 #include <cassert>
 #include <cmath>
 
+#include "runtime/engine/cpu_affinity.h"
+
 namespace twinfer::runtime {
 namespace {
 constexpr double kUtilizationTauUs = 1e6;
@@ -19,7 +21,12 @@ WorkerEngine::WorkerEngine(WorkerParts parts, WorkerCallbacks callbacks)
 
 WorkerEngine::~WorkerEngine() { stop(); }
 
-void WorkerEngine::start() { thread_ = std::thread([this] { loop(); }); }
+void WorkerEngine::start(int core) {
+  thread_ = std::thread([this, core] {
+    if (core >= 0) pin_current_thread(core);
+    loop();
+  });
+}
 
 void WorkerEngine::stop() {
   {

@@ -47,7 +47,8 @@ class WorkerEngine {
   WorkerEngine(WorkerParts parts, WorkerCallbacks callbacks);
   ~WorkerEngine();  // stops the thread (see stop())
 
-  void start();
+  // Starts the worker's thread, pinned to `core` when core >= 0.
+  void start(int core = -1);
   // Finishes everything submitted so far, then ends the thread. Idempotent.
   void stop();
 

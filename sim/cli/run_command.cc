@@ -13,20 +13,22 @@ namespace {
 
 const char kUsage[] =
     "usage: twinfer run --config C [--trace T] [--out DIR] [--device cpu|cuda] [--seed N]\n"
-    "                   [--rate-scale X] [--set key=value ...] [--json]\n"
+    "                   [--rate-scale X] [--set key=value ...] [--pin] [--json]\n"
     "\n"
     "Serves trace T for real in one process: the config's admission and router in this thread\n"
     "replay the trace open loop in real time, and every model instance is a worker thread running\n"
     "the config's batcher on a real transformer (seeded weights, sizes from the config's model).\n"
     "Writes the same summary.json, requests.csv and timeline.json as 'twinfer sim'.\n"
     "\n"
-    "  --device cpu|cuda  backend of every worker (cuda: the GPU of each instance's first GPU index)\n";
+    "  --device cpu|cuda  backend of every worker (cuda: the GPU of each instance's first GPU index)\n"
+    "  --pin              pin each worker thread to its own core, spread over NUMA nodes\n";
 
 }  // namespace
 
 int run_command(int argc, char** argv) {
   if (wants_help(argc, argv, kUsage)) return 0;
-  Args args(argc, argv, {"config", "trace", "out", "seed", "rate-scale", "format", "device"}, {"json"}, {"set"});
+  Args args(argc, argv, {"config", "trace", "out", "seed", "rate-scale", "format", "device"}, {"json", "pin"},
+            {"set"});
   RunInputs in = load_run_inputs(args);
   runtime::RunOptions opt;
   sim::SimRunOptions common = sim_options(args);
@@ -34,6 +36,7 @@ int run_command(int argc, char** argv) {
   opt.rate_scale = common.rate_scale;
   opt.out_dir = args.get("out");
   opt.device = args.get("device", "cpu");
+  opt.pin_threads = args.has("pin");
   nlohmann::json summary = runtime::run_embedded(in.config, in.trace, opt);
   if (args.has("json")) {
     std::cout << summary.dump(2) << "\n";
