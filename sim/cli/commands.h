@@ -11,5 +11,8 @@ int policies_command(int argc, char** argv);
 int run_command(int argc, char** argv);
 int profile_command(int argc, char** argv);
 int fidelity_command(int argc, char** argv);
+int worker_command(int argc, char** argv);
+int serve_command(int argc, char** argv);
+int replay_command(int argc, char** argv);
 
 }  // namespace twinfer::cli

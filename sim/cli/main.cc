@@ -17,6 +17,9 @@ const char kUsage[] =
     "  run       serve a trace for real in one process (router + worker threads on real kernels)\n"
     "  profile   measure a backend's step times into a table for the 'profile' cost model\n"
     "  fidelity  profile, then run a trace both for real and simulated, and compare them\n"
+    "  worker    serve one model instance of a config over gRPC (for 'serve')\n"
+    "  serve     the router process: admission + routing to 'worker' processes, /metrics\n"
+    "  replay    open-loop load generator: replay a trace against 'serve', write the run's files\n"
     "  trace     generate a synthetic trace, or describe / convert a trace file\n"
     "  policies  list the built-in policies of each kind\n"
     "\n"
@@ -38,6 +41,9 @@ int main(int argc, char** argv) {
     if (cmd == "run") return twinfer::cli::run_command(argc - 2, argv + 2);
     if (cmd == "profile") return twinfer::cli::profile_command(argc - 2, argv + 2);
     if (cmd == "fidelity") return twinfer::cli::fidelity_command(argc - 2, argv + 2);
+    if (cmd == "worker") return twinfer::cli::worker_command(argc - 2, argv + 2);
+    if (cmd == "serve") return twinfer::cli::serve_command(argc - 2, argv + 2);
+    if (cmd == "replay") return twinfer::cli::replay_command(argc - 2, argv + 2);
   } catch (const twinfer::Error& e) {
     std::fprintf(stderr, "twinfer %s: error: %s\n", cmd.c_str(), e.what());
     return 1;

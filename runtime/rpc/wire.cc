@@ -1,0 +1,139 @@
+#include "runtime/rpc/wire.h"
+
+#include "policies/error.h"
+
+namespace twinfer::runtime {
+namespace {
+TimeUs or_minus_one(TimeUs t) { return t == kNever ? -1 : t; }
+}  // namespace
+
+rpc::InferRequest to_wire(const Request& r) {
+  rpc::InferRequest m;
+  m.set_id(r.id);
+  m.set_arrival_us(r.arrival_us);
+  m.set_model(r.model);
+  m.set_priority(r.priority);
+  m.set_input_tokens(r.input_tokens);
+  m.set_output_tokens(r.output_tokens);
+  m.set_deadline_us(r.deadline_us == kNever ? 0 : r.deadline_us);
+  m.set_session(r.session);
+  return m;
+}
+
+Request from_wire(const rpc::InferRequest& m) {
+  Request r;
+  r.id = m.id();
+  r.arrival_us = m.arrival_us();
+  r.model = m.model();
+  r.priority = m.priority();
+  r.input_tokens = m.input_tokens();
+  r.output_tokens = m.output_tokens();
+  r.deadline_us = m.deadline_us() == 0 ? kNever : m.deadline_us();
+  r.session = m.session();
+  return r;
+}
+
+rpc::Outcome to_wire(Outcome o) {
+  switch (o) {
+    case Outcome::kCompleted: return rpc::COMPLETED;
+    case Outcome::kRejected: return rpc::REJECTED;
+    case Outcome::kDropped: return rpc::DROPPED;
+  }
+  return rpc::DROPPED;
+}
+
+Outcome from_wire(rpc::Outcome o) {
+  switch (o) {
+    case rpc::COMPLETED: return Outcome::kCompleted;
+    case rpc::REJECTED: return Outcome::kRejected;
+    default: return Outcome::kDropped;
+  }
+}
+
+rpc::InferResult result_of(const Finished& f, int worker, TimeUs end_us) {
+  rpc::InferResult m;
+  m.set_id(f.seq.request.id);
+  m.set_outcome(to_wire(f.outcome));
+  m.set_reason(f.reason);
+  m.set_worker(worker);
+  m.set_start_us(or_minus_one(f.seq.started_us));
+  m.set_first_token_us(f.outcome == Outcome::kCompleted ? or_minus_one(f.seq.first_token_us) : -1);
+  m.set_end_us(end_us);
+  m.set_preemptions(f.seq.preemptions);
+  return m;
+}
+
+rpc::InferResult ended_without_worker(RequestId id, Outcome outcome, const std::string& reason, int worker,
+                                      TimeUs end_us) {
+  rpc::InferResult m;
+  m.set_id(id);
+  m.set_outcome(to_wire(outcome));
+  m.set_reason(reason);
+  m.set_worker(worker);
+  m.set_start_us(-1);
+  m.set_first_token_us(-1);
+  m.set_end_us(end_us);
+  return m;
+}
+
+rpc::WorkerState to_wire(const WorkerView& v, TimeUs now_us) {
+  rpc::WorkerState m;
+  m.set_index(v.index);
+  m.set_waiting(v.waiting);
+  m.set_running(v.running);
+  m.set_kv_blocks_total(v.kv_blocks_total);
+  m.set_kv_blocks_free(v.kv_blocks_free);
+  m.set_outstanding_work_us(v.outstanding_work_us);
+  m.set_utilization_ewma(v.utilization_ewma);
+  m.set_latency_ewma_us(v.latency_ewma_us);
+  m.set_now_us(now_us);
+  return m;
+}
+
+void fill_view(const rpc::WorkerState& m, WorkerView& v) {
+  v.waiting = m.waiting();
+  v.running = m.running();
+  v.kv_blocks_total = m.kv_blocks_total();
+  v.kv_blocks_free = m.kv_blocks_free();
+  v.outstanding_work_us = m.outstanding_work_us();
+  v.utilization_ewma = m.utilization_ewma();
+  v.latency_ewma_us = m.latency_ewma_us();
+}
+
+rpc::Batch to_wire(const BatchRecord& b) {
+  rpc::Batch m;
+  m.set_worker(b.worker);
+  m.set_start_us(b.start_us);
+  m.set_end_us(b.end_us);
+  m.set_size(b.size);
+  m.set_prefill_tokens(b.prefill_tokens);
+  m.set_decode_seqs(b.decode_seqs);
+  return m;
+}
+
+BatchRecord from_wire(const rpc::Batch& m) {
+  BatchRecord b;
+  b.worker = m.worker();
+  b.start_us = m.start_us();
+  b.end_us = m.end_us();
+  b.size = m.size();
+  b.prefill_tokens = m.prefill_tokens();
+  b.decode_seqs = m.decode_seqs();
+  return b;
+}
+
+void check_address(const std::string& address, const std::string& what) {
+  const auto colon = address.rfind(':');
+  bool ok = colon != std::string::npos && colon > 0 && colon + 1 < address.size();
+  long port = -1;
+  if (ok) {
+    const std::string digits = address.substr(colon + 1);
+    ok = digits.find_first_not_of("0123456789") == std::string::npos && digits.size() <= 5;
+    if (ok) port = std::stol(digits);
+  }
+  if (!ok || port < 0 || port > 65535) {
+    throw Error(what + ": expected HOST:PORT with a port in 0..65535, got '" + address + "'");
+  }
+}
+
+}  // namespace twinfer::runtime

@@ -1,0 +1,53 @@
+// Conversions between the policy types and the messages of runtime/rpc/twinfer.proto, and the
+// host-wide clock that the processes of one host share.
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include "policies/clock.h"
+#include "policies/cluster_view.h"
+#include "policies/recorder.h"
+#include "policies/request.h"
+#include "policies/worker_state.h"
+#include "runtime/rpc/twinfer.pb.h"
+
+namespace twinfer::runtime {
+
+// CLOCK_MONOTONIC microseconds: std::chrono::steady_clock since its epoch. The same in every
+// process of one host.
+inline TimeUs monotonic_now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// The Clock of processes that exchange times: monotonic_now_us().
+class MonotonicClock : public Clock {
+ public:
+  TimeUs now_us() const override { return monotonic_now_us(); }
+};
+
+// Request <-> message. Wire times are absolute monotonic times (deadline 0: none, i.e. kNever).
+rpc::InferRequest to_wire(const Request& request);
+Request from_wire(const rpc::InferRequest& message);
+
+// The result of a sequence that left a worker. Times kNever become -1.
+rpc::InferResult result_of(const Finished& finished, int worker, TimeUs end_us);
+// A request that never reached a worker (rejected), or was lost on the way (dropped).
+rpc::InferResult ended_without_worker(RequestId id, Outcome outcome, const std::string& reason, int worker,
+                                      TimeUs end_us);
+
+rpc::Outcome to_wire(Outcome outcome);
+Outcome from_wire(rpc::Outcome outcome);
+
+rpc::WorkerState to_wire(const WorkerView& view, TimeUs now_us);
+// Fills the load fields of `view` (not index, instance or health).
+void fill_view(const rpc::WorkerState& state, WorkerView& view);
+
+rpc::Batch to_wire(const BatchRecord& batch);
+BatchRecord from_wire(const rpc::Batch& batch);
+
+// "HOST:PORT" with a port in 0..65535. Throws twinfer::Error naming `what` (e.g. "--listen").
+void check_address(const std::string& address, const std::string& what);
+
+}  // namespace twinfer::runtime

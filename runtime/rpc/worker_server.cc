@@ -1,0 +1,195 @@
+#include "runtime/rpc/worker_server.h"
+
+#include <atomic>
+#include <deque>
+#include <mutex>
+#include <unordered_map>
+
+#include <grpcpp/grpcpp.h>
+
+#include "policies/error.h"
+#include "policies/registry.h"
+#include "runtime/engine/worker_engine.h"
+#include "runtime/model/transformer_config.h"
+#include "runtime/rpc/twinfer.grpc.pb.h"
+#include "runtime/rpc/wire.h"
+
+namespace twinfer::runtime {
+namespace {
+
+// Batches kept for Batches(): the newest ones, about 100 MB at most.
+constexpr std::size_t kMaxBatches = 2'000'000;
+
+// The same limits as the embedded runtime gives its workers.
+BackendLimits limits_for(const Batcher& batcher, const TransformerConfig& model) {
+  BackendLimits limits;
+  KvCapacity kv = batcher.kv_capacity();
+  if (kv.blocks_total > 0) {
+    limits.kv_blocks = kv.blocks_total;
+    limits.block_tokens = kv.block_tokens;
+  } else {
+    limits.kv_blocks = 4096;  // request-level batches hold their caches only while they run
+  }
+  const double pool_bytes = double(limits.kv_blocks) * limits.block_tokens * double(model.kv_bytes_per_token());
+  if (pool_bytes > 8e9) {
+    throw Error("the KV cache of " + std::to_string(limits.kv_blocks) + " blocks needs " +
+                std::to_string(pool_bytes / 1e9) + " GB for this model; set policies.batcher.kv_blocks");
+  }
+  return limits;
+}
+
+}  // namespace
+
+class WorkerServer::Impl final : public rpc::Worker::CallbackService {
+ public:
+  Impl(const RunConfig& config, const WorkerServerOptions& options) : config_(config), options_(options) {
+    const auto& instances = config_.cluster.instances;
+    if (options.index < 0 || options.index >= static_cast<int>(instances.size())) {
+      throw Error("--id " + std::to_string(options.index) + ": the config has " + std::to_string(instances.size()) +
+                  " instance(s), numbered 0.." + std::to_string(int(instances.size()) - 1));
+    }
+    check_address(options.listen, "--listen");
+    const InstanceSpec& inst = instances[options.index];
+    PolicyContext ctx;
+    ctx.seed = options.seed;
+    ctx.base_dir = config_.base_dir;
+    cost_ = cost_model_registry().make(config_.cost_model, ctx, "policies.cost_model");
+    ctx.cost = cost_.get();
+    admission_ = admission_registry().make(config_.admission, ctx, "policies.admission");
+    ctx.instance = &inst;
+    ctx.seed = options.seed + 1 + static_cast<std::uint64_t>(inst.index);
+
+    WorkerParts parts;
+    parts.index = inst.index;
+    parts.instance = &inst;
+    parts.batcher = batcher_registry().make(config_.batcher, ctx, "policies.batcher");
+    TransformerConfig model = TransformerConfig::from_model(inst.model, options.seed);
+    parts.backend = make_backend(options.device, model, limits_for(*parts.batcher, model));
+    parts.admission = admission_.get();
+    parts.cost = cost_.get();
+    parts.clock = &clock_;
+    parts.vocab = model.vocab;
+    WorkerCallbacks callbacks;
+    callbacks.on_end = [this](int, const Finished& f, TimeUs end_us) { answer(f, end_us); };
+    callbacks.on_batch = [this](const BatchRecord& b) { keep(b); };
+    engine_ = std::make_unique<WorkerEngine>(std::move(parts), std::move(callbacks));
+
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &port_);
+    builder.RegisterService(this);
+    engine_->start();
+    server_ = builder.BuildAndStart();
+    if (!server_ || port_ == 0) {
+      engine_->stop();
+      throw Error("worker " + std::to_string(options.index) + ": cannot listen on " + options.listen);
+    }
+    address_ = options.listen.substr(0, options.listen.rfind(':')) + ":" + std::to_string(port_);
+  }
+
+  ~Impl() override { shutdown(); }
+
+  void shutdown() {
+    std::lock_guard<std::mutex> lock(shutdown_mu_);
+    if (!server_) return;
+    // New calls are refused from here on; accepted ones are answered by the still-running engine.
+    server_->Shutdown(std::chrono::system_clock::now() +
+                      std::chrono::microseconds(static_cast<std::int64_t>(options_.drain_timeout_s * 1e6)));
+    engine_->stop();
+    server_->Wait();
+    server_.reset();
+  }
+
+  int port() const { return port_; }
+  const std::string& address() const { return address_; }
+  const std::string& name() const { return config_.cluster.instances[options_.index].name; }
+
+  grpc::ServerUnaryReactor* Submit(grpc::CallbackServerContext* context, const rpc::InferRequest* request,
+                                   rpc::InferResult* result) override {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    Request r = from_wire(*request);
+    if (r.arrival_us == 0) r.arrival_us = clock_.now_us();
+    // Clients (several routers) choose ids independently; the engine keys its sequences by id.
+    r.id = next_id_++;
+    {
+      std::lock_guard<std::mutex> lock(pending_mu_);
+      pending_[r.id] = Pending{reactor, result, request->id()};
+    }
+    engine_->submit(r);
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* State(grpc::CallbackServerContext* context, const rpc::Empty*,
+                                  rpc::WorkerState* state) override {
+    *state = to_wire(engine_->view(), clock_.now_us());
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* Batches(grpc::CallbackServerContext* context, const rpc::BatchQuery* query,
+                                    rpc::BatchList* list) override {
+    {
+      std::lock_guard<std::mutex> lock(batches_mu_);
+      for (const BatchRecord& b : batches_) {
+        if (b.start_us >= query->since_us()) *list->add_batches() = to_wire(b);
+      }
+    }
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+
+ private:
+  struct Pending {
+    grpc::ServerUnaryReactor* reactor = nullptr;
+    rpc::InferResult* result = nullptr;
+    RequestId client_id = 0;
+  };
+
+  // Called from the engine's thread when a request ends.
+  void answer(const Finished& f, TimeUs end_us) {
+    Pending p;
+    {
+      std::lock_guard<std::mutex> lock(pending_mu_);
+      auto it = pending_.find(f.seq.request.id);
+      if (it == pending_.end()) return;
+      p = it->second;
+      pending_.erase(it);
+    }
+    *p.result = result_of(f, options_.index, end_us);
+    p.result->set_id(p.client_id);
+    p.reactor->Finish(grpc::Status::OK);
+  }
+
+  void keep(const BatchRecord& b) {
+    std::lock_guard<std::mutex> lock(batches_mu_);
+    if (batches_.size() == kMaxBatches) batches_.pop_front();
+    batches_.push_back(b);
+  }
+
+  RunConfig config_;  // owns the instance the engine borrows
+  WorkerServerOptions options_;
+  MonotonicClock clock_;
+  std::unique_ptr<CostModel> cost_;
+  std::unique_ptr<Admission> admission_;
+  std::unique_ptr<WorkerEngine> engine_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  std::string address_;
+  std::atomic<RequestId> next_id_{0};
+  std::mutex pending_mu_;
+  std::unordered_map<RequestId, Pending> pending_;
+  std::mutex batches_mu_;
+  std::deque<BatchRecord> batches_;
+  std::mutex shutdown_mu_;
+};
+
+WorkerServer::WorkerServer(const RunConfig& config, const WorkerServerOptions& options)
+    : impl_(std::make_unique<Impl>(config, options)) {}
+WorkerServer::~WorkerServer() = default;
+int WorkerServer::port() const { return impl_->port(); }
+std::string WorkerServer::address() const { return impl_->address(); }
+const std::string& WorkerServer::name() const { return impl_->name(); }
+void WorkerServer::shutdown() { impl_->shutdown(); }
+
+}  // namespace twinfer::runtime

@@ -1,0 +1,44 @@
+// `twinfer worker`: one model instance of a config served over gRPC (service twinfer.rpc.Worker).
+// The instance's batcher and backend are built exactly as the embedded runtime builds them, and a
+// WorkerEngine thread runs them; Submit calls are asynchronous (callback API), each answered from
+// the engine when its request ends, so that many requests are in flight without a thread each.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "policies/run_config.h"
+
+namespace twinfer::runtime {
+
+struct WorkerServerOptions {
+  int index = 0;               // instance of config.cluster.instances
+  std::string device = "cpu";  // "cpu" or "cuda:N"
+  std::uint64_t seed = 1;      // model weights and randomized batchers, as `twinfer run --seed`
+  std::string listen = "127.0.0.1:0";  // HOST:PORT; port 0 picks a free one (see port())
+  double drain_timeout_s = 120;        // shutdown(): longest wait for accepted requests
+};
+
+// Thread safety: port(), address() and shutdown() may be called from any thread.
+class WorkerServer {
+ public:
+  // Builds the instance, starts its engine and listens. Throws twinfer::Error on a bad index, a
+  // model the backend cannot build, a bad device, or an address it cannot listen on.
+  WorkerServer(const RunConfig& config, const WorkerServerOptions& options);
+  ~WorkerServer();  // shutdown()
+
+  int port() const;
+  std::string address() const;  // host:port actually bound
+  const std::string& name() const;  // the instance's name
+
+  // Stops accepting calls, answers every accepted request once it ends (cancelling those still
+  // running after drain_timeout_s), then stops the engine. Idempotent.
+  void shutdown();
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace twinfer::runtime

@@ -1,0 +1,58 @@
+#include <cstdio>
+#include <cstring>
+
+#include "policies/error.h"
+#include "runtime/rpc/stop_signals.h"
+#include "runtime/rpc/worker_server.h"
+#include "sim/cli/args.h"
+#include "sim/cli/commands.h"
+#include "sim/cli/help.h"
+
+namespace twinfer::cli {
+namespace {
+
+const char kUsage[] =
+    "usage: twinfer worker --config C --id W [--device cpu|cuda:N] [--listen HOST:PORT] [--seed N]\n"
+    "                      [--set key=value ...]\n"
+    "\n"
+    "Serves model instance W of config C (its index among the config's instances, as in\n"
+    "summary.json's workers) over gRPC: the config's batcher on a real transformer, exactly as one\n"
+    "worker thread of 'twinfer run'. 'twinfer serve' routes requests to it. Times it reports are\n"
+    "CLOCK_MONOTONIC microseconds, shared by the processes of one host.\n"
+    "SIGINT or SIGTERM: stop accepting requests, finish those accepted, exit.\n"
+    "\n"
+    "  --device cpu|cuda:N  backend (default cpu)\n"
+    "  --listen HOST:PORT   gRPC address (default 127.0.0.1:50061; port 0 picks a free one)\n"
+    "  --seed N             model weights and randomized batchers (default 1, as 'twinfer run')\n";
+
+int integer_option(const Args& args, const std::string& name, int fallback) {
+  double v = args.number(name, fallback);
+  if (v != static_cast<int>(v)) throw Error("--" + name + ": expected an integer");
+  return static_cast<int>(v);
+}
+
+}  // namespace
+
+int worker_command(int argc, char** argv) {
+  if (wants_help(argc, argv, kUsage)) return 0;
+  Args args(argc, argv, {"config", "id", "device", "listen", "seed"}, {}, {"set"});
+  RunConfig config = load_run_config(args.required("config"), args.all("set"));
+  runtime::WorkerServerOptions opt;
+  opt.index = integer_option(args, "id", -1);
+  if (!args.has("id")) throw Error("--id is required");
+  opt.device = args.get("device", "cpu");
+  opt.listen = args.get("listen", "127.0.0.1:50061");
+  opt.seed = static_cast<std::uint64_t>(integer_option(args, "seed", 1));
+  const sigset_t stop = runtime::block_stop_signals();
+  runtime::WorkerServer server(config, opt);
+  std::printf("twinfer worker %d (%s) on %s listening on %s\n", opt.index, server.name().c_str(), opt.device.c_str(),
+              server.address().c_str());
+  std::fflush(stdout);
+  const int signal = runtime::wait_for_stop_signal(stop);
+  std::fprintf(stderr, "twinfer worker %d: %s, finishing the requests in flight\n", opt.index, strsignal(signal));
+  server.shutdown();
+  std::fprintf(stderr, "twinfer worker %d: stopped\n", opt.index);
+  return 0;
+}
+
+}  // namespace twinfer::cli

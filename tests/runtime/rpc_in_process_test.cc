@@ -1,0 +1,203 @@
+// The gRPC transport in one process: three worker services and a router service on loopback
+// (ports chosen by the OS), driven by the replay client.
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <memory>
+#include <set>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "policies/error.h"
+#include "runtime/rpc/replay_client.h"
+#include "runtime/rpc/router_server.h"
+#include "runtime/rpc/worker_server.h"
+#include "tests/runtime/runtime_testing.h"
+
+namespace twinfer::runtime {
+namespace {
+
+const std::vector<std::string> kThreeWorkers = {"cluster.hosts.0.gpus=3", "cluster.hosts.0.instances.0.count=3"};
+
+// Three workers and a router on 127.0.0.1, torn down in order (router first).
+struct Cluster {
+  explicit Cluster(const RunConfig& config) {
+    std::vector<std::string> addresses;
+    for (int i = 0; i < 3; ++i) {
+      WorkerServerOptions w;
+      w.index = i;
+      workers.push_back(std::make_unique<WorkerServer>(config, w));
+      addresses.push_back(workers.back()->address());
+    }
+    RouterServerOptions r;
+    r.metrics_port = 0;
+    r.log = false;
+    router = std::make_unique<RouterServer>(config, addresses, r);
+  }
+  ~Cluster() {
+    router->shutdown();
+    for (auto& w : workers) w->shutdown();
+  }
+  std::vector<std::unique_ptr<WorkerServer>> workers;
+  std::unique_ptr<RouterServer> router;
+};
+
+// GET `path` from 127.0.0.1:port; the whole response, headers included.
+std::string http_get(int port, const std::string& path) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return "connect failed";
+  }
+  const std::string request = "GET " + path + " HTTP/1.1\r\nHost: localhost\r\n\r\n";
+  ::send(fd, request.data(), request.size(), 0);
+  std::string response;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) response.append(buf, std::size_t(n));
+  ::close(fd);
+  return response;
+}
+
+TEST(RpcInProcess, EveryRequestEndsOnceOnAWorkerWithOrderedTimes) {
+  RunConfig config = testing::cpu_tiny_config(kThreeWorkers);
+  Cluster cluster(config);
+  Trace trace = testing::small_trace(40, 40);
+  ReplayRun run = replay_trace(trace, cluster.router->address(), {});
+
+  ASSERT_EQ(run.results.size(), 40u);
+  std::set<RequestId> ids;
+  std::set<int> used;
+  int completed = 0, rejected = 0, dropped = 0;
+  for (std::size_t i = 0; i < run.results.size(); ++i) {
+    const ReplayedRequest& r = run.results[i];
+    EXPECT_EQ(r.id, i);
+    ids.insert(r.id);
+    completed += r.outcome == Outcome::kCompleted;
+    rejected += r.outcome == Outcome::kRejected;
+    dropped += r.outcome == Outcome::kDropped;
+    if (r.outcome != Outcome::kCompleted) continue;
+    ASSERT_GE(r.worker, 0);
+    ASSERT_LT(r.worker, 3);
+    used.insert(r.worker);
+    const TimeUs arrival = run.trace.requests[i].arrival_us;
+    EXPECT_LE(arrival, r.start_us) << "request " << i;
+    EXPECT_LE(r.start_us, r.first_token_us) << "request " << i;
+    EXPECT_LE(r.first_token_us, r.end_us) << "request " << i;
+    EXPECT_LT(r.end_us - arrival, 60'000'000) << "request " << i;  // relative times, not raw clock readings
+  }
+  EXPECT_EQ(ids.size(), 40u);
+  EXPECT_EQ(completed + rejected + dropped, 40);
+  EXPECT_EQ(completed, 40);  // accept_all on healthy workers
+  EXPECT_EQ(used.size(), 3u) << "least_outstanding spreads overlapping requests over every worker";
+
+  // The Recorder's view of the same run, with the workers' batches.
+  nlohmann::json s = record_replay(run, {"cpu/gpu0", "cpu/gpu1", "cpu/gpu2"}, config.workload.slo, 1.0, "");
+  EXPECT_EQ(s["requests"]["total"], 40);
+  EXPECT_EQ(s["requests"]["completed"], 40);
+  EXPECT_TRUE(run.batch_errors.empty());
+  ASSERT_FALSE(run.batches.empty());
+  int batches = 0;
+  for (const auto& w : s["workers"]) {
+    EXPECT_GT(w["batches"].get<int>(), 0) << w["name"];
+    batches += w["batches"].get<int>();
+  }
+  EXPECT_EQ(batches, static_cast<int>(run.batches.size()));
+  EXPECT_GE(run.batches.front().start_us, 0);
+}
+
+TEST(RpcInProcess, RejectionsAreAnsweredAtOnceWithTheAdmissionsReason) {
+  RunConfig config = testing::cpu_tiny_config(
+      {"cluster.hosts.0.gpus=3", "cluster.hosts.0.instances.0.count=3",
+       "policies.admission={\"name\":\"token_bucket\",\"rate_per_s\":5,\"burst\":4}"});
+  Cluster cluster(config);
+  ReplayRun run = replay_trace(testing::small_trace(20, 200), cluster.router->address(), {});
+  int rejected = 0;
+  for (const auto& r : run.results) {
+    if (r.outcome != Outcome::kRejected) continue;
+    ++rejected;
+    EXPECT_EQ(r.reason, "rate limited (token_bucket)");
+    EXPECT_EQ(r.worker, -1);
+    EXPECT_EQ(r.start_us, -1);
+  }
+  // A burst of 4 and 5 tokens/s over the trace's ~0.1 s admit at most 5 of 20.
+  EXPECT_GE(rejected, 15);
+  nlohmann::json s = record_replay(run, {}, {}, 1.0, "");
+  EXPECT_EQ(s["requests"]["rejected"], rejected);
+  EXPECT_EQ(s["requests"]["total"], 20);
+}
+
+TEST(RpcInProcess, MetricsAndHealthzAnswerOverHttp) {
+  RunConfig config = testing::cpu_tiny_config(kThreeWorkers);
+  Cluster cluster(config);
+  ReplayRun run = replay_trace(testing::small_trace(6, 50), cluster.router->address(), {});
+  const int port = cluster.router->metrics_port();
+  ASSERT_GT(port, 0);
+
+  const std::string metrics = http_get(port, "/metrics");
+  EXPECT_EQ(metrics.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << metrics;
+  for (const char* line :
+       {"twinfer_requests_total{outcome=\"completed\"} 6\n", "twinfer_requests_total{outcome=\"rejected\"} 0\n",
+        "twinfer_requests_total{outcome=\"dropped\"} 0\n", "twinfer_latency_seconds_count 6\n",
+        "twinfer_latency_seconds_bucket{le=\"+Inf\"} 6\n", "twinfer_worker_up{worker=\"cpu/gpu0\"} 1\n",
+        "twinfer_worker_up{worker=\"cpu/gpu2\"} 1\n", "twinfer_worker_in_flight{worker=\"cpu/gpu1\"} 0\n",
+        "# TYPE twinfer_ttft_seconds histogram\n", "# TYPE twinfer_worker_waiting gauge\n"}) {
+    EXPECT_NE(metrics.find(line), std::string::npos) << "missing: " << line << metrics;
+  }
+  EXPECT_EQ(metrics, http_get(port, "/metrics"));  // nothing changes without traffic
+
+  const std::string healthz = http_get(port, "/healthz");
+  EXPECT_EQ(healthz.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << healthz;
+  EXPECT_EQ(healthz.substr(healthz.size() - 7), "\r\n\r\nok\n") << healthz;
+  EXPECT_EQ(http_get(port, "/nope").rfind("HTTP/1.1 404 Not Found\r\n", 0), 0u);
+}
+
+TEST(RpcInProcess, AWorkerThatIsGoneIsMarkedDownAndGetsNoMoreRequests) {
+  RunConfig config = testing::cpu_tiny_config(kThreeWorkers);
+  Cluster cluster(config);
+  cluster.workers[1]->shutdown();  // refuses connections from now on
+  ReplayRun run = replay_trace(testing::small_trace(30, 100), cluster.router->address(), {});
+  int completed = 0, unreachable = 0;
+  for (const auto& r : run.results) {
+    if (r.outcome == Outcome::kCompleted) {
+      ++completed;
+      EXPECT_NE(r.worker, 1);
+    } else {
+      ASSERT_EQ(r.outcome, Outcome::kDropped) << r.reason;
+      EXPECT_EQ(r.worker, 1);
+      EXPECT_EQ(r.reason.rfind("worker 1 unreachable: ", 0), 0u) << r.reason;
+      ++unreachable;
+    }
+  }
+  EXPECT_EQ(completed + unreachable, 30);
+  EXPECT_LE(unreachable, 2);  // at most the requests routed before the first failure was seen
+  EXPECT_NE(cluster.router->metrics_text().find("twinfer_worker_up{worker=\"cpu/gpu1\"} 0\n"), std::string::npos);
+}
+
+TEST(RpcInProcess, ConfigMismatchesAreClearErrors) {
+  RunConfig config = testing::cpu_tiny_config();
+  WorkerServerOptions w;
+  w.index = 5;
+  try {
+    WorkerServer bad(config, w);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--id 5: the config has 2 instance(s)"), std::string::npos) << e.what();
+  }
+  try {
+    RouterServer bad(config, {"127.0.0.1:1"}, {});
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("1 address(es) for the config's 2 instance(s)"), std::string::npos)
+        << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace twinfer::runtime

@@ -1,0 +1,340 @@
+// The gRPC transport as separate processes: build/bin/twinfer worker x3, serve and replay on
+// loopback, on a slice of the Azure conversation trace. Every child is killed and reaped at the
+// end of its test, whatever happens.
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "traces/trace.h"
+
+namespace twinfer {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+const std::string kTwinfer = std::string(TWINFER_BINARY_DIR) + "/twinfer";
+const std::string kConfig = std::string(TWINFER_SOURCE_DIR) + "/configs/cpu_tiny.json";
+// The environment variable TWINFER_SHARED_TRACES_DIR, when set, overrides the build's folder.
+const std::string kConvTrace = std::string(std::getenv("TWINFER_SHARED_TRACES_DIR") ? std::getenv("TWINFER_SHARED_TRACES_DIR")
+                                                                                    : TWINFER_SHARED_TRACES_DIR) +
+                               "/azure_llm_2023/AzureLLMInferenceTrace_conv.csv";
+const std::vector<std::string> kThreeWorkers = {"--set", "cluster.hosts.0.gpus=3", "--set",
+                                                "cluster.hosts.0.instances.0.count=3"};
+
+// A port free now (the OS picks it; a tiny window remains before the child binds it).
+int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+bool accepts(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return ok;
+}
+
+std::string http_get(int port, const std::string& path) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string response;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    const std::string request = "GET " + path + " HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    ::send(fd, request.data(), request.size(), 0);
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) response.append(buf, std::size_t(n));
+  }
+  ::close(fd);
+  return response;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The fields of one CSV line (quoted fields may hold commas and doubled quotes).
+std::vector<std::string> csv_fields(const std::string& line) {
+  std::vector<std::string> out(1);
+  bool quoted = false;
+  for (std::size_t i = 0; i < line.size(); ++i) {
+    char c = line[i];
+    if (quoted && c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
+      out.back() += '"';
+      ++i;
+    } else if (c == '"') {
+      quoted = !quoted;
+    } else if (c == ',' && !quoted) {
+      out.emplace_back();
+    } else {
+      out.back() += c;
+    }
+  }
+  return out;
+}
+
+// Child processes of one test; killed (SIGKILL) and reaped on destruction unless already reaped.
+class Children {
+ public:
+  explicit Children(std::string dir) : dir_(std::move(dir)) {}
+  ~Children() {
+    for (pid_t pid : live_) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+  }
+
+  // Starts `twinfer args...` with stdout and stderr into <dir>/<log>.
+  pid_t spawn(const std::vector<std::string>& args, const std::string& log) {
+    std::vector<char*> argv;
+    argv.push_back(const_cast<char*>(kTwinfer.c_str()));
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    const std::string log_path = dir_ + "/" + log;
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+      ::execv(kTwinfer.c_str(), argv.data());
+      ::_exit(127);
+    }
+    live_.push_back(pid);
+    return pid;
+  }
+
+  // True once 127.0.0.1:port accepts connections; false if `pid` exited or `seconds` passed.
+  bool wait_listening(pid_t pid, int port, double seconds) {
+    const auto until = Clock::now() + std::chrono::duration<double>(seconds);
+    while (Clock::now() < until) {
+      if (accepts(port)) return true;
+      int status;
+      if (::waitpid(pid, &status, WNOHANG) == pid) {
+        forget(pid);
+        return false;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return false;
+  }
+
+  // The exit code of `pid` once it exits; -1 if it did not within `seconds` (or died of a signal).
+  int wait_exit(pid_t pid, double seconds) {
+    const auto until = Clock::now() + std::chrono::duration<double>(seconds);
+    while (Clock::now() < until) {
+      int status;
+      if (::waitpid(pid, &status, WNOHANG) == pid) {
+        forget(pid);
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return -1;
+  }
+
+  std::string log(const std::string& name) const { return read_file(dir_ + "/" + name); }
+
+ private:
+  void forget(pid_t pid) { live_.erase(std::remove(live_.begin(), live_.end(), pid), live_.end()); }
+  std::string dir_;
+  std::vector<pid_t> live_;
+};
+
+class RpcProcesses : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::access(kConvTrace.c_str(), R_OK) != 0) {
+      GTEST_SKIP() << "the Azure conversation trace is absent (" << kConvTrace << "); skipping the multi-process tests";
+    }
+    dir_ = ::testing::TempDir() + "/rpc_processes_" + std::to_string(::getpid()) + "_" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    ::mkdir(dir_.c_str(), 0755);
+    children_ = std::make_unique<Children>(dir_);
+  }
+
+  // The first 60 requests of the conversation trace, prompts capped at 512 tokens and outputs at
+  // `max_output` so that the tiny CPU model serves them in seconds on a small machine.
+  std::string trace_slice(int max_output) {
+    Trace full = read_trace(kConvTrace);
+    Trace slice;
+    slice.requests.assign(full.requests.begin(), full.requests.begin() + 60);
+    for (auto& r : slice.requests) {
+      r.input_tokens = std::min(r.input_tokens, 512);
+      r.output_tokens = std::min(r.output_tokens, max_output);
+    }
+    const std::string path = dir_ + "/conv60.csv";
+    write_trace(slice, path);
+    return path;
+  }
+
+  // Three workers and a router; returns the router's port.
+  int start_cluster() {
+    std::string addresses;
+    for (int i = 0; i < 3; ++i) {
+      worker_ports_.push_back(free_port());
+      std::vector<std::string> args = {"worker", "--config", kConfig, "--id", std::to_string(i), "--listen",
+                                       "127.0.0.1:" + std::to_string(worker_ports_.back())};
+      args.insert(args.end(), kThreeWorkers.begin(), kThreeWorkers.end());
+      workers_.push_back(children_->spawn(args, "worker" + std::to_string(i) + ".log"));
+      addresses += (i ? "," : "") + std::string("127.0.0.1:") + std::to_string(worker_ports_.back());
+    }
+    for (int i = 0; i < 3; ++i) {
+      EXPECT_TRUE(children_->wait_listening(workers_[i], worker_ports_[i], 60))
+          << children_->log("worker" + std::to_string(i) + ".log");
+    }
+    const int port = free_port();
+    metrics_port_ = free_port();
+    std::vector<std::string> args = {"serve", "--config", kConfig, "--workers", addresses, "--listen",
+                                     "127.0.0.1:" + std::to_string(port), "--metrics-port",
+                                     std::to_string(metrics_port_)};
+    args.insert(args.end(), kThreeWorkers.begin(), kThreeWorkers.end());
+    serve_ = children_->spawn(args, "serve.log");
+    EXPECT_TRUE(children_->wait_listening(serve_, port, 60)) << children_->log("serve.log");
+    return port;
+  }
+
+  pid_t start_replay(const std::string& trace, int port, double rate_scale) {
+    std::vector<std::string> args = {"replay", "--trace", trace, "--target", "127.0.0.1:" + std::to_string(port),
+                                     "--out", dir_ + "/out", "--config", kConfig, "--rate-scale",
+                                     std::to_string(rate_scale), "--timeout-s", "120"};
+    args.insert(args.end(), kThreeWorkers.begin(), kThreeWorkers.end());
+    return children_->spawn(args, "replay.log");
+  }
+
+  nlohmann::json summary() { return nlohmann::json::parse(read_file(dir_ + "/out/summary.json")); }
+
+  // requests.csv rows without the header.
+  std::vector<std::vector<std::string>> rows() {
+    std::istringstream in(read_file(dir_ + "/out/requests.csv"));
+    std::string line;
+    std::getline(in, line);
+    EXPECT_EQ(line.rfind("id,arrival_us,worker,start_us,first_token_us,end_us,outcome,reason,", 0), 0u) << line;
+    std::vector<std::vector<std::string>> out;
+    while (std::getline(in, line)) out.push_back(csv_fields(line));
+    return out;
+  }
+
+  std::string dir_;
+  std::unique_ptr<Children> children_;
+  std::vector<int> worker_ports_;
+  std::vector<pid_t> workers_;
+  pid_t serve_ = -1;
+  int metrics_port_ = 0;
+};
+
+TEST_F(RpcProcesses, ReplayThroughServeConservesEveryRequestAndSigtermStopsCleanly) {
+  const std::string trace = trace_slice(32);
+  const int port = start_cluster();
+  ASSERT_FALSE(HasFailure());
+  const auto began = Clock::now();
+  pid_t replay = start_replay(trace, port, 10);  // 30 s of trace in about 3 s
+  ASSERT_EQ(children_->wait_exit(replay, 180), 0) << children_->log("replay.log");
+  const double replay_s = std::chrono::duration<double>(Clock::now() - began).count();
+  std::cerr << "[ info     ] replay of 60 requests took " << replay_s << " s\n";
+
+  nlohmann::json s = summary();
+  const auto& q = s["requests"];
+  EXPECT_EQ(q["total"], 60);
+  EXPECT_EQ(q["completed"].get<int>() + q["rejected"].get<int>() + q["dropped"].get<int>(), 60);
+  EXPECT_EQ(q["completed"], 60) << s.dump(2);
+  ASSERT_EQ(s["workers"].size(), 3u);
+  for (const auto& w : s["workers"]) EXPECT_GT(w["completed"].get<int>(), 0) << w.dump();
+  EXPECT_GT(s["latency_ms"]["p50"].get<double>(), 0);
+  auto r = rows();
+  ASSERT_EQ(r.size(), 60u);
+  for (std::size_t i = 0; i < r.size(); ++i) EXPECT_EQ(r[i][0], std::to_string(i));
+  EXPECT_NE(children_->log("replay.log").find("requests: 60 total, 60 completed"), std::string::npos)
+      << children_->log("replay.log");
+
+  // SIGTERM: every process finishes and exits 0.
+  ::kill(serve_, SIGTERM);
+  EXPECT_EQ(children_->wait_exit(serve_, 30), 0) << children_->log("serve.log");
+  for (int i = 0; i < 3; ++i) {
+    ::kill(workers_[i], SIGTERM);
+    EXPECT_EQ(children_->wait_exit(workers_[i], 30), 0) << children_->log("worker" + std::to_string(i) + ".log");
+  }
+  EXPECT_NE(children_->log("worker0.log").find("stopped"), std::string::npos);
+}
+
+TEST_F(RpcProcesses, AKilledWorkersRequestsEndAsDroppedAndLaterOnesGoToTheOthers) {
+  const std::string trace = trace_slice(64);
+  const int port = start_cluster();
+  ASSERT_FALSE(HasFailure());
+  const auto began = Clock::now();
+  pid_t replay = start_replay(trace, port, 10);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  ::kill(workers_[1], SIGKILL);
+  const double killed_s = std::chrono::duration<double>(Clock::now() - began).count();
+  ASSERT_EQ(children_->wait_exit(replay, 180), 0) << children_->log("replay.log");
+
+  nlohmann::json s = summary();
+  const auto& q = s["requests"];
+  EXPECT_EQ(q["total"], 60);
+  EXPECT_EQ(q["completed"].get<int>() + q["rejected"].get<int>() + q["dropped"].get<int>(), 60);
+  auto r = rows();
+  ASSERT_EQ(r.size(), 60u);
+  int dropped = 0, after_kill = 0;
+  for (const auto& row : r) {
+    const std::string& worker = row[2];
+    const std::string& outcome = row[6];
+    const std::string& reason = row[7];
+    if (outcome == "dropped") {
+      ++dropped;
+      EXPECT_EQ(worker, "cpu/gpu1");
+      EXPECT_EQ(reason.rfind("worker 1 unreachable: ", 0), 0u) << reason;
+    } else {
+      EXPECT_EQ(outcome, "completed") << reason;
+    }
+    // The replay's time zero is after `began`: arrivals a second past the kill came after it.
+    if (std::stod(row[1]) * 1e-6 > killed_s + 1.0) {
+      ++after_kill;
+      EXPECT_EQ(outcome, "completed") << "request " << row[0];
+      EXPECT_NE(worker, "cpu/gpu1") << "request " << row[0];
+    }
+  }
+  EXPECT_EQ(q["dropped"], dropped);
+  EXPECT_GE(dropped, 1) << "worker 1 had requests in flight when it was killed";
+  EXPECT_GE(after_kill, 10);
+  EXPECT_NE(children_->log("serve.log").find("worker 1 unreachable"), std::string::npos) << children_->log("serve.log");
+
+  const std::string metrics = http_get(metrics_port_, "/metrics");
+  EXPECT_NE(metrics.find("twinfer_worker_up{worker=\"cpu/gpu1\"} 0\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("twinfer_worker_up{worker=\"cpu/gpu0\"} 1\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("twinfer_requests_total{outcome=\"dropped\"} " + std::to_string(dropped) + "\n"),
+            std::string::npos)
+      << metrics;
+}
+
+}  // namespace
+}  // namespace twinfer
