@@ -11,28 +11,11 @@
 #include "runtime/engine/cpu_affinity.h"
 #include "runtime/engine/steady_clock.h"
 #include "runtime/engine/worker_engine.h"
+#include "runtime/engine/worker_parts.h"
 #include "runtime/model/transformer_config.h"
 
 namespace twinfer::runtime {
 namespace {
-
-BackendLimits limits_for(const Batcher& batcher, const TransformerConfig& model) {
-  BackendLimits limits;
-  KvCapacity kv = batcher.kv_capacity();
-  if (kv.blocks_total > 0) {
-    limits.kv_blocks = kv.blocks_total;
-    limits.block_tokens = kv.block_tokens;
-  } else {
-    // Request-level batches hold their sequences' caches only while they run.
-    limits.kv_blocks = 4096;
-  }
-  const double pool_bytes = double(limits.kv_blocks) * limits.block_tokens * double(model.kv_bytes_per_token());
-  if (pool_bytes > 8e9) {
-    throw Error("the KV cache of " + std::to_string(limits.kv_blocks) + " blocks needs " +
-                std::to_string(pool_bytes / 1e9) + " GB for this model; set policies.batcher.kv_blocks");
-  }
-  return limits;
-}
 
 std::string device_of(const RunOptions& options, const InstanceSpec& instance) {
   if (options.device == "cuda") return "cuda:" + std::to_string(instance.gpus.empty() ? 0 : instance.gpus[0]);
@@ -77,19 +60,7 @@ nlohmann::json run_embedded(const RunConfig& config, const Trace& input, const R
 
   std::vector<std::unique_ptr<WorkerEngine>> workers;
   for (const auto& inst : config.cluster.instances) {
-    PolicyContext wctx = ctx;
-    wctx.instance = &inst;
-    wctx.seed = options.seed + 1 + static_cast<std::uint64_t>(inst.index);
-    WorkerParts parts;
-    parts.index = inst.index;
-    parts.instance = &inst;
-    parts.batcher = batcher_registry().make(config.batcher, wctx, "policies.batcher");
-    TransformerConfig model = TransformerConfig::from_model(inst.model, options.seed);
-    parts.backend = make_backend(device_of(options, inst), model, limits_for(*parts.batcher, model));
-    parts.admission = admission.get();
-    parts.cost = cost.get();
-    parts.clock = &clock;
-    parts.vocab = model.vocab;
+    WorkerParts parts = make_worker_parts(config, inst, device_of(options, inst), *admission, *cost, clock, options.seed);
     workers.push_back(std::make_unique<WorkerEngine>(std::move(parts), callbacks));
   }
   // Time zero of the run is now, after the weights were built: trace times and run times coincide.

@@ -10,6 +10,7 @@
 #include "policies/error.h"
 #include "policies/registry.h"
 #include "runtime/engine/worker_engine.h"
+#include "runtime/engine/worker_parts.h"
 #include "runtime/model/transformer_config.h"
 #include "runtime/rpc/twinfer.grpc.pb.h"
 #include "runtime/rpc/wire.h"
@@ -19,24 +20,6 @@ namespace {
 
 // Batches kept for Batches(): the newest ones, about 100 MB at most.
 constexpr std::size_t kMaxBatches = 2'000'000;
-
-// The same limits as the embedded runtime gives its workers.
-BackendLimits limits_for(const Batcher& batcher, const TransformerConfig& model) {
-  BackendLimits limits;
-  KvCapacity kv = batcher.kv_capacity();
-  if (kv.blocks_total > 0) {
-    limits.kv_blocks = kv.blocks_total;
-    limits.block_tokens = kv.block_tokens;
-  } else {
-    limits.kv_blocks = 4096;  // request-level batches hold their caches only while they run
-  }
-  const double pool_bytes = double(limits.kv_blocks) * limits.block_tokens * double(model.kv_bytes_per_token());
-  if (pool_bytes > 8e9) {
-    throw Error("the KV cache of " + std::to_string(limits.kv_blocks) + " blocks needs " +
-                std::to_string(pool_bytes / 1e9) + " GB for this model; set policies.batcher.kv_blocks");
-  }
-  return limits;
-}
 
 }  // namespace
 
@@ -56,19 +39,7 @@ class WorkerServer::Impl final : public rpc::Worker::CallbackService {
     cost_ = cost_model_registry().make(config_.cost_model, ctx, "policies.cost_model");
     ctx.cost = cost_.get();
     admission_ = admission_registry().make(config_.admission, ctx, "policies.admission");
-    ctx.instance = &inst;
-    ctx.seed = options.seed + 1 + static_cast<std::uint64_t>(inst.index);
-
-    WorkerParts parts;
-    parts.index = inst.index;
-    parts.instance = &inst;
-    parts.batcher = batcher_registry().make(config_.batcher, ctx, "policies.batcher");
-    TransformerConfig model = TransformerConfig::from_model(inst.model, options.seed);
-    parts.backend = make_backend(options.device, model, limits_for(*parts.batcher, model));
-    parts.admission = admission_.get();
-    parts.cost = cost_.get();
-    parts.clock = &clock_;
-    parts.vocab = model.vocab;
+    WorkerParts parts = make_worker_parts(config_, inst, options.device, *admission_, *cost_, clock_, options.seed);
     WorkerCallbacks callbacks;
     callbacks.on_end = [this](int, const Finished& f, TimeUs end_us) { answer(f, end_us); };
     callbacks.on_batch = [this](const BatchRecord& b) { keep(b); };

@@ -1,0 +1,46 @@
+#include "runtime/engine/worker_parts.h"
+
+#include "policies/error.h"
+#include "runtime/model/transformer_config.h"
+
+namespace twinfer::runtime {
+
+BackendLimits backend_limits_for(const Batcher& batcher, const TransformerConfig& model) {
+  BackendLimits limits;
+  KvCapacity kv = batcher.kv_capacity();
+  if (kv.blocks_total > 0) {
+    limits.kv_blocks = kv.blocks_total;
+    limits.block_tokens = kv.block_tokens;
+  } else {
+    limits.kv_blocks = 4096;  // request-level batches hold their caches only while they run
+  }
+  const double pool_bytes = double(limits.kv_blocks) * limits.block_tokens * double(model.kv_bytes_per_token());
+  if (pool_bytes > 8e9) {
+    throw Error("the KV cache of " + std::to_string(limits.kv_blocks) + " blocks needs " +
+                std::to_string(pool_bytes / 1e9) + " GB for this model; set policies.batcher.kv_blocks");
+  }
+  return limits;
+}
+
+WorkerParts make_worker_parts(const RunConfig& config, const InstanceSpec& instance, const std::string& device,
+                              const Admission& admission, const CostModel& cost, const Clock& clock,
+                              std::uint64_t seed) {
+  PolicyContext ctx;
+  ctx.cost = &cost;
+  ctx.instance = &instance;
+  ctx.seed = seed + 1 + static_cast<std::uint64_t>(instance.index);
+  ctx.base_dir = config.base_dir;
+  WorkerParts parts;
+  parts.index = instance.index;
+  parts.instance = &instance;
+  parts.batcher = batcher_registry().make(config.batcher, ctx, "policies.batcher");
+  TransformerConfig model = TransformerConfig::from_model(instance.model, seed);
+  parts.backend = make_backend(device, model, backend_limits_for(*parts.batcher, model));
+  parts.admission = &admission;
+  parts.cost = &cost;
+  parts.clock = &clock;
+  parts.vocab = model.vocab;
+  return parts;
+}
+
+}  // namespace twinfer::runtime
