@@ -5,7 +5,7 @@
 #include <queue>
 #include <vector>
 
-#include "policies/registry.h"
+#include "policies/run_policies.h"
 #include "policies/worker_state.h"
 
 namespace twinfer::bench {
@@ -32,20 +32,14 @@ struct Worker {
 
 BareLoopResult run_bare_event_loop(const RunConfig& config, const Trace& trace, std::uint64_t seed) {
   auto t0 = std::chrono::steady_clock::now();
-  PolicyContext ctx;
-  ctx.seed = seed;
-  ctx.base_dir = config.base_dir;
-  auto cost = cost_model_registry().make(config.cost_model, ctx, "policies.cost_model");
-  ctx.cost = cost.get();
-  auto admission = admission_registry().make(config.admission, ctx, "policies.admission");
-  auto router = router_registry().make(config.router, ctx, "policies.router");
+  RunPolicies policies = make_run_policies(config, seed);
+  const CostModel* cost = policies.cost.get();
+  Admission* admission = policies.admission.get();
+  Router* router = policies.router.get();
   std::vector<Worker> workers;
   std::vector<WorkerView> views;
   for (const auto& inst : config.cluster.instances) {
-    PolicyContext w = ctx;
-    w.instance = &inst;
-    w.seed = seed + 1 + static_cast<std::uint64_t>(inst.index);
-    auto batcher = batcher_registry().make(config.batcher, w, "policies.batcher");
+    auto batcher = make_worker_batcher(config, inst, *cost, seed);
     auto state = std::make_unique<WorkerState>(batcher->kv_capacity());
     Worker worker;
     worker.instance = &inst;

@@ -59,6 +59,19 @@ std::string csv_field(const std::string& s) {
 
 }  // namespace
 
+BatchRecord BatchRecord::of(int worker, const BatchPlan& plan, TimeUs start_us, TimeUs end_us) {
+  BatchRecord b;
+  b.worker = worker;
+  b.start_us = start_us;
+  b.end_us = end_us;
+  b.size = static_cast<std::int32_t>(plan.entries.size());
+  for (const auto& e : plan.entries) {
+    b.prefill_tokens += e.prefill_tokens;
+    b.decode_seqs += e.decode ? 1 : 0;
+  }
+  return b;
+}
+
 double percentile(const std::vector<double>& sorted, double p) {
   assert(!sorted.empty());
   double rank = p / 100.0 * static_cast<double>(sorted.size() - 1);

@@ -44,6 +44,9 @@ struct BatchRecord {
   std::int64_t prefill_tokens = 0;
   std::int32_t decode_seqs = 0;
   std::int32_t iterations = 1;      // back-to-back decode-only iterations of one size merged in the timeline
+
+  // The record of `plan` run by `worker` from start_us to end_us.
+  static BatchRecord of(int worker, const BatchPlan& plan, TimeUs start_us, TimeUs end_us);
 };
 
 // Thread safety: none; the driver serializes calls.

@@ -17,6 +17,7 @@
 #include "policies/error.h"
 #include "policies/recorder.h"
 #include "policies/registry.h"
+#include "policies/run_policies.h"
 #include "policies/worker_state.h"
 #include "sim/platform.h"
 #include "sim/progress.h"
@@ -63,20 +64,14 @@ class Driver {
       : config_(config), requests_(trace.requests), options_(options),
         recorder_(trace.requests, worker_names(config), config.workload.slo, config.sim.timeline),
         predicted_work_us_(trace.requests.size(), 0), progress_(options.progress, trace.requests.size()) {
-    PolicyContext ctx;
-    ctx.seed = options.seed;
-    ctx.base_dir = config.base_dir;
-    cost_ = cost_model_registry().make(config.cost_model, ctx, "policies.cost_model");
-    ctx.cost = cost_.get();
-    admission_ = admission_registry().make(config.admission, ctx, "policies.admission");
-    router_ = router_registry().make(config.router, ctx, "policies.router");
+    RunPolicies policies = make_run_policies(config, options.seed);
+    cost_ = std::move(policies.cost);
+    admission_ = std::move(policies.admission);
+    router_ = std::move(policies.router);
     for (const auto& inst : config.cluster.instances) {
       Worker w;
       w.instance = &inst;
-      PolicyContext wctx = ctx;
-      wctx.instance = &inst;
-      wctx.seed = options.seed + 1 + static_cast<std::uint64_t>(inst.index);
-      w.batcher = batcher_registry().make(config.batcher, wctx, "policies.batcher");
+      w.batcher = make_worker_batcher(config, inst, *cost_, options.seed);
       w.state = std::make_unique<WorkerState>(w.batcher->kv_capacity());
       w.done.kind = Pending::kBatchDone;
       w.done.worker = inst.index;
@@ -269,16 +264,7 @@ class Driver {
   }
 
   void record_batch(int wi, const BatchPlan& plan, TimeUs start_us, TimeUs end_us) {
-    BatchRecord b;
-    b.worker = wi;
-    b.start_us = start_us;
-    b.end_us = end_us;
-    b.size = static_cast<std::int32_t>(plan.entries.size());
-    for (const auto& e : plan.entries) {
-      b.prefill_tokens += e.prefill_tokens;
-      b.decode_seqs += e.decode ? 1 : 0;
-    }
-    recorder_.batch(b);
+    recorder_.batch(BatchRecord::of(wi, plan, start_us, end_us));
   }
 
   // Asks the batcher for work and runs it. Nothing can reach this worker before the next arrival

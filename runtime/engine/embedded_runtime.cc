@@ -7,7 +7,7 @@
 
 #include "policies/error.h"
 #include "policies/recorder.h"
-#include "policies/registry.h"
+#include "policies/run_policies.h"
 #include "runtime/engine/cpu_affinity.h"
 #include "runtime/engine/steady_clock.h"
 #include "runtime/engine/worker_engine.h"
@@ -29,13 +29,10 @@ nlohmann::json run_embedded(const RunConfig& config, const Trace& input, const R
   if (options.rate_scale != 1.0) scaled = scale_trace(input, options.rate_scale);
   const Trace& trace = options.rate_scale != 1.0 ? scaled : input;
 
-  PolicyContext ctx;
-  ctx.seed = options.seed;
-  ctx.base_dir = config.base_dir;
-  auto cost = cost_model_registry().make(config.cost_model, ctx, "policies.cost_model");
-  ctx.cost = cost.get();
-  auto admission = admission_registry().make(config.admission, ctx, "policies.admission");
-  auto router = router_registry().make(config.router, ctx, "policies.router");
+  RunPolicies policies = make_run_policies(config, options.seed);
+  auto& cost = policies.cost;
+  auto& admission = policies.admission;
+  auto& router = policies.router;
 
   std::vector<std::string> names;
   for (const auto& inst : config.cluster.instances) names.push_back(inst.name);

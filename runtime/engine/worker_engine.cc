@@ -210,16 +210,7 @@ void WorkerEngine::loop() {
     }
     now = clock.now_us();
     auto completed = state_.finish(plan, now);
-    BatchRecord b;
-    b.worker = parts_.index;
-    b.start_us = start;
-    b.end_us = now;
-    b.size = static_cast<std::int32_t>(plan.entries.size());
-    for (const auto& e : plan.entries) {
-      b.prefill_tokens += e.prefill_tokens;
-      b.decode_seqs += e.decode ? 1 : 0;
-    }
-    callbacks_.on_batch(b);
+    callbacks_.on_batch(BatchRecord::of(parts_.index, plan, start, now));
     end(completed, now);
     publish_view(true, now);
   }

@@ -25,15 +25,10 @@ BackendLimits backend_limits_for(const Batcher& batcher, const TransformerConfig
 WorkerParts make_worker_parts(const RunConfig& config, const InstanceSpec& instance, const std::string& device,
                               const Admission& admission, const CostModel& cost, const Clock& clock,
                               std::uint64_t seed) {
-  PolicyContext ctx;
-  ctx.cost = &cost;
-  ctx.instance = &instance;
-  ctx.seed = seed + 1 + static_cast<std::uint64_t>(instance.index);
-  ctx.base_dir = config.base_dir;
   WorkerParts parts;
   parts.index = instance.index;
   parts.instance = &instance;
-  parts.batcher = batcher_registry().make(config.batcher, ctx, "policies.batcher");
+  parts.batcher = make_worker_batcher(config, instance, cost, seed);
   TransformerConfig model = TransformerConfig::from_model(instance.model, seed);
   parts.backend = make_backend(device, model, backend_limits_for(*parts.batcher, model));
   parts.admission = &admission;

@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <string>
 
-#include "policies/registry.h"
+#include "policies/run_policies.h"
 #include "policies/run_config.h"
 #include "runtime/engine/worker_engine.h"
 

@@ -1,5 +1,7 @@
 #include "runtime/rpc/router_server.h"
 
+#include "policies/run_policies.h"
+
 #include <cassert>
 #include <mutex>
 
@@ -68,13 +70,10 @@ class RouterServer::Impl final : public rpc::Router::CallbackService {
   Impl(const RunConfig& config, const std::vector<std::string>& workers, const RouterServerOptions& options)
       : config_(config), options_(options), links_(check_workers(workers), instances_of(config_), link_options(options)) {
     check_address(options.listen, "--listen");
-    PolicyContext ctx;
-    ctx.seed = options.seed;
-    ctx.base_dir = config_.base_dir;
-    cost_ = cost_model_registry().make(config_.cost_model, ctx, "policies.cost_model");
-    ctx.cost = cost_.get();
-    admission_ = admission_registry().make(config_.admission, ctx, "policies.admission");
-    router_ = router_registry().make(config_.router, ctx, "policies.router");
+    RunPolicies policies = make_run_policies(config_, options.seed);
+    cost_ = std::move(policies.cost);
+    admission_ = std::move(policies.admission);
+    router_ = std::move(policies.router);
     links_.start();
 
     grpc::ServerBuilder builder;

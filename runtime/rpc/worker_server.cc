@@ -8,7 +8,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "policies/error.h"
-#include "policies/registry.h"
+#include "policies/run_policies.h"
 #include "runtime/engine/worker_engine.h"
 #include "runtime/engine/worker_parts.h"
 #include "runtime/model/transformer_config.h"
@@ -33,12 +33,9 @@ class WorkerServer::Impl final : public rpc::Worker::CallbackService {
     }
     check_address(options.listen, "--listen");
     const InstanceSpec& inst = instances[options.index];
-    PolicyContext ctx;
-    ctx.seed = options.seed;
-    ctx.base_dir = config_.base_dir;
-    cost_ = cost_model_registry().make(config_.cost_model, ctx, "policies.cost_model");
-    ctx.cost = cost_.get();
-    admission_ = admission_registry().make(config_.admission, ctx, "policies.admission");
+    RunPolicies policies = make_run_policies(config_, options.seed);
+    cost_ = std::move(policies.cost);
+    admission_ = std::move(policies.admission);
     WorkerParts parts = make_worker_parts(config_, inst, options.device, *admission_, *cost_, clock_, options.seed);
     WorkerCallbacks callbacks;
     callbacks.on_end = [this](int, const Finished& f, TimeUs end_us) { answer(f, end_us); };
