@@ -2,6 +2,7 @@
 #include <string>
 
 #include "policies/error.h"
+#include "traces/sampling.h"
 #include "traces/trace.h"
 
 namespace twinfer {
@@ -14,6 +15,23 @@ Trace scale_trace(const Trace& trace, double rate_scale) {
     if (r.deadline_us != kNever) r.deadline_us = arrival + (r.deadline_us - r.arrival_us);
     r.arrival_us = arrival;
   }
+  return out;
+}
+
+Trace poisson_arrivals(const Trace& trace, std::uint64_t seed) {
+  Trace out = trace;
+  const auto& rs = trace.requests;
+  if (rs.size() < 2 || rs.back().arrival_us <= rs.front().arrival_us) return out;
+  const double mean_gap_us = double(rs.back().arrival_us - rs.front().arrival_us) / double(rs.size() - 1);
+  std::mt19937_64 rng(derive_seed(seed, 0x706f6973u));
+  double t = double(rs.front().arrival_us);
+  for (auto& r : out.requests) {
+    TimeUs arrival = static_cast<TimeUs>(std::llround(t));
+    if (r.deadline_us != kNever) r.deadline_us = arrival + (r.deadline_us - r.arrival_us);
+    r.arrival_us = arrival;
+    t += exponential(rng, mean_gap_us);
+  }
+  out.source = trace.source + " (Poisson arrivals)";
   return out;
 }
 

@@ -1,6 +1,7 @@
 // Workloads: a trace is the list of requests a run replays.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,12 @@ Trace read_trace(const std::string& path, const std::string& format = "auto");
 // after their arrival as before) divided by rate_scale, rounded to microseconds. Throws
 // twinfer::Error unless rate_scale > 0.
 Trace scale_trace(const Trace& trace, double rate_scale);
+
+// The same requests with Poisson arrivals at the trace's mean rate ((n - 1) / span): the order
+// and everything but arrival times (and deadlines, kept as far after arrival) are unchanged; the
+// first arrival stays where it was. Deterministic in `seed`. Traces of fewer than two requests,
+// or of zero span, are returned unchanged.
+Trace poisson_arrivals(const Trace& trace, std::uint64_t seed);
 
 // Writes the native format (CSV or JSONL by the extension of `path`).
 void write_trace(const Trace& trace, const std::string& path);

@@ -40,7 +40,7 @@ std::vector<std::string> names_or_configured(const Args& args, const char* optio
 int compare_command(int argc, char** argv) {
   if (wants_help(argc, argv, kUsage)) return 0;
   Args args(argc, argv, {"config", "trace", "routers", "batchers", "admissions", "out", "seed", "rate-scale", "format"},
-            {"no-progress"}, {"set"});
+            {"no-progress", "poisson"}, {"set"});
   RunInputs in = load_run_inputs(args);
   if (args.list("routers").empty() && args.list("batchers").empty() && args.list("admissions").empty()) {
     throw Error("give at least one of --routers, --batchers, --admissions (comma-separated names)");

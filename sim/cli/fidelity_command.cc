@@ -41,7 +41,8 @@ double value_of(const nlohmann::json& s, const char* key, const char* stat) {
 
 int fidelity_command(int argc, char** argv) {
   if (wants_help(argc, argv, kUsage)) return 0;
-  Args args(argc, argv, {"config", "trace", "out", "seed", "rate-scale", "format", "device", "routers"}, {}, {"set"});
+  Args args(argc, argv, {"config", "trace", "out", "seed", "rate-scale", "format", "device", "routers"}, {"poisson"},
+            {"set"});
   RunInputs in = load_run_inputs(args);
   const std::string out = args.required("out");
   make_output_dir(out);

@@ -12,7 +12,7 @@ namespace {
 
 const char kUsage[] =
     "usage: twinfer replay --trace T --target HOST:PORT [--out DIR] [--rate-scale X] [--config C]\n"
-    "                      [--set key=value ...] [--format F] [--timeout-s S] [--json]\n"
+    "                      [--set key=value ...] [--format F] [--timeout-s S] [--poisson [--seed N]] [--json]\n"
     "\n"
     "Open-loop load generator for 'twinfer serve': sends each request of trace T at its trace time\n"
     "(never waiting for earlier answers), collects every result, and writes the same summary.json,\n"
@@ -27,9 +27,11 @@ const char kUsage[] =
 
 int replay_command(int argc, char** argv) {
   if (wants_help(argc, argv, kUsage)) return 0;
-  Args args(argc, argv, {"trace", "target", "out", "rate-scale", "config", "format", "timeout-s"}, {"json"}, {"set"});
+  Args args(argc, argv, {"trace", "target", "out", "rate-scale", "config", "format", "timeout-s", "seed"},
+            {"json", "poisson"}, {"set"});
   const std::string target = args.required("target");
   Trace trace = read_trace(args.required("trace"), args.get("format", "auto"));
+  if (args.has("poisson")) trace = poisson_arrivals(trace, static_cast<std::uint64_t>(args.number("seed", 1)));
   std::vector<std::string> workers;
   SloSpec slo;
   bool timeline = true;

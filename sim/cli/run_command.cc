@@ -27,7 +27,7 @@ const char kUsage[] =
 
 int run_command(int argc, char** argv) {
   if (wants_help(argc, argv, kUsage)) return 0;
-  Args args(argc, argv, {"config", "trace", "out", "seed", "rate-scale", "format", "device"}, {"json", "pin"},
+  Args args(argc, argv, {"config", "trace", "out", "seed", "rate-scale", "format", "device"}, {"json", "pin", "poisson"},
             {"set"});
   RunInputs in = load_run_inputs(args);
   runtime::RunOptions opt;

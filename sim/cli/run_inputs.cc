@@ -16,6 +16,7 @@ RunInputs load_run_inputs(const Args& args) {
                                                : in.config.base_dir + "/" + in.config.workload.trace;
   }
   in.trace = read_trace(trace, args.get("format", "auto"));
+  if (args.has("poisson")) in.trace = poisson_arrivals(in.trace, sim_options(args).seed);
   return in;
 }
 

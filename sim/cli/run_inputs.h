@@ -13,7 +13,8 @@ struct RunInputs {
   Trace trace;
 };
 
-// --config (required), --set overrides, --trace (or the config's workload.trace), --format.
+// --config (required), --set overrides, --trace (or the config's workload.trace), --format, and
+// --poisson (the trace's arrivals redrawn as a Poisson process at its mean rate, seeded by --seed).
 RunInputs load_run_inputs(const Args& args);
 // --seed, --rate-scale, and the progress bar unless --no-progress.
 sim::SimRunOptions sim_options(const Args& args);

@@ -14,7 +14,7 @@ namespace {
 
 const char kUsage[] =
     "usage: twinfer sim --config C [--trace T] [--out DIR] [--seed N] [--rate-scale X]\n"
-    "                   [--set key=value ...] [--format F] [--json] [--no-progress]\n"
+    "                   [--set key=value ...] [--format F] [--poisson] [--json] [--no-progress]\n"
     "\n"
     "Replays trace T (default: the config's workload.trace) on the cluster of config C through its\n"
     "policies, prints a results table, and writes DIR/summary.json, DIR/requests.csv and\n"
@@ -26,6 +26,7 @@ const char kUsage[] =
     "  --out DIR         output folder (created)\n"
     "  --seed N          seed of randomized policies (default 1); same inputs + seed = same bytes\n"
     "  --rate-scale X    replay X times faster (2 = twice the request rate)\n"
+    "  --poisson         redraw the arrivals as a Poisson process at the trace's mean rate (seeded)\n"
     "  --set key=value   override a config key, e.g. --set policies.router.name=least_work\n"
     "                    or --set policies.batcher.max_num_batched_tokens=4096 (repeatable)\n"
     "  --json            print summary.json instead of the table\n"
@@ -35,7 +36,8 @@ const char kUsage[] =
 
 int sim_command(int argc, char** argv) {
   if (wants_help(argc, argv, kUsage)) return 0;
-  Args args(argc, argv, {"config", "trace", "out", "seed", "rate-scale", "format"}, {"json", "no-progress"}, {"set"});
+  Args args(argc, argv, {"config", "trace", "out", "seed", "rate-scale", "format"}, {"json", "no-progress", "poisson"},
+            {"set"});
   RunInputs in = load_run_inputs(args);
   sim::SimRunOptions opt = sim_options(args);
   opt.out_dir = args.get("out");
