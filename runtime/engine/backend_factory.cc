@@ -1,6 +1,7 @@
 #include "policies/error.h"
 #include "runtime/backend/backend.h"
 #include "runtime/cpu/cpu_backend.h"
+#include "runtime/engine/noop_backend.h"
 #ifdef TWINFER_HAVE_CUDA
 #include "runtime/cuda/cuda_backend.h"
 #endif
@@ -10,6 +11,7 @@ namespace twinfer::runtime {
 std::unique_ptr<Backend> make_backend(const std::string& device, const TransformerConfig& config,
                                       const BackendLimits& limits) {
   if (device == "cpu") return make_cpu_backend(config, limits);
+  if (device == "noop") return make_noop_backend(config, limits);
   if (device.rfind("cuda:", 0) == 0) {
     int index = -1;
     try {
@@ -27,7 +29,7 @@ std::unique_ptr<Backend> make_backend(const std::string& device, const Transform
     throw Error("device '" + device + "': this build has no CUDA support (nvcc was not found at build time)");
 #endif
   }
-  throw Error("unknown device '" + device + "'; valid: cpu, cuda:N");
+  throw Error("unknown device '" + device + "'; valid: cpu, cuda:N, noop");
 }
 
 }  // namespace twinfer::runtime

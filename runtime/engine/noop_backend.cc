@@ -1,0 +1,124 @@
+#include "runtime/engine/noop_backend.h"
+
+#include <algorithm>
+#include <string>
+#include <unordered_map>
+
+#include "policies/error.h"
+
+namespace twinfer::runtime {
+namespace {
+
+class NoopBackend final : public Backend {
+ public:
+  NoopBackend(const TransformerConfig& config, const BackendLimits& limits) : config_(config), limits_(limits) {}
+
+  void step(const std::vector<StepSequence>& batch, std::vector<std::int32_t>& next_tokens) override {
+    validate(batch);
+    next_tokens.clear();
+    for (const StepSequence& s : batch) {
+      std::int32_t& length = lengths_[s.id];
+      blocks_used_ += blocks_needed(length, static_cast<std::int32_t>(s.tokens.size()));
+      length += static_cast<std::int32_t>(s.tokens.size());
+      if (s.sample) next_tokens.push_back(0);
+    }
+  }
+
+  const std::vector<float>& last_logits() const override { return no_logits_; }
+
+  void release(RequestId id) override {
+    auto it = lengths_.find(id);
+    if (it == lengths_.end()) return;
+    blocks_used_ -= blocks_for(it->second);
+    lengths_.erase(it);
+  }
+
+  std::int64_t kv_blocks_used() const override { return blocks_used_; }
+
+  std::vector<float> encode(const std::vector<std::int32_t>& lengths, std::int32_t padded_length) override {
+    const std::string where = "noop backend encode: ";
+    if (lengths.empty()) return {};
+    const std::int32_t longest = *std::max_element(lengths.begin(), lengths.end());
+    const std::int32_t padded = padded_length == 0 ? longest : padded_length;
+    if (*std::min_element(lengths.begin(), lengths.end()) <= 0) throw Error(where + "every length must be > 0");
+    if (longest > padded)
+      throw Error(where + "length " + std::to_string(longest) + " exceeds padded_length " + std::to_string(padded));
+    if (padded > config_.max_context)
+      throw Error(where + "padded length " + std::to_string(padded) + " exceeds max_context " +
+                  std::to_string(config_.max_context));
+    if (static_cast<std::int64_t>(lengths.size()) * padded > limits_.max_batch_tokens)
+      throw Error(where + std::to_string(lengths.size()) + " x " + std::to_string(padded) +
+                  " tokens exceed max_batch_tokens " + std::to_string(limits_.max_batch_tokens));
+    return std::vector<float>(lengths.size(), 0.0f);
+  }
+
+  std::string name() const override { return "noop"; }
+
+ private:
+  std::int64_t blocks_for(std::int64_t tokens) const { return (tokens + limits_.block_tokens - 1) / limits_.block_tokens; }
+  std::int64_t blocks_needed(std::int32_t held, std::int32_t tokens) const {
+    return blocks_for(std::int64_t(held) + tokens) - blocks_for(held);
+  }
+  std::int32_t length(RequestId id) const {
+    auto it = lengths_.find(id);
+    return it == lengths_.end() ? 0 : it->second;
+  }
+
+  // The CPU backend's checks, in its order and with its messages (named "noop"), so that a plan
+  // the CPU backend would reject is rejected here too, before any state changes.
+  void validate(const std::vector<StepSequence>& batch) const {
+    auto fail = [](RequestId id, const std::string& what) {
+      throw Error("noop backend step: sequence " + std::to_string(id) + " " + what);
+    };
+    const std::string where = "noop backend step: ";
+    if (static_cast<std::int64_t>(batch.size()) > limits_.max_batch_sequences)
+      throw Error(where + std::to_string(batch.size()) + " sequences exceed max_batch_sequences " +
+                  std::to_string(limits_.max_batch_sequences));
+    std::int64_t tokens = 0, blocks = 0;
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      const StepSequence& s = batch[i];
+      for (std::size_t j = 0; j < i; ++j)
+        if (batch[j].id == s.id) fail(s.id, "appears twice in one step");
+      if (s.tokens.empty()) fail(s.id, "has no tokens to process");
+      for (std::int32_t token : s.tokens)
+        if (token < 0 || token >= config_.vocab)
+          fail(s.id, "has token " + std::to_string(token) + " outside [0, " + std::to_string(config_.vocab) + ")");
+      const std::int32_t held = length(s.id);
+      if (s.cached != held)
+        fail(s.id, "says cached = " + std::to_string(s.cached) + " but the KV cache holds " + std::to_string(held) +
+                       " tokens");
+      const std::int64_t after = std::int64_t(held) + static_cast<std::int64_t>(s.tokens.size());
+      if (after > config_.max_context)
+        fail(s.id, "would reach " + std::to_string(after) + " tokens, over max_context " +
+                       std::to_string(config_.max_context));
+      tokens += static_cast<std::int64_t>(s.tokens.size());
+      blocks += blocks_needed(held, static_cast<std::int32_t>(s.tokens.size()));
+    }
+    if (tokens > limits_.max_batch_tokens)
+      throw Error(where + std::to_string(tokens) + " tokens exceed max_batch_tokens " +
+                  std::to_string(limits_.max_batch_tokens));
+    const std::int64_t free_blocks = limits_.kv_blocks - blocks_used_;
+    if (blocks > free_blocks)
+      throw Error(where + "KV cache pool exhausted: the step needs " + std::to_string(blocks) + " blocks, " +
+                  std::to_string(free_blocks) + " of " + std::to_string(limits_.kv_blocks) + " are free");
+  }
+
+  TransformerConfig config_;
+  BackendLimits limits_;
+  std::unordered_map<RequestId, std::int32_t> lengths_;  // tokens held per sequence
+  std::int64_t blocks_used_ = 0;
+  std::vector<float> no_logits_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_noop_backend(const TransformerConfig& config, const BackendLimits& limits) {
+  if (limits.kv_blocks <= 0 || limits.block_tokens <= 0 || limits.max_batch_tokens <= 0 ||
+      limits.max_batch_sequences <= 0)
+    throw Error("noop backend: kv_blocks, block_tokens, max_batch_tokens and max_batch_sequences must be > 0");
+  if (config.vocab <= 0 || config.max_context <= 0)
+    throw Error("noop backend: vocab and max_context must be > 0");
+  return std::make_unique<NoopBackend>(config, limits);
+}
+
+}  // namespace twinfer::runtime
