@@ -15,11 +15,23 @@ std::mutex g_deferred_mu;
 bool g_deferring = false;              // guarded by g_deferred_mu
 std::vector<std::string> g_deferred;  // guarded by g_deferred_mu
 
+// The simulator's child leaves with _exit(), which would lose what a policy printed: its Python
+// streams are flushed whenever a policy is let go (at the latest, when the run ends).
+void flush_python_streams() {
+  for (const char* stream : {"stdout", "stderr"}) {
+    try {
+      py::module_::import("sys").attr(stream).attr("flush")();
+    } catch (py::error_already_set&) {
+    }
+  }
+}
+
 // A Python object the C++ side owns; dropped with the GIL held, from whatever thread.
 std::shared_ptr<py::object> hold(py::object obj) {
   return std::shared_ptr<py::object>(new py::object(std::move(obj)), [](py::object* p) {
     py::gil_scoped_acquire gil;
     delete p;
+    flush_python_streams();
   });
 }
 

@@ -127,3 +127,39 @@ def test_python_batcher_completes_every_request_one_at_a_time(h100x8):
     df = res.requests.sort_values(["worker", "start_us"])
     for _, g in df.groupby("worker"):
         assert (g["start_us"].iloc[1:].values >= g["end_us"].iloc[:-1].values - 1000).all()
+
+
+class Chatty(twinfer.Router):
+    def __init__(self, params):
+        super().__init__()
+
+    def route(self, request, view):
+        if request.id == 0:
+            print(f"routing request 0 at {view.now_us} us on {view.workers[0].name} ({view.workers[0].device})")
+        return 0
+
+
+twinfer.register_router("chatty", Chatty)
+
+
+def test_print_inside_a_policy_reaches_stdout_from_the_simulation_process(h100x8, capfd):
+    twinfer.simulate(h100x8.with_overrides(["policies.router=chatty"]), twinfer.synthetic_trace({"requests": 3}))
+    assert "routing request 0 at 0 us on node/gpu0 (H100)" in capfd.readouterr().out
+
+
+def test_simulations_from_two_threads_match_sequential_ones(h100x8, small_trace):
+    import threading
+
+    cfg = h100x8.with_overrides(["policies.router.name=py_least_outstanding"])
+    expected = [twinfer.simulate(cfg, small_trace, seed=s).requests for s in (1, 2)]
+    got = [None, None]
+
+    def work(i):
+        got[i] = twinfer.simulate(cfg, small_trace, seed=i + 1).requests
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert got[0].equals(expected[0]) and got[1].equals(expected[1])

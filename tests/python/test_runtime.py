@@ -65,3 +65,21 @@ def test_submit_batch_gives_a_future(cpu_tiny):
     future = twinfer.submit_batch(cpu_tiny, pd.DataFrame({"input_tokens": [16] * 6, "output_tokens": [2] * 6}))
     df = future.result(timeout=120)
     assert len(df) == 6 and (df["outcome"] == "completed").all()
+
+
+def test_python_router_error_in_the_embedded_runtime_is_raised(cpu_tiny):
+    class Failing(twinfer.Router):
+        def __init__(self, params):
+            super().__init__()
+
+        def route(self, request, view):
+            if request.id == 3:
+                raise LookupError("no worker for three")
+            return 0
+
+    twinfer.register_router("failing_in_run", Failing)
+    with pytest.raises(twinfer.Error, match=r"route\(\): LookupError: no worker for three"):
+        twinfer.run(cpu_tiny.with_overrides(["policies.router=failing_in_run"]), twinfer.synthetic_trace(TINY_TRACE))
+    # The module is usable afterwards.
+    res = twinfer.run(cpu_tiny, twinfer.synthetic_trace(TINY_TRACE))
+    assert res.summary["requests"]["completed"] == 12
