@@ -9,7 +9,12 @@ py::object to_python(const nlohmann::json& value) {
 }
 
 nlohmann::json from_python(const py::handle& value) {
-  const std::string text = py::str(py::module_::import("json").attr("dumps")(value));
+  // numpy scalars (from DataFrames and grids) become plain Python numbers.
+  const py::object plain = py::cpp_function([](const py::object& o) -> py::object {
+    if (py::hasattr(o, "item")) return o.attr("item")();
+    throw py::type_error(std::string("not representable in JSON: ") + std::string(py::repr(o)));
+  });
+  const std::string text = py::str(py::module_::import("json").attr("dumps")(value, py::arg("default") = plain));
   return nlohmann::json::parse(text);
 }
 

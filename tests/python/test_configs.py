@@ -44,3 +44,14 @@ def test_policy_names_list_the_builtins():
     assert "continuous" in names["batchers"]
     assert "accept_all" in names["admissions"]
     assert "roofline" in names["cost_models"]
+
+
+def test_numpy_values_in_a_dict_are_plain_json():
+    import numpy as np
+
+    cfg = twinfer.load_config(config_path("h100x8.json")).to_dict()
+    cfg["policies"]["batcher"]["max_num_seqs"] = np.int64(48)
+    assert twinfer.config_from_dict(cfg).to_dict()["policies"]["batcher"]["max_num_seqs"] == 48
+    cfg["policies"]["batcher"]["max_num_seqs"] = object()
+    with pytest.raises(TypeError, match="not representable in JSON"):
+        twinfer.config_from_dict(cfg)

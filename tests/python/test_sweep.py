@@ -1,8 +1,11 @@
+import numpy as np
+
 import twinfer
 
 
 def test_sweep_over_a_2x2_grid_and_two_loads(h100x8, small_trace, capfd):
-    grid = {"policies.router.name": ["round_robin", "least_work"], "policies.batcher.max_num_seqs": [8, 256]}
+    # numpy values, as a grid built with np.arange or from a DataFrame would hold.
+    grid = {"policies.router.name": ["round_robin", "least_work"], "policies.batcher.max_num_seqs": np.array([8, 256])}
     df = twinfer.sweep(h100x8, small_trace, grid=grid, rate_scales=[1, 2], processes=2, progress=True)
     assert len(df) == 8
     assert (df["error"] == "").all()

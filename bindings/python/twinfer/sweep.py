@@ -47,7 +47,9 @@ def flatten_summary(summary):
 
 
 def _assignment(key, value):
-    return f"{key}={json.dumps(value) if not isinstance(value, str) else value}"
+    if hasattr(value, "item"):  # numpy scalars
+        value = value.item()
+    return f"{key}={value if isinstance(value, str) else json.dumps(value)}"
 
 
 def _run_point(point):
