@@ -7,4 +7,6 @@ bash scripts/install_deps.sh
 rm -rf build
 bash scripts/build.sh -DTWINFER_BUILD_TESTS=ON -DTWINFER_BUILD_BENCH=ON
 cd build
-ctest --output-on-failure -j "${TWINFER_JOBS:-2}" --timeout 900
+# One test at a time: the multi-process and real-time runtime tests measure wall-clock behaviour
+# and must not share the 2 cores with another test.
+ctest --output-on-failure --timeout 900
