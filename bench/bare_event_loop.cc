@@ -99,7 +99,7 @@ BareLoopResult run_bare_event_loop(const RunConfig& config, const Trace& trace, 
         ++res.ended;
         continue;
       }
-      RouteDecision d = router->route(r, view);
+      RouteDecision d = route_checked(*router, r, view);
       if (d.rejected()) {
         ++res.ended;
         continue;

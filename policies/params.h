@@ -40,6 +40,8 @@ class JsonParams {
   // For range checks: throws twinfer::Error "<where>.<key>: <message>" unless ok.
   void require(bool ok, const std::string& key, const std::string& message) const;
   const std::string& where() const { return where_; }
+  // The whole object, for policies that read their parameters themselves (Python policies).
+  const nlohmann::json& object() const { return object_; }
 
  private:
   template <class T>

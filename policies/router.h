@@ -26,6 +26,10 @@ class Router {
   virtual std::string name() const = 0;
 };
 
+// Asks `router` for a decision and checks it: a worker index outside the view is a broken policy
+// (a user's policy may be), reported as twinfer::Error naming the router, not carried out.
+RouteDecision route_checked(Router& router, const Request& request, const ClusterView& view);
+
 // True when worker `w` may take `request`: it is not down and it serves the request's model.
 inline bool eligible(const WorkerView& w, const Request& request) {
   return w.health != Health::kDown && w.serves(request.model);

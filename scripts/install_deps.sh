@@ -11,6 +11,9 @@ packages=(
   libgtest-dev libgmock-dev googletest
   libbenchmark-dev        # bench/
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc  # the runtime's transport
+  pybind11-dev python3-dev                                                 # the Python module
+  python3-numpy python3-pandas python3-pytest python3-matplotlib           # its results, tests, plots
+  jupyter-nbconvert python3-nbclient python3-ipykernel python3-nbformat     # notebooks
 )
 
 missing=()

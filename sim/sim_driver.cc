@@ -144,7 +144,7 @@ class Driver {
     ClusterView v = view();
     AdmissionDecision ad = admission_->admit(r, v);
     if (!ad.admitted) return recorder_.reject(r.id, v.now_us, ad.reason);
-    RouteDecision rd = router_->route(r, v);
+    RouteDecision rd = route_checked(*router_, r, v);
     if (rd.rejected()) return recorder_.reject(r.id, v.now_us, rd.reason);
     const int w = rd.worker;
     recorder_.routed(r.id, w);

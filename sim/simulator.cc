@@ -43,6 +43,7 @@ std::string read_all(int fd) {
   std::string message;
   int code = 0;
   try {
+    if (options.in_child) options.in_child();
     message = "ok\n" + run_in_process(config, trace, options).dump();
   } catch (const std::exception& e) {
     message = std::string("error\n") + e.what();
@@ -72,6 +73,7 @@ nlohmann::json simulate(const RunConfig& config, const Trace& trace, const SimRu
     ::close(fds[0]);
     child_main(fds[1], config, scaled, options);
   }
+  if (options.in_parent) options.in_parent();
   ::close(fds[1]);
   std::string message = read_all(fds[0]);
   ::close(fds[0]);

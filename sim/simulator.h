@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -20,6 +21,11 @@ struct SimRunOptions {
   // default each run happens in a forked child, which makes every run fresh and bit-exact. Set
   // in_process only for a process that runs exactly one simulation (profilers, debuggers).
   bool in_process = false;
+  // Fork hooks (for embedders such as the Python bindings, whose interpreter must be reinitialized
+  // in the child): in_child runs first in the forked child, in_parent in the parent right after
+  // the fork. Neither runs when in_process. Either may be empty.
+  std::function<void()> in_child;
+  std::function<void()> in_parent;
 };
 
 // Runs one simulation and returns its summary (the object written to summary.json), whose "sim"

@@ -73,7 +73,7 @@ nlohmann::json run_embedded(const RunConfig& config, const Trace& input, const R
     for (std::size_t i = 0; i < workers.size(); ++i) views[i] = workers[i]->view();
     ClusterView view{clock.now_us(), &views};
     AdmissionDecision ad = admission->admit(r, view);
-    RouteDecision rd = ad.admitted ? router->route(r, view) : RouteDecision::reject(ad.reason);
+    RouteDecision rd = ad.admitted ? route_checked(*router, r, view) : RouteDecision::reject(ad.reason);
     if (rd.rejected()) {
       std::lock_guard<std::mutex> lock(recorder_mu);
       recorder.reject(r.id, view.now_us, rd.reason);

@@ -175,6 +175,38 @@ void WorkerEngine::run_request_batch(const BatchPlan& plan) {
 }
 
 void WorkerEngine::loop() {
+  try {
+    serve();
+  } catch (const std::exception& e) {
+    fail(std::string("worker ") + std::to_string(parts_.index) + " failed: " + e.what());
+  }
+}
+
+// A failed step (a backend error, a policy's exception) must not lose requests nor take the
+// process down: everything here ends as dropped with the reason, the worker reports itself down
+// so that routers send nothing more, and whatever still arrives is dropped the same way.
+void WorkerEngine::fail(const std::string& reason) {
+  for (;;) {
+    const TimeUs now = parts_.clock->now_us();
+    take_inbox(now);
+    BatchPlan evict;
+    evict.preempt = state_.running();
+    state_.begin(evict, now);
+    BatchPlan drop;
+    for (RequestId id : state_.waiting()) drop.drop.push_back(BatchDrop{id, reason});
+    auto dropped = state_.begin(drop, now);
+    end(dropped, now);
+    std::unique_lock<std::mutex> lock(mu_);
+    view_.health = Health::kDown;
+    view_.waiting = static_cast<int>(inbox_.size());
+    view_.running = 0;
+    if (!inbox_.empty()) continue;
+    if (stopping_) return;
+    cv_.wait(lock, [this] { return !inbox_.empty() || stopping_; });
+  }
+}
+
+void WorkerEngine::serve() {
   const Clock& clock = *parts_.clock;
   TimeUs wake_at = kNever;
   for (;;) {

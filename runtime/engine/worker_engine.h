@@ -60,6 +60,8 @@ class WorkerEngine {
 
  private:
   void loop();
+  void serve();
+  void fail(const std::string& reason);
   void take_inbox(TimeUs now);
   void end(std::vector<Finished>& ended, TimeUs now);
   void run_iteration(const BatchPlan& plan);

@@ -120,7 +120,7 @@ class RouterServer::Impl final : public rpc::Router::CallbackService {
       std::vector<WorkerView> views = links_.views();
       ClusterView view{now, &views};
       AdmissionDecision admitted = admission_->admit(r, view);
-      decision = admitted.admitted ? router_->route(r, view) : RouteDecision::reject(admitted.reason);
+      decision = admitted.admitted ? route_checked(*router_, r, view) : RouteDecision::reject(admitted.reason);
     }
     if (decision.rejected()) {
       *result = ended_without_worker(r.id, Outcome::kRejected, decision.reason, -1, now);

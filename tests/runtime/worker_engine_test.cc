@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include "policies/error.h"
 #include "policies/registry.h"
 #include "runtime/cpu/cpu_backend.h"
 #include "runtime/engine/steady_clock.h"
@@ -16,10 +17,31 @@
 namespace twinfer::runtime {
 namespace {
 
+// Forwards to a real backend and throws at its `fail_at`-th step (STYLE.md rule 6).
+class FailingBackend : public Backend {
+ public:
+  FailingBackend(std::unique_ptr<Backend> inner, int fail_at) : inner_(std::move(inner)), fail_at_(fail_at) {}
+  void step(const std::vector<StepSequence>& batch, std::vector<std::int32_t>& next) override {
+    if (++steps_ == fail_at_) throw Error("injected fault");
+    inner_->step(batch, next);
+  }
+  const std::vector<float>& last_logits() const override { return inner_->last_logits(); }
+  void release(RequestId id) override { inner_->release(id); }
+  std::int64_t kv_blocks_used() const override { return inner_->kv_blocks_used(); }
+  std::vector<float> encode(const std::vector<std::int32_t>& l, std::int32_t p) override { return inner_->encode(l, p); }
+  std::string name() const override { return "failing"; }
+
+ private:
+  std::unique_ptr<Backend> inner_;
+  int fail_at_;
+  int steps_ = 0;
+};
+
 // One worker on the CPU backend with the given batcher spec; collects what ends.
 class WorkerHarness {
  public:
-  explicit WorkerHarness(const nlohmann::json& batcher_spec, const nlohmann::json& admission_spec = "accept_all") {
+  explicit WorkerHarness(const nlohmann::json& batcher_spec, const nlohmann::json& admission_spec = "accept_all",
+                         int fail_at_step = 0) {
     config_ = testing::cpu_tiny_config();
     PolicyContext ctx;
     cost_ = cost_model_registry().make(config_.cost_model, ctx, "cost");
@@ -37,6 +59,7 @@ class WorkerHarness {
     limits.kv_blocks = kv.blocks_total > 0 ? kv.blocks_total : 512;
     limits.block_tokens = kv.block_tokens;
     parts.backend = make_cpu_backend(model, limits);
+    if (fail_at_step > 0) parts.backend = std::make_unique<FailingBackend>(std::move(parts.backend), fail_at_step);
     backend_ = parts.backend.get();
     parts.admission = admission_.get();
     parts.cost = cost_.get();
@@ -149,6 +172,30 @@ TEST(WorkerEngine, DeadlineAdmissionDropsRequestsThatWaitedTooLong) {
     EXPECT_EQ(f.reason, "deadline passed before start");
   }
   EXPECT_EQ(h.ended_.size(), t.requests.size());
+}
+
+TEST(WorkerEngine, AFailingBackendDropsEverythingWithTheReasonAndReportsTheWorkerDown) {
+  WorkerHarness h(nlohmann::json{{"name", "continuous"}, {"kv_blocks", 256}, {"max_num_batched_tokens", 64},
+                                 {"max_num_seqs", 8}},
+                  "accept_all", /*fail_at_step=*/3);
+  Trace t = testing::small_trace(10, 1000);
+  h.submit_all(t);
+  h.wait_for(t.requests.size());
+  h.engine_->submit(testing::small_trace(1, 10, 77).requests[0]);  // arrives after the failure
+  h.wait_for(t.requests.size() + 1);
+  EXPECT_EQ(h.engine_->view().health, Health::kDown);
+  h.engine_->stop();
+  int dropped = 0;
+  std::set<RequestId> ids;
+  for (const auto& f : h.ended_) {
+    ids.insert(f.seq.request.id);
+    if (f.outcome != Outcome::kDropped) continue;
+    ++dropped;
+    EXPECT_EQ(f.reason, "worker 0 failed: injected fault");
+  }
+  EXPECT_GE(dropped, 2);
+  EXPECT_EQ(h.ended_.size(), t.requests.size() + 1);
+  EXPECT_EQ(h.backend_->kv_blocks_used(), 0);
 }
 
 }  // namespace

@@ -1,0 +1,107 @@
+// Python subclasses of the policy interfaces, their registration by name, and the registries.
+#include <string>
+
+#include <pybind11/stl.h>
+
+#include "bindings/bindings.h"
+#include "bindings/python_policies.h"
+#include "policies/error.h"
+#include "policies/registry.h"
+
+namespace twinfer::py_bindings {
+namespace {
+
+std::string repr_of(const py::handle& obj) { return py::repr(obj); }
+
+py::function override_or_error(const py::function& f, const char* what) {
+  if (!f) throw Error(std::string("the Python class does not define ") + what);
+  return f;
+}
+
+}  // namespace
+
+RouteDecision PyRouter::route(const Request& request, const ClusterView& view) {
+  py::gil_scoped_acquire gil;
+  py::function f = override_or_error(py::get_override(static_cast<const Router*>(this), "route"),
+                                     "route(request, view)");
+  py::object result = f(request, view);
+  if (py::isinstance<RouteDecision>(result)) return result.cast<RouteDecision>();
+  if (py::isinstance<py::int_>(result) && !py::isinstance<py::bool_>(result)) {
+    return RouteDecision::to(result.cast<int>());
+  }
+  throw Error("route() must return a worker index or a twinfer.RouteDecision, got " + repr_of(result));
+}
+
+std::string PyRouter::name() const {
+  py::gil_scoped_acquire gil;
+  PYBIND11_OVERRIDE_PURE(std::string, Router, name, );
+}
+
+AdmissionDecision PyAdmission::admit(const Request& request, const ClusterView& view) {
+  py::gil_scoped_acquire gil;
+  py::function f = override_or_error(py::get_override(static_cast<const Admission*>(this), "admit"),
+                                     "admit(request, view)");
+  py::object result = f(request, view);
+  if (py::isinstance<AdmissionDecision>(result)) return result.cast<AdmissionDecision>();
+  if (py::isinstance<py::bool_>(result)) {
+    return result.cast<bool>() ? AdmissionDecision::admit() : AdmissionDecision::reject("");
+  }
+  throw Error("admit() must return True/False or a twinfer.AdmissionDecision, got " + repr_of(result));
+}
+
+std::string PyAdmission::name() const {
+  py::gil_scoped_acquire gil;
+  PYBIND11_OVERRIDE_PURE(std::string, Admission, name, );
+}
+
+BatchPlan PyBatcher::next(const WorkerState& state, TimeUs now_us) {
+  py::gil_scoped_acquire gil;
+  py::function f = override_or_error(py::get_override(static_cast<const Batcher*>(this), "next"),
+                                     "next(state, now_us)");
+  // By reference: copying the worker's whole state on every step would be wasted.
+  py::object result = f(py::cast(&state, py::return_value_policy::reference), now_us);
+  if (py::isinstance<BatchPlan>(result)) return result.cast<BatchPlan>();
+  throw Error("next() must return a twinfer.BatchPlan, got " + repr_of(result));
+}
+
+KvCapacity PyBatcher::kv_capacity() const {
+  py::gil_scoped_acquire gil;
+  PYBIND11_OVERRIDE(KvCapacity, Batcher, kv_capacity, );
+}
+
+std::string PyBatcher::name() const {
+  py::gil_scoped_acquire gil;
+  PYBIND11_OVERRIDE_PURE(std::string, Batcher, name, );
+}
+
+void bind_policies(py::module_& m) {
+  py::class_<Router, PyRouter>(m, "Router",
+                               "Subclass and define route(request, view) -> worker index or RouteDecision, "
+                               "and optionally name().")
+      .def(py::init<>());
+  py::class_<Admission, PyAdmission>(m, "Admission",
+                                     "Subclass and define admit(request, view) -> bool or AdmissionDecision, "
+                                     "and optionally name().")
+      .def(py::init<>());
+  py::class_<Batcher, PyBatcher>(m, "Batcher",
+                                 "Subclass and define next(state, now_us) -> BatchPlan, optionally "
+                                 "kv_capacity() -> KvCapacity and name().")
+      .def(py::init<>());
+
+  m.def("register_router", &add_python_router, py::arg("name"), py::arg("factory"),
+        "Makes `name` usable as policies.router; factory(params: dict) returns a twinfer.Router.");
+  m.def("register_admission", &add_python_admission, py::arg("name"), py::arg("factory"),
+        "Makes `name` usable as policies.admission; factory(params: dict) returns a twinfer.Admission.");
+  m.def("register_batcher", &add_python_batcher, py::arg("name"), py::arg("factory"),
+        "Makes `name` usable as policies.batcher; factory(params: dict) returns a twinfer.Batcher.");
+  m.def("policy_names", [] {
+    py::dict names;
+    names["routers"] = router_registry().names();
+    names["batchers"] = batcher_registry().names();
+    names["admissions"] = admission_registry().names();
+    names["cost_models"] = cost_model_registry().names();
+    return names;
+  });
+}
+
+}  // namespace twinfer::py_bindings

@@ -1,0 +1,178 @@
+// The read-only types that policies decide on, and the decisions they return.
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <pybind11/stl.h>
+
+#include "bindings/bindings.h"
+#include "policies/admission.h"
+#include "policies/batcher.h"
+#include "policies/cluster_view.h"
+#include "policies/request.h"
+#include "policies/router.h"
+#include "policies/worker_state.h"
+
+namespace twinfer::py_bindings {
+namespace {
+
+void bind_request(py::module_& m) {
+  py::class_<Request>(m, "Request", "One request of a trace (times in microseconds).")
+      .def_readonly("id", &Request::id)
+      .def_readonly("arrival_us", &Request::arrival_us)
+      .def_readonly("model", &Request::model)
+      .def_readonly("priority", &Request::priority)
+      .def_readonly("input_tokens", &Request::input_tokens)
+      .def_readonly("output_tokens", &Request::output_tokens)
+      .def_readonly("deadline_us", &Request::deadline_us)
+      .def_readonly("session", &Request::session)
+      .def("__repr__", [](const Request& r) {
+        return "<twinfer.Request id=" + std::to_string(r.id) + " arrival_us=" + std::to_string(r.arrival_us) +
+               " input_tokens=" + std::to_string(r.input_tokens) +
+               " output_tokens=" + std::to_string(r.output_tokens) + ">";
+      });
+  m.attr("NEVER_US") = kNever;
+}
+
+void bind_views(py::module_& m) {
+  py::enum_<Health>(m, "Health")
+      .value("up", Health::kUp)
+      .value("suspect", Health::kSuspect)
+      .value("down", Health::kDown);
+  // A WorkerView (and the ClusterView holding it) is valid only during the policy call it is
+  // passed to: its instance belongs to the run.
+  py::class_<WorkerView>(m, "WorkerView", "One worker as policies see it; valid during the call only.")
+      .def_readonly("index", &WorkerView::index)
+      .def_property_readonly("name", [](const WorkerView& w) { return w.instance->name; })
+      .def_property_readonly("device", [](const WorkerView& w) { return w.instance->device.name; })
+      .def_property_readonly("tp", [](const WorkerView& w) { return w.instance->tp(); })
+      .def_property_readonly("model", &WorkerView::model)
+      .def_readonly("health", &WorkerView::health)
+      .def_readonly("waiting", &WorkerView::waiting)
+      .def_readonly("running", &WorkerView::running)
+      .def_property_readonly("outstanding", &WorkerView::outstanding)
+      .def_readonly("kv_blocks_total", &WorkerView::kv_blocks_total)
+      .def_readonly("kv_blocks_free", &WorkerView::kv_blocks_free)
+      .def_property_readonly("kv_used_fraction", &WorkerView::kv_used_fraction)
+      .def_readonly("outstanding_work_us", &WorkerView::outstanding_work_us)
+      .def_readonly("utilization_ewma", &WorkerView::utilization_ewma)
+      .def_readonly("latency_ewma_us", &WorkerView::latency_ewma_us)
+      .def("serves", &WorkerView::serves, py::arg("model"))
+      .def("eligible", [](const WorkerView& w, const Request& r) { return eligible(w, r); }, py::arg("request"),
+           "Not down and serves the request's model.");
+  py::class_<ClusterView>(m, "ClusterView", "The cluster at now_us; valid during the call only.")
+      .def_readonly("now_us", &ClusterView::now_us)
+      .def_property_readonly("workers", [](const ClusterView& v) { return v.all(); })
+      .def("__len__", &ClusterView::size);
+}
+
+void bind_decisions(py::module_& m) {
+  py::class_<RouteDecision>(m, "RouteDecision")
+      .def(py::init([](int worker, std::string reason) { return RouteDecision{worker, std::move(reason)}; }),
+           py::arg("worker"), py::arg("reason") = "")
+      .def_static("to", &RouteDecision::to, py::arg("worker"))
+      .def_static("reject", &RouteDecision::reject, py::arg("reason"))
+      .def_readwrite("worker", &RouteDecision::worker)
+      .def_readwrite("reason", &RouteDecision::reason)
+      .def_property_readonly("rejected", &RouteDecision::rejected);
+  py::class_<AdmissionDecision>(m, "AdmissionDecision")
+      .def(py::init([](bool admitted, std::string reason) { return AdmissionDecision{admitted, std::move(reason)}; }),
+           py::arg("admitted"), py::arg("reason") = "")
+      .def_static("admit", &AdmissionDecision::admit)
+      .def_static("reject", &AdmissionDecision::reject, py::arg("reason"))
+      .def_readwrite("admitted", &AdmissionDecision::admitted)
+      .def_readwrite("reason", &AdmissionDecision::reason);
+}
+
+void bind_plans(py::module_& m) {
+  py::enum_<BatchKind>(m, "BatchKind")
+      .value("iteration", BatchKind::kIteration)
+      .value("request_batch", BatchKind::kRequestBatch);
+  py::class_<BatchEntry>(m, "BatchEntry")
+      .def(py::init([](RequestId id, std::int32_t prefill_tokens, bool decode) {
+             return BatchEntry{id, prefill_tokens, decode};
+           }),
+           py::arg("id"), py::arg("prefill_tokens") = 0, py::arg("decode") = false)
+      .def_readwrite("id", &BatchEntry::id)
+      .def_readwrite("prefill_tokens", &BatchEntry::prefill_tokens)
+      .def_readwrite("decode", &BatchEntry::decode);
+  py::class_<BatchDrop>(m, "BatchDrop")
+      .def(py::init([](RequestId id, std::string reason) { return BatchDrop{id, std::move(reason)}; }), py::arg("id"),
+           py::arg("reason"))
+      .def_readwrite("id", &BatchDrop::id)
+      .def_readwrite("reason", &BatchDrop::reason);
+  py::class_<BatchPlan>(m, "BatchPlan", "A batcher's decision; empty entries: nothing to run now.")
+      .def(py::init([](BatchKind kind, std::vector<BatchEntry> entries, std::vector<RequestId> preempt,
+                       std::vector<BatchDrop> drop, std::int64_t padded_input_tokens, TimeUs wake_at_us) {
+             return BatchPlan{kind, std::move(entries), std::move(preempt), std::move(drop), padded_input_tokens,
+                              wake_at_us};
+           }),
+           py::arg("kind") = BatchKind::kIteration, py::arg("entries") = std::vector<BatchEntry>{},
+           py::arg("preempt") = std::vector<RequestId>{}, py::arg("drop") = std::vector<BatchDrop>{},
+           py::arg("padded_input_tokens") = 0, py::arg("wake_at_us") = kNever)
+      .def_readwrite("kind", &BatchPlan::kind)
+      .def_readwrite("entries", &BatchPlan::entries)
+      .def_readwrite("preempt", &BatchPlan::preempt)
+      .def_readwrite("drop", &BatchPlan::drop)
+      .def_readwrite("padded_input_tokens", &BatchPlan::padded_input_tokens)
+      .def_readwrite("wake_at_us", &BatchPlan::wake_at_us)
+      .def_property_readonly("idle", &BatchPlan::idle);
+  py::class_<KvCapacity>(m, "KvCapacity", "The KV cache a batcher manages; blocks_total 0: not tracked.")
+      .def(py::init([](std::int64_t blocks_total, int block_tokens) { return KvCapacity{blocks_total, block_tokens}; }),
+           py::arg("blocks_total") = 0, py::arg("block_tokens") = 16)
+      .def_readwrite("blocks_total", &KvCapacity::blocks_total)
+      .def_readwrite("block_tokens", &KvCapacity::block_tokens);
+}
+
+void bind_worker_state(py::module_& m) {
+  py::class_<Sequence>(m, "Sequence", "A request resident on a worker (a copy).")
+      .def_readonly("request", &Sequence::request)
+      .def_readonly("enqueued_us", &Sequence::enqueued_us)
+      .def_readonly("started_us", &Sequence::started_us)
+      .def_readonly("first_token_us", &Sequence::first_token_us)
+      .def_readonly("prefill_target", &Sequence::prefill_target)
+      .def_readonly("computed", &Sequence::computed)
+      .def_readonly("generated", &Sequence::generated)
+      .def_readonly("kv_blocks", &Sequence::kv_blocks)
+      .def_readonly("preemptions", &Sequence::preemptions)
+      .def_property_readonly("in_prefill", &Sequence::in_prefill)
+      .def_property_readonly("prefill_remaining", &Sequence::prefill_remaining)
+      .def_property_readonly("output_target", &Sequence::output_target)
+      .def_property_readonly("done", &Sequence::done);
+  // Passed to Python batchers by reference: valid during next() only.
+  py::class_<WorkerState>(m, "WorkerState", "One worker's queue, running set and KV cache; valid during next().")
+      .def_property_readonly("waiting",
+                             [](const WorkerState& s) {
+                               return std::vector<RequestId>(s.waiting().begin(), s.waiting().end());
+                             })
+      .def_property_readonly("running", [](const WorkerState& s) { return s.running(); })
+      .def(
+          "get",
+          [](const WorkerState& s, RequestId id) {
+            // get() asserts on an unknown id; Python gets an exception instead.
+            bool known = std::find(s.running().begin(), s.running().end(), id) != s.running().end() ||
+                         std::find(s.waiting().begin(), s.waiting().end(), id) != s.waiting().end();
+            if (!known) throw py::key_error("request " + std::to_string(id) + " is not on this worker");
+            return s.get(id);
+          },
+          py::arg("id"))
+      .def_property_readonly("kv_blocks_free", [](const WorkerState& s) { return s.kv().free(); })
+      .def_property_readonly("kv_blocks_total", [](const WorkerState& s) { return s.kv().total(); })
+      .def_property_readonly("kv_block_tokens", [](const WorkerState& s) { return s.kv().block_tokens(); })
+      .def("kv_blocks_for", [](const WorkerState& s, std::int64_t tokens) { return s.kv().blocks_for(tokens); },
+           py::arg("tokens"))
+      .def("empty", &WorkerState::empty);
+}
+
+}  // namespace
+
+void bind_policy_types(py::module_& m) {
+  bind_request(m);
+  bind_views(m);
+  bind_decisions(m);
+  bind_plans(m);
+  bind_worker_state(m);
+}
+
+}  // namespace twinfer::py_bindings

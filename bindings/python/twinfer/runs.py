@@ -1,0 +1,117 @@
+"""Runs of the simulator and of the embedded runtime, their results, and batch inference."""
+
+import concurrent.futures
+import os
+import tempfile
+
+import pandas as pd
+
+from . import _twinfer
+from .traces import trace_from_dataframe
+
+
+class Result:
+    """One run's outputs: summary (dict, as summary.json), requests (DataFrame of requests.csv,
+    read on first use), and the folder holding the files."""
+
+    def __init__(self, summary, out_dir, keep=None):
+        self.summary = summary
+        self.out_dir = out_dir
+        self._keep = keep  # a TemporaryDirectory when out_dir was not given
+        self._requests = None
+
+    @property
+    def requests(self):
+        if self._requests is None:
+            self._requests = pd.read_csv(os.path.join(self.out_dir, "requests.csv"), keep_default_na=False,
+                                         na_values={"worker": [""]}, dtype={"worker": "string"})
+        return self._requests
+
+    @property
+    def timeline_path(self):
+        return os.path.join(self.out_dir, "timeline.json")
+
+    def __repr__(self):
+        r = self.summary.get("requests", {})
+        return (f"<twinfer.Result {r.get('completed', 0)}/{r.get('total', 0)} completed, "
+                f"p99 {self.summary.get('latency_ms', {}).get('p99', float('nan')):.1f} ms, in {self.out_dir}>")
+
+
+def _out_dir(out_dir):
+    if out_dir is not None:
+        return str(out_dir), None
+    keep = tempfile.TemporaryDirectory(prefix="twinfer_run_")
+    return keep.name, keep
+
+
+def _resolve_trace(config, trace):
+    if trace is None:
+        if not config.default_trace:
+            raise _twinfer.Error("no trace given and the config has no workload.trace")
+        return _twinfer.read_trace(config.default_trace)
+    if isinstance(trace, pd.DataFrame):
+        return trace_from_dataframe(trace)
+    if isinstance(trace, (str, os.PathLike)):
+        return _twinfer.read_trace(str(trace))
+    return trace
+
+
+def simulate(config, trace=None, seed=1, rate_scale=1.0, out_dir=None, progress=False):
+    """Simulates `trace` (a Trace, DataFrame or path; default: the config's workload.trace) on the
+    config's cluster with SimGrid. Each run happens in a forked child: fresh and bit-exact."""
+    trace = _resolve_trace(config, trace)
+    path, keep = _out_dir(out_dir)
+    summary = _twinfer._simulate(config, trace, seed=seed, rate_scale=rate_scale, out_dir=path, progress=progress)
+    return Result(summary, path, keep)
+
+
+def run(config, trace=None, seed=1, rate_scale=1.0, out_dir=None, device="cpu", pin_threads=False, progress=False):
+    """Serves `trace` for real on the embedded runtime (one worker thread per model instance, on
+    `device`: "cpu" or "cuda"), replaying arrivals in real time."""
+    trace = _resolve_trace(config, trace)
+    path, keep = _out_dir(out_dir)
+    summary = _twinfer._run(config, trace, seed=seed, rate_scale=rate_scale, out_dir=path, device=device,
+                            pin_threads=pin_threads, progress=progress)
+    return Result(summary, path, keep)
+
+
+def _tasks_frame(tasks):
+    if isinstance(tasks, pd.DataFrame):
+        frame = tasks[["input_tokens", "output_tokens"]].copy()
+    else:
+        frame = pd.DataFrame(list(tasks), columns=["input_tokens", "output_tokens"])
+    if frame.empty:
+        raise ValueError("infer_batch: no tasks")
+    frame.insert(0, "arrival_s", 0.0)
+    return frame
+
+
+def infer_batch(config, tasks, device="cpu", seed=1, out_dir=None):
+    """Offline batch inference: every task (input_tokens, output_tokens) arrives at time 0 and the
+    config's router, admission and batchers spread them over its workers, which run in parallel on
+    the embedded runtime. Returns one row per task, in task order: task, input_tokens,
+    output_tokens, worker, outcome, reason, start_s, first_token_s, end_s, latency_s."""
+    trace = trace_from_dataframe(_tasks_frame(tasks), source="infer_batch")
+    result = run(config, trace, seed=seed, out_dir=out_dir, device=device)
+    df = result.requests.sort_values("id").reset_index(drop=True)
+    out = pd.DataFrame({"task": df["id"], "input_tokens": df["input_tokens"], "output_tokens": df["output_tokens"],
+                        "worker": df["worker"], "outcome": df["outcome"], "reason": df["reason"]})
+    for column in ("start", "first_token", "end"):
+        us = df[f"{column}_us"]
+        out[f"{column}_s"] = us.where(us >= 0) / 1e6
+    out["latency_s"] = out["end_s"] - df["arrival_us"] / 1e6
+    out.attrs["summary"] = result.summary
+    return out
+
+
+_executor = None
+
+
+def submit_batch(config, tasks, device="cpu", seed=1):
+    """infer_batch in a background thread (the GIL is released while it runs); returns a
+    concurrent.futures.Future of its DataFrame. Batches submitted together run one after another."""
+    global _executor
+    if _executor is None:
+        _executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="twinfer_batch")
+    return _executor.submit(infer_batch, config, list(tasks) if not isinstance(tasks, pd.DataFrame) else tasks,
+                            device, seed)

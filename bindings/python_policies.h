@@ -1,0 +1,64 @@
+// Python-defined policies: trampolines that let Python classes subclass Router, Admission and
+// Batcher, and the adapters the C++ registries hand out, which keep the Python object alive and
+// turn a Python exception into twinfer::Error naming the policy.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <pybind11/pybind11.h>
+
+#include "policies/admission.h"
+#include "policies/batcher.h"
+#include "policies/router.h"
+#include "policies/worker_state.h"
+
+namespace twinfer::py_bindings {
+
+namespace py = pybind11;
+
+// Trampolines. Each call takes the GIL: C++ calls them with it released, from any thread.
+class PyRouter : public Router {
+ public:
+  // A Python route() returns a worker index or a RouteDecision.
+  RouteDecision route(const Request& request, const ClusterView& view) override;
+  std::string name() const override;
+};
+
+class PyAdmission : public Admission {
+ public:
+  // A Python admit() returns True/False or an AdmissionDecision.
+  AdmissionDecision admit(const Request& request, const ClusterView& view) override;
+  std::string name() const override;
+};
+
+class PyBatcher : public Batcher {
+ public:
+  // The WorkerState is passed by reference: valid during next() only.
+  BatchPlan next(const WorkerState& state, TimeUs now_us) override;
+  KvCapacity kv_capacity() const override;
+  std::string name() const override;
+};
+
+// While a run of the embedded runtime is under way, an exception in a Python batcher (which runs
+// on a worker thread, where it cannot propagate) is kept here, the batcher ends its worker's
+// requests as dropped, and the run raises the kept error once it returns.
+class DeferredPolicyErrors {
+ public:
+  // Starts deferring; the destructor stops. Runs of the embedded runtime do not nest.
+  DeferredPolicyErrors();
+  ~DeferredPolicyErrors();
+  // Throws twinfer::Error with the first kept message, if any.
+  void rethrow_first() const;
+
+  static bool active();
+  static void keep(const std::string& message);
+};
+
+// Adds a Python factory (a callable taking the parameters dict and returning an instance of a
+// twinfer.Router / Admission / Batcher subclass) to the C++ registry under `name`.
+void add_python_router(const std::string& name, py::object factory);
+void add_python_admission(const std::string& name, py::object factory);
+void add_python_batcher(const std::string& name, py::object factory);
+
+}  // namespace twinfer::py_bindings

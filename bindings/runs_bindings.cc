@@ -1,0 +1,72 @@
+// Runs: the simulator (in a forked child) and the embedded real runtime, with the GIL released.
+#include <optional>
+#include <string>
+
+#include <Python.h>
+
+#include "bindings/bindings.h"
+#include "bindings/python_policies.h"
+#include "runtime/engine/embedded_runtime.h"
+#include "sim/simulator.h"
+
+namespace twinfer::py_bindings {
+namespace {
+
+// The parent forks holding the GIL, as os.fork() does, so that the child's interpreter is in a
+// known state (no other thread can own the lock there); the child reinitializes the interpreter's
+// thread state, then releases the lock for Python policies (which take it in their trampolines).
+// The parent releases the lock right after the fork while it waits for the child.
+py::object simulate(const RunConfig& config, const Trace& trace, std::uint64_t seed, double rate_scale,
+                    const std::string& out_dir, bool progress) {
+  sim::SimRunOptions options;
+  options.seed = seed;
+  options.rate_scale = rate_scale;
+  options.out_dir = out_dir;
+  options.progress = progress;
+  std::optional<py::gil_scoped_release> waiting;
+  options.in_parent = [&waiting] { waiting.emplace(); };
+  options.in_child = [] {
+    PyOS_AfterFork_Child();
+    PyEval_SaveThread();
+  };
+  nlohmann::json summary = sim::simulate(config, trace, options);
+  waiting.reset();
+  return to_python(summary);
+}
+
+py::object run(const RunConfig& config, const Trace& trace, std::uint64_t seed, double rate_scale,
+               const std::string& out_dir, const std::string& device, bool pin_threads, bool progress) {
+  runtime::RunOptions options;
+  options.seed = seed;
+  options.rate_scale = rate_scale;
+  options.out_dir = out_dir;
+  options.device = device;
+  options.pin_threads = pin_threads;
+  options.progress = progress;
+  nlohmann::json summary;
+  {
+    DeferredPolicyErrors deferred;
+    {
+      py::gil_scoped_release released;
+      summary = runtime::run_embedded(config, trace, options);
+    }
+    deferred.rethrow_first();
+  }
+  return to_python(summary);
+}
+
+}  // namespace
+
+void bind_runs(py::module_& m) {
+  m.def("_simulate", &simulate, py::arg("config"), py::arg("trace"), py::arg("seed") = 1, py::arg("rate_scale") = 1.0,
+        py::arg("out_dir") = "", py::arg("progress") = false,
+        "Simulates the trace on the config's cluster (in a forked child); returns the summary dict and "
+        "writes summary.json, requests.csv and timeline.json into out_dir when it is not empty.");
+  m.def("_run", &run, py::arg("config"), py::arg("trace"), py::arg("seed") = 1, py::arg("rate_scale") = 1.0,
+        py::arg("out_dir") = "", py::arg("device") = "cpu", py::arg("pin_threads") = false,
+        py::arg("progress") = false,
+        "Serves the trace for real on the embedded runtime; returns the summary dict and writes the same "
+        "files as the simulator into out_dir when it is not empty.");
+}
+
+}  // namespace twinfer::py_bindings

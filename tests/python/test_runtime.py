@@ -1,0 +1,85 @@
+import pandas as pd
+import pytest
+
+import twinfer
+
+TINY_TRACE = {"requests": 12, "rate_rps": 40, "input": {"kind": "uniform", "min": 8, "max": 48},
+              "output": {"kind": "uniform", "min": 2, "max": 8}}
+
+
+def test_run_on_cpu_tiny_completes_every_request(cpu_tiny):
+    trace = twinfer.synthetic_trace(TINY_TRACE, seed=1)
+    res = twinfer.run(cpu_tiny, trace, device="cpu")
+    assert res.summary["requests"]["completed"] == 12
+    assert res.summary["run"]["device"] == "cpu"
+    df = res.requests
+    assert len(df) == 12
+    assert (df["end_us"] >= df["first_token_us"]).all()
+    assert set(df["worker"]) <= set(cpu_tiny.worker_names)
+
+
+def test_python_router_runs_in_the_embedded_runtime(cpu_tiny):
+    class ToSecond(twinfer.Router):
+        def __init__(self, params):
+            super().__init__()
+
+        def route(self, request, view):
+            assert len(view) == 2
+            return 1
+
+    twinfer.register_router("to_second", ToSecond)
+    res = twinfer.run(cpu_tiny.with_overrides(["policies.router=to_second"]), twinfer.synthetic_trace(TINY_TRACE))
+    assert set(res.requests["worker"]) == {cpu_tiny.worker_names[1]}
+    assert res.summary["policies"]["router"] == "to_second"
+
+
+def test_python_batcher_error_in_a_worker_thread_is_raised_after_the_run(cpu_tiny):
+    class Broken(twinfer.Batcher):
+        def __init__(self, params):
+            super().__init__()
+
+        def next(self, state, now_us):
+            if state.waiting:
+                raise ZeroDivisionError("step size zero")
+            return twinfer.BatchPlan()
+
+    twinfer.register_batcher("broken", Broken)
+    with pytest.raises(twinfer.Error, match="ZeroDivisionError: step size zero"):
+        twinfer.run(cpu_tiny.with_overrides(["policies.batcher=broken"]), twinfer.synthetic_trace(TINY_TRACE))
+
+
+def test_infer_batch_returns_one_row_per_task_in_order(cpu_tiny):
+    tasks = [(8 + (i % 5) * 8, 1 + i % 4) for i in range(50)]
+    df = twinfer.infer_batch(cpu_tiny, tasks, device="cpu")
+    assert len(df) == 50
+    assert list(df["task"]) == list(range(50))
+    assert list(df["input_tokens"]) == [t[0] for t in tasks]
+    assert list(df["output_tokens"]) == [t[1] for t in tasks]
+    assert (df["outcome"] == "completed").all()
+    assert set(df["worker"]) == set(cpu_tiny.worker_names)  # both workers took part
+    assert (df["latency_s"] > 0).all()
+    assert (df["end_s"] >= df["start_s"]).all()
+
+
+def test_submit_batch_gives_a_future(cpu_tiny):
+    future = twinfer.submit_batch(cpu_tiny, pd.DataFrame({"input_tokens": [16] * 6, "output_tokens": [2] * 6}))
+    df = future.result(timeout=120)
+    assert len(df) == 6 and (df["outcome"] == "completed").all()
+
+
+def test_python_router_error_in_the_embedded_runtime_is_raised(cpu_tiny):
+    class Failing(twinfer.Router):
+        def __init__(self, params):
+            super().__init__()
+
+        def route(self, request, view):
+            if request.id == 3:
+                raise LookupError("no worker for three")
+            return 0
+
+    twinfer.register_router("failing_in_run", Failing)
+    with pytest.raises(twinfer.Error, match=r"route\(\): LookupError: no worker for three"):
+        twinfer.run(cpu_tiny.with_overrides(["policies.router=failing_in_run"]), twinfer.synthetic_trace(TINY_TRACE))
+    # The module is usable afterwards.
+    res = twinfer.run(cpu_tiny, twinfer.synthetic_trace(TINY_TRACE))
+    assert res.summary["requests"]["completed"] == 12

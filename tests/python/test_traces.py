@@ -1,0 +1,60 @@
+import pandas as pd
+import pytest
+
+import twinfer
+
+
+def test_synthetic_trace_is_seeded():
+    spec = {"requests": 50, "rate_rps": 10}
+    a = twinfer.synthetic_trace(spec, seed=7).to_dataframe()
+    b = twinfer.synthetic_trace(spec, seed=7).to_dataframe()
+    c = twinfer.synthetic_trace(spec, seed=8).to_dataframe()
+    assert len(a) == 50
+    assert a.equals(b)
+    assert not a.equals(c)
+
+
+def test_dataframe_round_trip_keeps_every_field():
+    df = pd.DataFrame({"arrival_s": [0.0, 0.5, 0.25], "input_tokens": [10, 20, 30], "output_tokens": [1, 2, 3],
+                       "model": ["m", "", "m"], "priority": [0, 1, 2], "deadline_ms": [float("nan"), 100.0, 50.0],
+                       "session": ["a", "b", ""]})
+    tr = twinfer.trace_from_dataframe(df)
+    assert len(tr) == 3
+    # Sorted by arrival: the 0.25 s request becomes id 1.
+    assert [tr[i].arrival_us for i in range(3)] == [0, 250000, 500000]
+    assert tr[1].input_tokens == 30 and tr[1].priority == 2 and tr[1].session == ""
+    assert tr[1].deadline_us == 250000 + 50000
+    assert tr[0].deadline_us == twinfer.NEVER_US
+    out = tr.to_dataframe()
+    assert list(out["input_tokens"]) == [10, 30, 20]
+    assert list(out["model"]) == ["m", "m", ""]
+    assert out["deadline_ms"].isna().tolist() == [True, False, False]
+    assert list(out["deadline_ms"].iloc[1:]) == [50.0, 100.0]
+
+
+def test_file_round_trip(tmp_path):
+    tr = twinfer.synthetic_trace({"requests": 20, "rate_rps": 5}, seed=1)
+    path = str(tmp_path / "t.csv")
+    tr.write(path)
+    back = twinfer.read_trace(path)
+    assert back.source == path
+    assert back.to_dataframe().equals(tr.to_dataframe())
+
+
+def test_scaled_divides_arrivals():
+    tr = twinfer.synthetic_trace({"requests": 20, "rate_rps": 5}, seed=1)
+    fast = tr.scaled(2.0)
+    assert len(fast) == 20
+    assert fast[19].arrival_us == int(tr[19].arrival_us / 2 + 0.5)  # halves round away from zero
+
+
+def test_bad_trace_line_names_file_line_and_field(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("arrival_s,input_tokens,output_tokens\n0,10,1\n1,abc,1\n")
+    with pytest.raises(twinfer.Error, match=r"bad.csv:3.*input_tokens"):
+        twinfer.read_trace(str(path))
+
+
+def test_dataframe_without_required_columns_is_refused():
+    with pytest.raises(ValueError, match="output_tokens"):
+        twinfer.trace_from_dataframe(pd.DataFrame({"arrival_s": [0.0], "input_tokens": [1]}))
