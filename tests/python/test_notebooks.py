@@ -2,11 +2,12 @@
 with assertions on what it shows).
 
 Run from the repository root after a build:
-    /usr/bin/python3 -m pytest tests/python/test_notebooks.py -v -s
+    PYTHONPATH=build/python /usr/bin/python3 -m pytest tests/python/test_notebooks.py -v -s
 
 - Kernel: a kernel spec written for this run that starts the interpreter running pytest
   (sys.executable, /usr/bin/python3 above), so the notebooks import the module built for it.
-- PYTHONPATH: build/python (or $TWINFER_PYTHON_DIR) is prepended for the kernel.
+- PYTHONPATH: the folder of the twinfer package ($TWINFER_PYTHON_DIR, else the importable one's,
+  else build/python) is prepended for the kernel, and TWINFER_BIN points at the same build's CLI.
 - Working directory: notebooks/, as when Jupyter is opened there; the notebooks find the repository
   root by walking up (TWINFER_ROOT is set too).
 - Outputs: figures, run folders and the executed notebooks go to pytest's temporary folder
@@ -14,7 +15,7 @@ Run from the repository root after a build:
 - Timeout: each notebook has a wall-clock budget (NOTEBOOK_BUDGET_S) for all its cells together.
 - The notebooks' optional inputs: TWINFER_CONV_TRACE (the Azure conversation trace; default
   ../shared/traces/azure_llm_2023/ next to the repository, else the bundled trace) and
-  TWINFER_BIN (default build/bin/twinfer) pass through from the environment.
+  TWINFER_BIN pass through from the environment when set.
 """
 import json
 import os
@@ -30,7 +31,21 @@ nbclient = pytest.importorskip("nbclient")
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK_DIR = ROOT / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
-PYTHON_DIR = Path(os.environ.get("TWINFER_PYTHON_DIR", ROOT / "build" / "python"))
+
+
+def find_python_dir():
+    """The folder holding the twinfer package: $TWINFER_PYTHON_DIR, else where the importable one
+    lives (CTest puts <build>/python on PYTHONPATH), else build/python."""
+    if "TWINFER_PYTHON_DIR" in os.environ:
+        return Path(os.environ["TWINFER_PYTHON_DIR"])
+    try:
+        import twinfer
+    except ImportError:
+        return ROOT / "build" / "python"
+    return Path(twinfer.__file__).resolve().parents[1]
+
+
+PYTHON_DIR = find_python_dir()
 KERNEL_NAME = "twinfer-notebook-test"
 
 # Wall-clock seconds for a whole notebook. 04 profiles the CPU backend (about a minute on 2 busy
@@ -59,6 +74,9 @@ def kernel_env(tmp_path_factory):
         "TWINFER_NB_OUT": str(out),
         "PYDEVD_DISABLE_FILE_VALIDATION": "1",
     }
+    cli = PYTHON_DIR.parent / "bin" / "twinfer"  # the CLI of the same build, for 04's profiling
+    if "TWINFER_BIN" not in os.environ and cli.is_file():
+        env["TWINFER_BIN"] = str(cli)
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)  # the kernel process inherits these
     yield out
