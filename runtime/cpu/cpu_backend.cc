@@ -11,6 +11,7 @@
 #include "runtime/cpu/cpu_kernels.h"
 #include "runtime/cpu/paged_kv_cache.h"
 #include "runtime/model/transformer_weights.h"
+#include "runtime/backend/step_checks.h"
 
 namespace twinfer::runtime {
 namespace {
@@ -80,40 +81,9 @@ CpuBackend::CpuBackend(const TransformerConfig& config, const BackendLimits& lim
 
 // Every check runs before any state changes, so a rejected step leaves the cache as it was.
 void CpuBackend::validate(const std::vector<StepSequence>& batch) const {
-  // Messages are built only on failure: a valid step allocates nothing here.
-  auto fail = [](RequestId id, const std::string& what) {
-    throw Error("cpu backend step: sequence " + std::to_string(id) + " " + what);
-  };
-  const std::string where = "cpu backend step: ";
-  if (static_cast<std::int64_t>(batch.size()) > limits_.max_batch_sequences)
-    throw Error(where + std::to_string(batch.size()) + " sequences exceed max_batch_sequences " +
-                std::to_string(limits_.max_batch_sequences));
-  std::int64_t tokens = 0, blocks = 0;
-  for (std::size_t i = 0; i < batch.size(); ++i) {
-    const StepSequence& s = batch[i];
-    for (std::size_t j = 0; j < i; ++j)
-      if (batch[j].id == s.id) fail(s.id, "appears twice in one step");
-    if (s.tokens.empty()) fail(s.id, "has no tokens to process");
-    for (std::int32_t token : s.tokens)
-      if (token < 0 || token >= config_.vocab)
-        fail(s.id, "has token " + std::to_string(token) + " outside [0, " + std::to_string(config_.vocab) + ")");
-    const std::int32_t held = cache_.length(s.id);
-    if (s.cached != held)
-      fail(s.id, "says cached = " + std::to_string(s.cached) + " but the KV cache holds " + std::to_string(held) +
-                     " tokens");
-    const std::int64_t length = static_cast<std::int64_t>(held) + static_cast<std::int64_t>(s.tokens.size());
-    if (length > config_.max_context)
-      fail(s.id, "would reach " + std::to_string(length) + " tokens, over max_context " +
-                     std::to_string(config_.max_context));
-    tokens += static_cast<std::int64_t>(s.tokens.size());
-    blocks += cache_.blocks_needed(s.id, static_cast<std::int32_t>(s.tokens.size()));
-  }
-  if (tokens > limits_.max_batch_tokens)
-    throw Error(where + std::to_string(tokens) + " tokens exceed max_batch_tokens " +
-                std::to_string(limits_.max_batch_tokens));
-  if (blocks > cache_.free_blocks())
-    throw Error(where + "KV cache pool exhausted: the step needs " + std::to_string(blocks) + " blocks, " +
-                std::to_string(cache_.free_blocks()) + " of " + std::to_string(limits_.kv_blocks) + " are free");
+  check_step(
+      batch, config_, limits_, cache_.free_blocks(), "cpu", [this](RequestId id) { return cache_.length(id); },
+      [this](RequestId id, std::int32_t n) { return cache_.blocks_needed(id, n); });
 }
 
 void CpuBackend::embed(const std::int32_t* tokens, int count, float* rows) const {

@@ -3,51 +3,20 @@
 #include <algorithm>
 #include <cstring>
 #include <string>
-#include <unordered_set>
 
 #include "policies/error.h"
 #include "runtime/cuda/cuda_backend_impl.h"
 #include "runtime/cuda/cuda_check.h"
+#include "runtime/backend/step_checks.h"
 
 namespace twinfer::runtime {
 
 void CudaBackend::fail(const std::string& what) const { throw Error(name_ + ": " + what); }
 
 void CudaBackend::check_batch(const std::vector<StepSequence>& batch) const {
-  if (static_cast<std::int64_t>(batch.size()) > limits_.max_batch_sequences) {
-    fail("batch of " + std::to_string(batch.size()) + " sequences exceeds max_batch_sequences " +
-         std::to_string(limits_.max_batch_sequences));
-  }
-  std::int64_t tokens = 0;
-  std::int64_t blocks = 0;
-  std::unordered_set<RequestId> seen;
-  for (const StepSequence& s : batch) {
-    const std::string which = "request " + std::to_string(s.id);
-    if (!seen.insert(s.id).second) fail(which + " appears twice in one batch");
-    if (s.tokens.empty()) fail(which + " has no tokens to process");
-    if (s.cached != blocks_.length(s.id)) {
-      fail(which + " claims " + std::to_string(s.cached) + " cached tokens; its KV cache holds " +
-           std::to_string(blocks_.length(s.id)));
-    }
-    const std::int64_t length = static_cast<std::int64_t>(s.cached) + static_cast<std::int64_t>(s.tokens.size());
-    if (length > config_.max_context) {
-      fail(which + " reaches " + std::to_string(length) + " tokens, past max_context " +
-           std::to_string(config_.max_context));
-    }
-    for (std::int32_t t : s.tokens) {
-      if (t < 0 || t >= config_.vocab) fail(which + " has token " + std::to_string(t) + " outside the vocabulary");
-    }
-    tokens += static_cast<std::int64_t>(s.tokens.size());
-    blocks += blocks_.blocks_needed(s.id, static_cast<std::int32_t>(length));
-  }
-  if (tokens > limits_.max_batch_tokens) {
-    fail("batch of " + std::to_string(tokens) + " tokens exceeds max_batch_tokens " +
-         std::to_string(limits_.max_batch_tokens));
-  }
-  if (blocks > blocks_.free_blocks()) {
-    fail("KV cache full: the batch needs " + std::to_string(blocks) + " more blocks, " +
-         std::to_string(blocks_.free_blocks()) + " are free");
-  }
+  check_step(
+      batch, config_, limits_, blocks_.free_blocks(), name_.c_str(), [this](RequestId id) { return blocks_.length(id); },
+      [this](RequestId id, std::int32_t n) { return blocks_.blocks_needed(id, blocks_.length(id) + n); });
 }
 
 void CudaBackend::check_encode(const std::vector<std::int32_t>& lengths, std::int32_t padded) const {

@@ -5,6 +5,7 @@
 #include <unordered_map>
 
 #include "policies/error.h"
+#include "runtime/backend/step_checks.h"
 
 namespace twinfer::runtime {
 namespace {
@@ -64,43 +65,12 @@ class NoopBackend final : public Backend {
     return it == lengths_.end() ? 0 : it->second;
   }
 
-  // The CPU backend's checks, in its order and with its messages (named "noop"), so that a plan
-  // the CPU backend would reject is rejected here too, before any state changes.
+  // The same checks as every backend, so that a plan the CPU backend would reject is rejected
+  // here too, before any state changes.
   void validate(const std::vector<StepSequence>& batch) const {
-    auto fail = [](RequestId id, const std::string& what) {
-      throw Error("noop backend step: sequence " + std::to_string(id) + " " + what);
-    };
-    const std::string where = "noop backend step: ";
-    if (static_cast<std::int64_t>(batch.size()) > limits_.max_batch_sequences)
-      throw Error(where + std::to_string(batch.size()) + " sequences exceed max_batch_sequences " +
-                  std::to_string(limits_.max_batch_sequences));
-    std::int64_t tokens = 0, blocks = 0;
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      const StepSequence& s = batch[i];
-      for (std::size_t j = 0; j < i; ++j)
-        if (batch[j].id == s.id) fail(s.id, "appears twice in one step");
-      if (s.tokens.empty()) fail(s.id, "has no tokens to process");
-      for (std::int32_t token : s.tokens)
-        if (token < 0 || token >= config_.vocab)
-          fail(s.id, "has token " + std::to_string(token) + " outside [0, " + std::to_string(config_.vocab) + ")");
-      const std::int32_t held = length(s.id);
-      if (s.cached != held)
-        fail(s.id, "says cached = " + std::to_string(s.cached) + " but the KV cache holds " + std::to_string(held) +
-                       " tokens");
-      const std::int64_t after = std::int64_t(held) + static_cast<std::int64_t>(s.tokens.size());
-      if (after > config_.max_context)
-        fail(s.id, "would reach " + std::to_string(after) + " tokens, over max_context " +
-                       std::to_string(config_.max_context));
-      tokens += static_cast<std::int64_t>(s.tokens.size());
-      blocks += blocks_needed(held, static_cast<std::int32_t>(s.tokens.size()));
-    }
-    if (tokens > limits_.max_batch_tokens)
-      throw Error(where + std::to_string(tokens) + " tokens exceed max_batch_tokens " +
-                  std::to_string(limits_.max_batch_tokens));
-    const std::int64_t free_blocks = limits_.kv_blocks - blocks_used_;
-    if (blocks > free_blocks)
-      throw Error(where + "KV cache pool exhausted: the step needs " + std::to_string(blocks) + " blocks, " +
-                  std::to_string(free_blocks) + " of " + std::to_string(limits_.kv_blocks) + " are free");
+    check_step(
+        batch, config_, limits_, limits_.kv_blocks - blocks_used_, "noop", [this](RequestId id) { return length(id); },
+        [this](RequestId id, std::int32_t n) { return blocks_needed(length(id), n); });
   }
 
   TransformerConfig config_;

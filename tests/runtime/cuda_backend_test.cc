@@ -199,7 +199,7 @@ TEST(CudaBackend, FullPoolThrowsAndChangesNothing) {
     cuda->step({seq(1, 8, {1}), seq(2, 0, prompt_tokens(2, 5, tiny_config().vocab))}, next);
     FAIL() << "expected twinfer::Error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("cuda:0: KV cache full"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("cuda:0 backend step: KV cache pool exhausted"), std::string::npos) << e.what();
   }
   EXPECT_EQ(cuda->kv_blocks_used(), 2);
   cuda->step({seq(1, 8, {1})}, next);  // the sequence goes on where it was

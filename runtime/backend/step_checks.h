@@ -1,0 +1,58 @@
+// The checks every backend makes on a step before changing any state, so that a plan one backend
+// rejects is rejected by all, with the same messages.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "policies/error.h"
+#include "runtime/backend/backend.h"
+
+namespace twinfer::runtime {
+
+// Throws twinfer::Error "<backend> backend step: ..." naming the sequence and the limit when the
+// step has too many sequences or tokens, a sequence twice, no tokens, a token outside the
+// vocabulary, a `cached` count that differs from held(id), a sequence past max_context, or needs
+// more KV blocks than `free_blocks`. held(id): tokens the backend holds for id;
+// blocks_needed(id, n): new blocks that appending n tokens to id takes. Messages are built only on
+// failure: a valid step allocates nothing here.
+template <class Held, class BlocksNeeded>
+void check_step(const std::vector<StepSequence>& batch, const TransformerConfig& config, const BackendLimits& limits,
+                std::int64_t free_blocks, const char* backend, Held held, BlocksNeeded blocks_needed) {
+  auto fail = [backend](RequestId id, const std::string& what) {
+    throw Error(std::string(backend) + " backend step: sequence " + std::to_string(id) + " " + what);
+  };
+  const auto where = [backend] { return std::string(backend) + " backend step: "; };
+  if (static_cast<std::int64_t>(batch.size()) > limits.max_batch_sequences)
+    throw Error(where() + std::to_string(batch.size()) + " sequences exceed max_batch_sequences " +
+                std::to_string(limits.max_batch_sequences));
+  std::int64_t tokens = 0, blocks = 0;
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    const StepSequence& s = batch[i];
+    for (std::size_t j = 0; j < i; ++j)
+      if (batch[j].id == s.id) fail(s.id, "appears twice in one step");
+    if (s.tokens.empty()) fail(s.id, "has no tokens to process");
+    for (std::int32_t token : s.tokens)
+      if (token < 0 || token >= config.vocab)
+        fail(s.id, "has token " + std::to_string(token) + " outside [0, " + std::to_string(config.vocab) + ")");
+    const std::int32_t have = held(s.id);
+    if (s.cached != have)
+      fail(s.id, "says cached = " + std::to_string(s.cached) + " but the KV cache holds " + std::to_string(have) +
+                     " tokens");
+    const std::int64_t length = static_cast<std::int64_t>(have) + static_cast<std::int64_t>(s.tokens.size());
+    if (length > config.max_context)
+      fail(s.id, "would reach " + std::to_string(length) + " tokens, over max_context " +
+                     std::to_string(config.max_context));
+    tokens += static_cast<std::int64_t>(s.tokens.size());
+    blocks += blocks_needed(s.id, static_cast<std::int32_t>(s.tokens.size()));
+  }
+  if (tokens > limits.max_batch_tokens)
+    throw Error(where() + std::to_string(tokens) + " tokens exceed max_batch_tokens " +
+                std::to_string(limits.max_batch_tokens));
+  if (blocks > free_blocks)
+    throw Error(where() + "KV cache pool exhausted: the step needs " + std::to_string(blocks) + " blocks, " +
+                std::to_string(free_blocks) + " of " + std::to_string(limits.kv_blocks) + " are free");
+}
+
+}  // namespace twinfer::runtime
