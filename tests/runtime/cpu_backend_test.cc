@@ -7,33 +7,16 @@
 
 #include "policies/error.h"
 #include "runtime/model/transformer_weights.h"
+#include "tests/runtime/runtime_testing.h"
 
 namespace twinfer::runtime {
 namespace {
 
 using Matrix = std::vector<std::vector<double>>;
 
-TransformerConfig tiny_config() {
-  TransformerConfig c;
-  c.layers = 2;
-  c.hidden = 64;
-  c.heads = 4;
-  c.kv_heads = 2;
-  c.ffn_hidden = 128;
-  c.vocab = 97;
-  c.max_context = 256;
-  c.seed = 42;
-  return c;
-}
+TransformerConfig tiny_config() { return testing::tiny_transformer(256, 42); }
 
-BackendLimits small_limits(std::int64_t kv_blocks = 64) {
-  BackendLimits l;
-  l.kv_blocks = kv_blocks;
-  l.block_tokens = 16;
-  l.max_batch_tokens = 256;
-  l.max_batch_sequences = 8;
-  return l;
-}
+BackendLimits small_limits(std::int64_t kv_blocks = 64) { return testing::small_limits(kv_blocks); }
 
 // The model written the slow, obvious way, in double: every call recomputes the whole sequence
 // from its tokens, with no KV cache and no batching.

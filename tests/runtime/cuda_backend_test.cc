@@ -15,6 +15,7 @@
 #include "runtime/backend/backend.h"
 #include "runtime/cpu/cpu_backend.h"
 #include "runtime/cuda/cuda_backend.h"
+#include "tests/runtime/runtime_testing.h"
 
 namespace twinfer::runtime {
 namespace {
@@ -22,28 +23,10 @@ namespace {
 #define SKIP_WITHOUT_GPU() \
   if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device: the CUDA backend cannot run here"
 
-TransformerConfig tiny_config() {
-  TransformerConfig c;
-  c.layers = 2;
-  c.hidden = 64;
-  c.heads = 4;
-  c.kv_heads = 2;
-  c.ffn_hidden = 128;
-  c.vocab = 97;
-  c.max_context = 128;
-  c.seed = 7;
-  return c;
-}
+TransformerConfig tiny_config() { return testing::tiny_transformer(128, 7); }
 
 // Blocks of 4 tokens, so that every test crosses block boundaries.
-BackendLimits tiny_limits() {
-  BackendLimits l;
-  l.kv_blocks = 64;
-  l.block_tokens = 4;
-  l.max_batch_tokens = 256;
-  l.max_batch_sequences = 8;
-  return l;
-}
+BackendLimits tiny_limits() { return testing::small_limits(64, 4); }
 
 StepSequence seq(RequestId id, std::int32_t cached, std::vector<std::int32_t> tokens, bool sample = true) {
   StepSequence s;

@@ -6,25 +6,14 @@
 #include <gtest/gtest.h>
 
 #include "policies/error.h"
+#include "tests/runtime/runtime_testing.h"
 
 namespace twinfer::runtime {
 namespace {
 
-TransformerConfig tiny_config() {
-  TransformerConfig c;
-  c.vocab = 97;
-  c.max_context = 256;
-  return c;
-}
+TransformerConfig tiny_config() { return testing::tiny_transformer(256); }
 
-BackendLimits small_limits(std::int64_t kv_blocks = 64) {
-  BackendLimits l;
-  l.kv_blocks = kv_blocks;
-  l.block_tokens = 16;
-  l.max_batch_tokens = 256;
-  l.max_batch_sequences = 8;
-  return l;
-}
+BackendLimits small_limits(std::int64_t kv_blocks = 64) { return testing::small_limits(kv_blocks); }
 
 std::vector<std::int32_t> ones(int n) { return std::vector<std::int32_t>(static_cast<std::size_t>(n), 1); }
 
