@@ -172,8 +172,8 @@ bool Recorder::meets_slo(const RequestRecord& r) const {
 }
 
 nlohmann::json Recorder::summary() const {
-  std::int64_t completed = 0, rejected = 0, dropped = 0, met = 0, out_tokens = 0, in_tokens = 0;
-  std::map<std::string, std::int64_t> rejected_why, dropped_why;
+  std::int64_t completed = 0, rejected = 0, dropped = 0, timed_out = 0, met = 0, out_tokens = 0, in_tokens = 0;
+  std::map<std::string, std::int64_t> rejected_why, dropped_why, timed_out_why;
   std::vector<double> latency, ttft, tpot, queue;
   TimeUs first = kNever, last = 0;
   for (const auto& r : records_) {
@@ -188,6 +188,11 @@ nlohmann::json Recorder::summary() const {
     if (r.outcome == Outcome::kDropped) {
       ++dropped;
       ++dropped_why[r.reason];
+      continue;
+    }
+    if (r.outcome == Outcome::kTimedOut) {
+      ++timed_out;
+      ++timed_out_why[r.reason];
       continue;
     }
     ++completed;
@@ -206,8 +211,9 @@ nlohmann::json Recorder::summary() const {
   auto per_s = [&](double n) { return span_s > 0 ? n / span_s : 0.0; };
 
   nlohmann::json j;
-  j["requests"] = {{"total", records_.size()}, {"completed", completed}, {"rejected", rejected}, {"dropped", dropped}};
-  j["reasons"] = {{"rejected", rejected_why}, {"dropped", dropped_why}};
+  j["requests"] = {{"total", records_.size()}, {"completed", completed}, {"rejected", rejected}, {"dropped", dropped},
+                     {"timed_out", timed_out}};
+  j["reasons"] = {{"rejected", rejected_why}, {"dropped", dropped_why}, {"timed_out", timed_out_why}};
   j["latency_ms"] = stats_ms(std::move(latency));
   j["ttft_ms"] = stats_ms(std::move(ttft));
   j["tpot_ms"] = stats_ms(std::move(tpot));

@@ -24,13 +24,18 @@ struct Request {
 };
 
 // How a request ended. Every request ends exactly once with one of these.
-enum class Outcome { kCompleted, kRejected, kDropped };
+// kRejected: refused before reaching a worker (admission, routing, limits, nothing can serve it).
+// kDropped: lost after admission (a worker or link failed, retries exhausted, deadline passed).
+// kTimedOut: the request's own time limit (protection.request_timeout_ms) ran out first.
+enum class Outcome { kCompleted, kRejected, kDropped, kTimedOut };
+inline constexpr int kOutcomeCount = 4;
 
 inline const char* outcome_name(Outcome o) {
   switch (o) {
     case Outcome::kCompleted: return "completed";
     case Outcome::kRejected: return "rejected";
     case Outcome::kDropped: return "dropped";
+    case Outcome::kTimedOut: return "timed_out";
   }
   return "unknown";
 }

@@ -75,7 +75,7 @@ std::string RouterMetrics::render(const std::vector<LinkStatus>& workers) const 
   {
     std::lock_guard<std::mutex> lock(mu_);
     header(out, "twinfer_requests_total", "counter", "Requests answered by the router, by outcome.");
-    for (Outcome o : {Outcome::kCompleted, Outcome::kRejected, Outcome::kDropped}) {
+    for (Outcome o : {Outcome::kCompleted, Outcome::kRejected, Outcome::kDropped, Outcome::kTimedOut}) {
       out += std::string("twinfer_requests_total{outcome=\"") + outcome_name(o) + "\"} " +
              std::to_string(outcomes_[static_cast<std::size_t>(o)]) + "\n";
     }

@@ -40,7 +40,7 @@ class RouterMetrics {
 
  private:
   mutable std::mutex mu_;
-  std::array<std::int64_t, 3> outcomes_{};  // by Outcome
+  std::array<std::int64_t, kOutcomeCount> outcomes_{};  // by Outcome
   SecondsHistogram latency_, ttft_, tpot_, queue_;
 };
 

@@ -38,6 +38,7 @@ rpc::Outcome to_wire(Outcome o) {
     case Outcome::kCompleted: return rpc::COMPLETED;
     case Outcome::kRejected: return rpc::REJECTED;
     case Outcome::kDropped: return rpc::DROPPED;
+    case Outcome::kTimedOut: return rpc::TIMED_OUT;
   }
   return rpc::DROPPED;
 }
@@ -46,6 +47,7 @@ Outcome from_wire(rpc::Outcome o) {
   switch (o) {
     case rpc::COMPLETED: return Outcome::kCompleted;
     case rpc::REJECTED: return Outcome::kRejected;
+    case rpc::TIMED_OUT: return Outcome::kTimedOut;
     default: return Outcome::kDropped;
   }
 }

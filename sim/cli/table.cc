@@ -68,7 +68,7 @@ void print_summary(const nlohmann::json& s, std::ostream& out) {
     t.add({k, fmt(m["mean"]), fmt(m["p50"]), fmt(m["p90"]), fmt(m["p99"])});
   }
   out << "requests: " << req["total"] << " total, " << req["completed"] << " completed, " << req["rejected"]
-      << " rejected, " << req["dropped"] << " dropped\n\n";
+      << " rejected, " << req["dropped"] << " dropped, " << req["timed_out"] << " timed out\n\n";
   t.print(out);
   out << "\nthroughput " << fmt(s["throughput_rps"], 2) << " req/s, " << fmt(s["tokens_per_s"], 0)
       << " output tokens/s, goodput " << fmt(s["goodput_rps"], 2) << " req/s, SLO attainment "

@@ -19,6 +19,7 @@ METRICS = {
     "completed": ("requests", "completed"),
     "rejected": ("requests", "rejected"),
     "dropped": ("requests", "dropped"),
+    "timed_out": ("requests", "timed_out"),
     "latency_p50_ms": ("latency_ms", "p50"),
     "latency_p99_ms": ("latency_ms", "p99"),
     "latency_mean_ms": ("latency_ms", "mean"),
