@@ -122,6 +122,9 @@ void EmbeddedRouter::take_mail(TimeUs now) {
 
 // Everything due by `now`, earliest first; at equal times faults, then arrivals, then timers.
 void EmbeddedRouter::fire_due(TimeUs now) {
+  // A late router thread (a busy machine) must not read its own lateness as missed heartbeats:
+  // live workers are heard from before anything that waited is decided.
+  if (next_heartbeat_us_ <= now) heartbeats(now);
   for (;;) {
     const TimeUs fault_at = next_fault_ < fault_events_.size() ? fault_events_[next_fault_].at_us : kNever;
     const TimeUs arrival_at = next_arrival_ < requests_.size() ? requests_[next_arrival_].arrival_us : kNever;
