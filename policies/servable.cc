@@ -13,9 +13,7 @@ std::string model_text(const Request& request) {
 }  // namespace
 
 std::int64_t peak_kv_tokens(const Request& request) {
-  const std::int64_t prompt = std::max<std::int32_t>(request.input_tokens, 1);
-  const std::int64_t output = std::max<std::int32_t>(request.output_tokens, 1);
-  return prompt + output;
+  return std::int64_t(prompt_length(request)) + std::max<std::int32_t>(request.output_tokens, 1);
 }
 
 std::int64_t peak_kv_blocks(const Request& request, const KvBlocks& kv) {

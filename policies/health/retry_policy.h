@@ -16,7 +16,7 @@ namespace twinfer {
 struct RetryOptions {
   int max_attempts = 3;                  // attempts per request, first included; 1: no retry
   double budget_ratio = 0.2;             // retries allowed per first attempt in the window, >= 0
-  int budget_min_retries = 10;           // retries always allowed in the window, >= 0
+  int budget_min_retries = 100;          // retries always allowed in the window (10/s over 10 s), >= 0
   TimeUs budget_window_us = 10'000'000;  // > 0
   TimeUs backoff_base_us = 10'000;       // >= 0
   TimeUs backoff_max_us = 1'000'000;     // >= backoff_base_us
