@@ -1,5 +1,7 @@
 #include "runtime/engine/embedded_router.h"
 
+#include "policies/faults/fault_report.h"
+
 #include <algorithm>
 #include <cassert>
 #include <thread>
@@ -270,7 +272,6 @@ void EmbeddedRouter::fail_attempt(RequestId id, const std::string& failure, Time
     end_request(id, Outcome::kDropped, d.reason, now);
     return;
   }
-  ++retries_;
   timers_.push(Timer{std::max(d.at_us, now), timer_order_++, TimerKind::kRetry, id, 0});
 }
 
@@ -303,9 +304,7 @@ void EmbeddedRouter::end_request(RequestId id, Outcome outcome, const std::strin
   } else if (ended != nullptr) {
     parts_.recorder->finished(ended->seq, f.worker, outcome, reason, ended->seq.first_token_us, now);
   } else {
-    Sequence seq;
-    seq.request = requests_[id];
-    parts_.recorder->finished(seq, f.worker, outcome, reason, -1, now);
+    parts_.recorder->lost(id, outcome, reason, now);
   }
 }
 
@@ -441,31 +440,12 @@ void EmbeddedRouter::fail_unreachable(TimeUs now) {
   }
 }
 
-nlohmann::json EmbeddedRouter::faults_json() const {
-  return {{"applied", applied_}, {"requests_lost_on_crash", lost_on_crash_}};
-}
-
-nlohmann::json EmbeddedRouter::health_json() const {
-  nlohmann::json out = nlohmann::json::array();
-  for (const HealthChange& c : health_.changes()) {
-    out.push_back({{"at_s", seconds(c.at_us)},
-                   {"worker", c.worker},
-                   {"from", health_name(c.from)},
-                   {"to", health_name(c.to)},
-                   {"why", c.why}});
-  }
-  return out;
-}
-
-nlohmann::json EmbeddedRouter::retries_json() const {
-  std::int64_t retried = 0, completed = 0;
-  const auto& records = parts_.recorder->records();
-  for (std::size_t id = 0; id < flights_.size(); ++id) {
-    if (flights_[id].attempts < 2) continue;
-    ++retried;
-    completed += records[id].outcome == Outcome::kCompleted;
-  }
-  return {{"total", retries_}, {"requests", retried}, {"completed", completed}};
+nlohmann::json EmbeddedRouter::faults_json(const FaultScenario& scenario,
+                                           const std::vector<std::string>& worker_names) const {
+  nlohmann::json j = fault_report(scenario, health_.changes(), worker_names);
+  j["applied"] = applied_;
+  j["requests_lost_on_crash"] = lost_on_crash_;
+  return j;
 }
 
 }  // namespace twinfer::runtime

@@ -72,14 +72,12 @@ class EmbeddedRouter {
   void run();
 
   std::int64_t steps() const { return steps_.load(); }
-  // {"applied": [{"type", "worker", "event", "at_s", "applied_s"}...], "requests_lost_on_crash": n}:
-  // each fault's "start" and "end" (at_s planned, applied_s on the run's clock), and for a crash
-  // "rejoined" when the recovered worker had loaded its model and started (applied_s only).
-  nlohmann::json faults_json() const;
-  // [{"at_s", "worker", "from", "to", "why"}...] from WorkerHealth::changes().
-  nlohmann::json health_json() const;
-  // {"total": retries sent, "requests": requests retried at least once, "completed": of those, completed}
-  nlohmann::json retries_json() const;
+  // summary.json's "faults" section: fault_report() plus "applied": [{"type", "worker", "event",
+  // "at_s", "applied_s"}...] (each fault's "start" and "end", at_s planned, applied_s on the run's
+  // clock, and for a crash "rejoined" when the recovered worker had loaded its model and started)
+  // and "requests_lost_on_crash": n.
+  nlohmann::json faults_json(const FaultScenario& scenario, const std::vector<std::string>& worker_names) const;
+  const std::vector<HealthChange>& health_changes() const { return health_.changes(); }
 
  private:
   enum class Kind { kSubmit, kCancel, kEnd, kReady };
@@ -164,7 +162,6 @@ class EmbeddedRouter {
   bool router_down_ = false;
   std::size_t ended_ = 0;
   int queued_ = 0;  // admitted and not ended
-  std::int64_t retries_ = 0;
   std::int64_t lost_on_crash_ = 0;
   nlohmann::json applied_ = nlohmann::json::array();
 

@@ -65,11 +65,8 @@ nlohmann::json run_embedded(const RunConfig& config, const Trace& input, const R
                          {"admission", policies.admission->name()},
                          {"cost_model", policies.cost->name()},
                          {"batcher", batcher_name(config)}};
-  summary["retries"] = router.retries_json();
-  summary["health"] = router.health_json();
-  if (!options.faults.empty()) {
-    summary["faults"] = router.faults_json();
-    summary["faults"]["source"] = options.faults.source;
+  if (!options.faults.empty() || !router.health_changes().empty()) {
+    summary["faults"] = router.faults_json(options.faults, recorder.worker_names());
   }
   if (options.records_out != nullptr) *options.records_out = recorder.records();
   if (!options.out_dir.empty()) write_run_outputs(recorder, summary, options.out_dir, config.sim.timeline);
