@@ -71,18 +71,39 @@ class WorkerServer::Impl final : public rpc::Worker::CallbackService {
   const std::string& address() const { return address_; }
   const std::string& name() const { return config_.cluster.instances[options_.index].name; }
 
-  grpc::ServerUnaryReactor* Submit(grpc::CallbackServerContext* context, const rpc::InferRequest* request,
+  grpc::ServerUnaryReactor* Submit(grpc::CallbackServerContext*, const rpc::InferRequest* request,
                                    rpc::InferResult* result) override {
-    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    const std::string malformed = malformed_reason(*request);
+    if (!malformed.empty()) {
+      grpc::ServerUnaryReactor* reactor = new SubmitReactor(this, kNoId);
+      *result = ended_without_worker(request->id(), Outcome::kRejected, "bad request: " + malformed, options_.index,
+                                     clock_.now_us());
+      reactor->Finish(grpc::Status::OK);
+      return reactor;
+    }
     Request r = from_wire(*request);
     if (r.arrival_us == 0) r.arrival_us = clock_.now_us();
     // Clients (several routers) choose ids independently; the engine keys its sequences by id.
     r.id = next_id_++;
+    auto* reactor = new SubmitReactor(this, r.id);
     {
       std::lock_guard<std::mutex> lock(pending_mu_);
       pending_[r.id] = Pending{reactor, result, request->id()};
     }
     engine_->submit(r);
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* InjectFault(grpc::CallbackServerContext* context, const rpc::FaultCommand* command,
+                                        rpc::Empty*) override {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    if (!(command->slowdown() >= 1)) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                   "slowdown " + std::to_string(command->slowdown()) + ": must be >= 1"));
+      return reactor;
+    }
+    engine_->set_slowdown(command->slowdown());
+    reactor->Finish(grpc::Status::OK);
     return reactor;
   }
 
@@ -108,6 +129,36 @@ class WorkerServer::Impl final : public rpc::Worker::CallbackService {
   }
 
  private:
+  static constexpr RequestId kNoId = ~RequestId{0};
+
+  // One Submit call; a cancelled call (the router gave up on the request) takes the request off
+  // the engine. Deletes itself when gRPC is done with it.
+  class SubmitReactor final : public grpc::ServerUnaryReactor {
+   public:
+    SubmitReactor(Impl* impl, RequestId id) : impl_(impl), id_(id) {}
+    void OnCancel() override {
+      if (id_ != kNoId) impl_->cancelled(id_);
+    }
+    void OnDone() override { delete this; }
+
+   private:
+    Impl* impl_;
+    RequestId id_;
+  };
+
+  void cancelled(RequestId id) {
+    Pending p;
+    {
+      std::lock_guard<std::mutex> lock(pending_mu_);
+      auto it = pending_.find(id);
+      if (it == pending_.end()) return;  // already answered
+      p = it->second;
+      pending_.erase(it);
+    }
+    engine_->cancel(id);
+    p.reactor->Finish(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled by the client"));
+  }
+
   struct Pending {
     grpc::ServerUnaryReactor* reactor = nullptr;
     rpc::InferResult* result = nullptr;
