@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cassert>
+#include <chrono>
 #include <cmath>
+#include <thread>
 
 #include "runtime/engine/cpu_affinity.h"
 
@@ -53,33 +55,68 @@ WorkerView WorkerEngine::view() const {
   return view_;
 }
 
+void WorkerEngine::set_slowdown(double factor) {
+  assert(factor >= 1);
+  std::lock_guard<std::mutex> lock(mu_);
+  slowdown_ = factor;
+}
+
+void WorkerEngine::cancel(RequestId id) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    cancels_.push_back(id);
+  }
+  cv_.notify_one();
+}
+
+// Cancels are applied after the arrivals they may refer to were enqueued, so that a request
+// cancelled right after its submission never runs.
 void WorkerEngine::take_inbox(TimeUs now) {
   std::vector<Request> arrived;
+  std::vector<RequestId> cancelled;
   {
     std::lock_guard<std::mutex> lock(mu_);
     arrived.swap(inbox_);
+    cancelled.swap(cancels_);
   }
   for (const Request& r : arrived) {
     state_.enqueue(r, now);
     tokens_[r.id] = prompt_tokens(r.id, r.input_tokens, parts_.vocab);
     work_us_[r.id] = request_work_us(*parts_.cost, *parts_.instance, r.input_tokens, r.output_tokens);
   }
+  for (RequestId id : cancelled) {
+    if (state_.cancel(id)) forget(id);
+  }
+}
+
+void WorkerEngine::forget(RequestId id) {
+  parts_.backend->release(id);
+  tokens_.erase(id);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    view_.outstanding_work_us -= work_us_[id];
+  }
+  work_us_.erase(id);
+}
+
+void WorkerEngine::pause_after_step(TimeUs step_us) {
+  double factor;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    factor = slowdown_;
+  }
+  if (factor <= 1 || step_us <= 0) return;
+  std::this_thread::sleep_for(std::chrono::microseconds(static_cast<TimeUs>((factor - 1) * double(step_us))));
 }
 
 void WorkerEngine::end(std::vector<Finished>& ended, TimeUs now) {
   for (const Finished& f : ended) {
-    const RequestId id = f.seq.request.id;
-    parts_.backend->release(id);
-    tokens_.erase(id);
-    {
+    forget(f.seq.request.id);
+    if (f.outcome == Outcome::kCompleted) {
       std::lock_guard<std::mutex> lock(mu_);
-      view_.outstanding_work_us -= work_us_[id];
-      if (f.outcome == Outcome::kCompleted) {
-        double latency = double(now - f.seq.request.arrival_us);
-        view_.latency_ewma_us = view_.latency_ewma_us == 0 ? latency : 0.9 * view_.latency_ewma_us + 0.1 * latency;
-      }
+      double latency = double(now - f.seq.request.arrival_us);
+      view_.latency_ewma_us = view_.latency_ewma_us == 0 ? latency : 0.9 * view_.latency_ewma_us + 0.1 * latency;
     }
-    work_us_.erase(id);
     callbacks_.on_end(parts_.index, f, now);
   }
 }
@@ -224,12 +261,13 @@ void WorkerEngine::serve() {
       publish_view(false, now);
       wake_at = plan.wake_at_us;
       std::unique_lock<std::mutex> lock(mu_);
-      if (!inbox_.empty()) continue;
+      auto news = [this] { return !inbox_.empty() || !cancels_.empty() || stopping_; };
+      if (!inbox_.empty() || !cancels_.empty()) continue;
       if (stopping_ && state_.empty()) return;
       if (wake_at == kNever) {
-        cv_.wait(lock, [this] { return !inbox_.empty() || stopping_; });
+        cv_.wait(lock, news);
       } else if (wake_at > now) {
-        cv_.wait_for(lock, std::chrono::microseconds(wake_at - now), [this] { return !inbox_.empty() || stopping_; });
+        cv_.wait_for(lock, std::chrono::microseconds(wake_at - now), news);
       }
       continue;
     }
@@ -240,6 +278,7 @@ void WorkerEngine::serve() {
     } else {
       run_request_batch(plan);
     }
+    pause_after_step(clock.now_us() - start);
     now = clock.now_us();
     auto completed = state_.finish(plan, now);
     callbacks_.on_batch(BatchRecord::of(parts_.index, plan, start, now));

@@ -58,11 +58,23 @@ class WorkerEngine {
   // Thread-safe snapshot for routers: queue, running, KV, outstanding work, utilization, latency.
   WorkerView view() const;
 
+  // Thread-safe. From the next step on, each step is followed by a pause of (factor - 1) times its
+  // measured duration, so that it takes `factor` times as long (a throttled or sick device).
+  // 1 is normal speed. REQUIRES: factor >= 1.
+  void set_slowdown(double factor);
+
+  // Thread-safe. At the next step boundary the request leaves the worker (WorkerState::cancel):
+  // its backend KV cache is released and on_end is not called (the caller ends it). A no-op when
+  // the request is not on this worker (already ended, never submitted).
+  void cancel(RequestId id);
+
  private:
   void loop();
   void serve();
   void fail(const std::string& reason);
   void take_inbox(TimeUs now);
+  void forget(RequestId id);
+  void pause_after_step(TimeUs step_us);
   void end(std::vector<Finished>& ended, TimeUs now);
   void run_iteration(const BatchPlan& plan);
   void run_request_batch(const BatchPlan& plan);
@@ -78,6 +90,8 @@ class WorkerEngine {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::vector<Request> inbox_;  // guarded by mu_
+  std::vector<RequestId> cancels_;  // guarded by mu_
+  double slowdown_ = 1;         // guarded by mu_
   bool stopping_ = false;       // guarded by mu_
   WorkerView view_;             // guarded by mu_
   TimeUs util_updated_us_ = 0;  // worker thread only

@@ -72,7 +72,11 @@ class WorkerHarness {
       ends_us_.push_back(end_us);
       cv_.notify_all();
     };
-    cb.on_batch = [this](const BatchRecord&) { ++batches_; };
+    cb.on_batch = [this](const BatchRecord& b) {
+      std::lock_guard<std::mutex> lock(mu_);
+      step_us_.push_back(b.end_us - b.start_us);
+      ++batches_;
+    };
     engine_ = std::make_unique<WorkerEngine>(std::move(parts), cb);
     engine_->start();
   }
@@ -96,6 +100,7 @@ class WorkerHarness {
   std::condition_variable cv_;
   std::vector<Finished> ended_;
   std::vector<TimeUs> ends_us_;
+  std::vector<TimeUs> step_us_;  // guarded by mu_
   std::atomic<int> batches_{0};
 };
 
@@ -196,6 +201,78 @@ TEST(WorkerEngine, AFailingBackendDropsEverythingWithTheReasonAndReportsTheWorke
   EXPECT_GE(dropped, 2);
   EXPECT_EQ(h.ended_.size(), t.requests.size() + 1);
   EXPECT_EQ(h.backend_->kv_blocks_used(), 0);
+}
+
+// The trace `t` again, with ids shifted by `offset` (the same shapes, different requests).
+Trace shifted(Trace t, RequestId offset) {
+  for (auto& r : t.requests) r.id += offset;
+  return t;
+}
+
+TEST(WorkerEngine, SlowdownStretchesEveryStepByItsFactor) {
+  WorkerHarness h(nlohmann::json{{"name", "continuous"}, {"kv_blocks", 256}, {"max_num_batched_tokens", 256}});
+  Trace t = testing::small_trace(8, 1000);
+  for (auto& r : t.requests) r.arrival_us = 0;
+  auto busy_us = [&](std::size_t from) {
+    std::lock_guard<std::mutex> lock(h.mu_);
+    TimeUs sum = 0;
+    for (std::size_t i = from; i < h.step_us_.size(); ++i) sum += h.step_us_[i];
+    return std::make_pair(sum, h.step_us_.size());
+  };
+  h.submit_all(t);
+  h.wait_for(t.requests.size());
+  auto normal = busy_us(0);
+  h.engine_->set_slowdown(4);
+  h.submit_all(shifted(t, 100));
+  h.wait_for(2 * t.requests.size());
+  auto slowed = busy_us(normal.second);
+  h.engine_->set_slowdown(1);
+  h.engine_->stop();
+  ASSERT_GT(normal.first, 0);
+  // Four times as long per step in theory; a wide margin for scheduling noise.
+  EXPECT_GT(double(slowed.first) / double(normal.first), 2.0)
+      << normal.first << " us in " << normal.second << " steps, then " << slowed.first << " us in "
+      << slowed.second - normal.second << " steps";
+  for (const auto& f : h.ended_) EXPECT_EQ(f.outcome, Outcome::kCompleted);
+}
+
+TEST(WorkerEngine, CancelRemovesRequestsWithoutEndingThemAndFreesTheirCache) {
+  WorkerHarness h(nlohmann::json{{"name", "continuous"}, {"kv_blocks", 256}, {"max_num_batched_tokens", 256}});
+  h.engine_->set_slowdown(3);  // keeps every sequence resident long enough to be cancelled mid-run
+  Trace t = testing::small_trace(10, 1000, 3, 40);
+  for (auto& r : t.requests) r.arrival_us = 0;
+  h.submit_all(t);
+  while (h.batches_.load() < 2) std::this_thread::sleep_for(std::chrono::microseconds(200));
+  const std::set<RequestId> cancelled = {0, 5, 9};
+  for (RequestId id : cancelled) h.engine_->cancel(id);
+  h.engine_->cancel(999);  // not on this worker: nothing happens
+  h.wait_for(t.requests.size() - cancelled.size());
+  h.engine_->stop();  // finishes whatever is left: a cancelled request still there would end now
+  EXPECT_EQ(h.ended_.size(), t.requests.size() - cancelled.size());
+  for (const auto& f : h.ended_) {
+    EXPECT_EQ(cancelled.count(f.seq.request.id), 0u) << "request " << f.seq.request.id << " was cancelled";
+    EXPECT_EQ(f.outcome, Outcome::kCompleted);
+  }
+  EXPECT_EQ(h.backend_->kv_blocks_used(), 0);
+  WorkerView v = h.engine_->view();
+  EXPECT_EQ(v.kv_blocks_free, v.kv_blocks_total);
+  EXPECT_EQ(v.waiting + v.running, 0);
+  EXPECT_EQ(v.outstanding_work_us, 0);
+}
+
+TEST(WorkerEngine, CancelRightAfterSubmitMeansTheRequestNeverRuns) {
+  WorkerHarness h(nlohmann::json{{"name", "continuous"}, {"kv_blocks", 256}});
+  Trace t = testing::small_trace(3, 1000);
+  t.requests[0].output_tokens = 60;  // far more steps than the cancel can take to land
+  h.engine_->cancel(t.requests[1].id);  // before its submission: a no-op
+  for (const auto& r : t.requests) {
+    h.engine_->submit(r);
+    if (r.id == t.requests[0].id) h.engine_->cancel(r.id);
+  }
+  h.wait_for(2);
+  h.engine_->stop();
+  ASSERT_EQ(h.ended_.size(), 2u);
+  for (const auto& f : h.ended_) EXPECT_NE(f.seq.request.id, t.requests[0].id);
 }
 
 }  // namespace
