@@ -9,6 +9,7 @@
 
 #include "policies/error.h"
 #include "policies/run_policies.h"
+#include "policies/servable.h"
 #include "runtime/engine/worker_engine.h"
 #include "runtime/engine/worker_parts.h"
 #include "runtime/model/transformer_config.h"
@@ -37,6 +38,7 @@ class WorkerServer::Impl final : public rpc::Worker::CallbackService {
     cost_ = std::move(policies.cost);
     admission_ = std::move(policies.admission);
     WorkerParts parts = make_worker_parts(config_, inst, options.device, *admission_, *cost_, clock_, options.seed);
+    kv_ = parts.batcher->kv_capacity();
     WorkerCallbacks callbacks;
     callbacks.on_end = [this](int, const Finished& f, TimeUs end_us) { answer(f, end_us); };
     callbacks.on_batch = [this](const BatchRecord& b) { keep(b); };
@@ -73,7 +75,8 @@ class WorkerServer::Impl final : public rpc::Worker::CallbackService {
 
   grpc::ServerUnaryReactor* Submit(grpc::CallbackServerContext*, const rpc::InferRequest* request,
                                    rpc::InferResult* result) override {
-    const std::string malformed = malformed_reason(*request);
+    std::string malformed = malformed_reason(*request);
+    if (malformed.empty()) malformed = too_large_reason(*request);
     if (!malformed.empty()) {
       grpc::ServerUnaryReactor* reactor = new SubmitReactor(this, kNoId);
       *result = ended_without_worker(request->id(), Outcome::kRejected, "bad request: " + malformed, options_.index,
@@ -110,6 +113,8 @@ class WorkerServer::Impl final : public rpc::Worker::CallbackService {
   grpc::ServerUnaryReactor* State(grpc::CallbackServerContext* context, const rpc::Empty*,
                                   rpc::WorkerState* state) override {
     *state = to_wire(engine_->view(), clock_.now_us());
+    // The router's servable check needs the block size to tell what can never fit.
+    if (kv_.blocks_total > 0) state->set_kv_block_tokens(kv_.block_tokens);
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
     reactor->Finish(grpc::Status::OK);
     return reactor;
@@ -145,6 +150,20 @@ class WorkerServer::Impl final : public rpc::Worker::CallbackService {
     Impl* impl_;
     RequestId id_;
   };
+
+  // A request that could never fit this worker's KV cache is refused before the engine builds its
+  // prompt (a prompt of 2^31 tokens would not fit in memory either).
+  std::string too_large_reason(const rpc::InferRequest& m) const {
+    if (kv_.blocks_total <= 0) return "";
+    Request r;
+    r.input_tokens = m.input_tokens();
+    r.output_tokens = m.output_tokens();
+    const std::int64_t need = peak_kv_tokens(r);
+    const std::int64_t have = kv_.blocks_total * kv_.block_tokens;
+    if (need <= have) return "";
+    return "needs " + std::to_string(need) + " tokens of KV cache (input + output); this worker holds " +
+           std::to_string(have);
+  }
 
   void cancelled(RequestId id) {
     Pending p;
@@ -192,6 +211,7 @@ class WorkerServer::Impl final : public rpc::Worker::CallbackService {
   std::unique_ptr<CostModel> cost_;
   std::unique_ptr<Admission> admission_;
   std::unique_ptr<WorkerEngine> engine_;
+  KvCapacity kv_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   std::string address_;

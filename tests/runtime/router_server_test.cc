@@ -160,23 +160,28 @@ TEST(RouterProtection, TokenLimitsAndBadFieldsAreRejectedBeforeRouting) {
   EXPECT_TRUE(cluster.serves());
 }
 
-TEST(RouterProtection, AbsurdlyLargeRequestsEndWithoutHarmingTheServers) {
+TEST(RouterProtection, AbsurdlyLargeRequestsAreRefusedWithoutHarmingTheServers) {
   Cluster cluster(testing::cpu_tiny_config(three_workers()));
   rpc::InferResult result;
   ASSERT_TRUE(cluster.infer(Cluster::request(1, INT_MAX, INT_MAX), result).ok());
-  EXPECT_NE(result.outcome(), rpc::COMPLETED);
-  EXPECT_FALSE(result.reason().empty());
-  // Straight to a worker, past the router's checks.
+  EXPECT_EQ(result.outcome(), rpc::REJECTED);
+  // The workers report their KV block size, so the router knows that nothing can hold it.
+  EXPECT_EQ(result.reason().rfind("needs 4294967294 tokens of KV cache (input + output)", 0), 0u) << result.reason();
+  // Straight to a worker, past the router's checks: 1024 blocks of 16 tokens.
   auto ch = grpc::CreateChannel(cluster.workers[0]->address(), grpc::InsecureChannelCredentials());
   auto worker = rpc::Worker::NewStub(ch);
-  for (auto q : {Cluster::request(2, INT_MAX, 8), Cluster::request(3, 8, -1)}) {
-    grpc::ClientContext c;
-    c.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    ASSERT_TRUE(worker->Submit(&c, q, &result).ok());
-    EXPECT_NE(result.outcome(), rpc::COMPLETED);
-    EXPECT_FALSE(result.reason().empty());
+  const std::pair<rpc::InferRequest, std::string> cases[] = {
+      {Cluster::request(2, INT_MAX, 8),
+       "bad request: needs 2147483655 tokens of KV cache (input + output); this worker holds 16384"},
+      {Cluster::request(3, 8, -1), "bad request: output_tokens -1: must be >= 0"}};
+  for (const auto& c : cases) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    ASSERT_TRUE(worker->Submit(&context, c.first, &result).ok());
+    EXPECT_EQ(result.outcome(), rpc::REJECTED);
+    EXPECT_EQ(result.reason(), c.second);
+    EXPECT_EQ(result.id(), c.first.id());
   }
-  EXPECT_EQ(result.reason(), "bad request: output_tokens -1: must be >= 0");
   EXPECT_TRUE(cluster.serves());
   EXPECT_TRUE(cluster.workers_idle(2.0));
 }
