@@ -334,5 +334,72 @@ TEST_F(RpcFaultsProcesses, AFaultScenarioCrashIsTheSameKillAndRecovery) {
   EXPECT_EQ(wait_exit(serve_, 40), 0) << log("serve.log");
 }
 
+TEST_F(RpcFaultsProcesses, PartitionLinkSlowdownAndRouterRestartEndEveryRequestOnceWithItsReason) {
+  const std::string scenario = dir_ + "/mixed.json";
+  std::ofstream(scenario) << R"({"faults": [
+    {"at_s": 1, "type": "slowdown", "worker": 0, "factor": 2, "duration_s": 2},
+    {"at_s": 1, "type": "link", "worker": 1, "latency_ms": 20, "loss": 0.1, "duration_s": 3},
+    {"at_s": 2, "type": "partition", "worker": 2, "duration_s": 2},
+    {"at_s": 5, "type": "router_restart", "downtime_s": 1}
+  ]})";
+  ASSERT_TRUE(start_serve({"--faults", scenario, "--faults-start", "first-request"})) << log("serve.log");
+  start_replay();
+  ASSERT_EQ(wait_exit(replay_, 120), 0) << log("replay.log");
+  const std::string text = log("serve.log");
+  for (const char* event : {"slowdown worker 0 starts", "slowdown worker 0 ends", "link worker 1 starts",
+                            "link worker 1 ends", "partition worker 2 starts", "partition worker 2 ends",
+                            "router_restart starts", "router_restart ends"}) {
+    EXPECT_NE(text.find(event), std::string::npos) << event << "\n" << text;
+  }
+  EXPECT_EQ(text.find("cannot set the slowdown"), std::string::npos) << text;
+  // The partitioned worker stopped answering its state polls.
+  EXPECT_TRUE(std::regex_search(text, std::regex("worker 2 \\([0-9.:]+\\) up -> (suspect|down)"))) << text;
+
+  nlohmann::json s = nlohmann::json::parse(read_file(dir_ + "/out/summary.json"));
+  const auto& q = s["requests"];
+  EXPECT_EQ(q["total"], 120);
+  EXPECT_EQ(q["completed"].get<int>() + q["rejected"].get<int>() + q["dropped"].get<int>() +
+                q["timed_out"].get<int>(),
+            120);
+  std::set<int> ids;
+  int unavailable = 0, completed_late = 0;
+  for (const Row& row : rows()) {
+    EXPECT_TRUE(ids.insert(row.id).second) << "request " << row.id << " twice";
+    if (row.outcome == "completed") {
+      completed_late += row.arrival_s > 7.0;
+      continue;
+    }
+    if (row.outcome == "rejected") {
+      EXPECT_EQ(row.reason, "router unavailable") << "request " << row.id;
+      ++unavailable;
+    } else {
+      EXPECT_EQ(row.outcome, "dropped") << "request " << row.id << ": " << row.reason;
+      EXPECT_EQ(row.reason, "router restarted") << "request " << row.id;
+    }
+  }
+  EXPECT_EQ(ids.size(), 120u);
+  // About 14 requests a second arrive; the router was down for one second from about 5 s.
+  EXPECT_GE(unavailable, 3) << s.dump(2);
+  EXPECT_GE(completed_late, 10) << "served again after the restart";
+  // The partitioned worker had requests in flight: cancelled once its heartbeats stopped, retried.
+  const std::string metrics = http_get(metrics_port_, "/metrics");
+  std::smatch retries;
+  ASSERT_TRUE(std::regex_search(metrics, retries, std::regex("twinfer_retries_total ([0-9]+)"))) << metrics;
+  EXPECT_GE(std::stoi(retries[1].str()), 1) << metrics;
+  std::cerr << "[ info     ] " << q["completed"] << " completed, " << unavailable << " rejected (router unavailable), "
+            << q["dropped"] << " dropped (router restarted)\n";
+  ::kill(serve_, SIGTERM);
+  EXPECT_EQ(wait_exit(serve_, 40), 0) << log("serve.log");
+}
+
+TEST_F(RpcFaultsProcesses, CrashFaultsNeedWorkersThatServeStarted) {
+  serve_ = spawn({"serve", "--config", kConfig, "--workers", "127.0.0.1:1,127.0.0.1:2,127.0.0.1:3", "--faults",
+                  kKillScenario},
+                 "serve.log");
+  EXPECT_EQ(wait_exit(serve_, 30), 1);
+  EXPECT_NE(log("serve.log").find("faults[0]: crash faults need --spawn-workers"), std::string::npos)
+      << log("serve.log");
+}
+
 }  // namespace
 }  // namespace twinfer
