@@ -39,6 +39,23 @@ void SecondsHistogram::render(const std::string& name, const std::string& help, 
   out += name + "_count " + std::to_string(count_) + "\n";
 }
 
+void fill_health(const std::vector<LinkStatus>& workers, rpc::HealthStatus& health) {
+  bool any_up = false;
+  for (const LinkStatus& s : workers) {
+    rpc::WorkerHealth* w = health.add_workers();
+    w->set_index(s.index);
+    w->set_name(s.name);
+    w->set_address(s.address);
+    w->set_up(s.up);
+    w->set_health(health_name(s.health));
+    w->set_failures(s.failures);
+    w->set_in_flight(s.in_flight);
+    w->set_last_error(s.last_error);
+    any_up |= s.up;
+  }
+  health.set_serving(any_up);
+}
+
 std::string prometheus_label(const std::string& value) {
   std::string out;
   for (char c : value) {

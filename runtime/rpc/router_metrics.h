@@ -50,6 +50,9 @@ class RouterMetrics {
   SecondsHistogram latency_, ttft_, tpot_, queue_;
 };
 
+// The Health rpc's answer: every worker's status; serving while any is not down.
+void fill_health(const std::vector<LinkStatus>& workers, rpc::HealthStatus& health);
+
 // `value` escaped for a Prometheus label value (backslash, quote, newline).
 std::string prometheus_label(const std::string& value);
 

@@ -46,22 +46,11 @@ std::string host_of(const std::string& address) {
   return host;
 }
 
+constexpr int kRestartGraceMs = 1000;
+
 std::chrono::system_clock::time_point after_ms(std::int64_t ms) {
   return std::chrono::system_clock::now() + std::chrono::milliseconds(ms);
 }
-
-// A Batches() fan-out over every worker; the last answer finishes the call.
-struct BatchGather {
-  std::mutex mu;
-  std::size_t pending = 0;
-  rpc::BatchList* list = nullptr;
-  grpc::ServerUnaryReactor* reactor = nullptr;
-  struct One {
-    grpc::ClientContext context;
-    rpc::BatchList reply;
-  };
-  std::vector<std::unique_ptr<One>> calls;
-};
 
 }  // namespace
 
@@ -164,7 +153,9 @@ class RouterServer::Impl {
       accepting_ = false;
     }
     end_all("router restarted");
-    stop_server(std::chrono::system_clock::now());
+    // Every call is answered by now; the grace lets those answers leave before the server closes
+    // (at the deadline gRPC cancels what is still pending, which clients would see as CANCELLED).
+    stop_server(after_ms(kRestartGraceMs));
     outcomes_.router_restarted();
     std::lock_guard<std::mutex> route(route_mu_);
     make_policies();
@@ -239,20 +230,7 @@ class RouterServer::Impl {
   }
 
   grpc::ServerUnaryReactor* health(grpc::CallbackServerContext* context, rpc::HealthStatus* health) {
-    bool any_up = false;
-    for (const LinkStatus& s : links_.status()) {
-      rpc::WorkerHealth* w = health->add_workers();
-      w->set_index(s.index);
-      w->set_name(s.name);
-      w->set_address(s.address);
-      w->set_up(s.up);
-      w->set_health(health_name(s.health));
-      w->set_failures(s.failures);
-      w->set_in_flight(s.in_flight);
-      w->set_last_error(s.last_error);
-      any_up |= s.up;
-    }
-    health->set_serving(any_up);
+    fill_health(links_.status(), *health);
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
     reactor->Finish(grpc::Status::OK);
     return reactor;
@@ -261,27 +239,7 @@ class RouterServer::Impl {
   grpc::ServerUnaryReactor* batches(grpc::CallbackServerContext* context, const rpc::BatchQuery* query,
                                     rpc::BatchList* list) {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    auto gather = std::make_shared<BatchGather>();
-    gather->list = list;
-    gather->reactor = reactor;
-    gather->pending = links_.size();
-    for (std::size_t w = 0; w < links_.size(); ++w) {
-      gather->calls.push_back(std::make_unique<BatchGather::One>());
-      gather->calls.back()->context.set_deadline(after_ms(options_.state_timeout_ms * 5));
-    }
-    for (std::size_t w = 0; w < links_.size(); ++w) {
-      BatchGather::One* one = gather->calls[w].get();
-      links_.stub(int(w)).async()->Batches(&one->context, query, &one->reply, [gather, one, w](grpc::Status s) {
-        std::lock_guard<std::mutex> lock(gather->mu);
-        if (s.ok()) {
-          for (auto& b : *one->reply.mutable_batches()) *gather->list->add_batches() = std::move(b);
-        } else {
-          gather->list->add_errors("worker " + std::to_string(w) + ": " + s.error_message());
-        }
-        if (--gather->pending == 0) gather->reactor->Finish(grpc::Status::OK);
-      });
-    }
-    if (links_.size() == 0) reactor->Finish(grpc::Status::OK);
+    links_.gather_batches(*query, list, options_.state_timeout_ms * 5, [reactor] { reactor->Finish(grpc::Status::OK); });
     return reactor;
   }
 

@@ -250,6 +250,50 @@ void WorkerLinks::abandoned(int w, const grpc::ClientContext* call) {
   forget(*links_[w], call);
 }
 
+void WorkerLinks::gather_batches(const rpc::BatchQuery& query, rpc::BatchList* list, int timeout_ms,
+                                 std::function<void()> done) {
+  // Shared by the calls; the last answer finishes.
+  struct Gather {
+    std::mutex mu;
+    std::size_t pending = 0;
+    rpc::BatchQuery query;
+    rpc::BatchList* list = nullptr;
+    std::function<void()> done;
+    struct One {
+      grpc::ClientContext context;
+      rpc::BatchList reply;
+    };
+    std::vector<std::unique_ptr<One>> calls;
+  };
+  if (links_.empty()) {
+    done();
+    return;
+  }
+  auto gather = std::make_shared<Gather>();
+  gather->query = query;
+  gather->list = list;
+  gather->done = std::move(done);
+  gather->pending = links_.size();
+  for (std::size_t w = 0; w < links_.size(); ++w) {
+    gather->calls.push_back(std::make_unique<Gather::One>());
+    gather->calls.back()->context.set_deadline(after_ms(timeout_ms));
+  }
+  for (std::size_t w = 0; w < links_.size(); ++w) {
+    Gather::One* one = gather->calls[w].get();
+    links_[w]->stub->async()->Batches(&one->context, &gather->query, &one->reply, [gather, one, w](grpc::Status s) {
+      std::unique_lock<std::mutex> lock(gather->mu);
+      if (s.ok()) {
+        for (auto& b : *one->reply.mutable_batches()) *gather->list->add_batches() = std::move(b);
+      } else {
+        gather->list->add_errors("worker " + std::to_string(w) + ": " + s.error_message());
+      }
+      if (--gather->pending > 0) return;
+      lock.unlock();
+      gather->done();
+    });
+  }
+}
+
 void WorkerLinks::reset_health() {
   std::lock_guard<std::mutex> lock(mu_);
   health_ = WorkerHealth(links_.size(), options_.health, monotonic_now_us());

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -73,6 +74,11 @@ class WorkerLinks {
   // The router cancelled `call` itself (the request timed out, the router restarted): no news of
   // the worker's health.
   void abandoned(int worker, const grpc::ClientContext* call);
+
+  // Asks every worker for its batches matching `query`, appending them to `list` (and one error per
+  // worker that failed to answer within timeout_ms), then calls done(). `list` must stay valid
+  // until then.
+  void gather_batches(const rpc::BatchQuery& query, rpc::BatchList* list, int timeout_ms, std::function<void()> done);
 
   // Forgets what the heartbeats and breakers learned (a restarted router starts afresh).
   void reset_health();

@@ -374,7 +374,9 @@ TEST_F(RpcFaultsProcesses, PartitionLinkSlowdownAndRouterRestartEndEveryRequestO
       ++unavailable;
     } else {
       EXPECT_EQ(row.outcome, "dropped") << "request " << row.id << ": " << row.reason;
-      EXPECT_EQ(row.reason, "router restarted") << "request " << row.id;
+      // Lost at the restart, or cut off the partitioned worker and refused a retry.
+      const bool known = row.reason == "router restarted" || row.reason.rfind("worker 2 unreachable: heartbeat lost", 0) == 0;
+      EXPECT_TRUE(known) << "request " << row.id << ": " << row.reason;
     }
   }
   EXPECT_EQ(ids.size(), 120u);
@@ -387,7 +389,7 @@ TEST_F(RpcFaultsProcesses, PartitionLinkSlowdownAndRouterRestartEndEveryRequestO
   ASSERT_TRUE(std::regex_search(metrics, retries, std::regex("twinfer_retries_total ([0-9]+)"))) << metrics;
   EXPECT_GE(std::stoi(retries[1].str()), 1) << metrics;
   std::cerr << "[ info     ] " << q["completed"] << " completed, " << unavailable << " rejected (router unavailable), "
-            << q["dropped"] << " dropped (router restarted)\n";
+            << q["dropped"] << " dropped\n";
   ::kill(serve_, SIGTERM);
   EXPECT_EQ(wait_exit(serve_, 40), 0) << log("serve.log");
 }
