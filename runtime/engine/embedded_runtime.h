@@ -6,9 +6,12 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "policies/faults/fault_scenario.h"
+#include "policies/recorder.h"
 #include "policies/run_config.h"
 #include "traces/trace.h"
 
@@ -21,11 +24,16 @@ struct RunOptions {
   std::string device = "cpu";   // backend of every worker: "cpu", or "cuda" for cuda:<instance's first GPU>
   bool progress = false;
   bool pin_threads = false;     // pin worker threads to cores, spread over NUMA nodes
+  FaultScenario faults;         // applied on the run's clock from the start of the replay
+  std::vector<RequestRecord>* records_out = nullptr;  // when set, receives every request's record
 };
 
-// Runs the trace to the end (every request completed, rejected or dropped) and returns the
-// summary, whose "run" key holds {wall_s, steps, device}. Throws twinfer::Error on bad policies,
-// a model the backend cannot build, or a request that never ended.
+// Runs the trace to the end (every request completed, rejected, dropped or timed out; see
+// embedded_router.h for protection and faults) and returns the summary, whose "run" key holds
+// {wall_s, steps, device}, "retries" {total, requests, completed}, "health" the workers' health
+// transitions and, with faults, "faults" {applied: [...], requests_lost_on_crash}.
+// Throws twinfer::Error on bad policies, a model the backend cannot build, or a request that
+// never ended.
 nlohmann::json run_embedded(const RunConfig& config, const Trace& trace, const RunOptions& options);
 
 

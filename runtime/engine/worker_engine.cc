@@ -19,6 +19,7 @@ WorkerEngine::WorkerEngine(WorkerParts parts, WorkerCallbacks callbacks)
   view_.instance = parts_.instance;
   view_.kv_blocks_total = state_.kv().total();
   view_.kv_blocks_free = state_.kv().free();
+  view_.kv_block_tokens = parts_.batcher->kv_capacity().block_tokens;
 }
 
 WorkerEngine::~WorkerEngine() { stop(); }
@@ -42,7 +43,8 @@ void WorkerEngine::stop() {
 void WorkerEngine::submit(const Request& request) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    inbox_.push_back(request);
+    assert(!crashed_);
+    inbox_.push_back(Inbound{request, false});
     ++view_.waiting;
     view_.outstanding_work_us += request_work_us(*parts_.cost, *parts_.instance, request.input_tokens,
                                                  request.output_tokens);
@@ -64,28 +66,61 @@ void WorkerEngine::set_slowdown(double factor) {
 void WorkerEngine::cancel(RequestId id) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    cancels_.push_back(id);
+    if (crashed_) return;
+    Inbound m;
+    m.request.id = id;
+    m.cancel = true;
+    inbox_.push_back(std::move(m));
   }
   cv_.notify_one();
 }
 
-// Cancels are applied after the arrivals they may refer to were enqueued, so that a request
-// cancelled right after its submission never runs.
+std::vector<Request> WorkerEngine::crash() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (crashed_) return {};
+    crashed_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  // The thread is gone: what it owned is ours to discard.
+  std::vector<Request> lost;
+  for (Sequence& s : state_.clear()) lost.push_back(s.request);
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const Inbound& m : inbox_) {
+    if (!m.cancel) {
+      lost.push_back(m.request);
+      continue;
+    }
+    lost.erase(std::remove_if(lost.begin(), lost.end(), [&](const Request& r) { return r.id == m.request.id; }),
+               lost.end());
+  }
+  inbox_.clear();
+  tokens_.clear();
+  work_us_.clear();
+  parts_.backend.reset();
+  view_.health = Health::kDown;
+  view_.waiting = view_.running = 0;
+  view_.outstanding_work_us = 0;
+  view_.kv_blocks_free = view_.kv_blocks_total;
+  return lost;
+}
+
+// Submissions and cancellations are applied in the order they were sent, so that a cancel
+// right after a submission removes it and a retry sent after a cancel is not removed by it.
 void WorkerEngine::take_inbox(TimeUs now) {
-  std::vector<Request> arrived;
-  std::vector<RequestId> cancelled;
+  std::vector<Inbound> arrived;
   {
     std::lock_guard<std::mutex> lock(mu_);
     arrived.swap(inbox_);
-    cancelled.swap(cancels_);
   }
-  for (const Request& r : arrived) {
+  for (const Inbound& m : arrived) {
+    const Request& r = m.request;
+    if (tokens_.count(r.id) && state_.cancel(r.id)) forget(r.id);
+    if (m.cancel) continue;
     state_.enqueue(r, now);
     tokens_[r.id] = prompt_tokens(r.id, r.input_tokens, parts_.vocab);
     work_us_[r.id] = request_work_us(*parts_.cost, *parts_.instance, r.input_tokens, r.output_tokens);
-  }
-  for (RequestId id : cancelled) {
-    if (state_.cancel(id)) forget(id);
   }
 }
 
@@ -106,7 +141,11 @@ void WorkerEngine::pause_after_step(TimeUs step_us) {
     factor = slowdown_;
   }
   if (factor <= 1 || step_us <= 0) return;
-  std::this_thread::sleep_for(std::chrono::microseconds(static_cast<TimeUs>((factor - 1) * double(step_us))));
+  const auto until =
+      std::chrono::steady_clock::now() + std::chrono::microseconds(static_cast<TimeUs>((factor - 1) * double(step_us)));
+  // A crash cuts the pause short; nothing else does.
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait_until(lock, until, [this] { return crashed_.load(); });
 }
 
 void WorkerEngine::end(std::vector<Finished>& ended, TimeUs now) {
@@ -123,7 +162,8 @@ void WorkerEngine::end(std::vector<Finished>& ended, TimeUs now) {
 
 void WorkerEngine::publish_view(bool busy, TimeUs now) {
   std::lock_guard<std::mutex> lock(mu_);
-  view_.waiting = static_cast<int>(state_.waiting().size() + inbox_.size());
+  const auto submitted = std::count_if(inbox_.begin(), inbox_.end(), [](const Inbound& m) { return !m.cancel; });
+  view_.waiting = static_cast<int>(state_.waiting().size() + std::size_t(submitted));
   view_.running = static_cast<int>(state_.running().size());
   view_.kv_blocks_free = state_.kv().free();
   double dt = double(now - util_updated_us_);
@@ -237,9 +277,10 @@ void WorkerEngine::fail(const std::string& reason) {
     view_.health = Health::kDown;
     view_.waiting = static_cast<int>(inbox_.size());
     view_.running = 0;
+    if (crashed_) return;
     if (!inbox_.empty()) continue;
     if (stopping_) return;
-    cv_.wait(lock, [this] { return !inbox_.empty() || stopping_; });
+    cv_.wait(lock, [this] { return !inbox_.empty() || stopping_ || crashed_; });
   }
 }
 
@@ -247,6 +288,7 @@ void WorkerEngine::serve() {
   const Clock& clock = *parts_.clock;
   TimeUs wake_at = kNever;
   for (;;) {
+    if (crashed_) return;
     TimeUs now = clock.now_us();
     take_inbox(now);
     if (parts_.admission->may_drop_before_start()) {
@@ -261,8 +303,8 @@ void WorkerEngine::serve() {
       publish_view(false, now);
       wake_at = plan.wake_at_us;
       std::unique_lock<std::mutex> lock(mu_);
-      auto news = [this] { return !inbox_.empty() || !cancels_.empty() || stopping_; };
-      if (!inbox_.empty() || !cancels_.empty()) continue;
+      auto news = [this] { return !inbox_.empty() || stopping_ || crashed_; };
+      if (!inbox_.empty() || crashed_) continue;
       if (stopping_ && state_.empty()) return;
       if (wake_at == kNever) {
         cv_.wait(lock, news);
@@ -279,6 +321,7 @@ void WorkerEngine::serve() {
       run_request_batch(plan);
     }
     pause_after_step(clock.now_us() - start);
+    if (crashed_) return;  // what this step produced is lost with the worker
     now = clock.now_us();
     auto completed = state_.finish(plan, now);
     callbacks_.on_batch(BatchRecord::of(parts_.index, plan, start, now));

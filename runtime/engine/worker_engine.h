@@ -3,6 +3,7 @@
 // does on modeled time (same WorkerState bookkeeping, same policies).
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -52,8 +53,19 @@ class WorkerEngine {
   // Finishes everything submitted so far, then ends the thread. Idempotent.
   void stop();
 
-  // Thread-safe. The request joins the worker's queue at the next step boundary.
+  // Thread-safe. The request joins the worker's queue at the next step boundary. A request with
+  // the id of one still resident here replaces it (a retry of a request its sender gave up on).
+  // REQUIRES: not crashed().
   void submit(const Request& request);
+
+  // The worker dies abruptly: its thread ends after the step in progress (kernels cannot be
+  // interrupted) without ending anything, its backend (model, KV cache) is destroyed, and every
+  // request it held, waiting, running or not yet taken from its inbox, is returned (queue order,
+  // waiting first) without an on_end: the caller decides their fate. view() reports it down from
+  // then on. Call from any thread but the worker's; no callback runs after it returns. A second
+  // call returns nothing. Recovery is a new WorkerEngine with fresh parts.
+  std::vector<Request> crash();
+  bool crashed() const { return crashed_.load(); }
 
   // Thread-safe snapshot for routers: queue, running, KV, outstanding work, utilization, latency.
   WorkerView view() const;
@@ -69,6 +81,12 @@ class WorkerEngine {
   void cancel(RequestId id);
 
  private:
+  // A submission or a cancellation, applied in the order they were sent.
+  struct Inbound {
+    Request request;
+    bool cancel = false;
+  };
+
   void loop();
   void serve();
   void fail(const std::string& reason);
@@ -89,11 +107,11 @@ class WorkerEngine {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::vector<Request> inbox_;  // guarded by mu_
-  std::vector<RequestId> cancels_;  // guarded by mu_
+  std::vector<Inbound> inbox_;  // guarded by mu_
   double slowdown_ = 1;         // guarded by mu_
   bool stopping_ = false;       // guarded by mu_
   WorkerView view_;             // guarded by mu_
+  std::atomic<bool> crashed_{false};
   TimeUs util_updated_us_ = 0;  // worker thread only
   std::thread thread_;
 };

@@ -13,7 +13,7 @@ namespace {
 
 const char kUsage[] =
     "usage: twinfer run --config C [--trace T] [--out DIR] [--device cpu|cuda] [--seed N]\n"
-    "                   [--rate-scale X] [--set key=value ...] [--pin] [--json]\n"
+    "                   [--rate-scale X] [--faults F] [--set key=value ...] [--pin] [--json]\n"
     "\n"
     "Serves trace T for real in one process: the config's admission and router in this thread\n"
     "replay the trace open loop in real time, and every model instance is a worker thread running\n"
@@ -21,13 +21,22 @@ const char kUsage[] =
     "Writes the same summary.json, requests.csv and timeline.json as 'twinfer sim'.\n"
     "\n"
     "  --device cpu|cuda  backend of every worker (cuda: the GPU of each instance's first GPU index)\n"
-    "  --pin              pin each worker thread to its own core, spread over NUMA nodes\n";
+    "  --pin              pin each worker thread to its own core, spread over NUMA nodes\n"
+    "  --faults F         apply the fault scenario F (JSON, see configs/faults/) on the real clock from\n"
+    "                     the start of the replay: crash (the worker thread dies, its requests are\n"
+    "                     retried elsewhere per protection.retry; recovery reloads the model), slowdown\n"
+    "                     (every step takes factor times as long), link (delays on the router<->worker\n"
+    "                     hand-off), partition (hand-offs and heartbeats wait for the heal; the worker\n"
+    "                     goes down and its requests are retried) and router_restart (requests in\n"
+    "                     flight dropped 'router restarted', arrivals rejected 'router unavailable').\n"
+    "                     summary.json gains 'faults' (applied, with times) and 'health' (transitions).\n";
 
 }  // namespace
 
 int run_command(int argc, char** argv) {
   if (wants_help(argc, argv, kUsage)) return 0;
-  Args args(argc, argv, {"config", "trace", "out", "seed", "rate-scale", "format", "device"}, {"json", "pin", "poisson"},
+  Args args(argc, argv, {"config", "trace", "out", "seed", "rate-scale", "format", "device", "faults"},
+            {"json", "pin", "poisson"},
             {"set"});
   RunInputs in = load_run_inputs(args);
   runtime::RunOptions opt;
@@ -37,6 +46,7 @@ int run_command(int argc, char** argv) {
   opt.out_dir = args.get("out");
   opt.device = args.get("device", "cpu");
   opt.pin_threads = args.has("pin");
+  if (args.has("faults")) opt.faults = load_fault_scenario(args.get("faults"), in.config.cluster);
   nlohmann::json summary = runtime::run_embedded(in.config, in.trace, opt);
   if (args.has("json")) {
     std::cout << summary.dump(2) << "\n";
@@ -46,7 +56,11 @@ int run_command(int argc, char** argv) {
             << " requests), real run on " << opt.device << "\n";
   print_summary(summary, std::cout);
   std::cout << "\nserved in " << fmt(summary["run"]["wall_s"], 2) << " s wall, " << summary["run"]["steps"]
-            << " steps\n";
+            << " steps, " << summary["retries"]["total"] << " retries\n";
+  if (summary.contains("faults")) {
+    std::cout << summary["faults"]["applied"].size() << " fault events applied, " << summary["health"].size()
+              << " health transitions\n";
+  }
   if (!opt.out_dir.empty()) std::cout << "wrote " << opt.out_dir << "/{summary.json,requests.csv,timeline.json}\n";
   return 0;
 }

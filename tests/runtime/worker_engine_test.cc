@@ -275,5 +275,33 @@ TEST(WorkerEngine, CancelRightAfterSubmitMeansTheRequestNeverRuns) {
   for (const auto& f : h.ended_) EXPECT_NE(f.seq.request.id, t.requests[0].id);
 }
 
+TEST(WorkerEngine, CrashReturnsEverythingItHeldWithoutEndingItAndStopsAtOnce) {
+  WorkerHarness h(nlohmann::json{{"name", "continuous"}, {"kv_blocks", 256}, {"max_num_seqs", 4}});
+  h.engine_->set_slowdown(3);
+  Trace t = testing::small_trace(10, 1000, 3, 40);
+  for (auto& r : t.requests) r.output_tokens = 60;  // none can finish before the crash
+  h.submit_all(t);
+  while (h.batches_.load() < 2) std::this_thread::sleep_for(std::chrono::microseconds(200));
+  h.engine_->cancel(t.requests[9].id);  // still queued or taken: either way not lost, not ended
+  std::vector<Request> lost = h.engine_->crash();
+  const int batches_at_crash = h.batches_.load();
+  std::set<RequestId> ids;
+  for (const Request& r : lost) ids.insert(r.id);
+  EXPECT_EQ(ids.size(), lost.size()) << "each request once";
+  EXPECT_EQ(lost.size(), 9u);
+  EXPECT_EQ(ids.count(t.requests[9].id), 0u);
+  EXPECT_TRUE(h.ended_.empty());
+  EXPECT_TRUE(h.engine_->crashed());
+  WorkerView v = h.engine_->view();
+  EXPECT_EQ(v.health, Health::kDown);
+  EXPECT_EQ(v.waiting + v.running, 0);
+  EXPECT_TRUE(h.engine_->crash().empty()) << "a second crash has nothing left";
+  h.engine_->cancel(t.requests[0].id);  // a no-op on a dead worker
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(h.batches_.load(), batches_at_crash) << "no step after the crash";
+  h.engine_->stop();
+  EXPECT_TRUE(h.ended_.empty());
+}
+
 }  // namespace
 }  // namespace twinfer::runtime

@@ -1,0 +1,33 @@
+#include "runtime/engine/link_faults.h"
+
+#include <algorithm>
+#include <cassert>
+
+namespace twinfer::runtime {
+
+LinkFaults::LinkFaults(std::size_t workers, std::uint64_t seed) : links_(workers), rng_(seed) {}
+
+void LinkFaults::set_link(int w, TimeUs latency_us, double loss) {
+  assert(latency_us >= 0 && loss >= 0 && loss < 1);
+  Link& l = links_.at(std::size_t(w));
+  l.latency_us = latency_us;
+  l.loss = loss;
+}
+
+void LinkFaults::set_partitioned(int w, bool partitioned) { links_.at(std::size_t(w)).partitioned = partitioned; }
+
+double LinkFaults::uniform() { return double(rng_() >> 11) * 0x1.0p-53; }
+
+TimeUs LinkFaults::delivery_us(int w, LinkDirection direction, TimeUs now_us) {
+  Link& l = links_.at(std::size_t(w));
+  assert(!l.partitioned);
+  TimeUs delay_us = l.latency_us;
+  if (l.loss > 0) {
+    while (uniform() < l.loss) delay_us += kRetransmitTimeoutUs;
+  }
+  TimeUs& last = l.last_delivery_us[static_cast<int>(direction)];
+  last = std::max(last, now_us + delay_us);
+  return last;
+}
+
+}  // namespace twinfer::runtime
