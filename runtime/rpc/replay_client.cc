@@ -11,6 +11,7 @@
 #include "policies/worker_state.h"
 #include "runtime/rpc/twinfer.grpc.pb.h"
 #include "runtime/rpc/wire.h"
+#include "runtime/rpc/worker_links.h"
 
 namespace twinfer::runtime {
 namespace {
@@ -52,6 +53,16 @@ class Collector {
       r.first_token_us = relative(reply.first_token_us(), zero);
       r.end_us = relative(reply.end_us(), zero);
       r.preemptions = reply.preemptions();
+    } else if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
+      // The router is down (restarting) or unreachable: the request was never accepted.
+      r.outcome = Outcome::kRejected;
+      r.reason = "router unavailable";
+      r.end_us = monotonic_now_us() - zero;
+    } else if (s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+      // The router's transport refused the message (protection.limits.max_request_bytes).
+      r.outcome = Outcome::kRejected;
+      r.reason = "request too large: " + s.error_message();
+      r.end_us = monotonic_now_us() - zero;
     } else {
       r.outcome = Outcome::kDropped;
       r.reason = "rpc " + code_name(s.error_code()) + ": " + s.error_message();
@@ -104,7 +115,7 @@ ReplayRun replay_trace(const Trace& input, const std::string& target, const Repl
   ReplayRun run;
   run.trace = options.rate_scale != 1.0 ? scale_trace(input, options.rate_scale) : input;
   run.target = target;
-  grpc::ChannelArguments args;
+  grpc::ChannelArguments args = fast_reconnect_channel_args();  // a restarted router is found again soon
   args.SetMaxReceiveMessageSize(-1);  // Batches() lists may be large
   auto channel = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
   if (!channel->WaitForConnected(std::chrono::system_clock::now() +
@@ -147,7 +158,7 @@ nlohmann::json record_replay(const ReplayRun& run, std::vector<std::string> work
   bool unplaced = false;
   for (const auto& r : run.results) {
     most = std::max(most, r.worker);
-    unplaced |= r.worker < 0 && r.outcome == Outcome::kDropped;
+    unplaced |= r.worker < 0 && r.outcome != Outcome::kRejected;
   }
   for (const auto& b : run.batches) most = std::max(most, b.worker);
   if (workers.empty()) {

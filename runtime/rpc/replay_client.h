@@ -46,7 +46,9 @@ struct ReplayRun {
 };
 
 // Replays `trace` (ids 0..n-1) against `target` (HOST:PORT) in real time and returns once every
-// request has ended (answered, failed, or timed out). Throws twinfer::Error when the target does not
+// request has ended (answered, failed, or timed out). A call that fails UNAVAILABLE (the router is
+// down or restarting) ends rejected "router unavailable"; RESOURCE_EXHAUSTED (too large for the
+// router) rejected "request too large: ..."; any other failure dropped "rpc CODE: message". Throws twinfer::Error when the target does not
 // accept a connection within connect_timeout_ms.
 ReplayRun replay_trace(const Trace& trace, const std::string& target, const ReplayOptions& options);
 

@@ -39,6 +39,23 @@ void SecondsHistogram::render(const std::string& name, const std::string& help, 
   out += name + "_count " + std::to_string(count_) + "\n";
 }
 
+void fill_health(const std::vector<LinkStatus>& workers, rpc::HealthStatus& health) {
+  bool any_up = false;
+  for (const LinkStatus& s : workers) {
+    rpc::WorkerHealth* w = health.add_workers();
+    w->set_index(s.index);
+    w->set_name(s.name);
+    w->set_address(s.address);
+    w->set_up(s.up);
+    w->set_health(health_name(s.health));
+    w->set_failures(s.failures);
+    w->set_in_flight(s.in_flight);
+    w->set_last_error(s.last_error);
+    any_up |= s.up;
+  }
+  health.set_serving(any_up);
+}
+
 std::string prometheus_label(const std::string& value) {
   std::string out;
   for (char c : value) {
@@ -70,6 +87,16 @@ void RouterMetrics::ended(const Request& request, const rpc::InferResult& result
   if (result.start_us() >= 0) queue_.add(s_from_us(result.start_us() - arrival));
 }
 
+void RouterMetrics::retried() {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++retries_;
+}
+
+void RouterMetrics::router_restarted() {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++router_restarts_;
+}
+
 std::string RouterMetrics::render(const std::vector<LinkStatus>& workers) const {
   std::string out;
   {
@@ -79,6 +106,10 @@ std::string RouterMetrics::render(const std::vector<LinkStatus>& workers) const 
       out += std::string("twinfer_requests_total{outcome=\"") + outcome_name(o) + "\"} " +
              std::to_string(outcomes_[static_cast<std::size_t>(o)]) + "\n";
     }
+    header(out, "twinfer_retries_total", "counter", "Failed forwards sent again to a worker (RetryPolicy).");
+    out += "twinfer_retries_total " + std::to_string(retries_) + "\n";
+    header(out, "twinfer_router_restarts_total", "counter", "Times the router's server went down for a restart.");
+    out += "twinfer_router_restarts_total " + std::to_string(router_restarts_) + "\n";
     latency_.render("twinfer_latency_seconds", "End-to-end latency of completed requests.", out);
     ttft_.render("twinfer_ttft_seconds", "Time to first token of completed requests.", out);
     tpot_.render("twinfer_tpot_seconds", "Time per output token after the first, of completed requests.", out);
@@ -91,8 +122,10 @@ std::string RouterMetrics::render(const std::vector<LinkStatus>& workers) const 
     double (*value)(const LinkStatus&);
   };
   static const Gauge kGauges[] = {
-      {"twinfer_worker_up", "gauge", "1 while the worker answers, 0 once marked down.",
+      {"twinfer_worker_up", "gauge", "1 while the router may route to the worker (health not down).",
        [](const LinkStatus& s) { return s.up ? 1.0 : 0.0; }},
+      {"twinfer_worker_suspect", "gauge", "1 while the worker's health is suspect (missed heartbeats, half-open breaker).",
+       [](const LinkStatus& s) { return s.health == Health::kSuspect ? 1.0 : 0.0; }},
       {"twinfer_worker_waiting", "gauge", "Requests queued on the worker, as routing sees them.",
        [](const LinkStatus& s) { return double(s.view.waiting); }},
       {"twinfer_worker_running", "gauge", "Sequences in the worker's running batch.",
@@ -105,8 +138,10 @@ std::string RouterMetrics::render(const std::vector<LinkStatus>& workers) const 
        [](const LinkStatus& s) { return s_from_us(s.view.outstanding_work_us); }},
       {"twinfer_worker_utilization", "gauge", "Busy fraction of the worker, smoothed.",
        [](const LinkStatus& s) { return s.view.utilization_ewma; }},
-      {"twinfer_worker_failures_total", "counter", "Times the worker was marked down.",
+      {"twinfer_worker_failures_total", "counter", "Times the worker's health went down.",
        [](const LinkStatus& s) { return double(s.failures); }},
+      {"twinfer_worker_forward_failures_total", "counter", "Forwarded calls to the worker that failed.",
+       [](const LinkStatus& s) { return double(s.forwards_failed); }},
   };
   for (const Gauge& g : kGauges) {
     header(out, g.name, g.type, g.help);

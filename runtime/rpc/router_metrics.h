@@ -35,14 +35,23 @@ class RouterMetrics {
   // A request the router answered: `request` as received (arrival on the monotonic clock) and
   // its result. Latency, TTFT, TPOT and queueing time as the Recorder defines them.
   void ended(const Request& request, const rpc::InferResult& result);
+  // A failed forward was granted a retry.
+  void retried();
+  // The router's server went down for a restart.
+  void router_restarted();
   // The whole /metrics page (Prometheus text format 0.0.4).
   std::string render(const std::vector<LinkStatus>& workers) const;
 
  private:
   mutable std::mutex mu_;
   std::array<std::int64_t, kOutcomeCount> outcomes_{};  // by Outcome
+  std::int64_t retries_ = 0;
+  std::int64_t router_restarts_ = 0;
   SecondsHistogram latency_, ttft_, tpot_, queue_;
 };
+
+// The Health rpc's answer: every worker's status; serving while any is not down.
+void fill_health(const std::vector<LinkStatus>& workers, rpc::HealthStatus& health);
 
 // `value` escaped for a Prometheus label value (backslash, quote, newline).
 std::string prometheus_label(const std::string& value);

@@ -1,16 +1,22 @@
 #include "runtime/rpc/router_server.h"
 
-#include "policies/run_policies.h"
-
+#include <algorithm>
+#include <atomic>
 #include <cassert>
+#include <condition_variable>
+#include <limits>
 #include <mutex>
+#include <unordered_map>
 
 #include <grpcpp/grpcpp.h>
 
 #include "policies/error.h"
+#include "policies/protection.h"
 #include "policies/registry.h"
+#include "policies/run_policies.h"
 #include "runtime/rpc/http_server.h"
 #include "runtime/rpc/router_metrics.h"
+#include "runtime/rpc/timer_queue.h"
 #include "runtime/rpc/twinfer.grpc.pb.h"
 #include "runtime/rpc/wire.h"
 #include "runtime/rpc/worker_links.h"
@@ -24,12 +30,13 @@ std::vector<const InstanceSpec*> instances_of(const RunConfig& config) {
   return out;
 }
 
-LinkOptions link_options(const RouterServerOptions& o) {
+LinkOptions link_options(const RouterServerOptions& o, const RunConfig& config) {
   LinkOptions l;
   l.poll_interval_ms = o.poll_interval_ms;
   l.state_timeout_ms = o.state_timeout_ms;
   l.connect_timeout_ms = o.connect_timeout_ms;
   l.log = o.log;
+  l.health = config.protection.health;
   return l;
 }
 
@@ -39,48 +46,85 @@ std::string host_of(const std::string& address) {
   return host;
 }
 
-// One request forwarded to a worker; deletes itself when the worker answers or fails.
-struct Forward {
-  std::shared_ptr<grpc::ClientContext> context = std::make_shared<grpc::ClientContext>();
-  rpc::InferRequest wire;
-  rpc::InferResult reply;
-  Request request;
-  int worker = 0;
-  grpc::ServerUnaryReactor* reactor = nullptr;
-  rpc::InferResult* result = nullptr;
-};
+constexpr int kRestartGraceMs = 1000;
 
-// A Batches() fan-out over every worker; the last answer finishes the call.
-struct BatchGather {
-  std::mutex mu;
-  std::size_t pending = 0;
-  rpc::BatchList* list = nullptr;
-  grpc::ServerUnaryReactor* reactor = nullptr;
-  struct One {
-    grpc::ClientContext context;
-    rpc::BatchList reply;
-  };
-  std::vector<std::unique_ptr<One>> calls;
-};
+std::chrono::system_clock::time_point after_ms(std::int64_t ms) {
+  return std::chrono::system_clock::now() + std::chrono::milliseconds(ms);
+}
 
 }  // namespace
 
-class RouterServer::Impl final : public rpc::Router::CallbackService {
+class RouterServer::Impl {
  public:
-  Impl(const RunConfig& config, const std::vector<std::string>& workers, const RouterServerOptions& options)
-      : config_(config), options_(options), links_(check_workers(workers), instances_of(config_), link_options(options)) {
-    check_address(options.listen, "--listen");
-    RunPolicies policies = make_run_policies(config_, options.seed);
-    cost_ = std::move(policies.cost);
-    admission_ = std::move(policies.admission);
-    router_ = std::move(policies.router);
-    links_.start();
+  struct Flight;
 
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &port_);
-    builder.RegisterService(this);
-    server_ = builder.BuildAndStart();
-    if (!server_ || port_ == 0) throw Error("serve: cannot listen on " + options.listen);
+  // One Infer call; deletes itself when gRPC is done with it.
+  class InferReactor final : public grpc::ServerUnaryReactor {
+   public:
+    explicit InferReactor(Impl* impl) : impl_(impl) {}
+    void OnCancel() override {
+      if (flight) impl_->end(*flight, Outcome::kDropped, "client cancelled the call");
+    }
+    void OnDone() override { delete this; }
+    std::shared_ptr<Flight> flight;  // set before anything can end it
+
+   private:
+    Impl* impl_;
+  };
+
+  // A request admitted and not yet answered.
+  struct Flight {
+    std::uint64_t key = 0;
+    Request request;  // arrival on the monotonic clock
+    rpc::InferRequest wire;
+    InferReactor* reactor = nullptr;
+    rpc::InferResult* result = nullptr;
+    // Guarded by Impl::flights_mu_.
+    bool ended = false;
+    int attempts = 0;
+    std::shared_ptr<grpc::ClientContext> call;  // the pending forward, if any
+    int worker = -1;                            // of the latest forward
+    std::string last_failure;
+  };
+
+  // One forward of a flight to a worker; deletes itself when the worker answers or fails.
+  struct Attempt {
+    std::shared_ptr<Flight> flight;
+    std::shared_ptr<grpc::ClientContext> context = std::make_shared<grpc::ClientContext>();
+    rpc::InferRequest wire;
+    rpc::InferResult reply;
+    int worker = 0;
+    TimeUs sent_us = 0;
+  };
+
+  // The gRPC face of one server generation (a restarted router registers a new one).
+  class Service final : public rpc::Router::CallbackService {
+   public:
+    explicit Service(Impl* impl) : impl_(impl) {}
+    grpc::ServerUnaryReactor* Infer(grpc::CallbackServerContext* c, const rpc::InferRequest* q,
+                                    rpc::InferResult* r) override {
+      return impl_->infer(c, q, r);
+    }
+    grpc::ServerUnaryReactor* Health(grpc::CallbackServerContext* c, const rpc::Empty*, rpc::HealthStatus* h) override {
+      return impl_->health(c, h);
+    }
+    grpc::ServerUnaryReactor* Batches(grpc::CallbackServerContext* c, const rpc::BatchQuery* q,
+                                      rpc::BatchList* l) override {
+      return impl_->batches(c, q, l);
+    }
+
+   private:
+    Impl* impl_;
+  };
+
+  Impl(const RunConfig& config, const std::vector<std::string>& workers, const RouterServerOptions& options)
+      : config_(config),
+        options_(options),
+        links_(check_workers(workers), instances_of(config_), link_options(options, config_)) {
+    check_address(options.listen, "--listen");
+    make_policies();
+    links_.start();
+    port_ = listen(options.listen);
     address_ = options.listen.substr(0, options.listen.rfind(':')) + ":" + std::to_string(port_);
     if (options.metrics_port >= 0) {
       metrics_ = std::make_unique<HttpServer>(host_of(options.listen), options.metrics_port,
@@ -88,39 +132,86 @@ class RouterServer::Impl final : public rpc::Router::CallbackService {
     }
   }
 
-  ~Impl() override { shutdown(); }
+  ~Impl() { shutdown(); }
 
   void shutdown() {
-    std::lock_guard<std::mutex> lock(shutdown_mu_);
+    std::lock_guard<std::mutex> lock(lifecycle_mu_);
     if (metrics_) metrics_->stop();
-    if (server_) {
-      server_->Shutdown(std::chrono::system_clock::now() +
-                        std::chrono::microseconds(static_cast<std::int64_t>(options_.drain_timeout_s * 1e6)));
-      server_->Wait();
-      server_.reset();
-    }
+    stop_server(std::chrono::system_clock::now() +
+                std::chrono::microseconds(static_cast<std::int64_t>(options_.drain_timeout_s * 1e6)));
+    end_all("router shutting down");
+    timers_.stop();
+    wait_for_attempts();
     links_.stop();
   }
 
+  void stop_for_restart() {
+    std::lock_guard<std::mutex> lock(lifecycle_mu_);
+    if (!server_) return;
+    {
+      std::lock_guard<std::mutex> route(route_mu_);
+      accepting_ = false;
+    }
+    end_all("router restarted");
+    // Every call is answered by now; the grace lets those answers leave before the server closes
+    // (at the deadline gRPC cancels what is still pending, which clients would see as CANCELLED).
+    stop_server(after_ms(kRestartGraceMs));
+    outcomes_.router_restarted();
+    std::lock_guard<std::mutex> route(route_mu_);
+    make_policies();
+    links_.reset_health();
+  }
+
+  void start_after_restart() {
+    std::lock_guard<std::mutex> lock(lifecycle_mu_);
+    if (server_) return;
+    const std::string again = address_;
+    if (listen(again) != port_) throw Error("serve: cannot listen on " + again + " again after the restart");
+  }
+
   int port() const { return port_; }
+  TimeUs first_request_us() const { return first_request_us_.load(); }
   const std::string& address() const { return address_; }
   int metrics_port() const { return metrics_ ? metrics_->port() : -1; }
   std::string metrics_text() const { return outcomes_.render(links_.status()); }
 
-  grpc::ServerUnaryReactor* Infer(grpc::CallbackServerContext* context, const rpc::InferRequest* request,
-                                  rpc::InferResult* result) override {
-    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  grpc::ServerUnaryReactor* infer(grpc::CallbackServerContext*, const rpc::InferRequest* request,
+                                  rpc::InferResult* result) {
+    auto* reactor = new InferReactor(this);
     const TimeUs now = monotonic_now_us();
+    TimeUs never = kNever;
+    first_request_us_.compare_exchange_strong(never, now);
     Request r = from_wire(*request);
     if (r.arrival_us == 0) r.arrival_us = now;
+    auto flight = std::make_shared<Flight>();
+    flight->request = r;
+    flight->wire = *request;
+    flight->wire.set_arrival_us(r.arrival_us);
+    flight->reactor = reactor;
+    flight->result = result;
     RouteDecision decision;
+    const std::string malformed = malformed_reason(*request);
     {
       // Policies may keep state (cycle positions, token buckets): one decision at a time.
       std::lock_guard<std::mutex> lock(route_mu_);
+      if (!accepting_) {
+        reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "router restarting"));
+        return reactor;
+      }
       std::vector<WorkerView> views = links_.views();
       ClusterView view{now, &views};
-      AdmissionDecision admitted = admission_->admit(r, view);
+      std::lock_guard<std::mutex> flights(flights_mu_);
+      AdmissionDecision admitted = malformed.empty()
+                                       ? admit_request(r, view, static_cast<int>(flights_.size()), config_.protection,
+                                                       *shed_, *admission_)
+                                       : AdmissionDecision{false, "bad request: " + malformed};
       decision = admitted.admitted ? route_checked(*router_, r, view) : RouteDecision::reject(admitted.reason);
+      if (!decision.rejected()) {
+        retry_->on_request(now);
+        flight->key = next_key_++;
+        flights_.emplace(flight->key, flight);
+        reactor->flight = flight;
+      }
     }
     if (decision.rejected()) {
       *result = ended_without_worker(r.id, Outcome::kRejected, decision.reason, -1, now);
@@ -128,68 +219,53 @@ class RouterServer::Impl final : public rpc::Router::CallbackService {
       reactor->Finish(grpc::Status::OK);
       return reactor;
     }
-    assert(decision.worker < static_cast<int>(links_.size()));
-    auto* call = new Forward;
-    call->wire = *request;
-    call->wire.set_arrival_us(r.arrival_us);
-    call->request = r;
-    call->worker = decision.worker;
-    call->reactor = reactor;
-    call->result = result;
-    call->context->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(options_.forward_timeout_ms));
-    const InstanceSpec& inst = config_.cluster.instances[decision.worker];
-    links_.forwarded(decision.worker, request_work_us(*cost_, inst, r.input_tokens, r.output_tokens), call->context);
-    links_.stub(decision.worker)
-        .async()
-        ->Submit(call->context.get(), &call->wire, &call->reply, [this, call](grpc::Status s) { forwarded(call, s); });
+    const TimeUs timeout_us = config_.protection.request_timeout_us;
+    if (timeout_us > 0) {
+      timers_.at(r.arrival_us + timeout_us, [this, flight, timeout_us] {
+        end(*flight, Outcome::kTimedOut, "no answer within " + std::to_string(timeout_us / 1000) + " ms");
+      });
+    }
+    forward(flight, decision.worker);
     return reactor;
   }
 
-  grpc::ServerUnaryReactor* Health(grpc::CallbackServerContext* context, const rpc::Empty*,
-                                   rpc::HealthStatus* health) override {
-    bool any_up = false;
-    for (const LinkStatus& s : links_.status()) {
-      rpc::WorkerHealth* w = health->add_workers();
-      w->set_index(s.index);
-      w->set_name(s.name);
-      w->set_address(s.address);
-      w->set_up(s.up);
-      w->set_in_flight(s.in_flight);
-      w->set_last_error(s.last_error);
-      any_up |= s.up;
-    }
-    health->set_serving(any_up);
+  grpc::ServerUnaryReactor* health(grpc::CallbackServerContext* context, rpc::HealthStatus* health) {
+    fill_health(links_.status(), *health);
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
     reactor->Finish(grpc::Status::OK);
     return reactor;
   }
 
-  grpc::ServerUnaryReactor* Batches(grpc::CallbackServerContext* context, const rpc::BatchQuery* query,
-                                    rpc::BatchList* list) override {
+  grpc::ServerUnaryReactor* batches(grpc::CallbackServerContext* context, const rpc::BatchQuery* query,
+                                    rpc::BatchList* list) {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    auto gather = std::make_shared<BatchGather>();
-    gather->list = list;
-    gather->reactor = reactor;
-    gather->pending = links_.size();
-    for (std::size_t w = 0; w < links_.size(); ++w) {
-      gather->calls.push_back(std::make_unique<BatchGather::One>());
-      gather->calls.back()->context.set_deadline(std::chrono::system_clock::now() +
-                                                 std::chrono::milliseconds(options_.state_timeout_ms * 5));
-    }
-    for (std::size_t w = 0; w < links_.size(); ++w) {
-      BatchGather::One* one = gather->calls[w].get();
-      links_.stub(int(w)).async()->Batches(&one->context, query, &one->reply, [gather, one, w](grpc::Status s) {
-        std::lock_guard<std::mutex> lock(gather->mu);
-        if (s.ok()) {
-          for (auto& b : *one->reply.mutable_batches()) *gather->list->add_batches() = std::move(b);
-        } else {
-          gather->list->add_errors("worker " + std::to_string(w) + ": " + s.error_message());
-        }
-        if (--gather->pending == 0) gather->reactor->Finish(grpc::Status::OK);
-      });
-    }
-    if (links_.size() == 0) reactor->Finish(grpc::Status::OK);
+    links_.gather_batches(*query, list, options_.state_timeout_ms * 5, [reactor] { reactor->Finish(grpc::Status::OK); });
     return reactor;
+  }
+
+  // Ends `flight` once: answers the client and cancels its pending forward. Later calls do nothing.
+  void end(Flight& flight, Outcome outcome, const std::string& reason, const rpc::InferResult* reply = nullptr) {
+    std::shared_ptr<grpc::ClientContext> pending;
+    int worker;
+    {
+      std::lock_guard<std::mutex> lock(flights_mu_);
+      if (flight.ended) return;
+      flight.ended = true;
+      flights_.erase(flight.key);
+      pending = std::move(flight.call);
+      worker = flight.worker;
+    }
+    // The worker drops a request whose call is cancelled (it stops using the device).
+    if (pending) pending->TryCancel();
+    if (reply) {
+      *flight.result = *reply;
+      flight.result->set_id(flight.request.id);
+      flight.result->set_worker(worker);
+    } else {
+      *flight.result = ended_without_worker(flight.request.id, outcome, reason, worker, monotonic_now_us());
+    }
+    outcomes_.ended(flight.request, *flight.result);
+    flight.reactor->Finish(grpc::Status::OK);
   }
 
  private:
@@ -198,21 +274,143 @@ class RouterServer::Impl final : public rpc::Router::CallbackService {
     return workers;
   }
 
-  // The worker answered (or failed): answer the client.
-  void forwarded(Forward* call, const grpc::Status& status) {
-    links_.answered(call->worker, call->context.get());
-    if (status.ok()) {
-      *call->result = call->reply;
-      call->result->set_id(call->request.id);
-      call->result->set_worker(call->worker);
-    } else {
-      const std::string reason = links_.failed(call->worker, status);
-      *call->result =
-          ended_without_worker(call->request.id, Outcome::kDropped, reason, call->worker, monotonic_now_us());
+  // REQUIRES: route_mu_ held, or no calls yet.
+  void make_policies() {
+    RunPolicies policies = make_run_policies(config_, options_.seed);
+    cost_ = std::move(policies.cost);
+    admission_ = std::move(policies.admission);
+    router_ = std::move(policies.router);
+    shed_ = std::move(policies.shed);
+    retry_ = std::make_unique<RetryPolicy>(config_.protection.retry, options_.seed);
+  }
+
+  // Starts a server generation on `address`; returns its port.
+  int listen(const std::string& address) {
+    auto service = std::make_unique<Service>(this);
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
+    const std::int64_t max_bytes = config_.protection.limits.max_request_bytes;
+    builder.SetMaxReceiveMessageSize(
+        static_cast<int>(std::min<std::int64_t>(max_bytes, std::numeric_limits<int>::max())));
+    builder.RegisterService(service.get());
+    auto server = builder.BuildAndStart();
+    if (!server || port == 0) throw Error("serve: cannot listen on " + address);
+    std::lock_guard<std::mutex> lock(route_mu_);
+    service_ = std::move(service);
+    server_ = std::move(server);
+    accepting_ = true;
+    return port;
+  }
+
+  void stop_server(std::chrono::system_clock::time_point deadline) {
+    if (!server_) return;
+    server_->Shutdown(deadline);
+    server_->Wait();
+    std::lock_guard<std::mutex> lock(route_mu_);
+    accepting_ = false;
+    server_.reset();
+    service_.reset();
+  }
+
+  void end_all(const std::string& reason) {
+    std::vector<std::shared_ptr<Flight>> all;
+    {
+      std::lock_guard<std::mutex> lock(flights_mu_);
+      for (auto& f : flights_) all.push_back(f.second);
     }
-    outcomes_.ended(call->request, *call->result);
-    call->reactor->Finish(grpc::Status::OK);
-    delete call;
+    for (auto& f : all) end(*f, Outcome::kDropped, reason);
+  }
+
+  void forward(const std::shared_ptr<Flight>& flight, int worker) {
+    auto* attempt = new Attempt;
+    attempt->flight = flight;
+    attempt->wire = flight->wire;
+    attempt->worker = worker;
+    attempt->sent_us = monotonic_now_us();
+    attempt->context->set_deadline(after_ms(options_.forward_timeout_ms));
+    {
+      std::lock_guard<std::mutex> lock(flights_mu_);
+      if (flight->ended) {
+        delete attempt;
+        return;
+      }
+      ++flight->attempts;
+      flight->call = attempt->context;
+      flight->worker = worker;
+      ++attempts_pending_;
+    }
+    const InstanceSpec& inst = config_.cluster.instances[worker];
+    const Request& r = flight->request;
+    links_.forwarded(worker, request_work_us(*cost_, inst, r.input_tokens, r.output_tokens), attempt->context);
+    links_.stub(worker).async()->Submit(attempt->context.get(), &attempt->wire, &attempt->reply,
+                                        [this, attempt](grpc::Status s) { attempt_done(attempt, s); });
+  }
+
+  void attempt_done(Attempt* attempt, const grpc::Status& status) {
+    Flight& flight = *attempt->flight;
+    const grpc::ClientContext* call = attempt->context.get();
+    bool ended;
+    int attempts;
+    {
+      std::lock_guard<std::mutex> lock(flights_mu_);
+      ended = flight.ended;
+      attempts = flight.attempts;
+      if (flight.call.get() == call) flight.call.reset();
+    }
+    const TimeUs now = monotonic_now_us();
+    if (ended) {
+      links_.abandoned(attempt->worker, call);
+    } else if (status.ok()) {
+      links_.succeeded(attempt->worker, call, now - attempt->sent_us);
+      end(flight, from_wire(attempt->reply.outcome()), "", &attempt->reply);
+    } else {
+      const std::string failure = links_.failed(attempt->worker, call, status);
+      RetryDecision d;
+      {
+        std::lock_guard<std::mutex> lock(route_mu_);
+        d = retry_->on_failure(flight.request, attempts, failure, now);
+      }
+      if (d.retry) {
+        {
+          std::lock_guard<std::mutex> lock(flights_mu_);
+          flight.last_failure = failure;
+        }
+        outcomes_.retried();
+        timers_.at(d.at_us, [this, f = attempt->flight] { retry(f); });
+      } else {
+        end(flight, Outcome::kDropped, d.reason);
+      }
+    }
+    delete attempt;
+    std::lock_guard<std::mutex> lock(flights_mu_);
+    if (--attempts_pending_ == 0) attempts_cv_.notify_all();
+  }
+
+  void retry(const std::shared_ptr<Flight>& flight) {
+    RouteDecision decision;
+    std::string failure;
+    {
+      std::lock_guard<std::mutex> lock(route_mu_);
+      {
+        std::lock_guard<std::mutex> flights(flights_mu_);
+        if (flight->ended) return;
+        failure = flight->last_failure;
+      }
+      std::vector<WorkerView> views = links_.views();
+      ClusterView view{monotonic_now_us(), &views};
+      decision = route_checked(*router_, flight->request, view);
+    }
+    if (decision.rejected()) {
+      end(*flight, Outcome::kDropped, failure + "; no worker to retry on: " + decision.reason);
+    } else {
+      forward(flight, decision.worker);
+    }
+  }
+
+  void wait_for_attempts() {
+    std::unique_lock<std::mutex> lock(flights_mu_);
+    attempts_cv_.wait(lock, [this] { return attempts_pending_ == 0; });
   }
 
   HttpResponse page(const std::string& path) {
@@ -224,16 +422,27 @@ class RouterServer::Impl final : public rpc::Router::CallbackService {
   RunConfig config_;  // owns the instances the links and views borrow
   RouterServerOptions options_;
   WorkerLinks links_;
+  TimerQueue timers_;
+  std::mutex route_mu_;  // before flights_mu_ when both are held
   std::unique_ptr<CostModel> cost_;
   std::unique_ptr<Admission> admission_;
+  std::unique_ptr<Admission> shed_;
   std::unique_ptr<Router> router_;
-  std::mutex route_mu_;
+  std::unique_ptr<RetryPolicy> retry_;
+  bool accepting_ = false;  // guarded by route_mu_
+  std::mutex flights_mu_;
+  std::unordered_map<std::uint64_t, std::shared_ptr<Flight>> flights_;  // guarded by flights_mu_
+  std::uint64_t next_key_ = 0;                                          // guarded by flights_mu_
+  int attempts_pending_ = 0;                                            // guarded by flights_mu_
+  std::condition_variable attempts_cv_;
   RouterMetrics outcomes_;
+  std::atomic<TimeUs> first_request_us_{kNever};
+  std::unique_ptr<Service> service_;        // guarded by route_mu_ (with server_)
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<HttpServer> metrics_;
   int port_ = 0;
   std::string address_;
-  std::mutex shutdown_mu_;
+  std::mutex lifecycle_mu_;  // shutdown and restarts, one at a time
 };
 
 RouterServer::RouterServer(const RunConfig& config, const std::vector<std::string>& workers,
@@ -248,7 +457,10 @@ RouterServer::~RouterServer() = default;
 int RouterServer::port() const { return impl_->port(); }
 std::string RouterServer::address() const { return impl_->address(); }
 int RouterServer::metrics_port() const { return impl_->metrics_port(); }
+TimeUs RouterServer::first_request_us() const { return impl_->first_request_us(); }
 std::string RouterServer::metrics_text() const { return impl_->metrics_text(); }
+void RouterServer::stop_for_restart() { impl_->stop_for_restart(); }
+void RouterServer::start_after_restart() { impl_->start_after_restart(); }
 void RouterServer::shutdown() { impl_->shutdown(); }
 
 }  // namespace twinfer::runtime

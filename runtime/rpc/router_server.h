@@ -1,8 +1,14 @@
-// `twinfer serve`: the router process (service twinfer.rpc.Router). Each Infer runs the config's
-// admission and router (the same policy objects as the simulator, from the registries) on a
-// ClusterView of the workers' latest polled states, forwards the request to the chosen worker
-// asynchronously, and answers with the worker's result. Rejections are answered at once; a
-// request whose worker fails ends as dropped, "worker W unreachable: <gRPC message>".
+// `twinfer serve`: the router process (service twinfer.rpc.Router). Each Infer passes the
+// protection checks and the config's admission (admit_request: limits, servable, shed, admission),
+// is routed by the config's router (the same policy objects as the simulator, from the registries)
+// on a ClusterView of the workers' latest polled states and health, and is forwarded to the chosen
+// worker asynchronously; the router answers with the worker's result.
+//
+// Every request is answered exactly once: completed, rejected (at once, with the check that
+// refused it), dropped (its forward failed and the RetryPolicy gave up, or the router restarted) or
+// timed_out (protection.request_timeout_ms after its arrival; the forwarded call is cancelled, and
+// the worker drops the request). A failed forward is retried on another worker after the policy's
+// backoff.
 #pragma once
 
 #include <cstdint>
@@ -11,17 +17,18 @@
 #include <vector>
 
 #include "policies/run_config.h"
+#include "policies/time.h"
 
 namespace twinfer::runtime {
 
 struct RouterServerOptions {
-  std::uint64_t seed = 1;              // randomized policies, as `twinfer run --seed`
+  std::uint64_t seed = 1;              // randomized policies and retry jitter, as `twinfer run --seed`
   std::string listen = "127.0.0.1:0";  // HOST:PORT; port 0 picks a free one
   int metrics_port = -1;               // HTTP /metrics and /healthz on listen's host; -1: none, 0: any
   int poll_interval_ms = 5;
-  int state_timeout_ms = 2000;         // a worker whose State takes longer is marked down
+  int state_timeout_ms = 2000;         // deadline of one State poll (a missing answer misses heartbeats)
   int connect_timeout_ms = 10000;      // startup: wait this long for every worker's first answer
-  int forward_timeout_ms = 600000;     // longest a request may stay on a worker
+  int forward_timeout_ms = 600000;     // longest one forwarded call may take
   double drain_timeout_s = 120;        // shutdown(): longest wait for requests in flight
   bool log = true;                     // report worker health changes on stderr
 };
@@ -30,8 +37,9 @@ struct RouterServerOptions {
 class RouterServer {
  public:
   // `workers[i]` is the address of instance i of `config` (one per instance, in order). Waits for
-  // the workers as LinkOptions::connect_timeout_ms says, then listens. Throws twinfer::Error on a
-  // worker count that does not match the config, bad policies or an address it cannot listen on.
+  // the workers as LinkOptions::connect_timeout_ms says, then listens. Its gRPC maximum receive
+  // message size is config.protection.limits.max_request_bytes. Throws twinfer::Error on a worker
+  // count that does not match the config, bad policies or an address it cannot listen on.
   RouterServer(const RunConfig& config, const std::vector<std::string>& workers, const RouterServerOptions& options);
   ~RouterServer();  // shutdown()
 
@@ -39,8 +47,20 @@ class RouterServer {
   std::string address() const;
   int metrics_port() const;  // -1 without a metrics server
 
+  // Monotonic time (runtime/rpc/wire.h) at which the first Infer call arrived; kNever before.
+  TimeUs first_request_us() const;
+
   // The /metrics page.
   std::string metrics_text() const;
+
+  // A router restart, in two halves. stop_for_restart(): every request in flight ends dropped
+  // "router restarted" (its forwarded call is cancelled, so its worker drops it), the gRPC server
+  // stops (clients then fail to connect: UNAVAILABLE), and the policies, retry budget and health
+  // are forgotten. start_after_restart(): a new server on the same port with fresh policies.
+  // Both are no-ops when already in that state. Throws twinfer::Error when the port cannot be bound
+  // again.
+  void stop_for_restart();
+  void start_after_restart();
 
   // Stops accepting calls, waits for the requests in flight (up to drain_timeout_s), then stops
   // polling the workers. Idempotent.

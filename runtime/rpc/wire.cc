@@ -33,6 +33,14 @@ Request from_wire(const rpc::InferRequest& m) {
   return r;
 }
 
+std::string malformed_reason(const rpc::InferRequest& m) {
+  if (m.input_tokens() < 0) return "input_tokens " + std::to_string(m.input_tokens()) + ": must be >= 0";
+  if (m.output_tokens() < 0) return "output_tokens " + std::to_string(m.output_tokens()) + ": must be >= 0";
+  if (m.arrival_us() < 0) return "arrival_us " + std::to_string(m.arrival_us()) + ": must be >= 0";
+  if (m.deadline_us() < 0) return "deadline_us " + std::to_string(m.deadline_us()) + ": must be >= 0";
+  return "";
+}
+
 rpc::Outcome to_wire(Outcome o) {
   switch (o) {
     case Outcome::kCompleted: return rpc::COMPLETED;
@@ -85,6 +93,7 @@ rpc::WorkerState to_wire(const WorkerView& v, TimeUs now_us) {
   m.set_running(v.running);
   m.set_kv_blocks_total(v.kv_blocks_total);
   m.set_kv_blocks_free(v.kv_blocks_free);
+  m.set_kv_block_tokens(v.kv_block_tokens);
   m.set_outstanding_work_us(v.outstanding_work_us);
   m.set_utilization_ewma(v.utilization_ewma);
   m.set_latency_ewma_us(v.latency_ewma_us);
@@ -97,6 +106,7 @@ void fill_view(const rpc::WorkerState& m, WorkerView& v) {
   v.running = m.running();
   v.kv_blocks_total = m.kv_blocks_total();
   v.kv_blocks_free = m.kv_blocks_free();
+  v.kv_block_tokens = m.kv_block_tokens();
   v.outstanding_work_us = m.outstanding_work_us();
   v.utilization_ewma = m.utilization_ewma();
   v.latency_ewma_us = m.latency_ewma_us();

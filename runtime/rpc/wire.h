@@ -37,6 +37,10 @@ rpc::InferResult result_of(const Finished& finished, int worker, TimeUs end_us);
 rpc::InferResult ended_without_worker(RequestId id, Outcome outcome, const std::string& reason, int worker,
                                       TimeUs end_us);
 
+// Why a request message cannot be served whatever the cluster ("input_tokens -3: must be >= 0"),
+// or "". Limits that depend on the cluster (KV capacity, protection.limits) are checked elsewhere.
+std::string malformed_reason(const rpc::InferRequest& message);
+
 rpc::Outcome to_wire(Outcome outcome);
 Outcome from_wire(rpc::Outcome outcome);
 

@@ -19,16 +19,26 @@ struct StateCall {
   rpc::WorkerState state;
 };
 
+std::string unreachable(int w, const std::string& why) { return "worker " + std::to_string(w) + " unreachable: " + why; }
+
 }  // namespace
+
+grpc::ChannelArguments fast_reconnect_channel_args() {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  return args;
+}
 
 WorkerLinks::WorkerLinks(std::vector<std::string> addresses, std::vector<const InstanceSpec*> instances,
                          LinkOptions options)
-    : options_(options) {
+    : options_(options), health_(addresses.size(), options.health, monotonic_now_us()) {
   for (std::size_t i = 0; i < addresses.size(); ++i) {
     auto link = std::make_unique<Link>();
     link->address = addresses[i];
     link->instance = instances[i];
-    grpc::ChannelArguments args;
+    grpc::ChannelArguments args = fast_reconnect_channel_args();
     args.SetMaxReceiveMessageSize(-1);  // Batches() lists may be large
     link->channel = grpc::CreateCustomChannel(addresses[i], grpc::InsecureChannelCredentials(), args);
     link->stub = rpc::Worker::NewStub(link->channel);
@@ -45,7 +55,6 @@ void WorkerLinks::start() {
   std::mutex done_mu;
   std::condition_variable done_cv;
   std::size_t done = 0;
-  const TimeUs issued = monotonic_now_us();
   for (std::size_t w = 0; w < links_.size(); ++w) {
     calls.push_back(std::make_unique<StateCall>());
     StateCall* c = calls.back().get();
@@ -62,7 +71,19 @@ void WorkerLinks::start() {
     std::unique_lock<std::mutex> lock(done_mu);
     done_cv.wait(lock, [&] { return done == links_.size(); });
   }
-  for (std::size_t w = 0; w < links_.size(); ++w) polled(int(w), results[w], calls[w]->state, issued, 0);
+  {
+    // Heartbeats count from now: the wait for slow starters is no missed beat.
+    std::lock_guard<std::mutex> lock(mu_);
+    health_ = WorkerHealth(links_.size(), options_.health, monotonic_now_us());
+    changes_seen_ = 0;
+  }
+  for (std::size_t w = 0; w < links_.size(); ++w) {
+    if (!results[w].ok() && options_.log) {
+      std::fprintf(stderr, "twinfer serve: worker %zu (%s) did not answer at startup: %s\n", w,
+                   links_[w]->address.c_str(), results[w].error_message().c_str());
+    }
+    polled(int(w), results[w], calls[w]->state, 0);
+  }
   std::lock_guard<std::mutex> lock(mu_);
   stopping_ = false;
   poller_ = std::thread([this] { poll_loop(); });
@@ -91,7 +112,9 @@ void WorkerLinks::poll_loop() {
       ++polls_pending_;
       due.emplace_back(int(w), link.work_sent_us);
     }
+    std::vector<std::shared_ptr<grpc::ClientContext>> lost = refresh_health(monotonic_now_us());
     lock.unlock();
+    for (auto& c : lost) c->TryCancel();
     for (const auto& d : due) poll(d.first, d.second);
     lock.lock();
     cv_.wait_for(lock, std::chrono::milliseconds(options_.poll_interval_ms), [this] { return stopping_; });
@@ -101,10 +124,9 @@ void WorkerLinks::poll_loop() {
 void WorkerLinks::poll(int w, TimeUs work_sent_us) {
   auto* call = new StateCall;
   call->context.set_deadline(after_ms(options_.state_timeout_ms));
-  const TimeUs issued = monotonic_now_us();
   links_[w]->stub->async()->State(&call->context, &call->empty, &call->state,
-                                  [this, w, call, issued, work_sent_us](grpc::Status s) {
-                                    polled(w, s, call->state, issued, work_sent_us);
+                                  [this, w, call, work_sent_us](grpc::Status s) {
+                                    polled(w, s, call->state, work_sent_us);
                                     delete call;
                                     std::lock_guard<std::mutex> lock(mu_);
                                     links_[w]->polling = false;
@@ -112,55 +134,73 @@ void WorkerLinks::poll(int w, TimeUs work_sent_us) {
                                   });
 }
 
-void WorkerLinks::polled(int w, const grpc::Status& s, const rpc::WorkerState& state, TimeUs issued_us,
-                         TimeUs work_sent_us) {
-  std::unique_lock<std::mutex> lock(mu_);
+void WorkerLinks::polled(int w, const grpc::Status& s, const rpc::WorkerState& state, TimeUs work_sent_us) {
+  std::lock_guard<std::mutex> lock(mu_);
   Link& link = *links_[w];
+  // A failed poll is a missed heartbeat; the monitor counts the misses by time.
   if (!s.ok()) {
-    // A worker that stopped answering may hold calls that would otherwise wait for their deadline.
-    auto calls = mark_down(w, "worker " + std::to_string(w) + " unreachable: " + s.error_message());
-    lock.unlock();
-    for (auto& c : calls) c->TryCancel();
+    link.last_error = s.error_message();
     return;
   }
-  // An answer to a poll sent before the worker was found down says nothing of it now.
-  if (!link.up && issued_us <= link.down_since_us) return;
-  if (!link.up && options_.log) {
-    std::fprintf(stderr, "twinfer serve: worker %d (%s) is up again\n", w, link.address.c_str());
-  }
-  link.up = true;
+  health_.beat(w, monotonic_now_us());
   link.polled = state;
   link.work_sent_at_poll_us = work_sent_us;
 }
 
-std::vector<std::shared_ptr<grpc::ClientContext>> WorkerLinks::mark_down(int w, const std::string& error) {
-  Link& link = *links_[w];
-  if (link.up) {
-    link.up = false;
-    link.down_since_us = monotonic_now_us();
-    ++link.failures;
-    link.last_error = error;
-    if (options_.log) std::fprintf(stderr, "twinfer serve: %s (%s) marked down\n", error.c_str(), link.address.c_str());
+std::vector<std::shared_ptr<grpc::ClientContext>> WorkerLinks::refresh_health(TimeUs now) {
+  health_.refresh(now);
+  const auto& changes = health_.changes();
+  for (; changes_seen_ < changes.size(); ++changes_seen_) {
+    const HealthChange& c = changes[changes_seen_];
+    Link& link = *links_[c.worker];
+    if (c.to == Health::kDown) ++link.failures;
+    if (options_.log) {
+      std::fprintf(stderr, "twinfer serve: worker %d (%s) %s -> %s: %s\n", c.worker, link.address.c_str(),
+                   health_name(c.from), health_name(c.to), c.why.c_str());
+    }
   }
-  std::vector<std::shared_ptr<grpc::ClientContext>> calls;
-  for (const auto& c : link.calls) calls.push_back(c.second);
-  return calls;
+  // Calls on a worker whose heartbeats stopped (partitioned, hung, dead) would otherwise wait for
+  // their deadline; a breaker alone does not stop calls already accepted.
+  std::vector<std::shared_ptr<grpc::ClientContext>> lost;
+  for (std::size_t w = 0; w < links_.size(); ++w) {
+    if (health_.heartbeat().health(int(w), now) != Health::kDown) continue;
+    for (auto& entry : links_[w]->calls) {
+      Link::Call& call = entry.second;
+      if (!call.cancelled_because.empty()) continue;
+      call.cancelled_because = unreachable(int(w), "heartbeat lost (no state answer for " +
+                                                       std::to_string(health_.heartbeat().misses(int(w), now)) +
+                                                       " intervals)");
+      lost.push_back(call.context);
+    }
+  }
+  return lost;
 }
 
 std::vector<WorkerView> WorkerLinks::views() const {
   std::lock_guard<std::mutex> lock(mu_);
+  const TimeUs now = monotonic_now_us();
   std::vector<WorkerView> out(links_.size());
   for (std::size_t w = 0; w < links_.size(); ++w) {
     const Link& link = *links_[w];
     WorkerView& v = out[w];
     v.index = int(w);
     v.instance = link.instance;
-    v.health = link.up ? Health::kUp : Health::kDown;
     fill_view(link.polled, v);
     // The poll is a few ms old; the router's own in-flight count is exact for its requests.
     const int polled_total = v.waiting + v.running;
     if (link.in_flight > polled_total) v.waiting += link.in_flight - polled_total;
     v.outstanding_work_us += link.work_sent_us - link.work_sent_at_poll_us;
+  }
+  health_.apply(out, now);
+  // A half-open breaker needs probes, but routers take suspect workers only when no worker is up:
+  // offered as up while it has probe room, it gets real requests as probes (and turns down, by
+  // apply(), once every probe slot is in use).
+  for (std::size_t w = 0; w < out.size(); ++w) {
+    const int i = int(w);
+    if (out[w].health == Health::kSuspect && health_.breaker(i).state(now) == BreakerState::kHalfOpen &&
+        health_.heartbeat().health(i, now) == Health::kUp && health_.allow_call(i, now)) {
+      out[w].health = Health::kUp;
+    }
   }
   return out;
 }
@@ -170,24 +210,94 @@ void WorkerLinks::forwarded(int w, TimeUs work_us, std::shared_ptr<grpc::ClientC
   Link& link = *links_[w];
   ++link.in_flight;
   link.work_sent_us += work_us;
-  link.calls.emplace(call.get(), std::move(call));
+  const grpc::ClientContext* key = call.get();
+  link.calls.emplace(key, Link::Call{std::move(call), ""});
+  health_.call_sent(w, monotonic_now_us());
 }
 
-void WorkerLinks::answered(int w, const grpc::ClientContext* call) {
-  std::lock_guard<std::mutex> lock(mu_);
-  Link& link = *links_[w];
-  --link.in_flight;
-  link.calls.erase(call);
+void WorkerLinks::forget(Link& link, const grpc::ClientContext* call) {
+  if (link.calls.erase(call) > 0) --link.in_flight;
 }
 
-std::string WorkerLinks::failed(int w, const grpc::Status& s) {
+void WorkerLinks::succeeded(int w, const grpc::ClientContext* call, TimeUs latency_us) {
+  std::lock_guard<std::mutex> lock(mu_);
+  forget(*links_[w], call);
+  health_.call_succeeded(w, latency_us, monotonic_now_us());
+}
+
+std::string WorkerLinks::failed(int w, const grpc::ClientContext* call, const grpc::Status& s) {
   std::lock_guard<std::mutex> lock(mu_);
   Link& link = *links_[w];
-  // Calls the router cancelled itself carry the error that made it cancel them.
-  if (s.error_code() == grpc::StatusCode::CANCELLED && !link.up) return link.last_error;
-  const std::string reason = "worker " + std::to_string(w) + " unreachable: " + s.error_message();
-  mark_down(w, reason);  // the other calls in flight there fail by themselves
+  ++link.forwards_failed;
+  auto it = link.calls.find(call);
+  std::string reason;
+  if (it != link.calls.end() && !it->second.cancelled_because.empty()) {
+    // Cancelled here because the heartbeats stopped: already counted against the worker.
+    reason = it->second.cancelled_because;
+  } else {
+    reason = unreachable(w, s.error_message());
+    // UNAVAILABLE is gRPC's code for a connection refused or reset: the worker is gone.
+    const bool hard = s.error_code() == grpc::StatusCode::UNAVAILABLE;
+    health_.call_failed(w, monotonic_now_us(), s.error_message(), hard);
+  }
+  link.last_error = reason;
+  forget(link, call);
   return reason;
+}
+
+void WorkerLinks::abandoned(int w, const grpc::ClientContext* call) {
+  std::lock_guard<std::mutex> lock(mu_);
+  forget(*links_[w], call);
+}
+
+void WorkerLinks::gather_batches(const rpc::BatchQuery& query, rpc::BatchList* list, int timeout_ms,
+                                 std::function<void()> done) {
+  // Shared by the calls; the last answer finishes.
+  struct Gather {
+    std::mutex mu;
+    std::size_t pending = 0;
+    rpc::BatchQuery query;
+    rpc::BatchList* list = nullptr;
+    std::function<void()> done;
+    struct One {
+      grpc::ClientContext context;
+      rpc::BatchList reply;
+    };
+    std::vector<std::unique_ptr<One>> calls;
+  };
+  if (links_.empty()) {
+    done();
+    return;
+  }
+  auto gather = std::make_shared<Gather>();
+  gather->query = query;
+  gather->list = list;
+  gather->done = std::move(done);
+  gather->pending = links_.size();
+  for (std::size_t w = 0; w < links_.size(); ++w) {
+    gather->calls.push_back(std::make_unique<Gather::One>());
+    gather->calls.back()->context.set_deadline(after_ms(timeout_ms));
+  }
+  for (std::size_t w = 0; w < links_.size(); ++w) {
+    Gather::One* one = gather->calls[w].get();
+    links_[w]->stub->async()->Batches(&one->context, &gather->query, &one->reply, [gather, one, w](grpc::Status s) {
+      std::unique_lock<std::mutex> lock(gather->mu);
+      if (s.ok()) {
+        for (auto& b : *one->reply.mutable_batches()) *gather->list->add_batches() = std::move(b);
+      } else {
+        gather->list->add_errors("worker " + std::to_string(w) + ": " + s.error_message());
+      }
+      if (--gather->pending > 0) return;
+      lock.unlock();
+      gather->done();
+    });
+  }
+}
+
+void WorkerLinks::reset_health() {
+  std::lock_guard<std::mutex> lock(mu_);
+  health_ = WorkerHealth(links_.size(), options_.health, monotonic_now_us());
+  changes_seen_ = 0;
 }
 
 std::vector<LinkStatus> WorkerLinks::status() const {
@@ -200,9 +310,11 @@ std::vector<LinkStatus> WorkerLinks::status() const {
     s.index = int(w);
     s.name = link.instance->name;
     s.address = link.address;
-    s.up = link.up;
+    s.health = v[w].health;
+    s.up = s.health != Health::kDown;
     s.in_flight = link.in_flight;
     s.failures = link.failures;
+    s.forwards_failed = link.forwards_failed;
     s.last_error = link.last_error;
     s.view = v[w];
     out.push_back(std::move(s));

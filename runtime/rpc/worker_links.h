@@ -1,28 +1,32 @@
 // The router process's side of its workers: one gRPC channel each, their latest polled state, the
-// requests forwarded and not yet answered, and their health. Feeds the ClusterView that the
+// requests forwarded and not yet answered, and their health (WorkerHealth: polled State answers
+// are heartbeats, forward outcomes feed the circuit breakers). Feeds the ClusterView that the
 // router's policies decide on.
 #pragma once
 
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
-#include <unordered_map>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include <grpcpp/grpcpp.h>
 
 #include "policies/cluster_view.h"
+#include "policies/health/worker_health.h"
 #include "runtime/rpc/twinfer.grpc.pb.h"
 
 namespace twinfer::runtime {
 
 struct LinkOptions {
   int poll_interval_ms = 5;     // State of every worker, this often
-  int state_timeout_ms = 2000;  // a State call slower than this marks the worker down
+  int state_timeout_ms = 2000;  // deadline of one State call (a missing answer is a missed heartbeat)
   int connect_timeout_ms = 10000;  // start(): how long to wait for every worker's first answer
   bool log = true;              // report health changes on stderr
+  HealthOptions health;         // heartbeats (from State answers) and circuit breakers
 };
 
 // What /metrics and Health report of one worker.
@@ -30,9 +34,11 @@ struct LinkStatus {
   int index = 0;
   std::string name;
   std::string address;
-  bool up = true;
+  Health health = Health::kUp;
+  bool up = true;             // health != kDown
   int in_flight = 0;
-  std::int64_t failures = 0;  // times it was marked down
+  std::int64_t failures = 0;  // times its health went down
+  std::int64_t forwards_failed = 0;
   std::string last_error;
   WorkerView view;  // as the policies see it
 };
@@ -44,25 +50,38 @@ class WorkerLinks {
   WorkerLinks(std::vector<std::string> addresses, std::vector<const InstanceSpec*> instances, LinkOptions options);
   ~WorkerLinks();  // stop()
 
-  // Waits up to connect_timeout_ms for every worker's first State (those that do not answer are
-  // marked down), then polls in the background.
+  // Waits up to connect_timeout_ms for every worker's first State (those that do not answer miss
+  // heartbeats from then on), then polls in the background.
   void start();
   void stop();
 
   std::size_t size() const { return links_.size(); }
   rpc::Worker::Stub& stub(int worker) { return *links_[worker]->stub; }
 
-  // The views the policies decide on. Load combines the latest poll with the router's
-  // own count of requests in flight, which moves at once.
+  // The views the policies decide on, health included (a worker whose breaker is half-open with
+  // probe room is shown up, so that routers send it the probes that may close the breaker). Load
+  // combines the latest poll with the router's own count of requests in flight, which moves at once.
   std::vector<WorkerView> views() const;
 
-  // A request of predicted `work_us` was forwarded to `worker` on `call` (cancelled if the worker is
-  // found down while the call is pending).
+  // A request of predicted `work_us` was forwarded to `worker` on `call`. While it is pending the
+  // call is cancelled if the worker's heartbeats stop (failed() then returns why).
   void forwarded(int worker, TimeUs work_us, std::shared_ptr<grpc::ClientContext> call);
-  void answered(int worker, const grpc::ClientContext* call);
-  // A call to `worker` failed with `status`: marks it down and returns the reason to report for the
-  // request, "worker W unreachable: <message>".
-  std::string failed(int worker, const grpc::Status& status);
+  // The worker answered `call` after `latency_us`.
+  void succeeded(int worker, const grpc::ClientContext* call, TimeUs latency_us);
+  // `call` failed with `status`: feeds the worker's health (connection refused or reset marks it
+  // down at once) and returns the reason to report, "worker W unreachable: <why>".
+  std::string failed(int worker, const grpc::ClientContext* call, const grpc::Status& status);
+  // The router cancelled `call` itself (the request timed out, the router restarted): no news of
+  // the worker's health.
+  void abandoned(int worker, const grpc::ClientContext* call);
+
+  // Asks every worker for its batches matching `query`, appending them to `list` (and one error per
+  // worker that failed to answer within timeout_ms), then calls done(). `list` must stay valid
+  // until then.
+  void gather_batches(const rpc::BatchQuery& query, rpc::BatchList* list, int timeout_ms, std::function<void()> done);
+
+  // Forgets what the heartbeats and breakers learned (a restarted router starts afresh).
+  void reset_health();
 
   std::vector<LinkStatus> status() const;
 
@@ -74,12 +93,15 @@ class WorkerLinks {
     std::unique_ptr<rpc::Worker::Stub> stub;
     // Guarded by WorkerLinks::mu_.
     rpc::WorkerState polled;
-    bool up = true;
-    TimeUs down_since_us = -1;
     std::int64_t failures = 0;
+    std::int64_t forwards_failed = 0;
     std::string last_error;
     int in_flight = 0;
-    std::unordered_map<const grpc::ClientContext*, std::shared_ptr<grpc::ClientContext>> calls;
+    struct Call {
+      std::shared_ptr<grpc::ClientContext> context;
+      std::string cancelled_because;  // set when the links cancelled it
+    };
+    std::unordered_map<const grpc::ClientContext*, Call> calls;
     TimeUs work_sent_us = 0;          // all forwarded work, ever
     TimeUs work_sent_at_poll_us = 0;  // of it, what the latest poll's answer already counts
     bool polling = false;
@@ -88,19 +110,26 @@ class WorkerLinks {
   void poll_loop();
   // REQUIRES: mu_ not held (gRPC may run the callback in the calling thread).
   void poll(int worker, TimeUs work_sent_us);
-  void polled(int worker, const grpc::Status& status, const rpc::WorkerState& state, TimeUs issued_us,
-              TimeUs work_sent_us);
-  // Returns the calls in flight on it, for the caller to cancel once it released mu_ (cancelling
-  // may run their callbacks in the calling thread). REQUIRES: mu_ held.
-  std::vector<std::shared_ptr<grpc::ClientContext>> mark_down(int worker, const std::string& error);
+  void polled(int worker, const grpc::Status& status, const rpc::WorkerState& state, TimeUs work_sent_us);
+  // Logs the health transitions since the last call and returns the calls in flight on workers
+  // whose heartbeats stopped, for the caller to cancel once it released mu_ (cancelling may run
+  // their callbacks in the calling thread). REQUIRES: mu_ held.
+  std::vector<std::shared_ptr<grpc::ClientContext>> refresh_health(TimeUs now);
+  void forget(Link& link, const grpc::ClientContext* call);
 
   LinkOptions options_;
   std::vector<std::unique_ptr<Link>> links_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
+  WorkerHealth health_;            // guarded by mu_
+  std::size_t changes_seen_ = 0;   // of health_.changes(), guarded by mu_
   bool stopping_ = false;  // guarded by mu_
   int polls_pending_ = 0;  // guarded by mu_
   std::thread poller_;
 };
+
+// Channel arguments for links that must come back quickly after their peer restarts: reconnect
+// backoff of 100 ms to 1 s instead of gRPC's 1 s to 120 s.
+grpc::ChannelArguments fast_reconnect_channel_args();
 
 }  // namespace twinfer::runtime

@@ -9,6 +9,7 @@
 
 #include "policies/error.h"
 #include "policies/run_policies.h"
+#include "policies/servable.h"
 #include "runtime/engine/worker_engine.h"
 #include "runtime/engine/worker_parts.h"
 #include "runtime/model/transformer_config.h"
@@ -37,6 +38,7 @@ class WorkerServer::Impl final : public rpc::Worker::CallbackService {
     cost_ = std::move(policies.cost);
     admission_ = std::move(policies.admission);
     WorkerParts parts = make_worker_parts(config_, inst, options.device, *admission_, *cost_, clock_, options.seed);
+    kv_ = parts.batcher->kv_capacity();
     WorkerCallbacks callbacks;
     callbacks.on_end = [this](int, const Finished& f, TimeUs end_us) { answer(f, end_us); };
     callbacks.on_batch = [this](const BatchRecord& b) { keep(b); };
@@ -71,13 +73,22 @@ class WorkerServer::Impl final : public rpc::Worker::CallbackService {
   const std::string& address() const { return address_; }
   const std::string& name() const { return config_.cluster.instances[options_.index].name; }
 
-  grpc::ServerUnaryReactor* Submit(grpc::CallbackServerContext* context, const rpc::InferRequest* request,
+  grpc::ServerUnaryReactor* Submit(grpc::CallbackServerContext*, const rpc::InferRequest* request,
                                    rpc::InferResult* result) override {
-    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    std::string malformed = malformed_reason(*request);
+    if (malformed.empty()) malformed = too_large_reason(*request);
+    if (!malformed.empty()) {
+      grpc::ServerUnaryReactor* reactor = new SubmitReactor(this, kNoId);
+      *result = ended_without_worker(request->id(), Outcome::kRejected, "bad request: " + malformed, options_.index,
+                                     clock_.now_us());
+      reactor->Finish(grpc::Status::OK);
+      return reactor;
+    }
     Request r = from_wire(*request);
     if (r.arrival_us == 0) r.arrival_us = clock_.now_us();
     // Clients (several routers) choose ids independently; the engine keys its sequences by id.
     r.id = next_id_++;
+    auto* reactor = new SubmitReactor(this, r.id);
     {
       std::lock_guard<std::mutex> lock(pending_mu_);
       pending_[r.id] = Pending{reactor, result, request->id()};
@@ -86,9 +97,24 @@ class WorkerServer::Impl final : public rpc::Worker::CallbackService {
     return reactor;
   }
 
+  grpc::ServerUnaryReactor* InjectFault(grpc::CallbackServerContext* context, const rpc::FaultCommand* command,
+                                        rpc::Empty*) override {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    if (!(command->slowdown() >= 1)) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                   "slowdown " + std::to_string(command->slowdown()) + ": must be >= 1"));
+      return reactor;
+    }
+    engine_->set_slowdown(command->slowdown());
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+
   grpc::ServerUnaryReactor* State(grpc::CallbackServerContext* context, const rpc::Empty*,
                                   rpc::WorkerState* state) override {
     *state = to_wire(engine_->view(), clock_.now_us());
+    // The router's servable check needs the block size to tell what can never fit.
+    if (kv_.blocks_total > 0) state->set_kv_block_tokens(kv_.block_tokens);
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
     reactor->Finish(grpc::Status::OK);
     return reactor;
@@ -108,6 +134,50 @@ class WorkerServer::Impl final : public rpc::Worker::CallbackService {
   }
 
  private:
+  static constexpr RequestId kNoId = ~RequestId{0};
+
+  // One Submit call; a cancelled call (the router gave up on the request) takes the request off
+  // the engine. Deletes itself when gRPC is done with it.
+  class SubmitReactor final : public grpc::ServerUnaryReactor {
+   public:
+    SubmitReactor(Impl* impl, RequestId id) : impl_(impl), id_(id) {}
+    void OnCancel() override {
+      if (id_ != kNoId) impl_->cancelled(id_);
+    }
+    void OnDone() override { delete this; }
+
+   private:
+    Impl* impl_;
+    RequestId id_;
+  };
+
+  // A request that could never fit this worker's KV cache is refused before the engine builds its
+  // prompt (a prompt of 2^31 tokens would not fit in memory either).
+  std::string too_large_reason(const rpc::InferRequest& m) const {
+    if (kv_.blocks_total <= 0) return "";
+    Request r;
+    r.input_tokens = m.input_tokens();
+    r.output_tokens = m.output_tokens();
+    const std::int64_t need = peak_kv_tokens(r);
+    const std::int64_t have = kv_.blocks_total * kv_.block_tokens;
+    if (need <= have) return "";
+    return "needs " + std::to_string(need) + " tokens of KV cache (input + output); this worker holds " +
+           std::to_string(have);
+  }
+
+  void cancelled(RequestId id) {
+    Pending p;
+    {
+      std::lock_guard<std::mutex> lock(pending_mu_);
+      auto it = pending_.find(id);
+      if (it == pending_.end()) return;  // already answered
+      p = it->second;
+      pending_.erase(it);
+    }
+    engine_->cancel(id);
+    p.reactor->Finish(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled by the client"));
+  }
+
   struct Pending {
     grpc::ServerUnaryReactor* reactor = nullptr;
     rpc::InferResult* result = nullptr;
@@ -141,6 +211,7 @@ class WorkerServer::Impl final : public rpc::Worker::CallbackService {
   std::unique_ptr<CostModel> cost_;
   std::unique_ptr<Admission> admission_;
   std::unique_ptr<WorkerEngine> engine_;
+  KvCapacity kv_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   std::string address_;

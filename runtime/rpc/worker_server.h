@@ -2,6 +2,10 @@
 // The instance's batcher and backend are built exactly as the embedded runtime builds them, and a
 // WorkerEngine thread runs them; Submit calls are asynchronous (callback API), each answered from
 // the engine when its request ends, so that many requests are in flight without a thread each.
+// A Submit call that its client cancels (the router's time limit, a router restart, a client
+// hanging up) takes its request off the engine (WorkerEngine::cancel: it stops using the device and
+// its KV cache is freed). Requests with negative token counts or times are answered rejected
+// "bad request: ..." without reaching the engine. InjectFault sets the engine's slowdown.
 #pragma once
 
 #include <cstdint>

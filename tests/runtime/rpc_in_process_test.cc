@@ -162,28 +162,6 @@ TEST(RpcInProcess, MetricsAndHealthzAnswerOverHttp) {
   EXPECT_EQ(http_get(port, "/nope").rfind("HTTP/1.1 404 Not Found\r\n", 0), 0u);
 }
 
-TEST(RpcInProcess, AWorkerThatIsGoneIsMarkedDownAndGetsNoMoreRequests) {
-  RunConfig config = testing::cpu_tiny_config(kThreeWorkers);
-  Cluster cluster(config);
-  cluster.workers[1]->shutdown();  // refuses connections from now on
-  ReplayRun run = replay_trace(testing::small_trace(30, 100), cluster.router->address(), {});
-  int completed = 0, unreachable = 0;
-  for (const auto& r : run.results) {
-    if (r.outcome == Outcome::kCompleted) {
-      ++completed;
-      EXPECT_NE(r.worker, 1);
-    } else {
-      ASSERT_EQ(r.outcome, Outcome::kDropped) << r.reason;
-      EXPECT_EQ(r.worker, 1);
-      EXPECT_EQ(r.reason.rfind("worker 1 unreachable: ", 0), 0u) << r.reason;
-      ++unreachable;
-    }
-  }
-  EXPECT_EQ(completed + unreachable, 30);
-  EXPECT_LE(unreachable, 2);  // at most the requests routed before the first failure was seen
-  EXPECT_NE(cluster.router->metrics_text().find("twinfer_worker_up{worker=\"cpu/gpu1\"} 0\n"), std::string::npos);
-}
-
 TEST(RpcInProcess, ConfigMismatchesAreClearErrors) {
   RunConfig config = testing::cpu_tiny_config();
   WorkerServerOptions w;

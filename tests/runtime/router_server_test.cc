@@ -1,0 +1,343 @@
+// The router's protection, in one process: three workers and a router on loopback. Time limits,
+// request limits, bad input on the wire (garbage bytes, truncated messages, absurd fields), a
+// client that hangs up mid-call, a retried forward and a router restart; after each the servers go
+// on serving.
+#include <climits>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include "runtime/rpc/replay_client.h"
+#include "runtime/rpc/router_server.h"
+#include "runtime/rpc/twinfer.grpc.pb.h"
+#include "runtime/rpc/worker_links.h"
+#include "runtime/rpc/worker_server.h"
+#include "tests/runtime/runtime_testing.h"
+
+namespace twinfer::runtime {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::vector<std::string> three_workers(std::vector<std::string> more = {}) {
+  more.insert(more.begin(), {"cluster.hosts.0.gpus=3", "cluster.hosts.0.instances.0.count=3"});
+  return more;
+}
+
+struct Cluster {
+  explicit Cluster(const RunConfig& config) {
+    std::vector<std::string> addresses;
+    for (int i = 0; i < 3; ++i) {
+      WorkerServerOptions w;
+      w.index = i;
+      workers.push_back(std::make_unique<WorkerServer>(config, w));
+      addresses.push_back(workers.back()->address());
+    }
+    RouterServerOptions r;
+    r.log = false;
+    router = std::make_unique<RouterServer>(config, addresses, r);
+    channel = grpc::CreateCustomChannel(router->address(), grpc::InsecureChannelCredentials(),
+                                        fast_reconnect_channel_args());
+    stub = rpc::Router::NewStub(channel);
+  }
+  ~Cluster() {
+    router->shutdown();
+    for (auto& w : workers) w->shutdown();
+  }
+
+  // One Infer call, waited for.
+  grpc::Status infer(const rpc::InferRequest& q, rpc::InferResult& result, int timeout_ms = 30000) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));
+    return stub->Infer(&context, q, &result);
+  }
+
+  // True when a small request completes.
+  bool serves() {
+    rpc::InferResult result;
+    return infer(request(1000, 20, 4), result).ok() && result.outcome() == rpc::COMPLETED;
+  }
+
+  static rpc::InferRequest request(std::uint64_t id, int input, int output) {
+    rpc::InferRequest q;
+    q.set_id(id);
+    q.set_input_tokens(input);
+    q.set_output_tokens(output);
+    return q;
+  }
+
+  // Sequences waiting or running on every worker, as they report them.
+  int sequences_on_workers() {
+    int n = 0;
+    for (auto& w : workers) {
+      auto ch = grpc::CreateChannel(w->address(), grpc::InsecureChannelCredentials());
+      auto s = rpc::Worker::NewStub(ch);
+      grpc::ClientContext c;
+      rpc::Empty e;
+      rpc::WorkerState st;
+      if (s->State(&c, e, &st).ok()) n += st.waiting() + st.running();
+    }
+    return n;
+  }
+
+  // Waits up to `seconds` for every worker to hold no sequence.
+  bool workers_idle(double seconds) {
+    const auto until = Clock::now() + std::chrono::duration<double>(seconds);
+    while (Clock::now() < until) {
+      if (sequences_on_workers() == 0) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  }
+
+  std::vector<std::unique_ptr<WorkerServer>> workers;
+  std::unique_ptr<RouterServer> router;
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<rpc::Router::Stub> stub;
+};
+
+// `bytes` as a raw call to `method` (no protobuf encoding on the way out); returns the status.
+grpc::Status raw_call(const std::string& address, const std::string& method, const std::string& bytes) {
+  auto channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  grpc::Slice slice(bytes);
+  grpc::ByteBuffer request(&slice, 1), response;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  grpc::Status status;
+  stub.UnaryCall(&context, method, grpc::StubOptions(), &request, &response, [&](grpc::Status s) {
+    std::lock_guard<std::mutex> lock(mu);
+    status = std::move(s);
+    done = true;
+    cv.notify_all();
+  });
+  std::unique_lock<std::mutex> lock(mu);
+  cv.wait(lock, [&] { return done; });
+  return status;
+}
+
+TEST(RouterProtection, ARequestPastItsTimeLimitEndsTimedOutAndLeavesItsWorker) {
+  Cluster cluster(testing::cpu_tiny_config(three_workers({"protection.request_timeout_ms=300"})));
+  rpc::InferResult result;
+  const auto began = Clock::now();
+  ASSERT_TRUE(cluster.infer(Cluster::request(7, 16, 4000), result).ok());
+  const double took_s = std::chrono::duration<double>(Clock::now() - began).count();
+  EXPECT_EQ(result.outcome(), rpc::TIMED_OUT) << result.reason();
+  EXPECT_EQ(result.reason(), "no answer within 300 ms");
+  EXPECT_EQ(result.id(), 7u);
+  EXPECT_GE(result.worker(), 0) << "it was on a worker when its time ran out";
+  EXPECT_GE(took_s, 0.29);
+  EXPECT_LT(took_s, 3.0);
+  // 4000 tokens take the tiny model seconds; the cancelled call takes it off the worker at once.
+  EXPECT_TRUE(cluster.workers_idle(1.0)) << cluster.sequences_on_workers() << " sequence(s) still on workers";
+  EXPECT_NE(cluster.router->metrics_text().find("twinfer_requests_total{outcome=\"timed_out\"} 1\n"),
+            std::string::npos);
+  EXPECT_TRUE(cluster.serves());
+}
+
+TEST(RouterProtection, TokenLimitsAndBadFieldsAreRejectedBeforeRouting) {
+  Cluster cluster(testing::cpu_tiny_config(three_workers({"protection.limits.max_input_tokens=100"})));
+  rpc::InferResult result;
+  ASSERT_TRUE(cluster.infer(Cluster::request(1, 200, 4), result).ok());
+  EXPECT_EQ(result.outcome(), rpc::REJECTED);
+  EXPECT_EQ(result.reason(), "input of 200 tokens exceeds protection.limits.max_input_tokens 100");
+  EXPECT_EQ(result.worker(), -1);
+
+  ASSERT_TRUE(cluster.infer(Cluster::request(2, -5, 4), result).ok());
+  EXPECT_EQ(result.outcome(), rpc::REJECTED);
+  EXPECT_EQ(result.reason(), "bad request: input_tokens -5: must be >= 0");
+  // 2^31 does not fit the int32 field: it arrives as -2^31.
+  ASSERT_TRUE(cluster.infer(Cluster::request(3, 10, INT_MIN), result).ok());
+  EXPECT_EQ(result.outcome(), rpc::REJECTED);
+  EXPECT_EQ(result.reason(), "bad request: output_tokens -2147483648: must be >= 0");
+  EXPECT_TRUE(cluster.serves());
+}
+
+TEST(RouterProtection, AbsurdlyLargeRequestsAreRefusedWithoutHarmingTheServers) {
+  Cluster cluster(testing::cpu_tiny_config(three_workers()));
+  rpc::InferResult result;
+  ASSERT_TRUE(cluster.infer(Cluster::request(1, INT_MAX, INT_MAX), result).ok());
+  EXPECT_EQ(result.outcome(), rpc::REJECTED);
+  // The workers report their KV block size, so the router knows that nothing can hold it.
+  EXPECT_EQ(result.reason().rfind("needs 4294967294 tokens of KV cache (input + output)", 0), 0u) << result.reason();
+  // Straight to a worker, past the router's checks: 1024 blocks of 16 tokens.
+  auto ch = grpc::CreateChannel(cluster.workers[0]->address(), grpc::InsecureChannelCredentials());
+  auto worker = rpc::Worker::NewStub(ch);
+  const std::pair<rpc::InferRequest, std::string> cases[] = {
+      {Cluster::request(2, INT_MAX, 8),
+       "bad request: needs 2147483655 tokens of KV cache (input + output); this worker holds 16384"},
+      {Cluster::request(3, 8, -1), "bad request: output_tokens -1: must be >= 0"}};
+  for (const auto& c : cases) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    ASSERT_TRUE(worker->Submit(&context, c.first, &result).ok());
+    EXPECT_EQ(result.outcome(), rpc::REJECTED);
+    EXPECT_EQ(result.reason(), c.second);
+    EXPECT_EQ(result.id(), c.first.id());
+  }
+  EXPECT_TRUE(cluster.serves());
+  EXPECT_TRUE(cluster.workers_idle(2.0));
+}
+
+TEST(RouterProtection, MessagesOverTheSizeLimitAreRefusedByTheTransport) {
+  Cluster cluster(testing::cpu_tiny_config(three_workers({"protection.limits.max_request_bytes=2000"})));
+  rpc::InferRequest big = Cluster::request(1, 10, 4);
+  big.set_session(std::string(5000, 's'));
+  rpc::InferResult result;
+  grpc::Status s = cluster.infer(big, result);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+  EXPECT_TRUE(cluster.serves());
+}
+
+TEST(RouterProtection, TheQueueBoundRejectsWhatWouldOverflowIt) {
+  Cluster cluster(testing::cpu_tiny_config(three_workers({"protection.limits.max_queued_requests=2"})));
+  // Five long requests at once: two fit, the others are refused at once.
+  std::vector<std::thread> clients;
+  std::vector<rpc::InferResult> results(5);
+  for (int i = 0; i < 5; ++i) {
+    clients.emplace_back([&, i] { cluster.infer(Cluster::request(i, 16, 300), results[i]); });
+  }
+  for (auto& t : clients) t.join();
+  int rejected = 0, completed = 0;
+  for (const auto& r : results) {
+    if (r.outcome() == rpc::REJECTED) {
+      ++rejected;
+      EXPECT_EQ(r.reason().rfind("queue full: 2 requests queued", 0), 0u) << r.reason();
+    }
+    completed += r.outcome() == rpc::COMPLETED;
+  }
+  EXPECT_GE(rejected, 3);
+  EXPECT_EQ(completed + rejected, 5);
+}
+
+TEST(RouterProtection, GarbageAndTruncatedMessagesLeaveRouterAndWorkersServing) {
+  Cluster cluster(testing::cpu_tiny_config(three_workers()));
+  rpc::InferRequest valid = Cluster::request(1, 10, 4);
+  valid.set_session("a session key long enough to cut in half");
+  const std::string bytes = valid.SerializeAsString();
+  const std::string truncated = bytes.substr(0, bytes.size() - 10);
+  const std::string garbage(64, '\xff');  // field 31, wire type 7: no such wire type
+  for (const std::string& payload : {garbage, truncated}) {
+    grpc::Status s = raw_call(cluster.router->address(), "/twinfer.rpc.Router/Infer", payload);
+    EXPECT_FALSE(s.ok());
+    s = raw_call(cluster.workers[1]->address(), "/twinfer.rpc.Worker/Submit", payload);
+    EXPECT_FALSE(s.ok());
+    s = raw_call(cluster.workers[1]->address(), "/twinfer.rpc.Worker/InjectFault", payload);
+    EXPECT_FALSE(s.ok());
+  }
+  EXPECT_TRUE(cluster.serves());
+  EXPECT_EQ(cluster.router->metrics_text().find("twinfer_worker_up{worker=\"cpu/gpu1\"} 0"), std::string::npos);
+}
+
+TEST(RouterProtection, AClientThatHangsUpMidCallFreesItsWorker) {
+  Cluster cluster(testing::cpu_tiny_config(three_workers()));
+  grpc::ClientContext context;
+  rpc::InferRequest q = Cluster::request(1, 16, 4000);
+  rpc::InferResult result;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  grpc::Status status;
+  cluster.stub->async()->Infer(&context, &q, &result, [&](grpc::Status s) {
+    std::lock_guard<std::mutex> lock(mu);
+    status = std::move(s);
+    done = true;
+    cv.notify_all();
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_GT(cluster.sequences_on_workers(), 0);
+  context.TryCancel();
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return done; });
+  }
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::CANCELLED);
+  EXPECT_TRUE(cluster.workers_idle(1.0));
+  EXPECT_TRUE(cluster.serves());
+  EXPECT_NE(cluster.router->metrics_text().find("twinfer_requests_total{outcome=\"dropped\"} 1\n"),
+            std::string::npos);
+}
+
+TEST(RouterProtection, AForwardToAGoneWorkerIsRetriedOnAnother) {
+  Cluster cluster(testing::cpu_tiny_config(three_workers()));
+  cluster.workers[1]->shutdown();  // refuses connections from now on
+  ReplayRun run = replay_trace(testing::small_trace(30, 100), cluster.router->address(), {});
+  int completed = 0;
+  for (const auto& r : run.results) {
+    EXPECT_EQ(r.outcome, Outcome::kCompleted) << r.reason;
+    EXPECT_NE(r.worker, 1);
+    completed += r.outcome == Outcome::kCompleted;
+  }
+  EXPECT_EQ(completed, 30);
+  const std::string metrics = cluster.router->metrics_text();
+  EXPECT_NE(metrics.find("twinfer_worker_up{worker=\"cpu/gpu1\"} 0\n"), std::string::npos) << metrics;
+  EXPECT_EQ(metrics.find("twinfer_retries_total 0\n"), std::string::npos) << "the first forward there failed";
+}
+
+TEST(RouterProtection, WithoutRetriesAGoneWorkersRequestsEndDropped) {
+  Cluster cluster(testing::cpu_tiny_config(three_workers({"protection.retry.max_attempts=1"})));
+  cluster.workers[1]->shutdown();
+  ReplayRun run = replay_trace(testing::small_trace(30, 100), cluster.router->address(), {});
+  int dropped = 0;
+  for (const auto& r : run.results) {
+    if (r.outcome == Outcome::kCompleted) continue;
+    ASSERT_EQ(r.outcome, Outcome::kDropped) << r.reason;
+    EXPECT_EQ(r.worker, 1);
+    EXPECT_EQ(r.reason.rfind("worker 1 unreachable: ", 0), 0u) << r.reason;
+    ++dropped;
+  }
+  EXPECT_GE(dropped, 1);
+  EXPECT_LE(dropped, 2);  // at most the requests routed before the first failure was seen
+}
+
+TEST(RouterProtection, ARouterRestartDropsWhatWasInFlightAndServesAgainOnTheSamePort) {
+  Cluster cluster(testing::cpu_tiny_config(three_workers()));
+  ASSERT_TRUE(cluster.serves());
+  rpc::InferResult long_result;
+  std::thread in_flight([&] { cluster.infer(Cluster::request(5, 16, 4000), long_result); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const int port = cluster.router->port();
+  cluster.router->stop_for_restart();
+  in_flight.join();
+  EXPECT_EQ(long_result.outcome(), rpc::DROPPED);
+  EXPECT_EQ(long_result.reason(), "router restarted");
+  EXPECT_TRUE(cluster.workers_idle(1.0)) << "the worker was told to drop it";
+  rpc::InferResult result;
+  EXPECT_EQ(cluster.infer(Cluster::request(6, 10, 4), result, 2000).error_code(), grpc::StatusCode::UNAVAILABLE);
+  cluster.router->start_after_restart();
+  EXPECT_EQ(cluster.router->port(), port);
+  const auto until = Clock::now() + std::chrono::seconds(5);
+  bool served = false;
+  while (!served && Clock::now() < until) served = cluster.serves();
+  EXPECT_TRUE(served);
+  EXPECT_NE(cluster.router->metrics_text().find("twinfer_router_restarts_total 1\n"), std::string::npos);
+}
+
+TEST(RouterProtection, ASlowdownIsSetThroughTheWorkersFaultRpc) {
+  Cluster cluster(testing::cpu_tiny_config(three_workers()));
+  auto ch = grpc::CreateChannel(cluster.workers[0]->address(), grpc::InsecureChannelCredentials());
+  auto worker = rpc::Worker::NewStub(ch);
+  rpc::FaultCommand command;
+  rpc::Empty empty;
+  command.set_slowdown(0.5);
+  {
+    grpc::ClientContext c;
+    grpc::Status s = worker->InjectFault(&c, command, &empty);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_EQ(s.error_message(), "slowdown 0.500000: must be >= 1");
+  }
+  command.set_slowdown(2);
+  grpc::ClientContext c;
+  EXPECT_TRUE(worker->InjectFault(&c, command, &empty).ok());
+  EXPECT_TRUE(cluster.serves());
+}
+
+}  // namespace
+}  // namespace twinfer::runtime
