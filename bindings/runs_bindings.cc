@@ -36,8 +36,10 @@ py::object simulate(const RunConfig& config, const Trace& trace, std::uint64_t s
 }
 
 py::object run(const RunConfig& config, const Trace& trace, std::uint64_t seed, double rate_scale,
-               const std::string& out_dir, const std::string& device, bool pin_threads, bool progress) {
+               const std::string& out_dir, const std::string& device, bool pin_threads, bool progress,
+               const std::string& faults) {
   runtime::RunOptions options;
+  if (!faults.empty()) options.faults = load_fault_scenario(faults, config.cluster);
   options.seed = seed;
   options.rate_scale = rate_scale;
   options.out_dir = out_dir;
@@ -66,9 +68,10 @@ void bind_runs(py::module_& m) {
         "timeline.json into out_dir when it is not empty.");
   m.def("_run", &run, py::arg("config"), py::arg("trace"), py::arg("seed") = 1, py::arg("rate_scale") = 1.0,
         py::arg("out_dir") = "", py::arg("device") = "cpu", py::arg("pin_threads") = false,
-        py::arg("progress") = false,
-        "Serves the trace for real on the embedded runtime; returns the summary dict and writes the same "
-        "files as the simulator into out_dir when it is not empty.");
+        py::arg("progress") = false, py::arg("faults") = "",
+        "Serves the trace for real on the embedded runtime, with the fault scenario at path `faults` if not "
+        "empty; returns the summary dict and writes the same files as the simulator into out_dir when it is "
+        "not empty.");
 }
 
 }  // namespace twinfer::py_bindings

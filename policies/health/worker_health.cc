@@ -48,7 +48,8 @@ Health WorkerHealth::breaker_health(int w, TimeUs now) const {
   switch (b.state(now)) {
     case BreakerState::kClosed: return Health::kUp;
     case BreakerState::kOpen: return Health::kDown;
-    case BreakerState::kHalfOpen: return b.allow(now) ? Health::kSuspect : Health::kDown;
+    // Up while it has probe room: routers prefer up workers, so a suspect one would get no probes.
+    case BreakerState::kHalfOpen: return b.allow(now) ? Health::kUp : Health::kDown;
   }
   return Health::kUp;
 }

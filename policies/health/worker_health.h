@@ -33,7 +33,8 @@ struct HealthChange {
 const char* health_name(Health health);
 
 // A worker's health is the worse of its heartbeat health and its breaker's: open -> kDown;
-// half-open with every probe slot in use -> kDown; half-open with room -> kSuspect; closed -> kUp.
+// half-open with every probe slot in use -> kDown; half-open with room -> kUp (routers prefer up
+// workers, so the breaker's probes are real requests); closed -> kUp.
 // health() is always current; changes() is what refresh() saw, so drivers call refresh() after
 // each input and at next_change_us(). Worker indices are 0..workers-1. Successful calls do not
 // count as heartbeats (drivers call beat() for any answer that proves liveness).

@@ -34,6 +34,7 @@ struct ReplayedRequest {
   TimeUs first_token_us = -1;
   TimeUs end_us = -1;
   int preemptions = 0;
+  int attempts = 0;  // as the router reports it (0 when it never answered)
 };
 
 struct ReplayRun {

@@ -247,9 +247,11 @@ class RouterServer::Impl {
   void end(Flight& flight, Outcome outcome, const std::string& reason, const rpc::InferResult* reply = nullptr) {
     std::shared_ptr<grpc::ClientContext> pending;
     int worker;
+    int attempts;
     {
       std::lock_guard<std::mutex> lock(flights_mu_);
       if (flight.ended) return;
+      attempts = flight.attempts;
       flight.ended = true;
       flights_.erase(flight.key);
       pending = std::move(flight.call);
@@ -264,6 +266,7 @@ class RouterServer::Impl {
     } else {
       *flight.result = ended_without_worker(flight.request.id, outcome, reason, worker, monotonic_now_us());
     }
+    flight.result->set_attempts(attempts);
     outcomes_.ended(flight.request, *flight.result);
     flight.reactor->Finish(grpc::Status::OK);
   }

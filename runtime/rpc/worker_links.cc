@@ -192,16 +192,6 @@ std::vector<WorkerView> WorkerLinks::views() const {
     v.outstanding_work_us += link.work_sent_us - link.work_sent_at_poll_us;
   }
   health_.apply(out, now);
-  // A half-open breaker needs probes, but routers take suspect workers only when no worker is up:
-  // offered as up while it has probe room, it gets real requests as probes (and turns down, by
-  // apply(), once every probe slot is in use).
-  for (std::size_t w = 0; w < out.size(); ++w) {
-    const int i = int(w);
-    if (out[w].health == Health::kSuspect && health_.breaker(i).state(now) == BreakerState::kHalfOpen &&
-        health_.heartbeat().health(i, now) == Health::kUp && health_.allow_call(i, now)) {
-      out[w].health = Health::kUp;
-    }
-  }
   return out;
 }
 

@@ -20,17 +20,22 @@ namespace {
 
 const char kUsage[] =
     "usage: twinfer fidelity --config C [--trace T] --out DIR [--device cpu|cuda] [--routers a,b,...]\n"
-    "                        [--rate-scale X] [--seed N] [--set key=value ...]\n"
+    "                        [--rate-scale X] [--seed N] [--faults F] [--set key=value ...]\n"
     "\n"
     "Profiles the backend (DIR/profile.json), then for each router runs the trace for real\n"
     "(DIR/<router>/real/) and simulated with the measured profile and no network\n"
-    "(DIR/<router>/sim/), and writes the relative errors of the simulation in DIR/fidelity.json.\n";
+    "(DIR/<router>/sim/), and writes the relative errors of the simulation in DIR/fidelity.json.\n"
+    "With --faults F both runs inject the faults of scenario F (for real: worker threads crash and\n"
+    "restart, steps slow down, hand-offs are delayed), so that the simulated outcome can be checked\n"
+    "against the real one.\n";
 
 // (metric name in the table, summary key, statistic)
 const std::vector<std::array<const char*, 3>> kMetrics = {
     {"latency p50", "latency_ms", "p50"}, {"latency p90", "latency_ms", "p90"}, {"latency p99", "latency_ms", "p99"},
     {"ttft p50", "ttft_ms", "p50"},       {"ttft p99", "ttft_ms", "p99"},       {"tpot p50", "tpot_ms", "p50"},
-    {"tpot p99", "tpot_ms", "p99"},       {"throughput", "throughput_rps", ""}};
+    {"tpot p99", "tpot_ms", "p99"},       {"throughput", "throughput_rps", ""},
+    {"completed", "requests", "completed"}, {"dropped", "requests", "dropped"},
+    {"timed out", "requests", "timed_out"}, {"retries", "requests", "retries"}};
 
 double value_of(const nlohmann::json& s, const char* key, const char* stat) {
   const auto& v = *stat ? s[key][stat] : s[key];
@@ -41,7 +46,8 @@ double value_of(const nlohmann::json& s, const char* key, const char* stat) {
 
 int fidelity_command(int argc, char** argv) {
   if (wants_help(argc, argv, kUsage)) return 0;
-  Args args(argc, argv, {"config", "trace", "out", "seed", "rate-scale", "format", "device", "routers"}, {"poisson"},
+  Args args(argc, argv, {"config", "trace", "out", "seed", "rate-scale", "format", "device", "routers", "faults"},
+            {"poisson"},
             {"set"});
   RunInputs in = load_run_inputs(args);
   const std::string out = args.required("out");
@@ -70,6 +76,7 @@ int fidelity_command(int argc, char** argv) {
     run_opt.rate_scale = sim_opt.rate_scale;
     run_opt.device = device;
     run_opt.out_dir = out + "/" + router + "/real";
+    run_opt.faults = in.faults;
     std::cerr << "real run, router " << router << "\n";
     nlohmann::json real = runtime::run_embedded(real_cfg, in.trace, run_opt);
 
@@ -78,6 +85,7 @@ int fidelity_command(int argc, char** argv) {
     sim_cfg.sim.network = "none";
     sim::SimRunOptions o = sim_opt;
     o.out_dir = out + "/" + router + "/sim";
+    o.faults = in.faults;
     nlohmann::json simulated = sim::simulate(sim_cfg, in.trace, o);
 
     nlohmann::json errors;

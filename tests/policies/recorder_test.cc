@@ -109,9 +109,9 @@ TEST_F(RecorderTest, RequestsCsvAndTimeline) {
   rec.write_requests_csv(dir + "/requests.csv");
   rec.write_timeline_json(dir + "/timeline.json");
   std::string csv = slurp(dir + "/requests.csv");
-  EXPECT_NE(csv.find("0,0,b,0,4000,14000,completed,,100,11,0,0\n"), std::string::npos) << csv;
-  EXPECT_NE(csv.find("1,1000,,-1,-1,1000,rejected,\"queue full, 5 waiting\",50,5,0,0\n"), std::string::npos) << csv;
-  EXPECT_NE(csv.find("2,2000,a,-1,-1,3000,dropped,x,10,1,0,0\n"), std::string::npos) << csv;
+  EXPECT_NE(csv.find("0,0,b,0,4000,14000,completed,,100,11,0,0,1\n"), std::string::npos) << csv;
+  EXPECT_NE(csv.find("1,1000,,-1,-1,1000,rejected,\"queue full, 5 waiting\",50,5,0,0,0\n"), std::string::npos) << csv;
+  EXPECT_NE(csv.find("2,2000,a,-1,-1,3000,dropped,x,10,1,0,0,0\n"), std::string::npos) << csv;
   auto timeline = nlohmann::json::parse(slurp(dir + "/timeline.json"));
   int slices = 0;
   for (const auto& e : timeline["traceEvents"]) {
@@ -122,6 +122,40 @@ TEST_F(RecorderTest, RequestsCsvAndTimeline) {
     }
   }
   EXPECT_EQ(slices, 1);
+}
+
+TEST_F(RecorderTest, RetriesAndLostRequestsAreCountedAndMarkersReachTheTimeline) {
+  rec.routed(0, 0);
+  rec.routed(0, 1);  // a retry on another worker
+  rec.finished(seq_of(reqs[0], 0), 1, Outcome::kCompleted, "", 4000, 14000);
+  rec.routed(1, 0);
+  rec.lost(1, Outcome::kTimedOut, "no answer within 2000 ms", 3000);
+  rec.routed(2, 0);
+  rec.routed(2, 1);
+  rec.routed(2, 0);
+  rec.lost(2, Outcome::kDropped, "worker a crashed; gave up after 3 attempts", 5000);
+  rec.marker(2500, 0, "crash", "f.json: faults[0]");
+  EXPECT_TRUE(rec.ended(2));
+  auto s = rec.summary();
+  EXPECT_EQ(s["requests"]["retried"], 2);
+  EXPECT_EQ(s["requests"]["retries"], 3);
+  EXPECT_EQ(s["requests"]["timed_out"], 1);
+  EXPECT_EQ(s["reasons"]["timed_out"]["no answer within 2000 ms"], 1);
+  EXPECT_EQ(s["reasons"]["dropped"]["worker a crashed; gave up after 3 attempts"], 1);
+  EXPECT_EQ(rec.records()[2].worker, 0);  // the worker of its last attempt
+  std::string dir = ::testing::TempDir();
+  rec.write_timeline_json(dir + "/markers.json");
+  auto tl = nlohmann::json::parse(slurp(dir + "/markers.json"));
+  int instants = 0;
+  for (const auto& e : tl["traceEvents"]) {
+    if (e["ph"] != "i") continue;
+    ++instants;
+    EXPECT_EQ(e["name"], "crash");
+    EXPECT_EQ(e["ts"], 2500);
+    EXPECT_EQ(e["tid"], 0);
+    EXPECT_EQ(e["args"]["detail"], "f.json: faults[0]");
+  }
+  EXPECT_EQ(instants, 1);
 }
 
 TEST_F(RecorderTest, TimelineMergesBackToBackDecodeIterationsOfOneSize) {

@@ -104,12 +104,12 @@ TEST(WorkerHealth, BreakerTransitionsAreLoggedWithTheirReasons) {
   h.beat(0, t);
   h.refresh(t);
   ASSERT_EQ(h.changes().size(), 2u);
-  expect_change(h.changes()[1], t, 0, Health::kDown, Health::kSuspect, "breaker half-open");
+  expect_change(h.changes()[1], t, 0, Health::kDown, Health::kUp, "breaker half-open");
 
   for (int i = 0; i < 3; ++i) h.call_sent(0, t);
   h.refresh(t);
   ASSERT_EQ(h.changes().size(), 3u);
-  expect_change(h.changes()[2], t, 0, Health::kSuspect, Health::kDown, "breaker half-open: 3 probes in flight");
+  expect_change(h.changes()[2], t, 0, Health::kUp, Health::kDown, "breaker half-open: 3 probes in flight");
 
   for (int i = 0; i < 3; ++i) h.call_succeeded(0, 1000, t);
   h.refresh(t);

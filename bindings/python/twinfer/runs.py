@@ -67,13 +67,15 @@ def simulate(config, trace=None, seed=1, rate_scale=1.0, out_dir=None, progress=
     return Result(summary, path, keep)
 
 
-def run(config, trace=None, seed=1, rate_scale=1.0, out_dir=None, device="cpu", pin_threads=False, progress=False):
+def run(config, trace=None, seed=1, rate_scale=1.0, out_dir=None, device="cpu", pin_threads=False, progress=False,
+        faults=None):
     """Serves `trace` for real on the embedded runtime (one worker thread per model instance, on
-    `device`: "cpu" or "cuda"), replaying arrivals in real time."""
+    `device`: "cpu" or "cuda"), replaying arrivals in real time, with the fault scenario at path
+    `faults` (real crashes, slowdowns, link delays, partitions, router restarts) if given."""
     trace = _resolve_trace(config, trace)
     path, keep = _out_dir(out_dir)
     summary = _twinfer._run(config, trace, seed=seed, rate_scale=rate_scale, out_dir=path, device=device,
-                            pin_threads=pin_threads, progress=progress)
+                            pin_threads=pin_threads, progress=progress, faults=str(faults) if faults else "")
     return Result(summary, path, keep)
 
 
