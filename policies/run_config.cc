@@ -24,13 +24,29 @@ std::vector<std::string> split_path(const std::string& path) {
   return parts;
 }
 
-bool is_index(const std::string& s) {
-  return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos;
+// The array index `s` names, if it is one below `size` (digits only, no sign, no overflow).
+bool parse_index(const std::string& s, std::size_t size, std::size_t& index) {
+  if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos) return false;
+  index = 0;
+  for (char c : s) {
+    index = index * 10 + static_cast<std::size_t>(c - '0');
+    if (index >= size) return false;
+  }
+  return true;
 }
 
-nlohmann::json parse_value(const std::string& text) {
+// A value that is not JSON is kept as a string; it must be UTF-8 like any JSON text, or it could
+// not be shown in messages (nlohmann::json::dump() throws on invalid UTF-8).
+nlohmann::json parse_value(const std::string& key, const std::string& text) {
   auto v = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  return v.is_discarded() ? nlohmann::json(text) : v;
+  if (!v.is_discarded()) return v;
+  nlohmann::json s(text);
+  try {
+    (void)s.dump();
+  } catch (const nlohmann::json::type_error&) {
+    throw Error("--set " + key + ": the value is not valid UTF-8");
+  }
+  return s;
 }
 
 std::string dir_of(const std::string& path) {
@@ -89,18 +105,19 @@ void apply_override(nlohmann::json& config, const std::string& assignment) {
     if (part.empty()) throw Error("--set " + key + ": empty key segment");
     bool last = i + 1 == parts.size();
     if (node->is_array()) {
-      if (!is_index(part) || std::stoul(part) >= node->size()) {
+      std::size_t index = 0;
+      if (!parse_index(part, node->size(), index)) {
         throw Error("--set " + key + ": '" + part + "' is not an index of an array of " +
                     std::to_string(node->size()));
       }
-      node = &(*node)[std::stoul(part)];
+      node = &(*node)[index];
     } else {
       if (node->is_string()) *node = nlohmann::json{{"name", node->get<std::string>()}};
       if (node->is_null()) *node = nlohmann::json::object();
       if (!node->is_object()) throw Error("--set " + key + ": '" + part + "' is under a " + node->type_name());
       node = &(*node)[part];
     }
-    if (last) *node = parse_value(assignment.substr(eq + 1));
+    if (last) *node = parse_value(key, assignment.substr(eq + 1));
   }
 }
 

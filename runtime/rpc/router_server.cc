@@ -111,6 +111,12 @@ class RouterServer::Impl final : public rpc::Router::CallbackService {
                                   rpc::InferResult* result) override {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
     const TimeUs now = monotonic_now_us();
+    try {
+      check_request(*request);
+    } catch (const Error& e) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, e.what()));
+      return reactor;
+    }
     Request r = from_wire(*request);
     if (r.arrival_us == 0) r.arrival_us = now;
     RouteDecision decision;

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "policies/clock.h"
@@ -30,6 +32,17 @@ class MonotonicClock : public Clock {
 // Request <-> message. Wire times are absolute monotonic times (deadline 0: none, i.e. kNever).
 rpc::InferRequest to_wire(const Request& request);
 Request from_wire(const rpc::InferRequest& message);
+
+// Bounds on what a request message may hold: far above any model's context, far below what
+// would exhaust a worker's memory (a worker makes input_tokens prompt tokens up front).
+inline constexpr std::int32_t kMaxWireTokens = 1 << 20;
+inline constexpr std::size_t kMaxWireTextBytes = 4096;  // model, session
+
+// Throws twinfer::Error "InferRequest <id>: <field>: <problem>" unless the message is a request
+// a router or worker can serve: token counts in 0..kMaxWireTokens, times not negative, model and
+// session at most kMaxWireTextBytes. Servers call it before from_wire() and answer
+// INVALID_ARGUMENT instead of serving a request that could exhaust or corrupt them.
+void check_request(const rpc::InferRequest& message);
 
 // The result of a sequence that left a worker. Times kNever become -1.
 rpc::InferResult result_of(const Finished& finished, int worker, TimeUs end_us);

@@ -74,6 +74,12 @@ class WorkerServer::Impl final : public rpc::Worker::CallbackService {
   grpc::ServerUnaryReactor* Submit(grpc::CallbackServerContext* context, const rpc::InferRequest* request,
                                    rpc::InferResult* result) override {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    try {
+      check_request(*request);
+    } catch (const Error& e) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, e.what()));
+      return reactor;
+    }
     Request r = from_wire(*request);
     if (r.arrival_us == 0) r.arrival_us = clock_.now_us();
     // Clients (several routers) choose ids independently; the engine keys its sequences by id.
