@@ -18,7 +18,7 @@ targets=("${@:-${all_targets[@]}}")
 build="$root/build-fuzz"
 jobs="${FUZZ_BUILD_JOBS:-2}"
 
-cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
+cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=None -DCMAKE_CXX_COMPILER=clang++ \
   -DTWINFER_FUZZ=ON -DTWINFER_BUILD_BENCH=OFF >/dev/null
 cmake --build "$build" -j "$jobs" --target "${targets[@]/%/_fuzz}"
 
