@@ -129,6 +129,35 @@ Finished WorkerState::take_out(RequestId id, Outcome outcome, std::string reason
   return f;
 }
 
+bool WorkerState::cancel(RequestId id) {
+  auto it = slots_.find(id);
+  if (it == slots_.end()) return false;
+  Slot& s = it->second;
+  release_blocks(s.seq);
+  if (s.running) {
+    s.leaving = true;
+    sweep_running();
+  } else {
+    scratch_ids_.assign(1, id);
+    erase_waiting(scratch_ids_);
+    scratch_ids_.clear();
+  }
+  slots_.erase(id);
+  return true;
+}
+
+std::vector<Sequence> WorkerState::clear() {
+  std::vector<Sequence> out;
+  out.reserve(slots_.size());
+  for (RequestId id : waiting_) out.push_back(std::move(slot(id).seq));
+  for (RequestId id : running_) out.push_back(std::move(slot(id).seq));
+  for (Sequence& seq : out) kv_.give(seq.kv_blocks);
+  slots_.clear();
+  waiting_.clear();
+  running_.clear();
+  return out;
+}
+
 std::vector<Finished> WorkerState::purge_waiting(const Admission& admission, TimeUs now_us) {
   std::vector<Finished> out;
   if (!admission.may_drop_before_start()) return out;

@@ -87,6 +87,15 @@ class WorkerState {
   const KvBlocks& kv() const { return kv_; }
   bool empty() const { return waiting_.empty() && running_.empty(); }
 
+  // Removes a waiting or running sequence that must not run any more (its request timed out, or the
+  // router that sent it is gone), freeing its KV blocks. Returns false when it is not here.
+  // REQUIRES: no plan that includes it is between begin() and finish().
+  bool cancel(RequestId id);
+
+  // Removes every sequence (the worker crashed): returns them in queue order, waiting ones first.
+  // The KV cache is all free again.
+  std::vector<Sequence> clear();
+
   // Removes waiting sequences that `admission` drops before start; returns them (kDropped).
   std::vector<Finished> purge_waiting(const Admission& admission, TimeUs now_us);
 

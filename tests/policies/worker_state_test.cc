@@ -186,6 +186,47 @@ TEST(WorkerStateTest, PreemptionFreesBlocksRequeuesAtFrontAndRecomputes) {
   EXPECT_EQ(state.get(2).first_token_us, 100);
 }
 
+TEST(WorkerStateTest, CancelRemovesAWaitingOrRunningSequenceAndFreesItsBlocks) {
+  WorkerState state(KvCapacity{10, 16});
+  for (RequestId id = 1; id <= 4; ++id) state.enqueue(make_request(id, 0, 32, 10), 0);
+  BatchPlan p = iteration({prefill(1, 32), prefill(2, 32)});
+  state.begin(p, 0);
+  state.finish(p, 100);
+  EXPECT_EQ(state.kv().free(), 6);
+  EXPECT_TRUE(state.cancel(2));  // running
+  EXPECT_EQ(state.running(), std::vector<RequestId>{1});
+  EXPECT_EQ(state.kv().free(), 8);
+  EXPECT_TRUE(state.cancel(3));  // waiting, in the middle of nothing but the queue
+  EXPECT_EQ(ids(state.waiting()), std::vector<RequestId>{4});
+  EXPECT_FALSE(state.cancel(3));
+  EXPECT_FALSE(state.cancel(99));
+  // The rest runs on as before.
+  BatchPlan q = iteration({decode(1), prefill(4, 32)});
+  state.begin(q, 100);
+  state.finish(q, 200);
+  EXPECT_EQ(state.get(1).generated, 2);
+  EXPECT_EQ(state.get(4).generated, 1);
+  EXPECT_EQ(state.kv().free(), 5);
+}
+
+TEST(WorkerStateTest, ClearReturnsEverySequenceAndFreesTheWholeCache) {
+  WorkerState state(KvCapacity{10, 16});
+  for (RequestId id = 1; id <= 3; ++id) state.enqueue(make_request(id, 0, 32, 10), 0);
+  BatchPlan p = iteration({prefill(1, 32)});
+  state.begin(p, 0);
+  state.finish(p, 100);
+  auto lost = state.clear();
+  ASSERT_EQ(lost.size(), 3u);
+  EXPECT_EQ(lost[0].request.id, 2u);
+  EXPECT_EQ(lost[1].request.id, 3u);
+  EXPECT_EQ(lost[2].request.id, 1u);
+  EXPECT_EQ(lost[2].generated, 1);
+  EXPECT_TRUE(state.empty());
+  EXPECT_EQ(state.kv().free(), 10);
+  state.enqueue(make_request(1, 0, 32, 10), 200);  // the same id may come back (a retry)
+  EXPECT_EQ(ids(state.waiting()), std::vector<RequestId>{1});
+}
+
 TEST(WorkerStateTest, SeveralPreemptionsKeepTheirPlanOrderAtTheFront) {
   WorkerState state(KvCapacity{100, 16});
   for (RequestId id = 1; id <= 4; ++id) state.enqueue(make_request(id, 0, 8, 5), 0);
