@@ -13,7 +13,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 seconds="${1:-180}"
 shift || true
-all_targets=(trace_native_csv trace_native_jsonl trace_azure trace_burstgpt trace_mooncake run_config wire)
+all_targets=(trace_native_csv trace_native_jsonl trace_azure trace_burstgpt trace_mooncake run_config fault_scenario wire)
 targets=("${@:-${all_targets[@]}}")
 build="$root/build-fuzz"
 jobs="${FUZZ_BUILD_JOBS:-2}"
