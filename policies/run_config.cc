@@ -35,18 +35,22 @@ bool parse_index(const std::string& s, std::size_t size, std::size_t& index) {
   return true;
 }
 
-// A value that is not JSON is kept as a string; it must be UTF-8 like any JSON text, or it could
-// not be shown in messages (nlohmann::json::dump() throws on invalid UTF-8).
-nlohmann::json parse_value(const std::string& key, const std::string& text) {
-  auto v = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (!v.is_discarded()) return v;
-  nlohmann::json s(text);
+// Keys and string values of an override enter the config as they are; like any JSON text they
+// must be UTF-8, or the config could not be shown in messages (nlohmann::json::dump() throws on
+// invalid UTF-8).
+bool is_utf8(const std::string& text) {
   try {
-    (void)s.dump();
+    (void)nlohmann::json(text).dump();
   } catch (const nlohmann::json::type_error&) {
-    throw Error("--set " + key + ": the value is not valid UTF-8");
+    return false;
   }
-  return s;
+  return true;
+}
+
+// A value that is not JSON is kept as a string.
+nlohmann::json parse_value(const std::string& text) {
+  auto v = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  return v.is_discarded() ? nlohmann::json(text) : v;
 }
 
 std::string dir_of(const std::string& path) {
@@ -98,6 +102,8 @@ void apply_override(nlohmann::json& config, const std::string& assignment) {
     throw Error("--set " + assignment + ": expected key=value (e.g. policies.router.name=least_work)");
   }
   std::string key = assignment.substr(0, eq);
+  if (!is_utf8(key)) throw Error("--set: the key is not valid UTF-8");
+  if (!is_utf8(assignment.substr(eq + 1))) throw Error("--set " + key + ": the value is not valid UTF-8");
   auto parts = split_path(key);
   nlohmann::json* node = &config;
   for (std::size_t i = 0; i < parts.size(); ++i) {
@@ -117,7 +123,7 @@ void apply_override(nlohmann::json& config, const std::string& assignment) {
       if (!node->is_object()) throw Error("--set " + key + ": '" + part + "' is under a " + node->type_name());
       node = &(*node)[part];
     }
-    if (last) *node = parse_value(key, assignment.substr(eq + 1));
+    if (last) *node = parse_value(assignment.substr(eq + 1));
   }
 }
 

@@ -56,8 +56,10 @@ TEST(ApplyOverride, AnIndexTooLargeForAnyIntegerIsNotAnIndex) {
   EXPECT_EQ(c["a"], (nlohmann::json{1, 5}));
 }
 
-TEST(ApplyOverride, RejectsAValueThatIsNotUtf8) {
+TEST(ApplyOverride, RejectsAKeyOrValueThatIsNotUtf8) {
   nlohmann::json c = nlohmann::json::object();
+  EXPECT_EQ(error_of([&] { apply_override(c, "cluster.hosts.0.g\xec\xecpus=2"); }), "--set: the key is not valid UTF-8");
+  EXPECT_TRUE(c.empty()) << "nothing is set before the check";
   EXPECT_EQ(error_of([&] { apply_override(c, "sim.network=\xff\xfe"); }),
             "--set sim.network: the value is not valid UTF-8");
   apply_override(c, "sim.network=r\xc3\xa9seau");  // "réseau": valid UTF-8, kept as a string
