@@ -17,8 +17,9 @@ namespace {
 // thread state, then releases the lock for Python policies (which take it in their trampolines).
 // The parent releases the lock right after the fork while it waits for the child.
 py::object simulate(const RunConfig& config, const Trace& trace, std::uint64_t seed, double rate_scale,
-                    const std::string& out_dir, bool progress) {
+                    const std::string& out_dir, bool progress, const std::string& faults) {
   sim::SimRunOptions options;
+  if (!faults.empty()) options.faults = load_fault_scenario(faults, config.cluster);
   options.seed = seed;
   options.rate_scale = rate_scale;
   options.out_dir = out_dir;
@@ -59,9 +60,10 @@ py::object run(const RunConfig& config, const Trace& trace, std::uint64_t seed, 
 
 void bind_runs(py::module_& m) {
   m.def("_simulate", &simulate, py::arg("config"), py::arg("trace"), py::arg("seed") = 1, py::arg("rate_scale") = 1.0,
-        py::arg("out_dir") = "", py::arg("progress") = false,
-        "Simulates the trace on the config's cluster (in a forked child); returns the summary dict and "
-        "writes summary.json, requests.csv and timeline.json into out_dir when it is not empty.");
+        py::arg("out_dir") = "", py::arg("progress") = false, py::arg("faults") = "",
+        "Simulates the trace on the config's cluster (in a forked child), with the fault scenario at path "
+        "`faults` if not empty; returns the summary dict and writes summary.json, requests.csv and "
+        "timeline.json into out_dir when it is not empty.");
   m.def("_run", &run, py::arg("config"), py::arg("trace"), py::arg("seed") = 1, py::arg("rate_scale") = 1.0,
         py::arg("out_dir") = "", py::arg("device") = "cpu", py::arg("pin_threads") = false,
         py::arg("progress") = false,

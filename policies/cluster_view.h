@@ -22,6 +22,7 @@ struct WorkerView {
   int running = 0;                     // sequences in the running batch(es)
   std::int64_t kv_blocks_total = 0;    // paged KV cache size in blocks (0 if not an LLM batcher)
   std::int64_t kv_blocks_free = 0;
+  std::int32_t kv_block_tokens = 0;    // tokens per KV block; 0: KV not tracked (no KV checks)
   TimeUs outstanding_work_us = 0;      // predicted work of everything queued or running here
   double utilization_ewma = 0;         // busy fraction, smoothed, in [0, 1]
   double latency_ewma_us = 0;          // end-to-end latency of recent completions, smoothed

@@ -114,7 +114,19 @@ void Recorder::reject(RequestId id, TimeUs now_us, const std::string& reason) {
   end(id, Outcome::kRejected, reason, now_us);
 }
 
-void Recorder::routed(RequestId id, int worker) { records_[id].worker = worker; }
+void Recorder::routed(RequestId id, int worker) {
+  records_[id].worker = worker;
+  ++records_[id].attempts;
+}
+
+void Recorder::lost(RequestId id, Outcome outcome, const std::string& reason, TimeUs now_us) {
+  assert(outcome != Outcome::kCompleted);
+  end(id, outcome, reason, now_us);
+}
+
+void Recorder::marker(TimeUs at_us, int worker, const std::string& name, const std::string& detail) {
+  markers_.push_back({at_us, worker, name, detail});
+}
 
 void Recorder::finished(const Sequence& seq, int worker, Outcome outcome, const std::string& reason,
                         TimeUs first_token_us, TimeUs end_us) {
@@ -172,6 +184,7 @@ bool Recorder::meets_slo(const RequestRecord& r) const {
 }
 
 nlohmann::json Recorder::summary() const {
+  std::int64_t retried = 0, retries = 0;
   std::int64_t completed = 0, rejected = 0, dropped = 0, timed_out = 0, met = 0, out_tokens = 0, in_tokens = 0;
   std::map<std::string, std::int64_t> rejected_why, dropped_why, timed_out_why;
   std::vector<double> latency, ttft, tpot, queue;
@@ -179,6 +192,10 @@ nlohmann::json Recorder::summary() const {
   for (const auto& r : records_) {
     first = std::min(first, r.arrival_us);
     if (r.ended) last = std::max(last, r.end_us);
+    if (r.attempts > 1) {
+      ++retried;
+      retries += r.attempts - 1;
+    }
     if (!r.ended) continue;
     if (r.outcome == Outcome::kRejected) {
       ++rejected;
@@ -212,7 +229,7 @@ nlohmann::json Recorder::summary() const {
 
   nlohmann::json j;
   j["requests"] = {{"total", records_.size()}, {"completed", completed}, {"rejected", rejected}, {"dropped", dropped},
-                     {"timed_out", timed_out}};
+                     {"timed_out", timed_out}, {"retried", retried}, {"retries", retries}};
   j["reasons"] = {{"rejected", rejected_why}, {"dropped", dropped_why}, {"timed_out", timed_out_why}};
   j["latency_ms"] = stats_ms(std::move(latency));
   j["ttft_ms"] = stats_ms(std::move(ttft));
@@ -242,14 +259,14 @@ nlohmann::json Recorder::summary() const {
 void Recorder::write_requests_csv(const std::string& path) const {
   File f = open_for_write(path);
   std::fputs("id,arrival_us,worker,start_us,first_token_us,end_us,outcome,reason,input_tokens,output_tokens,priority,"
-             "preemptions\n",
+             "preemptions,attempts\n",
              f.get());
   for (const auto& r : records_) {
     const std::string worker = r.worker >= 0 ? csv_field(workers_[r.worker]) : "";
-    std::fprintf(f.get(), "%llu,%lld,%s,%lld,%lld,%lld,%s,%s,%d,%d,%d,%d\n", (unsigned long long)r.id,
+    std::fprintf(f.get(), "%llu,%lld,%s,%lld,%lld,%lld,%s,%s,%d,%d,%d,%d,%d\n", (unsigned long long)r.id,
                  (long long)r.arrival_us, worker.c_str(), (long long)r.start_us, (long long)r.first_token_us,
                  (long long)r.end_us, r.ended ? outcome_name(r.outcome) : "unfinished", csv_field(r.reason).c_str(),
-                 r.input_tokens, r.output_tokens, r.priority, r.preemptions);
+                 r.input_tokens, r.output_tokens, r.priority, r.preemptions, r.attempts);
   }
   close_checked(std::move(f), path);
 }
@@ -268,6 +285,15 @@ void Recorder::write_timeline_json(const std::string& path) const {
                  "\"args\":{\"size\":%d,\"prefill_tokens\":%lld,\"decode_seqs\":%d,\"iterations\":%d}}",
                  b.worker, (long long)b.start_us, (long long)(b.end_us - b.start_us), b.size,
                  (long long)b.prefill_tokens, b.decode_seqs, b.iterations);
+  }
+  if (!markers_.empty()) {
+    std::fprintf(f.get(), ",\n{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":0,\"tid\":%zu,\"args\":{\"name\":\"router\"}}",
+                 workers_.size());
+  }
+  for (const auto& m : markers_) {
+    std::fprintf(f.get(), ",\n{\"name\":%s,\"ph\":\"i\",\"s\":\"t\",\"pid\":0,\"tid\":%zu,\"ts\":%lld,\"args\":{\"detail\":%s}}",
+                 nlohmann::json(m.name).dump().c_str(), m.worker >= 0 ? std::size_t(m.worker) : workers_.size(),
+                 (long long)m.at_us, nlohmann::json(m.detail).dump().c_str());
   }
   std::fputs("\n]}\n", f.get());
   close_checked(std::move(f), path);

@@ -30,6 +30,7 @@ struct RequestRecord {
   TimeUs first_token_us = -1;
   TimeUs end_us = -1;
   int preemptions = 0;
+  int attempts = 0;  // times it was sent to a worker (1 + retries)
   bool ended = false;
   Outcome outcome = Outcome::kCompleted;
   std::string reason;
@@ -58,7 +59,15 @@ class Recorder {
 
   // Each request ends exactly once through one of these; a second end is a programming error.
   void reject(RequestId id, TimeUs now_us, const std::string& reason);
+  // Each attempt to serve the request (the first and every retry) is routed to a worker.
   void routed(RequestId id, int worker);
+  // Ends a request that is on no worker any more: dropped (its worker failed and it was not
+  // retried), timed out, or lost with the router. Keeps the worker of its last attempt.
+  void lost(RequestId id, Outcome outcome, const std::string& reason, TimeUs now_us);
+  bool ended(RequestId id) const { return records_[id].ended; }
+  // An instant event in the timeline (a fault, a health change) on `worker`'s track, or on the
+  // router's track when worker < 0.
+  void marker(TimeUs at_us, int worker, const std::string& name, const std::string& detail);
   // A sequence left `worker` completed (end_us = when its response reached the client) or dropped.
   void finished(const Sequence& seq, int worker, Outcome outcome, const std::string& reason, TimeUs first_token_us,
                 TimeUs end_us);
@@ -67,6 +76,7 @@ class Recorder {
   void batch(const BatchRecord& b);
 
   const std::vector<RequestRecord>& records() const { return records_; }
+  const std::vector<std::string>& worker_names() const { return workers_; }
   std::int64_t batches() const { return batch_count_; }
   // Throws twinfer::Error listing requests that never ended.
   void check_all_ended() const;
@@ -86,6 +96,13 @@ class Recorder {
   SloSpec slo_;
   bool keep_batches_;
   std::vector<BatchRecord> batches_;
+  struct Marker {
+    TimeUs at_us;
+    int worker;
+    std::string name;
+    std::string detail;
+  };
+  std::vector<Marker> markers_;
   std::vector<std::int64_t> last_batch_;  // per worker: index in batches_ of its latest slice, or -1
   std::int64_t batch_count_ = 0;
   struct WorkerTotals {

@@ -133,7 +133,7 @@ RunConfig parse_run_config(const nlohmann::json& config, const std::string& sour
   rc.source = source;
   rc.base_dir = source.empty() ? "." : dir_of(source);
   rc.raw = config;
-  JsonParams top(config, where, {"cluster", "policies", "workload", "sim"});
+  JsonParams top(config, where, {"cluster", "policies", "workload", "sim", "protection"});
   top.done();
   if (!config.contains("cluster")) throw Error(where + ": missing key 'cluster'");
   rc.cluster = parse_cluster_config(config["cluster"], where);
@@ -148,6 +148,7 @@ RunConfig parse_run_config(const nlohmann::json& config, const std::string& sour
   rc.cost_model = pol.value("cost_model", nlohmann::json("roofline"));
   rc.workload = parse_workload(config.value("workload", kEmpty), where + ": workload");
   rc.sim = parse_sim(config.value("sim", kEmpty), where + ": sim");
+  rc.protection = parse_protection(config.value("protection", kEmpty), where + ": protection");
   return rc;
 }
 

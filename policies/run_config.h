@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "policies/cluster_config.h"
+#include "policies/protection.h"
 
 namespace twinfer {
 
@@ -47,6 +48,7 @@ struct RunConfig {
   nlohmann::json cost_model;
   WorkloadOptions workload;
   SimOptions sim;
+  ProtectionOptions protection;  // "protection" (optional): health, retries, limits, shedding
 };
 
 // Applies one "a.b.c=value" override to `config`. The value is JSON if it parses as JSON, else a

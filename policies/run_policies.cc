@@ -11,6 +11,7 @@ RunPolicies make_run_policies(const RunConfig& config, std::uint64_t seed) {
   ctx.cost = p.cost.get();
   p.admission = admission_registry().make(config.admission, ctx, "policies.admission");
   p.router = router_registry().make(config.router, ctx, "policies.router");
+  p.shed = admission_registry().make(config.protection.shed, ctx, "protection.shed");
   return p;
 }
 

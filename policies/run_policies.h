@@ -10,14 +10,17 @@
 
 namespace twinfer {
 
-// The front end's policies: the cost model, admission and router of `config`.
+// The front end's policies: the cost model, admission and router of `config`, and the load
+// shedding of config.protection.shed (checked before admission; see admit_request()).
 struct RunPolicies {
   std::unique_ptr<CostModel> cost;
   std::unique_ptr<Admission> admission;
   std::unique_ptr<Router> router;
+  std::unique_ptr<Admission> shed;
 };
 
-// Throws twinfer::Error naming the config key (policies.router, ...) on a bad name or parameter.
+// Throws twinfer::Error naming the config key (policies.router, ..., protection.shed) on a bad name
+// or parameter.
 // Randomized policies are seeded with `seed`.
 RunPolicies make_run_policies(const RunConfig& config, std::uint64_t seed);
 

@@ -6,14 +6,6 @@
 
 namespace twinfer {
 
-namespace {
-
-// A prompt of zero tokens still needs one computed token (the start token) to produce output, so
-// that every sequence passes through exactly one prefill-completing step.
-std::int32_t prompt_tokens(const Request& r) { return r.input_tokens > 0 ? r.input_tokens : 1; }
-
-}  // namespace
-
 void KvBlocks::take(std::int64_t n) {
   if (!tracked()) return;
   assert(n >= 0 && n <= free_ && "plan does not fit the KV cache");
@@ -47,7 +39,7 @@ void WorkerState::enqueue(const Request& request, TimeUs now_us) {
   Slot& s = slots_[request.id];
   s.seq.request = request;
   s.seq.enqueued_us = now_us;
-  s.seq.prefill_target = prompt_tokens(request);
+  s.seq.prefill_target = prompt_length(request);
   push_waiting_back(s);
 }
 
@@ -182,7 +174,7 @@ void WorkerState::preempt(RequestId id) {
   Sequence& seq = s.seq;
   release_blocks(seq);
   seq.computed = 0;
-  seq.prefill_target = prompt_tokens(seq.request) + seq.generated;
+  seq.prefill_target = prompt_length(seq.request) + seq.generated;
   ++seq.preemptions;
   s.running = false;
   s.leaving = true;

@@ -16,6 +16,11 @@
 
 namespace twinfer {
 
+// Tokens a request's prompt fills in the KV cache. A prompt of zero tokens still needs one computed
+// token (the start token) to produce output, so that every sequence passes through exactly one
+// prefill-completing step.
+inline std::int32_t prompt_length(const Request& r) { return r.input_tokens > 0 ? r.input_tokens : 1; }
+
 // A request resident on a worker.
 //
 // Token accounting: `computed` tokens have their KV in the cache. A sequence is in prefill while

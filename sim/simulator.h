@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "policies/faults/fault_scenario.h"
 #include "policies/run_config.h"
 #include "traces/trace.h"
 
@@ -17,6 +18,7 @@ struct SimRunOptions {
   double rate_scale = 1.0;     // 2 replays the trace twice as fast (arrivals and deadlines scaled)
   std::string out_dir;         // where summary.json, requests.csv, timeline.json go; "" writes none
   bool progress = false;       // progress bar on stderr (shown only if stderr is a terminal)
+  FaultScenario faults;        // timed faults to inject (empty: none)
   // SimGrid keeps global state across engines in one process (its clock is never reset), so by
   // default each run happens in a forked child, which makes every run fresh and bit-exact. Set
   // in_process only for a process that runs exactly one simulation (profilers, debuggers).

@@ -3,6 +3,7 @@
 
 #include "policies/admission/accept_all_admission.h"
 #include "policies/admission/deadline_admission.h"
+#include "policies/admission/priority_shed_admission.h"
 #include "policies/admission/queue_bound_admission.h"
 #include "policies/admission/token_bucket_admission.h"
 #include "policies/registry.h"
@@ -33,11 +34,18 @@ std::unique_ptr<Admission> make_deadline(JsonParams& p, const PolicyContext& ctx
   return std::make_unique<DeadlineAdmission>(opts, ctx.cost);
 }
 
+std::unique_ptr<Admission> make_priority_shed(JsonParams& p, const PolicyContext&) {
+  auto opts = PriorityShedAdmission::read_options(p);
+  p.done();
+  return std::make_unique<PriorityShedAdmission>(std::move(opts));
+}
+
 void register_builtin_admissions(PolicyRegistry<Admission>& r) {
   r.add("accept_all", make_accept_all);
   r.add("token_bucket", make_token_bucket);
   r.add("queue_bound", make_queue_bound);
   r.add("deadline", make_deadline);
+  r.add("priority_shed", make_priority_shed);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <numeric>
 
 #include "policies/batchers/waiting_delta.h"
+#include "policies/servable.h"
 
 namespace twinfer {
 
@@ -188,11 +189,11 @@ bool ContinuousBatcher::may_chunk(const Sequence& seq) const {
 }
 
 std::string ContinuousBatcher::never_fits(const Sequence& seq, const KvBlocks& kv) const {
-  const std::int64_t prompt = seq.prefill_target - seq.generated;
-  const std::int64_t blocks = kv.blocks_for(prompt + seq.output_target());
+  const std::int64_t blocks = peak_kv_blocks(seq.request, kv);
   if (blocks > kv.total()) {
     return "needs " + std::to_string(blocks) + " KV blocks, cache has " + std::to_string(kv.total());
   }
+  const std::int64_t prompt = seq.prefill_target - seq.generated;
   if (!options_.chunked_prefill && prompt > options_.max_num_batched_tokens) {
     return "prompt of " + std::to_string(prompt) + " tokens exceeds max_num_batched_tokens " +
            std::to_string(options_.max_num_batched_tokens) + " (chunked_prefill is off)";

@@ -17,6 +17,7 @@ RunInputs load_run_inputs(const Args& args) {
   }
   in.trace = read_trace(trace, args.get("format", "auto"));
   if (args.has("poisson")) in.trace = poisson_arrivals(in.trace, sim_options(args).seed);
+  if (args.has("faults")) in.faults = load_fault_scenario(args.get("faults"), in.config.cluster);
   return in;
 }
 

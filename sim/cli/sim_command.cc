@@ -14,7 +14,7 @@ namespace {
 
 const char kUsage[] =
     "usage: twinfer sim --config C [--trace T] [--out DIR] [--seed N] [--rate-scale X]\n"
-    "                   [--set key=value ...] [--format F] [--poisson] [--json] [--no-progress]\n"
+    "                   [--set key=value ...] [--format F] [--poisson] [--faults F] [--json] [--no-progress]\n"
     "\n"
     "Replays trace T (default: the config's workload.trace) on the cluster of config C through its\n"
     "policies, prints a results table, and writes DIR/summary.json, DIR/requests.csv and\n"
@@ -27,6 +27,8 @@ const char kUsage[] =
     "  --seed N          seed of randomized policies (default 1); same inputs + seed = same bytes\n"
     "  --rate-scale X    replay X times faster (2 = twice the request rate)\n"
     "  --poisson         redraw the arrivals as a Poisson process at the trace's mean rate (seeded)\n"
+    "  --faults F        inject the timed faults of scenario F (crashes, slowdowns, link faults,\n"
+    "                    partitions, router restarts; see configs/faults/README.md)\n"
     "  --set key=value   override a config key, e.g. --set policies.router.name=least_work\n"
     "                    or --set policies.batcher.max_num_batched_tokens=4096 (repeatable)\n"
     "  --json            print summary.json instead of the table\n"
@@ -36,11 +38,12 @@ const char kUsage[] =
 
 int sim_command(int argc, char** argv) {
   if (wants_help(argc, argv, kUsage)) return 0;
-  Args args(argc, argv, {"config", "trace", "out", "seed", "rate-scale", "format"}, {"json", "no-progress", "poisson"},
+  Args args(argc, argv, {"config", "trace", "out", "seed", "rate-scale", "format", "faults"}, {"json", "no-progress", "poisson"},
             {"set"});
   RunInputs in = load_run_inputs(args);
   sim::SimRunOptions opt = sim_options(args);
   opt.out_dir = args.get("out");
+  opt.faults = in.faults;
   nlohmann::json summary = sim::simulate(in.config, in.trace, opt);
   if (args.has("json")) {
     std::cout << summary.dump(2) << "\n";

@@ -91,12 +91,13 @@ TEST_F(RegistryTest, LeastWorkNeedsACostModel) {
 }
 
 TEST_F(RegistryTest, EveryBuiltinAdmissionBuilds) {
-  const std::vector<std::string> expected = {"accept_all", "deadline", "queue_bound", "token_bucket"};
+  const std::vector<std::string> expected = {"accept_all", "deadline", "priority_shed", "queue_bound", "token_bucket"};
   EXPECT_EQ(admission_registry().names(), expected);
   // Names alone, except where a parameter has no sensible default.
   const json specs = json::array({
       {{"name", "accept_all"}},
       {{"name", "deadline"}},
+      {{"name", "priority_shed"}},
       {{"name", "queue_bound"}, {"max_waiting", 8}},
       {{"name", "token_bucket"}, {"rate_per_s", 100}},
   });
@@ -115,7 +116,8 @@ TEST_F(RegistryTest, EveryBuiltinAdmissionBuilds) {
 
 TEST_F(RegistryTest, AdmissionErrorsNameWhatIsWrong) {
   std::string e = error_of(admission_registry(), json{{"name", "leaky_bucket"}}, ctx);
-  EXPECT_TRUE(contains(e, "unknown admission 'leaky_bucket'; valid: accept_all, deadline, queue_bound, token_bucket"))
+  EXPECT_TRUE(contains(e, "unknown admission 'leaky_bucket'; valid: accept_all, deadline, priority_shed, queue_bound, "
+                          "token_bucket"))
       << e;
   e = error_of(admission_registry(), json{{"name", "token_bucket"}}, ctx);
   EXPECT_TRUE(contains(e, "policies.x (token_bucket).rate_per_s: required")) << e;

@@ -84,5 +84,33 @@ TEST(LoadRunConfig, NamesTheFileOnMissingOrBrokenJson) {
   EXPECT_NE(e.find("line 2"), std::string::npos) << e;
 }
 
+// One host of 2 H100s serving a small model "m".
+nlohmann::json small_config() {
+  return nlohmann::json::parse(R"({
+    "cluster": {
+      "models": {"m": {"params": 1e9, "layers": 16, "hidden": 2048, "heads": 16}},
+      "hosts": [{"name": "h", "device": "H100", "gpus": 2, "instances": [{"model": "m", "count": 2}]}]
+    }
+  })");
+}
+
+TEST(ParseRunConfig, ProtectionIsOptionalWithDefaults) {
+  RunConfig rc = parse_run_config(small_config(), "");
+  EXPECT_EQ(rc.protection.health.heartbeat.interval_us, 100'000);
+  EXPECT_EQ(rc.protection.retry.max_attempts, 3);
+  EXPECT_EQ(rc.protection.shed, nlohmann::json("accept_all"));
+}
+
+TEST(ParseRunConfig, ReadsProtectionAndNamesItsKeysInErrors) {
+  nlohmann::json c = small_config();
+  c["protection"] = {{"request_timeout_ms", 2000}, {"retry", {{"max_attempts", 1}}}, {"shed", "priority_shed"}};
+  RunConfig rc = parse_run_config(c, "");
+  EXPECT_EQ(rc.protection.request_timeout_us, 2'000'000);
+  EXPECT_EQ(rc.protection.retry.max_attempts, 1);
+  EXPECT_EQ(rc.protection.shed, nlohmann::json("priority_shed"));
+  apply_override(c, "protection.retry.jitter=1.5");
+  EXPECT_EQ(error_of([&] { parse_run_config(c, "c.json"); }), "c.json: protection.retry.jitter: must be in [0, 1]");
+}
+
 }  // namespace
 }  // namespace twinfer

@@ -56,12 +56,14 @@ def _resolve_trace(config, trace):
     return trace
 
 
-def simulate(config, trace=None, seed=1, rate_scale=1.0, out_dir=None, progress=False):
+def simulate(config, trace=None, seed=1, rate_scale=1.0, out_dir=None, progress=False, faults=None):
     """Simulates `trace` (a Trace, DataFrame or path; default: the config's workload.trace) on the
-    config's cluster with SimGrid. Each run happens in a forked child: fresh and bit-exact."""
+    config's cluster with SimGrid, injecting the fault scenario at path `faults` if given. Each run
+    happens in a forked child: fresh and bit-exact."""
     trace = _resolve_trace(config, trace)
     path, keep = _out_dir(out_dir)
-    summary = _twinfer._simulate(config, trace, seed=seed, rate_scale=rate_scale, out_dir=path, progress=progress)
+    summary = _twinfer._simulate(config, trace, seed=seed, rate_scale=rate_scale, out_dir=path, progress=progress,
+                                 faults=str(faults) if faults else "")
     return Result(summary, path, keep)
 
 

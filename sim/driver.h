@@ -1,0 +1,172 @@
+// The simulator's driver: SimGrid activities and timers carrying out the run's policies, with the
+// faults of a scenario and the protection of the config (health, retries, timeouts). Internal to
+// sim/: sim_driver.cc holds the request path, driver_faults.cc faults and protection.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <queue>
+#include <random>
+#include <unordered_map>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <simgrid/s4u.hpp>
+
+#include "policies/faults/fault_scenario.h"
+#include "policies/health/retry_policy.h"
+#include "policies/health/worker_health.h"
+#include "policies/protection.h"
+#include "policies/recorder.h"
+#include "policies/registry.h"
+#include "policies/worker_state.h"
+#include "sim/platform.h"
+#include "sim/progress.h"
+#include "sim/simulator.h"
+#include "traces/trace.h"
+
+namespace twinfer::sim {
+
+namespace sg4 = simgrid::s4u;
+
+// What an activity's completion means. Owned by the driver; activities point at them.
+struct Pending {
+  enum Kind { kBatchDone, kToWorker, kToClient } kind = kBatchDone;
+  int worker = 0;
+  RequestId id = 0;
+  TimeUs first_token_us = -1;
+  sg4::ActivityPtr activity;  // kept alive until completed and one more callback has passed
+};
+
+struct SimWorker {
+  const InstanceSpec* instance = nullptr;
+  std::unique_ptr<Batcher> batcher;
+  std::unique_ptr<WorkerState> state;
+  int in_transit = 0;
+  bool busy = false;
+  BatchPlan plan;
+  TimeUs batch_start_us = 0;
+  TimeUs wake_at_us = kNever;
+  TimeUs util_updated_us = 0;
+  bool has_tail = false;  // the running activity ends with `plan`, still to be finished
+  Pending done;           // the running batch's completion
+  // Faults.
+  bool alive = true;
+  double slowdown = 1;              // step time multiplier
+  TimeUs link_latency_us = 0;       // added to each message to or from it
+  double link_loss = 0;             // probability that a message is lost and resent
+  bool partitioned = false;
+  TimeUs silent_since_us = kNever;  // crashed or partitioned: no heartbeat since then
+  std::vector<std::function<void()>> held;  // messages waiting for the partition to heal, in order
+  std::vector<RequestId> cancel_after_tail;  // cancelled while in the running tail's plan
+};
+
+class Driver {
+ public:
+  Driver(const RunConfig& config, const Trace& trace, const SimRunOptions& options);
+  nlohmann::json run();
+  const Recorder& recorder() const { return recorder_; }
+
+ private:
+  static std::vector<std::string> worker_names(const RunConfig& c);
+  TimeUs now_us() const;
+  double at_s(TimeUs t_us) const;
+  ClusterView view();
+
+  // The request path (sim_driver.cc).
+  void schedule_arrival(std::size_t i);
+  void bury(sg4::ActivityPtr activity);
+  void on_arrival(std::size_t i);
+  // Routes an admitted request (first attempt or retry) and sends it to its worker.
+  void dispatch(RequestId id);
+  void send(Pending::Kind kind, int worker, RequestId id, TimeUs first_token_us, double bytes);
+  void transmit(Pending* p, double bytes);
+  Pending* new_pending();
+  void on_completion(const sg4::Activity& a);
+  void handle(Pending& p);
+  void arrive_at_worker(const Pending& p);
+  void finish_request(const Pending& p);
+  void update_utilization(int wi);
+  void refresh_view(int wi);
+  void end_on_worker(int wi, std::vector<Finished>& ended, TimeUs at_us);
+  void record_batch(int wi, const BatchPlan& plan, TimeUs start_us, TimeUs end_us);
+  void kick(int wi);
+  void idle(int wi, TimeUs wake_at_us);
+  void on_wake(int wi, TimeUs at);
+  void on_batch_done(int wi);
+  // Whether request `id`'s current attempt is on worker `wi` (else a result from wi is stale).
+  bool current_on(RequestId id, int wi) const;
+  void left_worker(int wi, RequestId id);
+
+  // Faults and protection (driver_faults.cc).
+  void schedule_faults();
+  void on_fault(const FaultEvent& e);
+  void crash(int wi);
+  void recover(int wi);
+  void heal(int wi);
+  void restart_router_down();
+  void restart_router_up();
+  // The attempt of `id` on `wi` failed: retried after the policy's backoff, or dropped.
+  void attempt_failed(RequestId id, int wi, const std::string& failure, bool hard);
+  void on_timeout(RequestId id);
+  void cancel_on_worker(int wi, RequestId id);
+  void apply_cancels(int wi);
+  // Extra delay of one message over worker wi's link (latency, and retransmissions after losses).
+  TimeUs link_delay_us(int wi);
+  void refresh_health();
+  void schedule_health_check();
+  void on_health_check();
+  // Earliest time at which something outside a worker may reach it (faults, retries, timeouts).
+  TimeUs next_external_us();
+  nlohmann::json faults_summary() const;
+
+  static constexpr double kUtilizationTauUs = 1e6;
+  static constexpr TimeUs kRetransmitTimeoutUs = 200'000;  // TCP's minimum RTO on Linux
+
+  const RunConfig& config_;
+  const std::vector<Request>& requests_;
+  SimRunOptions options_;
+  Recorder recorder_;
+  std::vector<TimeUs> predicted_work_us_;
+  Progress progress_;
+  std::unique_ptr<CostModel> cost_;
+  std::unique_ptr<Admission> admission_;
+  std::unique_ptr<Admission> shed_;
+  std::unique_ptr<Router> router_;
+  std::vector<SimWorker> workers_;
+  std::vector<WorkerView> views_;
+  enum class Network { kFlow, kLatency, kNone } network_ = Network::kFlow;
+  Platform platform_;
+  double start_clock_s_ = 0;
+  TimeUs next_arrival_us_ = kNever;  // no new request can reach any worker earlier
+  std::int64_t events_ = 0;
+  std::deque<Pending> pool_;
+  std::vector<Pending*> free_;
+  std::vector<sg4::ActivityPtr> graveyard_;
+  // Completed, response on the way; keyed by done_key(id, worker): an abandoned attempt's response
+  // may still travel while a retry of the same request completes elsewhere.
+  std::unordered_map<std::uint64_t, Sequence> pending_done_;
+  std::uint64_t done_key(RequestId id, int wi) const { return id * workers_.size() + std::uint64_t(wi); }
+
+  // Protection.
+  const ProtectionOptions& protection_;
+  WorkerHealth health_;
+  RetryPolicy retry_;
+  bool track_health_ = false;     // health can leave kUp in this run (faults or slow-call breakers)
+  std::vector<int> current_worker_;  // per request: worker of its current attempt, -1 if none
+  int queued_ = 0;                   // admitted and not yet ended
+  std::priority_queue<TimeUs, std::vector<TimeUs>, std::greater<TimeUs>> retry_times_;
+  std::deque<std::pair<TimeUs, RequestId>> timeouts_;  // (when, id), in time order
+  TimeUs health_check_at_us_ = kNever;
+
+  // Faults.
+  std::vector<FaultEvent> fault_events_;
+  std::size_t next_fault_ = 0;
+  bool router_up_ = true;
+  std::mt19937_64 loss_rng_;
+  std::size_t health_changes_seen_ = 0;
+};
+
+}  // namespace twinfer::sim

@@ -1,0 +1,262 @@
+// The simulator's faults (crashes, slowdowns, link faults, partitions, router restarts) and the
+// protection that answers them (heartbeats and breakers, retries, request timeouts).
+#include <algorithm>
+#include <cmath>
+
+#include <simgrid/kernel/Timer.hpp>
+
+#include "policies/faults/fault_report.h"
+#include "sim/driver.h"
+
+namespace twinfer::sim {
+using simgrid::kernel::timer::Timer;
+
+namespace {
+
+bool plan_contains(const BatchPlan& plan, RequestId id) {
+  for (const BatchEntry& e : plan.entries) {
+    if (e.id == id) return true;
+  }
+  return false;
+}
+
+std::string ms_text(TimeUs us) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", ms_from_us(us));
+  return buf;
+}
+
+}  // namespace
+
+void Driver::schedule_faults() {
+  fault_events_ = options_.faults.events();
+  for (std::size_t k = 0; k < fault_events_.size(); ++k) {
+    Timer::set(at_s(fault_events_[k].at_us), [this, k] { on_fault(fault_events_[k]); });
+  }
+}
+
+void Driver::on_fault(const FaultEvent& e) {
+  ++events_;
+  ++next_fault_;
+  const Fault& f = *e.fault;
+  const TimeUs now = now_us();
+  recorder_.marker(now, f.worker, std::string(fault_type_name(f.type)) + (e.starts ? "" : " over"), f.where);
+  const int wi = f.worker;
+  switch (f.type) {
+    case FaultType::kCrash:
+      return e.starts ? crash(wi) : recover(wi);
+    case FaultType::kSlowdown:
+      workers_[wi].slowdown = e.starts ? f.factor : 1.0;
+      return;
+    case FaultType::kLink:
+      workers_[wi].link_latency_us = e.starts ? f.latency_us : 0;
+      workers_[wi].link_loss = e.starts ? f.loss : 0.0;
+      return;
+    case FaultType::kPartition:
+      if (!e.starts) return heal(wi);
+      if (workers_[wi].silent_since_us == kNever) {
+        health_.beat(wi, now);  // its last heartbeat got through
+        workers_[wi].silent_since_us = now;
+      }
+      workers_[wi].partitioned = true;
+      return refresh_health();
+    case FaultType::kRouterRestart:
+      return e.starts ? restart_router_down() : restart_router_up();
+  }
+}
+
+void Driver::crash(int wi) {
+  SimWorker& w = workers_[wi];
+  const TimeUs now = now_us();
+  if (w.silent_since_us == kNever) w.silent_since_us = now;
+  w.alive = false;
+  update_utilization(wi);
+  if (w.busy) {
+    w.done.activity->cancel();
+    bury(std::move(w.done.activity));
+    w.busy = false;
+  }
+  w.has_tail = false;
+  w.wake_at_us = kNever;
+  w.cancel_after_tail.clear();
+  std::vector<Sequence> lost = w.state->clear();
+  refresh_view(wi);
+  // Its connections reset: the router knows at once, and every attempt on it failed.
+  const std::string failure = "worker " + w.instance->name + " crashed";
+  health_.call_failed(wi, now, failure, true);
+  for (const Sequence& seq : lost) {
+    left_worker(wi, seq.request.id);
+    if (current_on(seq.request.id, wi)) attempt_failed(seq.request.id, wi, failure, true);
+  }
+  refresh_health();
+}
+
+void Driver::recover(int wi) {
+  SimWorker& w = workers_[wi];
+  w.alive = true;
+  if (!w.partitioned) w.silent_since_us = kNever;
+  refresh_view(wi);
+  refresh_health();
+  kick(wi);
+}
+
+void Driver::heal(int wi) {
+  SimWorker& w = workers_[wi];
+  w.partitioned = false;
+  if (w.alive) w.silent_since_us = kNever;
+  std::vector<std::function<void()>> held;
+  held.swap(w.held);
+  for (auto& message : held) message();
+  refresh_health();
+  kick(wi);
+}
+
+void Driver::restart_router_down() {
+  router_up_ = false;
+  const TimeUs now = now_us();
+  const auto& records = recorder_.records();
+  for (RequestId id = 0; id < records.size(); ++id) {
+    if (records[id].attempts == 0 || records[id].ended) continue;
+    const int wi = current_worker_[id];
+    recorder_.lost(id, Outcome::kDropped, "router restarted", now);
+    --queued_;
+    current_worker_[id] = -1;
+    if (wi >= 0) cancel_on_worker(wi, id);  // the worker sees its caller's connection close
+  }
+}
+
+void Driver::restart_router_up() { router_up_ = true; }
+
+void Driver::attempt_failed(RequestId id, int wi, const std::string& failure, bool hard) {
+  if (recorder_.ended(id)) return;
+  const TimeUs now = now_us();
+  current_worker_[id] = -1;
+  health_.call_failed(wi, now, failure, hard);
+  RetryDecision d = retry_.on_failure(requests_[id], recorder_.records()[id].attempts, failure, now);
+  if (!d.retry) {
+    --queued_;
+    return recorder_.lost(id, Outcome::kDropped, d.reason, now);
+  }
+  retry_times_.push(d.at_us);
+  Timer::set(at_s(d.at_us), [this, id] {
+    ++events_;
+    if (recorder_.ended(id) || current_worker_[id] >= 0) return;
+    dispatch(id);
+  });
+}
+
+void Driver::on_timeout(RequestId id) {
+  ++events_;
+  if (recorder_.ended(id)) return;
+  const int wi = current_worker_[id];
+  recorder_.lost(id, Outcome::kTimedOut, "no answer within " + ms_text(protection_.request_timeout_us) + " ms",
+                 now_us());
+  --queued_;
+  current_worker_[id] = -1;
+  if (wi >= 0) cancel_on_worker(wi, id);
+}
+
+// The router's cancellation reaches the worker (after the partition, if there is one).
+void Driver::cancel_on_worker(int wi, RequestId id) {
+  SimWorker& w = workers_[wi];
+  if (w.partitioned) {
+    w.held.push_back([this, wi, id] { cancel_on_worker(wi, id); });
+    return;
+  }
+  if (!w.alive) return;
+  if (w.busy && w.has_tail && plan_contains(w.plan, id)) {
+    w.cancel_after_tail.push_back(id);
+    return;
+  }
+  if (!w.state->cancel(id)) return;
+  left_worker(wi, id);
+  refresh_view(wi);
+  kick(wi);
+}
+
+void Driver::apply_cancels(int wi) {
+  SimWorker& w = workers_[wi];
+  for (RequestId id : w.cancel_after_tail) {
+    if (w.state->cancel(id)) left_worker(wi, id);
+  }
+  w.cancel_after_tail.clear();
+  refresh_view(wi);
+}
+
+TimeUs Driver::link_delay_us(int wi) {
+  const SimWorker& w = workers_[wi];
+  TimeUs delay = w.link_latency_us;
+  // Each loss costs one retransmission timeout; losses of the resent copies are independent.
+  for (int k = 0; k < 30 && double(loss_rng_() >> 11) * 0x1.0p-53 < w.link_loss; ++k) delay += kRetransmitTimeoutUs;
+  return delay;
+}
+
+// Workers that are alive and reachable answer every heartbeat; silent ones (crashed, partitioned)
+// stopped at silent_since_us, and the monitor counts their misses from there.
+void Driver::refresh_health() {
+  const TimeUs now = now_us();
+  for (std::size_t wi = 0; wi < workers_.size(); ++wi) {
+    if (workers_[wi].silent_since_us == kNever) health_.beat(int(wi), now);
+  }
+  health_.apply(views_, now);
+  health_.refresh(now);
+  const auto& changes = health_.changes();
+  for (; health_changes_seen_ < changes.size(); ++health_changes_seen_) {
+    const HealthChange& c = changes[health_changes_seen_];
+    recorder_.marker(c.at_us, c.worker, std::string("health ") + health_name(c.to), c.why);
+  }
+  schedule_health_check();
+}
+
+void Driver::schedule_health_check() {
+  const TimeUs now = now_us();
+  TimeUs next = kNever;
+  for (std::size_t wi = 0; wi < workers_.size(); ++wi) {
+    if (workers_[wi].silent_since_us != kNever) next = std::min(next, health_.heartbeat().next_change_us(int(wi), now));
+  }
+  if (next == kNever || (health_check_at_us_ > now && health_check_at_us_ <= next)) return;
+  health_check_at_us_ = next;
+  Timer::set(at_s(next), [this, next] {
+    if (health_check_at_us_ != next) return;
+    health_check_at_us_ = kNever;
+    on_health_check();
+  });
+}
+
+// A partitioned worker found down: the router gives up on the attempts it holds and retries them
+// elsewhere; the worker learns of it when the partition heals.
+void Driver::on_health_check() {
+  ++events_;
+  refresh_health();
+  const TimeUs now = now_us();
+  for (std::size_t wi = 0; wi < workers_.size(); ++wi) {
+    const SimWorker& w = workers_[wi];
+    if (!w.partitioned || health_.health(int(wi), now) != Health::kDown) continue;
+    const std::string failure = "worker " + w.instance->name + " unreachable: heartbeat lost";
+    for (RequestId id = 0; id < current_worker_.size(); ++id) {
+      if (current_on(id, int(wi))) {
+        cancel_on_worker(int(wi), id);
+        attempt_failed(id, int(wi), failure, false);
+      }
+    }
+  }
+}
+
+TimeUs Driver::next_external_us() {
+  const TimeUs now = now_us();
+  TimeUs t = next_fault_ < fault_events_.size() ? fault_events_[next_fault_].at_us : kNever;
+  while (!retry_times_.empty() && retry_times_.top() < now) retry_times_.pop();
+  if (!retry_times_.empty()) t = std::min(t, retry_times_.top());
+  while (!timeouts_.empty() && (timeouts_.front().first < now || recorder_.ended(timeouts_.front().second))) {
+    timeouts_.pop_front();
+  }
+  if (!timeouts_.empty()) t = std::min(t, timeouts_.front().first);
+  if (health_check_at_us_ != kNever && health_check_at_us_ >= now) t = std::min(t, health_check_at_us_);
+  return t;
+}
+
+nlohmann::json Driver::faults_summary() const {
+  return fault_report(options_.faults, health_.changes(), recorder_.worker_names());
+}
+
+}  // namespace twinfer::sim

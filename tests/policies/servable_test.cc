@@ -1,0 +1,69 @@
+#include "policies/servable.h"
+
+#include <gtest/gtest.h>
+
+#include "tests/testing.h"
+
+namespace twinfer {
+namespace {
+
+using testing::make_request;
+using testing::test_device;
+using testing::test_model;
+using testing::ViewBuilder;
+
+void set_kv(WorkerView& w, std::int64_t blocks, std::int32_t block_tokens) {
+  w.kv_blocks_total = blocks;
+  w.kv_blocks_free = blocks;
+  w.kv_block_tokens = block_tokens;
+}
+
+TEST(Servable, PeakKvTokensCountAtLeastOnePromptAndOneOutputToken) {
+  EXPECT_EQ(peak_kv_tokens(make_request(1, 0, 100, 10)), 110);
+  EXPECT_EQ(peak_kv_tokens(make_request(2, 0, 0, 0)), 2);
+  EXPECT_EQ(peak_kv_tokens(make_request(3, 0, 7, 1)), 8);
+}
+
+TEST(Servable, PeakKvBlocksRoundsUp) {
+  const KvBlocks kv(KvCapacity{10, 16});
+  EXPECT_EQ(peak_kv_blocks(make_request(1, 0, 100, 10), kv), 7);  // 110 / 16 = 6.9
+  EXPECT_EQ(peak_kv_blocks(make_request(2, 0, 22, 10), kv), 2);   // 32 exactly
+}
+
+TEST(Servable, NoWorkerServesTheModel) {
+  ViewBuilder b;
+  b.add_worker();
+  EXPECT_EQ(unservable_reason(make_request(1, 0, 100, 10, "x"), b.view()), "no worker serves model 'x'");
+  EXPECT_EQ(unservable_reason(make_request(2, 0, 100, 10, "m"), b.view()), "");
+  EXPECT_EQ(unservable_reason(make_request(3, 0, 100, 10, ""), b.view()), "");
+  ViewBuilder empty;
+  EXPECT_EQ(unservable_reason(make_request(4), empty.view()), "no worker serves any model");
+}
+
+TEST(Servable, NeedsMoreKvThanTheLargestCacheOfItsModel) {
+  ViewBuilder b;
+  b.add_worker().add_worker().add_worker(test_device(), test_model("big"));
+  set_kv(b.worker(0), 4, 16);   // 64 tokens
+  set_kv(b.worker(1), 5, 20);   // 100 tokens
+  set_kv(b.worker(2), 100, 16); // another model: does not count
+  EXPECT_EQ(unservable_reason(make_request(1, 0, 100, 10, "m"), b.view()),
+            "needs 110 tokens of KV cache (input + output); the largest KV cache for model 'm' holds 100");
+  EXPECT_EQ(unservable_reason(make_request(2, 0, 90, 10, "m"), b.view()), "");  // 100 fits worker 1 exactly
+  EXPECT_EQ(unservable_reason(make_request(3, 0, 100, 10, "big"), b.view()), "");
+}
+
+TEST(Servable, DownWorkersCountAndUntrackedWorkersHoldAnything) {
+  ViewBuilder b;
+  b.add_worker().add_worker();
+  set_kv(b.worker(0), 4, 16);
+  set_kv(b.worker(1), 1000, 16);
+  b.worker(1).health = Health::kDown;  // may come back
+  EXPECT_EQ(unservable_reason(make_request(1, 0, 100, 10), b.view()), "");
+  set_kv(b.worker(1), 1000, 0);        // KV not tracked
+  EXPECT_EQ(unservable_reason(make_request(2, 0, 5000, 10), b.view()), "");
+  set_kv(b.worker(1), 0, 16);          // not an LLM batcher
+  EXPECT_EQ(unservable_reason(make_request(3, 0, 5000, 10), b.view()), "");
+}
+
+}  // namespace
+}  // namespace twinfer
