@@ -26,6 +26,9 @@
 //
 // A host with count N > 1 expands to hosts "<name>0" .. "<name>N-1". Instances take the host's
 // GPUs first fit: each takes the lowest `tp` consecutive free GPUs, or exactly its "gpus".
+//
+// Limits, far above any real cluster, so that a typo cannot make the parser run for hours or
+// exhaust memory: 1024 GPUs a host, 65536 hosts and 65536 instances (workers) in all.
 #include <algorithm>
 #include <cstdio>
 #include <set>
@@ -37,6 +40,10 @@
 
 namespace twinfer {
 namespace {
+
+constexpr int kMaxGpusPerHost = 1024;
+constexpr std::size_t kMaxHosts = 65536;
+constexpr std::size_t kMaxInstances = 65536;
 
 using nlohmann::json;
 
@@ -315,6 +322,8 @@ HostEntry parse_host_entry(const json& object, const std::string& where, const C
   p.require(!h.spec.name.empty(), "name", "must not be empty");
   p.require(h.count > 0, "count", "must be positive, got " + std::to_string(h.count));
   p.require(h.spec.gpu_count > 0, "gpus", "must be positive, got " + std::to_string(h.spec.gpu_count));
+  p.require(h.spec.gpu_count <= kMaxGpusPerHost, "gpus",
+            "at most " + std::to_string(kMaxGpusPerHost) + " GPUs a host, got " + std::to_string(h.spec.gpu_count));
   p.require(cfg.find_device(h.spec.device) != nullptr, "device",
             "unknown device '" + h.spec.device + "'; known: " + known_names(cfg.devices));
   p.require(h.instances.is_array(), "instances", "expected an array, got " + h.instances.dump());
@@ -335,6 +344,9 @@ void add_instances(const HostEntry& entry, const HostSpec& host, const std::stri
     }
     check_fits(*model, device, e.tp, iwhere);
     for (int c = 0; c < e.count; ++c) {
+      if (cfg.instances.size() >= kMaxInstances) {
+        throw Error(iwhere + ": more than " + std::to_string(kMaxInstances) + " instances in the cluster");
+      }
       InstanceSpec inst;
       inst.index = static_cast<int>(cfg.instances.size());
       inst.host = host.name;
@@ -359,6 +371,9 @@ void parse_hosts(const json& cluster, const std::string& source, ClusterConfig& 
   for (std::size_t i = 0; i < it->size(); ++i) {
     const std::string hwhere = where + "[" + std::to_string(i) + "]";
     HostEntry entry = parse_host_entry((*it)[i], hwhere, cfg);
+    if (static_cast<std::size_t>(entry.count) > kMaxHosts - cfg.hosts.size()) {
+      throw Error(hwhere + ".count: more than " + std::to_string(kMaxHosts) + " hosts in the cluster");
+    }
     for (int c = 0; c < entry.count; ++c) {
       HostSpec host = entry.spec;
       if (entry.count > 1) host.name += std::to_string(c);

@@ -24,10 +24,30 @@ std::vector<std::string> split_path(const std::string& path) {
   return parts;
 }
 
-bool is_index(const std::string& s) {
-  return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos;
+// The array index `s` names, if it is one below `size` (digits only, no sign, no overflow).
+bool parse_index(const std::string& s, std::size_t size, std::size_t& index) {
+  if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos) return false;
+  index = 0;
+  for (char c : s) {
+    index = index * 10 + static_cast<std::size_t>(c - '0');
+    if (index >= size) return false;
+  }
+  return true;
 }
 
+// Keys and string values of an override enter the config as they are; like any JSON text they
+// must be UTF-8, or the config could not be shown in messages (nlohmann::json::dump() throws on
+// invalid UTF-8).
+bool is_utf8(const std::string& text) {
+  try {
+    (void)nlohmann::json(text).dump();
+  } catch (const nlohmann::json::type_error&) {
+    return false;
+  }
+  return true;
+}
+
+// A value that is not JSON is kept as a string.
 nlohmann::json parse_value(const std::string& text) {
   auto v = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   return v.is_discarded() ? nlohmann::json(text) : v;
@@ -82,6 +102,8 @@ void apply_override(nlohmann::json& config, const std::string& assignment) {
     throw Error("--set " + assignment + ": expected key=value (e.g. policies.router.name=least_work)");
   }
   std::string key = assignment.substr(0, eq);
+  if (!is_utf8(key)) throw Error("--set: the key is not valid UTF-8");
+  if (!is_utf8(assignment.substr(eq + 1))) throw Error("--set " + key + ": the value is not valid UTF-8");
   auto parts = split_path(key);
   nlohmann::json* node = &config;
   for (std::size_t i = 0; i < parts.size(); ++i) {
@@ -89,11 +111,12 @@ void apply_override(nlohmann::json& config, const std::string& assignment) {
     if (part.empty()) throw Error("--set " + key + ": empty key segment");
     bool last = i + 1 == parts.size();
     if (node->is_array()) {
-      if (!is_index(part) || std::stoul(part) >= node->size()) {
+      std::size_t index = 0;
+      if (!parse_index(part, node->size(), index)) {
         throw Error("--set " + key + ": '" + part + "' is not an index of an array of " +
                     std::to_string(node->size()));
       }
-      node = &(*node)[std::stoul(part)];
+      node = &(*node)[index];
     } else {
       if (node->is_string()) *node = nlohmann::json{{"name", node->get<std::string>()}};
       if (node->is_null()) *node = nlohmann::json::object();

@@ -10,6 +10,7 @@ packages=(
   libeigen3-dev           # CPU kernels of the runtime
   libgtest-dev libgmock-dev googletest
   libbenchmark-dev        # bench/
+  clang libclang-rt-14-dev  # scripts/fuzz.sh: libFuzzer with AddressSanitizer and UBSan
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc  # the runtime's transport
   pybind11-dev python3-dev                                                 # the Python module
   python3-numpy python3-pandas python3-pytest python3-matplotlib           # its results, tests, plots

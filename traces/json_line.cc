@@ -6,6 +6,10 @@ namespace twinfer {
 
 namespace {
 
+// Nested arrays and objects deeper than this are refused: the scanner recurses once per level, and
+// a line of a few thousand '[' would otherwise overflow the stack. Trace lines nest a level or two.
+constexpr int kMaxJsonDepth = 64;
+
 // A recursive-descent validator over one line. Each scan_* starts at pos_ and leaves pos_ just
 // after what it scanned.
 class JsonScanner {
@@ -13,6 +17,7 @@ class JsonScanner {
   JsonScanner(std::string_view line, const LineLocation& at) : line_(line), at_(at) {}
 
   void scan_object(std::vector<JsonMember>* members) {
+    const DepthGuard guard(*this);
     expect('{');
     skip_space();
     if (peek() == '}') {
@@ -52,6 +57,22 @@ class JsonScanner {
   }
 
  private:
+  // Counts one level of nesting for as long as it lives.
+  class DepthGuard {
+   public:
+    explicit DepthGuard(JsonScanner& scanner) : scanner_(scanner) {
+      if (++scanner_.depth_ > kMaxJsonDepth) {
+        scanner_.fail("nesting deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+      }
+    }
+    ~DepthGuard() { --scanner_.depth_; }
+    DepthGuard(const DepthGuard&) = delete;
+    DepthGuard& operator=(const DepthGuard&) = delete;
+
+   private:
+    JsonScanner& scanner_;
+  };
+
   char peek() const { return pos_ < line_.size() ? line_[pos_] : '\0'; }
 
   [[noreturn]] void fail(const std::string& problem) const {
@@ -103,6 +124,7 @@ class JsonScanner {
   }
 
   void scan_array() {
+    const DepthGuard guard(*this);
     expect('[');
     skip_space();
     if (peek() == ']') {
@@ -157,6 +179,7 @@ class JsonScanner {
   std::string_view line_;
   const LineLocation& at_;
   std::size_t pos_ = 0;
+  int depth_ = 0;
 };
 
 }  // namespace

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "policies/request.h"
@@ -25,6 +26,10 @@ struct Trace {
 // Throws twinfer::Error naming file:line and the field on any malformed line; never returns a
 // half-read trace.
 Trace read_trace(const std::string& path, const std::string& format = "auto");
+
+// read_trace() on text already in memory: `path` names it in error messages and, for `auto` and
+// `native`, its extension helps pick the format. The trace's source is `path`.
+Trace read_trace_text(std::string_view text, const std::string& path, const std::string& format = "auto");
 
 // The trace replayed `rate_scale` times faster: arrival times (and deadlines, which stay as far
 // after their arrival as before) divided by rate_scale, rounded to microseconds. Throws

@@ -120,7 +120,10 @@ std::string detect_trace_format(const std::string& path, std::string_view text) 
 Trace read_trace(const std::string& path, const std::string& format) {
   if (format != "auto" && format != "native") format_named(format);  // fail before reading
   const std::string content = read_whole_file(path);
-  std::string_view text = content;
+  return read_trace_text(content, path, format);
+}
+
+Trace read_trace_text(std::string_view text, const std::string& path, const std::string& format) {
   // Spreadsheet programs often start UTF-8 CSV files with a byte order mark.
   if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
   std::string resolved = format;

@@ -20,6 +20,30 @@ rpc::InferRequest to_wire(const Request& r) {
   return m;
 }
 
+void check_request(const rpc::InferRequest& m) {
+  const auto fail = [&](const char* field, const std::string& problem) {
+    throw Error("InferRequest " + std::to_string(m.id()) + ": " + field + ": " + problem);
+  };
+  const auto check_tokens = [&](const char* field, std::int32_t tokens) {
+    if (tokens < 0) fail(field, "negative token count " + std::to_string(tokens));
+    if (tokens > kMaxWireTokens) {
+      fail(field, std::to_string(tokens) + " tokens is more than the limit of " + std::to_string(kMaxWireTokens));
+    }
+  };
+  check_tokens("input_tokens", m.input_tokens());
+  check_tokens("output_tokens", m.output_tokens());
+  if (m.arrival_us() < 0) fail("arrival_us", "negative time " + std::to_string(m.arrival_us()));
+  if (m.deadline_us() < 0) fail("deadline_us", "negative time " + std::to_string(m.deadline_us()));
+  if (m.model().size() > kMaxWireTextBytes) {
+    fail("model", std::to_string(m.model().size()) + " bytes is more than the limit of " +
+                      std::to_string(kMaxWireTextBytes));
+  }
+  if (m.session().size() > kMaxWireTextBytes) {
+    fail("session", std::to_string(m.session().size()) + " bytes is more than the limit of " +
+                        std::to_string(kMaxWireTextBytes));
+  }
+}
+
 Request from_wire(const rpc::InferRequest& m) {
   Request r;
   r.id = m.id();
@@ -34,10 +58,11 @@ Request from_wire(const rpc::InferRequest& m) {
 }
 
 std::string malformed_reason(const rpc::InferRequest& m) {
-  if (m.input_tokens() < 0) return "input_tokens " + std::to_string(m.input_tokens()) + ": must be >= 0";
-  if (m.output_tokens() < 0) return "output_tokens " + std::to_string(m.output_tokens()) + ": must be >= 0";
-  if (m.arrival_us() < 0) return "arrival_us " + std::to_string(m.arrival_us()) + ": must be >= 0";
-  if (m.deadline_us() < 0) return "deadline_us " + std::to_string(m.deadline_us()) + ": must be >= 0";
+  try {
+    check_request(m);
+  } catch (const Error& e) {
+    return e.what();
+  }
   return "";
 }
 

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "policies/clock.h"
@@ -31,14 +33,25 @@ class MonotonicClock : public Clock {
 rpc::InferRequest to_wire(const Request& request);
 Request from_wire(const rpc::InferRequest& message);
 
+// Bounds on what a request message may hold: far above any model's context, far below what
+// would exhaust a worker's memory (a worker makes input_tokens prompt tokens up front).
+inline constexpr std::int32_t kMaxWireTokens = 1 << 20;
+inline constexpr std::size_t kMaxWireTextBytes = 4096;  // model, session
+
+// Throws twinfer::Error "InferRequest <id>: <field>: <problem>" unless the message is a request
+// a router or worker can serve: token counts in 0..kMaxWireTokens, times not negative, model and
+// session at most kMaxWireTextBytes, so that no request can exhaust or corrupt a server.
+void check_request(const rpc::InferRequest& message);
+
 // The result of a sequence that left a worker. Times kNever become -1.
 rpc::InferResult result_of(const Finished& finished, int worker, TimeUs end_us);
 // A request that never reached a worker (rejected), or was lost on the way (dropped).
 rpc::InferResult ended_without_worker(RequestId id, Outcome outcome, const std::string& reason, int worker,
                                       TimeUs end_us);
 
-// Why a request message cannot be served whatever the cluster ("input_tokens -3: must be >= 0"),
-// or "". Limits that depend on the cluster (KV capacity, protection.limits) are checked elsewhere.
+// check_request()'s message, or "" for a request that passes it. Servers answer such a request
+// rejected with "bad request: <message>" and go on. Limits that depend on the cluster (KV capacity,
+// protection.limits) are checked elsewhere.
 std::string malformed_reason(const rpc::InferRequest& message);
 
 rpc::Outcome to_wire(Outcome outcome);

@@ -260,6 +260,33 @@ TEST(ClusterConfigTest, MoreGpusThanTheHostHas) {
   expect_error(c, {"cluster.hosts[0].instances[1].gpus", "GPU 1 is used twice"});
 }
 
+TEST(ClusterConfigTest, SizesPastTheLimitsAreErrorsNotHours) {
+  json c = small_cluster();
+  c["hosts"][0]["gpus"] = 2000000000;
+  EXPECT_EQ(error_of(c), "test.json: cluster.hosts[0].gpus: at most 1024 GPUs a host, got 2000000000");
+  c = small_cluster();
+  c["hosts"][0]["gpus"] = 1024;
+  c["hosts"][0]["instances"][0]["count"] = 1024;
+  EXPECT_EQ(parse_cluster_config(c, "test.json").instances.size(), 1024u);
+
+  c = small_cluster();
+  c["hosts"][0]["count"] = 100000000;
+  EXPECT_EQ(error_of(c), "test.json: cluster.hosts[0].count: more than 65536 hosts in the cluster");
+  // The limit is on all hosts together: 65536 of one entry leave no room for another.
+  c = small_cluster();
+  c["hosts"][0]["count"] = 65536;
+  c["hosts"][0]["instances"] = json::array();
+  c["hosts"].push_back(json::parse(R"({"name": "x", "device": "H100", "gpus": 1})"));
+  EXPECT_EQ(error_of(c), "test.json: cluster.hosts[1].count: more than 65536 hosts in the cluster");
+
+  // 65 hosts of 1024 one-GPU instances: the 65537th instance is one too many.
+  c = small_cluster();
+  c["hosts"][0]["count"] = 65;
+  c["hosts"][0]["gpus"] = 1024;
+  c["hosts"][0]["instances"][0]["count"] = 1024;
+  EXPECT_EQ(error_of(c), "test.json: cluster.hosts[0].instances[0]: more than 65536 instances in the cluster");
+}
+
 TEST(ClusterConfigTest, DuplicateHostNames) {
   json c = small_cluster();
   c["hosts"][0]["count"] = 2;  // h0, h1

@@ -48,6 +48,24 @@ TEST(ApplyOverride, IndexesArrays) {
             std::string::npos);
 }
 
+TEST(ApplyOverride, AnIndexTooLargeForAnyIntegerIsNotAnIndex) {
+  nlohmann::json c = {{"a", {1, 2}}};
+  EXPECT_EQ(error_of([&] { apply_override(c, "a.99999999999999999999999=3"); }),
+            "--set a.99999999999999999999999: '99999999999999999999999' is not an index of an array of 2");
+  apply_override(c, "a.01=5");  // leading zeros still name an index
+  EXPECT_EQ(c["a"], (nlohmann::json{1, 5}));
+}
+
+TEST(ApplyOverride, RejectsAKeyOrValueThatIsNotUtf8) {
+  nlohmann::json c = nlohmann::json::object();
+  EXPECT_EQ(error_of([&] { apply_override(c, "cluster.hosts.0.g\xec\xecpus=2"); }), "--set: the key is not valid UTF-8");
+  EXPECT_TRUE(c.empty()) << "nothing is set before the check";
+  EXPECT_EQ(error_of([&] { apply_override(c, "sim.network=\xff\xfe"); }),
+            "--set sim.network: the value is not valid UTF-8");
+  apply_override(c, "sim.network=r\xc3\xa9seau");  // "réseau": valid UTF-8, kept as a string
+  EXPECT_EQ(c["sim"]["network"], "r\xc3\xa9seau");
+}
+
 TEST(ApplyOverride, RejectsMalformedAssignments) {
   nlohmann::json c = nlohmann::json::object();
   EXPECT_NE(error_of([&] { apply_override(c, "novalue"); }).find("expected key=value"), std::string::npos);

@@ -4,15 +4,19 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <future>
 #include <memory>
 #include <set>
 #include <string>
 
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
 #include "policies/error.h"
 #include "runtime/rpc/replay_client.h"
 #include "runtime/rpc/router_server.h"
+#include "runtime/rpc/twinfer.grpc.pb.h"
 #include "runtime/rpc/worker_server.h"
 #include "tests/runtime/runtime_testing.h"
 
@@ -110,6 +114,71 @@ TEST(RpcInProcess, EveryRequestEndsOnceOnAWorkerWithOrderedTimes) {
   }
   EXPECT_EQ(batches, static_cast<int>(run.batches.size()));
   EXPECT_GE(run.batches.front().start_us, 0);
+}
+
+// Sends `bytes` as the body of a unary call, as a peer with a broken serializer would.
+grpc::Status raw_unary_call(const std::shared_ptr<grpc::Channel>& channel, const std::string& method,
+                            const std::string& bytes) {
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  grpc::Slice slice(bytes);
+  grpc::ByteBuffer request(&slice, 1);
+  grpc::ByteBuffer response;
+  std::promise<grpc::Status> done;
+  stub.UnaryCall(&context, method, grpc::StubOptions(), &request, &response,
+                 [&](grpc::Status s) { done.set_value(std::move(s)); });
+  return done.get_future().get();
+}
+
+TEST(RpcInProcess, MalformedOrOutOfBoundsRequestsAreRefusedAndServingGoesOn) {
+  RunConfig config = testing::cpu_tiny_config(kThreeWorkers);
+  Cluster cluster(config);
+  auto router_channel = grpc::CreateChannel(cluster.router->address(), grpc::InsecureChannelCredentials());
+  auto worker_channel = grpc::CreateChannel(cluster.workers[0]->address(), grpc::InsecureChannelCredentials());
+
+  rpc::InferRequest bad;
+  bad.set_id(9);
+  bad.set_input_tokens(-3);
+  bad.set_output_tokens(2);
+  {
+    grpc::ClientContext context;
+    rpc::InferResult result;
+    const grpc::Status s = rpc::Router::NewStub(router_channel)->Infer(&context, bad, &result);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    EXPECT_EQ(result.outcome(), rpc::REJECTED);
+    EXPECT_EQ(result.reason(), "bad request: InferRequest 9: input_tokens: negative token count -3");
+  }
+  bad.set_input_tokens(4);
+  bad.set_output_tokens(1 << 30);
+  {
+    grpc::ClientContext context;
+    rpc::InferResult result;
+    const grpc::Status s = rpc::Worker::NewStub(worker_channel)->Submit(&context, bad, &result);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    EXPECT_EQ(result.outcome(), rpc::REJECTED);
+    EXPECT_EQ(result.reason(),
+              "bad request: InferRequest 9: output_tokens: 1073741824 tokens is more than the limit of 1048576");
+  }
+  // A message cut inside a field never reaches the services: gRPC refuses to parse it.
+  rpc::InferRequest good;
+  good.set_id(10);
+  good.set_input_tokens(8);
+  good.set_output_tokens(2);
+  good.set_model("tiny-llm");
+  std::string truncated = good.SerializeAsString();
+  truncated.resize(truncated.size() - 3);
+  EXPECT_FALSE(raw_unary_call(router_channel, "/twinfer.rpc.Router/Infer", truncated).ok());
+  EXPECT_FALSE(raw_unary_call(worker_channel, "/twinfer.rpc.Worker/Submit", "\xff\xff\xff").ok());
+
+  // Both go on serving.
+  ReplayRun run = replay_trace(testing::small_trace(6, 40), cluster.router->address(), {});
+  ASSERT_EQ(run.results.size(), 6u);
+  for (const auto& r : run.results) EXPECT_EQ(r.outcome, Outcome::kCompleted) << r.reason;
+  grpc::ClientContext context;
+  rpc::InferResult result;
+  EXPECT_TRUE(rpc::Worker::NewStub(worker_channel)->Submit(&context, good, &result).ok());
+  EXPECT_EQ(result.outcome(), rpc::COMPLETED);
 }
 
 TEST(RpcInProcess, RejectionsAreAnsweredAtOnceWithTheAdmissionsReason) {

@@ -53,6 +53,17 @@ TEST(ScanJsonObject, SyntaxErrorsNameLocationAndColumn) {
   EXPECT_EQ(error_of([] { scan(R"({"a": [1, 2)"); }), "t.jsonl:4: json: expected ']' at column 12");
 }
 
+TEST(ScanJsonObject, RefusesNestingDeeperThan64LevelsWithoutOverflowingTheStack) {
+  // 63 arrays inside the object: 64 levels, accepted.
+  const std::string ok = "{\"a\": " + std::string(63, '[') + std::string(63, ']') + "}";
+  EXPECT_EQ(scan(ok).size(), 1u);
+  const std::string deep = "{\"a\": " + std::string(64, '[') + std::string(64, ']') + "}";
+  EXPECT_EQ(error_of([&] { scan(deep); }), "t.jsonl:4: json: nesting deeper than 64 levels at column 70");
+  // An unterminated line of 60,000 brackets fails the same way instead of crashing.
+  const std::string bomb = "{\"a\": " + std::string(60000, '[');
+  EXPECT_EQ(error_of([&] { scan(bomb); }), "t.jsonl:4: json: nesting deeper than 64 levels at column 70");
+}
+
 TEST(JsonStringValue, BadEscapeNamesTheKey) {
   const auto m = scan(R"({"name": "a\qb"})");
   EXPECT_EQ(error_of([&] { json_string_value(m[0], kAt); }), "t.jsonl:4: name: bad escape in string");

@@ -94,6 +94,19 @@ TEST(ReadTrace, AnErrorOnTheLastLineReturnsNothing) {
   EXPECT_EQ(error_of([&] { read_trace(path); }), path + ":4: output_tokens: not an integer: 'oops'");
 }
 
+TEST(ReadTraceText, ReadsFromMemoryLikeAFileOfThatPath) {
+  const Trace t = read_trace_text("\xEF\xBB\xBF{\"timestamp\": 2000, \"input_length\": 5, \"output_length\": 1}\n"
+                                  "{\"timestamp\": 500, \"input_length\": 7, \"output_length\": 2}\n",
+                                  "mem.jsonl");
+  EXPECT_EQ(t.source, "mem.jsonl");
+  ASSERT_EQ(t.requests.size(), 2u);  // mooncake: sorted, absolute times rebased to 0
+  EXPECT_EQ(t.requests[0].input_tokens, 7);
+  EXPECT_EQ(t.requests[0].arrival_us, 0);
+  EXPECT_EQ(t.requests[1].arrival_us, 1'500'000);
+  EXPECT_EQ(error_of([] { read_trace_text("arrival_s,input_tokens,output_tokens\n", "mem.csv"); }),
+            "mem.csv: no requests (native_csv trace)");
+}
+
 TEST(BundledDefaultTrace, ReadsCleanlyAsAboutAMinuteOfConversation) {
   const Trace t = read_trace(std::string(TWINFER_SOURCE_DIR) + "/traces/data/default_trace.csv");
   ASSERT_EQ(t.requests.size(), 2000u);

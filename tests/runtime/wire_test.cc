@@ -1,0 +1,97 @@
+#include "runtime/rpc/wire.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "policies/error.h"
+
+namespace twinfer::runtime {
+namespace {
+
+std::string error_of(const rpc::InferRequest& m) {
+  try {
+    check_request(m);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+rpc::InferRequest valid_request() {
+  rpc::InferRequest m;
+  m.set_id(42);
+  m.set_arrival_us(1000);
+  m.set_input_tokens(128);
+  m.set_output_tokens(16);
+  m.set_deadline_us(5000);
+  m.set_model("tiny-llm");
+  m.set_session("chat-1");
+  return m;
+}
+
+TEST(CheckRequest, AcceptsARequestWithinBoundsAndZeroTokensOrTimes) {
+  EXPECT_EQ(error_of(valid_request()), "(no error)");
+  EXPECT_EQ(error_of(rpc::InferRequest()), "(no error)");  // every field 0 or empty
+  rpc::InferRequest m = valid_request();
+  m.set_input_tokens(kMaxWireTokens);
+  m.set_output_tokens(kMaxWireTokens);
+  m.set_model(std::string(kMaxWireTextBytes, 'm'));
+  EXPECT_EQ(error_of(m), "(no error)");
+}
+
+TEST(CheckRequest, NegativeTokenCountsNameTheField) {
+  rpc::InferRequest m = valid_request();
+  m.set_input_tokens(-1);
+  EXPECT_EQ(error_of(m), "InferRequest 42: input_tokens: negative token count -1");
+  m = valid_request();
+  m.set_output_tokens(-2147483647 - 1);
+  EXPECT_EQ(error_of(m), "InferRequest 42: output_tokens: negative token count -2147483648");
+}
+
+TEST(CheckRequest, TokenCountsPastTheLimitAreRefused) {
+  rpc::InferRequest m = valid_request();
+  m.set_input_tokens(kMaxWireTokens + 1);
+  EXPECT_EQ(error_of(m), "InferRequest 42: input_tokens: 1048577 tokens is more than the limit of 1048576");
+  m = valid_request();
+  m.set_output_tokens(2147483647);
+  EXPECT_EQ(error_of(m), "InferRequest 42: output_tokens: 2147483647 tokens is more than the limit of 1048576");
+}
+
+TEST(CheckRequest, NegativeTimesAreRefused) {
+  rpc::InferRequest m = valid_request();
+  m.set_arrival_us(-5);
+  EXPECT_EQ(error_of(m), "InferRequest 42: arrival_us: negative time -5");
+  m = valid_request();
+  m.set_deadline_us(-1);
+  EXPECT_EQ(error_of(m), "InferRequest 42: deadline_us: negative time -1");
+}
+
+TEST(CheckRequest, OversizedModelOrSessionIsRefused) {
+  rpc::InferRequest m = valid_request();
+  m.set_model(std::string(kMaxWireTextBytes + 1, 'm'));
+  EXPECT_EQ(error_of(m), "InferRequest 42: model: 4097 bytes is more than the limit of 4096");
+  m = valid_request();
+  m.set_session(std::string(10000, 's'));
+  EXPECT_EQ(error_of(m), "InferRequest 42: session: 10000 bytes is more than the limit of 4096");
+}
+
+TEST(FromWire, ARequestSurvivesTheRoundTripAndDeadlineZeroMeansNone) {
+  const rpc::InferRequest m = valid_request();
+  const Request r = from_wire(m);
+  EXPECT_EQ(r.id, 42u);
+  EXPECT_EQ(r.arrival_us, 1000);
+  EXPECT_EQ(r.input_tokens, 128);
+  EXPECT_EQ(r.output_tokens, 16);
+  EXPECT_EQ(r.deadline_us, 5000);
+  EXPECT_EQ(to_wire(r).SerializeAsString(), m.SerializeAsString());
+  EXPECT_EQ(from_wire(rpc::InferRequest()).deadline_us, kNever);
+}
+
+TEST(FromWire, AnUnknownOutcomeFromANewerPeerReadsAsDropped) {
+  EXPECT_EQ(from_wire(static_cast<rpc::Outcome>(17)), Outcome::kDropped);
+  EXPECT_EQ(from_wire(rpc::TIMED_OUT), Outcome::kTimedOut);
+}
+
+}  // namespace
+}  // namespace twinfer::runtime
