@@ -38,17 +38,18 @@ TEST(WorkerHealth, HealthIsTheWorseOfHeartbeatAndBreaker) {
   EXPECT_EQ(h.health(1, 250'000), Health::kSuspect);
 }
 
-TEST(WorkerHealth, HalfOpenIsSuspectWithRoomAndDownWithoutIt) {
+TEST(WorkerHealth, HalfOpenIsUpWithProbeRoomAndDownWithoutIt) {
   WorkerHealth h(1, options(), 0);
   h.call_failed(0, 0, "e", false);
   h.call_failed(0, 0, "e", false);
+  EXPECT_EQ(h.health(0, 0), Health::kDown);  // open
   const TimeUs t = 1'000'000;
   h.beat(0, t);
-  EXPECT_EQ(h.health(0, t), Health::kSuspect);
+  EXPECT_EQ(h.health(0, t), Health::kUp);  // half-open: routers send it real requests as probes
   for (int i = 0; i < 3; ++i) h.call_sent(0, t);
   EXPECT_EQ(h.health(0, t), Health::kDown);
   h.call_succeeded(0, 1000, t);
-  EXPECT_EQ(h.health(0, t), Health::kSuspect);
+  EXPECT_EQ(h.health(0, t), Health::kUp);
 }
 
 TEST(WorkerHealth, RefreshLogsHeartbeatTransitions) {
