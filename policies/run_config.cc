@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "policies/error.h"
+#include "policies/json_file.h"
 #include "policies/params.h"
 
 namespace twinfer {
@@ -153,16 +154,7 @@ RunConfig parse_run_config(const nlohmann::json& config, const std::string& sour
 }
 
 RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides) {
-  std::ifstream in(path);
-  if (!in) throw Error(path + ": cannot open config file");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  nlohmann::json config;
-  try {
-    config = nlohmann::json::parse(ss.str());
-  } catch (const nlohmann::json::parse_error& e) {
-    throw Error(path + ": invalid JSON: " + e.what());
-  }
+  nlohmann::json config = read_json_file(path, "config file");
   for (const auto& o : overrides) apply_override(config, o);
   return parse_run_config(config, path);
 }

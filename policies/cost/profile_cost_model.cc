@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "policies/error.h"
+#include "policies/json_file.h"
 #include "policies/params.h"
 
 namespace twinfer {
@@ -141,17 +142,7 @@ ProfileCostModel::ProfileCostModel(const nlohmann::json& table, std::string sour
 }
 
 ProfileCostModel ProfileCostModel::load(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw Error(path + ": cannot open the profile table");
-  std::stringstream text;
-  text << in.rdbuf();
-  json table;
-  try {
-    table = json::parse(text.str());
-  } catch (const json::parse_error& e) {
-    throw Error(path + ": not valid JSON: " + e.what());
-  }
-  return ProfileCostModel(table, path);
+  return ProfileCostModel(read_json_file(path, "the profile table"), path);
 }
 
 const ProfileCostModel::Entry* ProfileCostModel::find(const std::string& device, const std::string& model,

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "policies/error.h"
+#include "policies/json_file.h"
 #include "policies/params.h"
 
 namespace twinfer {
@@ -163,17 +164,7 @@ FaultScenario parse_fault_scenario(const nlohmann::json& j, const std::string& s
 }
 
 FaultScenario load_fault_scenario(const std::string& path, const ClusterConfig& cluster) {
-  std::ifstream in(path);
-  if (!in) throw Error(path + ": cannot open fault scenario");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(ss.str());
-  } catch (const nlohmann::json::parse_error& e) {
-    throw Error(path + ": invalid JSON: " + e.what());
-  }
-  return parse_fault_scenario(j, path, cluster);
+  return parse_fault_scenario(read_json_file(path, "fault scenario"), path, cluster);
 }
 
 }  // namespace twinfer

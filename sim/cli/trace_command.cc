@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "policies/error.h"
+#include "policies/json_file.h"
 #include "policies/recorder.h"
 #include "policies/run_config.h"
 #include "sim/cli/args.h"
@@ -26,18 +27,6 @@ const char kUsage[] =
     "         of the spec, e.g. --set rate_rps=40\n"
     "info     prints the request count, duration, rate and token length statistics of a trace\n"
     "convert  reads any supported format and writes the native one\n";
-
-nlohmann::json read_json_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw Error(path + ": cannot open");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  try {
-    return nlohmann::json::parse(ss.str());
-  } catch (const nlohmann::json::parse_error& e) {
-    throw Error(path + ": invalid JSON: " + e.what());
-  }
-}
 
 void print_info(const Trace& t) {
   std::vector<double> in, out;
@@ -70,7 +59,7 @@ int trace_command(int argc, char** argv) {
   std::string verb = argv[0];
   Args args(argc - 1, argv + 1, {"spec", "out", "seed", "trace", "format"}, {}, {"set"});
   if (verb == "gen") {
-    nlohmann::json spec = read_json_file(args.required("spec"));
+    nlohmann::json spec = read_json_file(args.required("spec"), "trace spec");
     double seed = 1;
     if (spec.is_object() && spec.contains("spec")) {  // a documented spec file: {description, seed, spec}
       seed = spec.value("seed", 1.0);

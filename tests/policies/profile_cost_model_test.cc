@@ -186,7 +186,7 @@ TEST(ProfileCostModelTest, LoadReadsAFileAndNamesItInErrors) {
     ProfileCostModel::load(bad);
     FAIL() << "no error";
   } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()).rfind(bad + ": not valid JSON", 0), 0u) << e.what();
+    EXPECT_EQ(std::string(e.what()).rfind(bad + ": invalid JSON", 0), 0u) << e.what();
   }
   try {
     ProfileCostModel::load(::testing::TempDir() + "no_such_profile.json");
