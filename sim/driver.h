@@ -113,8 +113,6 @@ class Driver {
   void on_timeout(RequestId id);
   void cancel_on_worker(int wi, RequestId id);
   void apply_cancels(int wi);
-  // Extra delay of one message over worker wi's link (latency, and retransmissions after losses).
-  TimeUs link_delay_us(int wi);
   void refresh_health();
   void schedule_health_check();
   void on_health_check();
@@ -123,7 +121,6 @@ class Driver {
   nlohmann::json faults_summary() const;
 
   static constexpr double kUtilizationTauUs = 1e6;
-  static constexpr TimeUs kRetransmitTimeoutUs = 200'000;  // TCP's minimum RTO on Linux
 
   const RunConfig& config_;
   const std::vector<Request>& requests_;

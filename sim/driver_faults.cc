@@ -183,14 +183,6 @@ void Driver::apply_cancels(int wi) {
   refresh_view(wi);
 }
 
-TimeUs Driver::link_delay_us(int wi) {
-  const SimWorker& w = workers_[wi];
-  TimeUs delay = w.link_latency_us;
-  // Each loss costs one retransmission timeout; losses of the resent copies are independent.
-  for (int k = 0; k < 30 && double(loss_rng_() >> 11) * 0x1.0p-53 < w.link_loss; ++k) delay += kRetransmitTimeoutUs;
-  return delay;
-}
-
 // Workers that are alive and reachable answer every heartbeat; silent ones (crashed, partitioned)
 // stopped at silent_since_us, and the monitor counts their misses from there.
 void Driver::refresh_health() {

@@ -170,7 +170,7 @@ void Driver::send(Pending::Kind kind, int worker, RequestId id, TimeUs first_tok
   p->worker = worker;
   p->id = id;
   p->first_token_us = first_token_us;
-  TimeUs extra = w.link_latency_us > 0 || w.link_loss > 0 ? link_delay_us(worker) : 0;
+  TimeUs extra = w.link_latency_us > 0 || w.link_loss > 0 ? link_delay_us(w.link_latency_us, w.link_loss, loss_rng_) : 0;
   if (extra == 0) return transmit(p, bytes);
   Timer::set(at_s(now_us() + extra), [this, p, bytes] {
     ++events_;

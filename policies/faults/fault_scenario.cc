@@ -122,6 +122,13 @@ void check_overlaps(const std::vector<Fault>& faults) {
 
 }  // namespace
 
+TimeUs link_delay_us(TimeUs latency_us, double loss, std::mt19937_64& rng) {
+  TimeUs delay = latency_us;
+  if (loss <= 0) return delay;  // no draw: a lossless link leaves the random sequence alone
+  for (int k = 0; k < 30 && double(rng() >> 11) * 0x1.0p-53 < loss; ++k) delay += kRetransmitTimeoutUs;
+  return delay;
+}
+
 const char* fault_type_name(FaultType type) {
   switch (type) {
     case FaultType::kCrash: return "crash";

@@ -14,6 +14,7 @@
 // fault lasts to the end of the run. Faults of one type on one worker must not overlap.
 #pragma once
 
+#include <random>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,14 @@ enum class FaultType {
 };
 
 const char* fault_type_name(FaultType type);
+
+// TCP's minimum retransmission timeout on Linux: what each lost copy of a message costs.
+inline constexpr TimeUs kRetransmitTimeoutUs = 200'000;
+
+// Delay of one message over a faulty link: latency_us, plus kRetransmitTimeoutUs for each lost copy
+// (each copy is lost with probability `loss`, independently; at most 30), drawn from `rng`.
+// The simulator, the embedded runtime and the TCP fault proxy all draw link delays here.
+TimeUs link_delay_us(TimeUs latency_us, double loss, std::mt19937_64& rng);
 
 struct Fault {
   FaultType type = FaultType::kCrash;

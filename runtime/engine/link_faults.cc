@@ -16,15 +16,10 @@ void LinkFaults::set_link(int w, TimeUs latency_us, double loss) {
 
 void LinkFaults::set_partitioned(int w, bool partitioned) { links_.at(std::size_t(w)).partitioned = partitioned; }
 
-double LinkFaults::uniform() { return double(rng_() >> 11) * 0x1.0p-53; }
-
 TimeUs LinkFaults::delivery_us(int w, LinkDirection direction, TimeUs now_us) {
   Link& l = links_.at(std::size_t(w));
   assert(!l.partitioned);
-  TimeUs delay_us = l.latency_us;
-  if (l.loss > 0) {
-    while (uniform() < l.loss) delay_us += kRetransmitTimeoutUs;
-  }
+  const TimeUs delay_us = link_delay_us(l.latency_us, l.loss, rng_);
   TimeUs& last = l.last_delivery_us[static_cast<int>(direction)];
   last = std::max(last, now_us + delay_us);
   return last;

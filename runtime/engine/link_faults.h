@@ -7,12 +7,10 @@
 #include <random>
 #include <vector>
 
+#include "policies/faults/fault_scenario.h"
 #include "policies/time.h"
 
 namespace twinfer::runtime {
-
-// A lost message is resent after TCP's minimum retransmission timeout.
-constexpr TimeUs kRetransmitTimeoutUs = 200'000;
 
 enum class LinkDirection { kToWorker = 0, kToRouter = 1 };
 
@@ -39,8 +37,6 @@ class LinkFaults {
     bool partitioned = false;
     TimeUs last_delivery_us[2] = {0, 0};
   };
-  double uniform();
-
   std::vector<Link> links_;
   std::mt19937_64 rng_;
 };

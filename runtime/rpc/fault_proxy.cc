@@ -117,11 +117,7 @@ void FaultProxy::set_partitioned(bool partitioned) {
 
 TimeUs FaultProxy::draw_delay_us() {
   std::lock_guard<std::mutex> lock(mu_);
-  TimeUs delay = latency_us_;
-  if (loss_ > 0) {
-    while ((rng_() >> 11) * 0x1.0p-53 < loss_) delay += kRetransmitUs;
-  }
-  return delay;
+  return link_delay_us(latency_us_, loss_, rng_);
 }
 
 void FaultProxy::stop() {

@@ -16,12 +16,10 @@
 #include <string>
 #include <thread>
 
+#include "policies/faults/fault_scenario.h"
 #include "policies/time.h"
 
 namespace twinfer::runtime {
-
-// TCP's minimum retransmission timeout (RFC 6298): the delay of one lost chunk.
-inline constexpr TimeUs kRetransmitUs = 200'000;
 
 // Thread safety: every method may be called from any thread.
 class FaultProxy {
@@ -35,11 +33,11 @@ class FaultProxy {
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
 
   // From now on each chunk takes latency_us more, and is lost with probability `loss` (each loss
-  // adds kRetransmitUs). 0, 0: a healthy link. REQUIRES: latency_us >= 0, 0 <= loss < 1.
+  // adds kRetransmitTimeoutUs). 0, 0: a healthy link. REQUIRES: latency_us >= 0, 0 <= loss < 1.
   void set_link(TimeUs latency_us, double loss);
   void set_partitioned(bool partitioned);
 
-  // Extra delay of one chunk under the current link: latency + kRetransmitUs * k.
+  // Extra delay of one chunk under the current link: latency + kRetransmitTimeoutUs * k.
   TimeUs draw_delay_us();
 
   // Closes every connection and the listening socket; joins the threads. Idempotent.

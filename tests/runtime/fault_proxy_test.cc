@@ -142,7 +142,7 @@ TEST(FaultProxy, LossAddsRetransmissionTimeoutsGeometricallyAndIsSeeded) {
   for (int i = 0; i < n; ++i) {
     const TimeUs d = a.draw_delay_us();
     ASSERT_EQ(d, b.draw_delay_us()) << "same seed, same draws";
-    ASSERT_EQ((d - 1000) % kRetransmitUs, 0);
+    ASSERT_EQ((d - 1000) % kRetransmitTimeoutUs, 0);
     sum += double(d - 1000);
   }
   // E[k] = p / (1 - p) = 1 retransmission of 200 ms on average.
