@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Builds and runs tests under sanitizers, each mode in its own build directory (Debug, -O1):
+#   asan: AddressSanitizer + UndefinedBehaviorSanitizer (with LeakSanitizer) on the unit test
+#         programs policies_tests, traces_tests, sim_tests, runtime_tests and the CLI tests.
+#         Build dir build-asan/.
+#   tsan: ThreadSanitizer on runtime_tests (worker engine, embedded runtime, gRPC in one process
+#         and across processes). Build dir build-tsan/.
+# A finding fails its test: the programs stop at the first report with a non-zero status.
+# Usage: scripts/sanitize.sh asan|tsan   (TWINFER_JOBS sets the build's parallelism, default 2)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+jobs="${TWINFER_JOBS:-2}"
+supp="$root/tests/sanitizers"
+
+case "${1:-}" in
+  asan)
+    sanitize=address,undefined
+    targets=(policies_tests traces_tests sim_tests runtime_tests twinfer)
+    select=()  # every test of the build: the four programs, the CLI and the include check
+    # Too slow instrumented (the Eigen kernels run about 10x slower); other tests cover their code:
+    # - Queueing.*: a million simulated requests each (6 s in Release, 2 min here); the other
+    #   simulator tests run the same event loop.
+    # - RpcProcesses.*: real-time replays through five processes, whose requests miss the replay's
+    #   120 s deadline here; RpcInProcess.* runs the same router, worker and replay code.
+    # - Profiler.*: times the kernels, which the CPU backend and worker engine tests run.
+    exclude='^(Queueing\.|RpcProcesses\.|Profiler\.)'
+    ;;
+  tsan)
+    sanitize=thread
+    targets=(runtime_tests twinfer)
+    select=(-L '^runtime$')
+    # As for asan, and slower still here; Profiler.* is single-threaded besides.
+    exclude='^(RpcProcesses\.|Profiler\.)'
+    ;;
+  *)
+    echo "usage: $0 asan|tsan" >&2
+    exit 2
+    ;;
+esac
+
+build="build-$1"
+start=$(date +%s)
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g -O1" \
+  -DTWINFER_SANITIZE="$sanitize" -DTWINFER_BUILD_TESTS=ON -DTWINFER_BUILD_BENCH=OFF
+cmake --build "$build" -j "$jobs" --target "${targets[@]}"
+built=$(date +%s)
+
+export ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1"
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
+export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$supp/tsan.supp:print_suppressions=0"
+
+cd "$build"
+# One test at a time, as in scripts/test.sh: the runtime tests measure wall-clock behaviour.
+ctest --output-on-failure --timeout 900 "${select[@]}" ${exclude:+-E "$exclude"}
+echo "sanitize $1: built in $((built - start)) s, tests ran in $(($(date +%s) - built)) s"
