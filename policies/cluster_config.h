@@ -35,6 +35,7 @@ struct ModelSpec {
   double bytes_per_param = 2;    // weights' element size
   double kv_bytes_per_token = 0; // KV cache bytes per token over all layers; 0: derived
   double weights_bytes = 0;      // 0: params * bytes_per_param
+  std::string version_of;        // non-empty: this model is a version of that name (traffic splits)
 };
 
 // A network link: bandwidth in 1e9 bytes/s and one-way latency in microseconds.

@@ -12,12 +12,18 @@ namespace twinfer {
 
 enum class Health { kUp, kSuspect, kDown };
 
+// Where a worker is in its life (autoscaling): stopped (never started, or scaled down), starting
+// (cold start: loading its model), ready, draining (finishing its queue before it stops). Only
+// ready workers take new requests. Without autoscaling every worker is ready throughout.
+enum class Lifecycle { kStopped, kStarting, kReady, kDraining };
+
 // One worker (model instance) as the drivers see it at `ClusterView::now_us`.
 // The driver keeps these up to date; policies only read them.
 struct WorkerView {
   int index = 0;                       // position in ClusterView::workers
   const InstanceSpec* instance = nullptr;  // device profile, model, tensor parallelism
   Health health = Health::kUp;
+  Lifecycle lifecycle = Lifecycle::kReady;
   int waiting = 0;                     // requests queued, not yet running
   int running = 0;                     // sequences in the running batch(es)
   std::int64_t kv_blocks_total = 0;    // paged KV cache size in blocks (0 if not an LLM batcher)
@@ -29,8 +35,10 @@ struct WorkerView {
 
   int outstanding() const { return waiting + running; }
   const std::string& model() const { return instance->model.name; }
+  // True for any model (""), for its model's name and for the name its model is a version of.
   bool serves(const std::string& model_name) const {
-    return model_name.empty() || model_name == instance->model.name;
+    return model_name.empty() || model_name == instance->model.name ||
+           (!instance->model.version_of.empty() && model_name == instance->model.version_of);
   }
   double kv_used_fraction() const {
     return kv_blocks_total > 0 ? 1.0 - double(kv_blocks_free) / double(kv_blocks_total) : 0.0;

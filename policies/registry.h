@@ -12,12 +12,16 @@
 #include <nlohmann/json.hpp>
 
 #include "policies/admission.h"
+#include "policies/autoscaler.h"
 #include "policies/batcher.h"
 #include "policies/cost_model.h"
 #include "policies/params.h"
 #include "policies/router.h"
+#include "policies/traffic_split.h"
 
 namespace twinfer {
+
+struct SloSpec;
 
 // What a policy may need besides its parameters. Pointers are borrowed and outlive the policy.
 struct PolicyContext {
@@ -25,6 +29,7 @@ struct PolicyContext {
   const InstanceSpec* instance = nullptr;     // batchers: the worker they batch for
   std::uint64_t seed = 0;                     // randomized policies seed their own generator
   std::string base_dir;                       // for policies that read files (profile tables)
+  const SloSpec* slo = nullptr;               // the workload's SLO (predictive autoscaling)
 };
 
 template <class T>
@@ -81,6 +86,8 @@ PolicyRegistry<Router>& router_registry();
 PolicyRegistry<Batcher>& batcher_registry();
 PolicyRegistry<Admission>& admission_registry();
 PolicyRegistry<CostModel>& cost_model_registry();
+PolicyRegistry<Autoscaler>& autoscaler_registry();
+PolicyRegistry<TrafficSplit>& traffic_split_registry();
 
 // Makes the process-wide registry of one kind, with the built-ins added by `add_builtins`. Use it
 // as `static PolicyRegistry<Router>& r = builtin_registry<Router>("router", add_fn); return r;`.
