@@ -124,6 +124,11 @@ void Recorder::lost(RequestId id, Outcome outcome, const std::string& reason, Ti
   end(id, outcome, reason, now_us);
 }
 
+void Recorder::counter(TimeUs at_us, const std::string& name,
+                       const std::vector<std::pair<std::string, double>>& values) {
+  counters_.push_back({at_us, name, values});
+}
+
 void Recorder::marker(TimeUs at_us, int worker, const std::string& name, const std::string& detail) {
   markers_.push_back({at_us, worker, name, detail});
 }
@@ -294,6 +299,12 @@ void Recorder::write_timeline_json(const std::string& path) const {
     std::fprintf(f.get(), ",\n{\"name\":%s,\"ph\":\"i\",\"s\":\"t\",\"pid\":0,\"tid\":%zu,\"ts\":%lld,\"args\":{\"detail\":%s}}",
                  nlohmann::json(m.name).dump().c_str(), m.worker >= 0 ? std::size_t(m.worker) : workers_.size(),
                  (long long)m.at_us, nlohmann::json(m.detail).dump().c_str());
+  }
+  for (const auto& c : counters_) {
+    nlohmann::json args = nlohmann::json::object();
+    for (const auto& kv : c.values) args[kv.first] = kv.second;
+    std::fprintf(f.get(), ",\n{\"name\":%s,\"ph\":\"C\",\"pid\":0,\"ts\":%lld,\"args\":%s}",
+                 nlohmann::json(c.name).dump().c_str(), (long long)c.at_us, args.dump().c_str());
   }
   std::fputs("\n]}\n", f.get());
   close_checked(std::move(f), path);

@@ -68,6 +68,9 @@ class Recorder {
   // An instant event in the timeline (a fault, a health change) on `worker`'s track, or on the
   // router's track when worker < 0.
   void marker(TimeUs at_us, int worker, const std::string& name, const std::string& detail);
+  // A counter sample in the timeline (a "C" event: one track per name, one series per key), e.g.
+  // the replicas of a pool.
+  void counter(TimeUs at_us, const std::string& name, const std::vector<std::pair<std::string, double>>& values);
   // A sequence left `worker` completed (end_us = when its response reached the client) or dropped.
   void finished(const Sequence& seq, int worker, Outcome outcome, const std::string& reason, TimeUs first_token_us,
                 TimeUs end_us);
@@ -103,6 +106,12 @@ class Recorder {
     std::string detail;
   };
   std::vector<Marker> markers_;
+  struct Counter {
+    TimeUs at_us;
+    std::string name;
+    std::vector<std::pair<std::string, double>> values;
+  };
+  std::vector<Counter> counters_;
   std::vector<std::int64_t> last_batch_;  // per worker: index in batches_ of its latest slice, or -1
   std::int64_t batch_count_ = 0;
   struct WorkerTotals {

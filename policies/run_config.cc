@@ -134,22 +134,24 @@ RunConfig parse_run_config(const nlohmann::json& config, const std::string& sour
   rc.source = source;
   rc.base_dir = source.empty() ? "." : dir_of(source);
   rc.raw = config;
-  JsonParams top(config, where, {"cluster", "policies", "workload", "sim", "protection"});
+  JsonParams top(config, where, {"cluster", "policies", "workload", "sim", "protection", "autoscaling"});
   top.done();
   if (!config.contains("cluster")) throw Error(where + ": missing key 'cluster'");
   rc.cluster = parse_cluster_config(config["cluster"], where);
 
   static const nlohmann::json kEmpty = nlohmann::json::object();
   const auto& pol = config.contains("policies") ? config["policies"] : kEmpty;
-  JsonParams pp(pol, where + ": policies", {"admission", "router", "batcher", "cost_model"});
+  JsonParams pp(pol, where + ": policies", {"admission", "router", "batcher", "cost_model", "traffic_split"});
   pp.done();
   rc.admission = pol.value("admission", nlohmann::json("accept_all"));
   rc.router = pol.value("router", nlohmann::json("round_robin"));
   rc.batcher = pol.value("batcher", nlohmann::json("continuous"));
   rc.cost_model = pol.value("cost_model", nlohmann::json("roofline"));
+  rc.traffic_split = pol.value("traffic_split", nlohmann::json());
   rc.workload = parse_workload(config.value("workload", kEmpty), where + ": workload");
   rc.sim = parse_sim(config.value("sim", kEmpty), where + ": sim");
   rc.protection = parse_protection(config.value("protection", kEmpty), where + ": protection");
+  rc.autoscaling = parse_autoscaling(config.value("autoscaling", nlohmann::json()), where + ": autoscaling");
   return rc;
 }
 

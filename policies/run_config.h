@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "policies/cluster_config.h"
+#include "policies/elastic/autoscaling_options.h"
 #include "policies/protection.h"
 
 namespace twinfer {
@@ -46,9 +47,11 @@ struct RunConfig {
   nlohmann::json router;
   nlohmann::json batcher;
   nlohmann::json cost_model;
+  nlohmann::json traffic_split;  // null: a request for a model family goes to any of its versions
   WorkloadOptions workload;
   SimOptions sim;
   ProtectionOptions protection;  // "protection" (optional): health, retries, limits, shedding
+  AutoscalingOptions autoscaling;  // "autoscaling" (optional): pools sized by an autoscaler
 };
 
 // Applies one "a.b.c=value" override to `config`. The value is JSON if it parses as JSON, else a

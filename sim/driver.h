@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <simgrid/s4u.hpp>
 
+#include "policies/elastic/elastic_cluster.h"
 #include "policies/faults/fault_scenario.h"
 #include "policies/health/retry_policy.h"
 #include "policies/health/worker_health.h"
@@ -50,6 +51,8 @@ struct SimWorker {
   TimeUs batch_start_us = 0;
   TimeUs wake_at_us = kNever;
   TimeUs util_updated_us = 0;
+  TimeUs busy_us = 0;        // busy time before busy_since_us
+  TimeUs busy_since_us = 0;  // when the running activity began (while busy)
   bool has_tail = false;  // the running activity ends with `plan`, still to be finished
   Pending done;           // the running batch's completion
   // Faults.
@@ -100,6 +103,15 @@ class Driver {
   bool current_on(RequestId id, int wi) const;
   void left_worker(int wi, RequestId id);
 
+  // Elastic pools (driver_elastic.cc).
+  void set_busy(int wi, bool busy);
+  void schedule_decision(TimeUs at_us);
+  void on_decision();
+  void apply_changes(const std::vector<LifecycleChange>& changes);
+  void on_cold_start_done(int wi, int epoch);
+  // A draining worker that holds nothing any more stops.
+  void check_drained(int wi);
+
   // Faults and protection (driver_faults.cc).
   void schedule_faults();
   void on_fault(const FaultEvent& e);
@@ -134,6 +146,7 @@ class Driver {
   std::unique_ptr<Router> router_;
   std::vector<SimWorker> workers_;
   std::vector<WorkerView> views_;
+  std::unique_ptr<ElasticCluster> elastic_;
   enum class Network { kFlow, kLatency, kNone } network_ = Network::kFlow;
   Platform platform_;
   double start_clock_s_ = 0;

@@ -74,7 +74,7 @@ void Driver::crash(int wi) {
   if (w.busy) {
     w.done.activity->cancel();
     bury(std::move(w.done.activity));
-    w.busy = false;
+    set_busy(wi, false);
   }
   w.has_tail = false;
   w.wake_at_us = kNever;

@@ -41,6 +41,7 @@ Driver::Driver(const RunConfig& config, const Trace& trace, const SimRunOptions&
   admission_ = std::move(policies.admission);
   shed_ = std::move(policies.shed);
   router_ = std::move(policies.router);
+  elastic_ = std::make_unique<ElasticCluster>(config, *cost_, options.seed, recorder_);
   for (const auto& inst : config.cluster.instances) {
     SimWorker w;
     w.instance = &inst;
@@ -55,6 +56,7 @@ Driver::Driver(const RunConfig& config, const Trace& trace, const SimRunOptions&
     v.kv_blocks_total = workers_.back().state->kv().total();
     v.kv_blocks_free = v.kv_blocks_total;
     v.kv_block_tokens = workers_.back().state->kv().block_tokens();
+    v.lifecycle = elastic_->lifecycle(inst.index);
     views_.push_back(v);
   }
   network_ = config.sim.network == "flow" ? Network::kFlow
@@ -70,6 +72,7 @@ nlohmann::json Driver::run() {
   sg4::Activity::on_completion_cb([this](const sg4::Activity& a) { on_completion(a); });
   auto wall_start = std::chrono::steady_clock::now();
   schedule_faults();  // first, so that a fault applies to the arrivals at its own time
+  if (elastic_->autoscaling()) schedule_decision(elastic_->interval_us());
   if (!requests_.empty()) {
     next_arrival_us_ = requests_[0].arrival_us;
     schedule_arrival(0);
@@ -79,8 +82,10 @@ nlohmann::json Driver::run() {
   progress_.finish();
   graveyard_.clear();
   recorder_.check_all_ended();
+  elastic_->finish(now_us());
 
   nlohmann::json summary = recorder_.summary();
+  summary.update(elastic_->summary(summary["requests"]["completed"].get<std::int64_t>()));
   summary["sim"] = {{"wall_s", wall_s}, {"events", events_}, {"simulated_s", s_from_us(now_us())},
                     {"max_rss_mb", max_rss_mb()}};
   summary["policies"] = {{"router", router_->name()}, {"batcher", workers_.empty() ? "" : workers_[0].batcher->name()},
@@ -133,6 +138,7 @@ void Driver::on_arrival(std::size_t i) {
     Timer::set(at_s(at), [this, id = r.id] { on_timeout(id); });
   }
   current_worker_[r.id] = rd.worker;
+  elastic_->on_routed(rd.worker, r);
   dispatch(r.id);
 }
 
@@ -363,7 +369,7 @@ void Driver::kick(int wi) {
     break;
   }
   update_utilization(wi);
-  w.busy = true;
+  set_busy(wi, true);
   refresh_view(wi);
   sg4::ExecPtr exec = sg4::Exec::init();
   exec->set_flops_amount(static_cast<double>(t - now) * (kFlopsPerSecond / 1e6));
@@ -395,7 +401,7 @@ void Driver::on_batch_done(int wi) {
   bury(std::move(w.done.activity));
   const TimeUs now = now_us();
   update_utilization(wi);
-  w.busy = false;
+  set_busy(wi, false);
   if (w.has_tail) {
     record_batch(wi, w.plan, w.batch_start_us, now);
     auto completed = w.state->finish(w.plan, now);
@@ -404,6 +410,7 @@ void Driver::on_batch_done(int wi) {
   }
   apply_cancels(wi);
   kick(wi);
+  check_drained(wi);
 }
 
 nlohmann::json run_in_process(const RunConfig& config, const Trace& trace, const SimRunOptions& options) {

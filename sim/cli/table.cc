@@ -60,6 +60,20 @@ std::string fmt(const nlohmann::json& number, int digits) {
   return buf;
 }
 
+std::string autoscaler_name(const nlohmann::json& s) {
+  if (!s.contains("autoscaling") || s["autoscaling"]["pools"].empty()) return "static";
+  return s["autoscaling"]["pools"][0]["autoscaler"].get<std::string>();
+}
+
+long long scale_events(const nlohmann::json& s) {
+  long long n = 0;
+  if (!s.contains("autoscaling")) return 0;
+  for (const auto& p : s["autoscaling"]["pools"]) {
+    n += p["scale_ups"].get<long long>() + p["scale_downs"].get<long long>();
+  }
+  return n;
+}
+
 void print_summary(const nlohmann::json& s, std::ostream& out) {
   const auto& req = s["requests"];
   Table t({"metric", "mean", "p50", "p90", "p99"});
@@ -73,6 +87,18 @@ void print_summary(const nlohmann::json& s, std::ostream& out) {
   out << "\nthroughput " << fmt(s["throughput_rps"], 2) << " req/s, " << fmt(s["tokens_per_s"], 0)
       << " output tokens/s, goodput " << fmt(s["goodput_rps"], 2) << " req/s, SLO attainment "
       << fmt(s["slo_attainment"].get<double>() * 100, 1) << "%\n";
+  if (s.contains("cost")) {
+    out << "fleet " << fmt(s["cost"]["gpu_hours"], 2) << " GPU-hours, cost " << fmt(s["cost"]["cost"], 2) << ", "
+        << fmt(s["cost"]["cost_per_million_requests"], 1) << " per million requests\n";
+  }
+  if (s.contains("autoscaling")) {
+    for (const auto& p : s["autoscaling"]["pools"]) {
+      out << "autoscaling " << p["model"].get<std::string>() << " (" << p["autoscaler"].get<std::string>()
+          << "): replicas " << p["min_replicas"] << ".." << p["max_replicas"] << ", mean " << fmt(p["mean_replicas"], 2)
+          << ", peak " << p["peak_replicas"] << ", " << p["scale_ups"] << " scale-ups, " << p["scale_downs"]
+          << " scale-downs\n";
+    }
+  }
   Table w({"worker", "utilization", "batches", "mean batch", "preemptions"});
   for (const auto& wk : s["workers"]) {
     w.add({wk["name"].get<std::string>(), fmt(wk["utilization"].get<double>() * 100, 1) + "%",

@@ -27,6 +27,11 @@ class Table {
 // "12.3" with `digits` decimals; "-" for null.
 std::string fmt(const nlohmann::json& number, int digits = 1);
 
+// The autoscaler of a run's summary ("static" without autoscaling) and its scale decisions over
+// every pool.
+std::string autoscaler_name(const nlohmann::json& summary);
+long long scale_events(const nlohmann::json& summary);
+
 // The headline figures of one run's summary.json, as a two-column table.
 void print_summary(const nlohmann::json& summary, std::ostream& out);
 

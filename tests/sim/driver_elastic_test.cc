@@ -1,0 +1,189 @@
+// Elastic pools in the simulator: autoscaling with cold starts and drains, and the fleet's cost.
+#include <unistd.h>
+
+#include <map>
+#include <sstream>
+
+#include <gtest/gtest.h>
+
+#include "policies/run_config.h"
+#include "sim/simulator.h"
+#include "tests/sim/sim_testing.h"
+#include "traces/trace.h"
+
+namespace twinfer {
+namespace {
+
+using testing::slurp;
+
+struct Row {
+  RequestId id = 0;
+  TimeUs arrival_us = 0, start_us = 0, end_us = 0;
+  std::string worker, outcome;
+};
+
+std::vector<Row> read_rows(const std::string& dir) {
+  std::istringstream in(slurp(dir + "/requests.csv"));
+  std::string line;
+  std::getline(in, line);
+  std::vector<Row> rows;
+  while (std::getline(in, line)) {
+    std::vector<std::string> f(1);
+    for (char ch : line) {
+      if (ch == ',') {
+        f.emplace_back();
+      } else {
+        f.back() += ch;
+      }
+    }
+    Row r;
+    r.id = std::stoull(f[0]);
+    r.arrival_us = std::stoll(f[1]);
+    r.worker = f[2];
+    r.start_us = std::stoll(f[3]);
+    r.end_us = std::stoll(f[5]);
+    r.outcome = f[6];
+    rows.push_back(r);
+  }
+  return rows;
+}
+
+// Requests at `rate` per second for each (duration_s, rate) phase in turn; 500 prompt tokens,
+// 50 generated.
+Trace phases(const std::vector<std::pair<double, double>>& p) {
+  Trace t;
+  TimeUs start = 0;
+  for (const auto& [duration_s, rate] : p) {
+    const TimeUs gap = us_from_s(1.0 / rate);
+    for (TimeUs at = start; at < start + us_from_s(duration_s); at += gap) {
+      Request r;
+      r.id = t.requests.size();
+      r.arrival_us = at;
+      r.input_tokens = 500;
+      r.output_tokens = 50;
+      t.requests.push_back(r);
+    }
+    start += us_from_s(duration_s);
+  }
+  t.source = "phases";
+  return t;
+}
+
+// 8 instances of a 1B model on H100s, scaled by queue depth between 1 and 8 replicas.
+RunConfig elastic_config(const std::string& autoscaling) {
+  auto c = testing::small_config(8);
+  c["policies"]["router"] = "least_outstanding";
+  c["sim"]["timeline"] = true;
+  if (!autoscaling.empty()) c["autoscaling"] = nlohmann::json::parse(autoscaling);
+  return parse_run_config(c, "elastic.json");
+}
+
+const char kQueueDepth[] = R"({"autoscaler": {"name": "queue_depth", "target_per_replica": 2,
+    "scale_down_stabilization_s": 10}, "interval_s": 1, "min_replicas": 1, "max_replicas": 8,
+    "cold_start": {"startup_s": 2, "load_gbps": 2}})";
+
+std::string out_dir(const std::string& name) {
+  return ::testing::TempDir() + "/twinfer_elastic_" + name + "_" + std::to_string(::getpid());
+}
+
+nlohmann::json run(const RunConfig& c, const Trace& t, const std::string& dir) {
+  sim::SimRunOptions opt;
+  opt.out_dir = dir;
+  opt.progress = false;
+  return sim::simulate(c, t, opt);
+}
+
+// Replicas (ready + starting + draining) of the first pool at time t.
+int replicas_at(const nlohmann::json& pool, double t) {
+  const auto& r = pool["replicas"];
+  int n = 0;
+  for (std::size_t k = 0; k < r["t_s"].size() && r["t_s"][k].get<double>() <= t; ++k) {
+    n = r["ready"][k].get<int>() + r["starting"][k].get<int>();
+  }
+  return n;
+}
+
+TEST(SimElastic, ALoadStepScalesUpAfterTheColdStartAndBackDownAfterTheWindow) {
+  RunConfig c = elastic_config(kQueueDepth);
+  // 20 s quiet, 20 s at 25x the rate, 40 s quiet.
+  Trace t = phases({{20, 20}, {20, 500}, {40, 20}});
+  std::string dir = out_dir("step");
+  auto s = run(c, t, dir);
+  EXPECT_EQ(s["requests"]["completed"].get<std::size_t>(), t.requests.size());
+  const auto& pool = s["autoscaling"]["pools"][0];
+  EXPECT_EQ(replicas_at(pool, 19.5), 1);
+  EXPECT_GE(replicas_at(pool, 30), 4);
+  EXPECT_EQ(replicas_at(pool, 79), 1);
+  EXPECT_GT(pool["scale_ups"].get<int>(), 0);
+  EXPECT_GT(pool["scale_downs"].get<int>(), 0);
+  // No request starts on a started worker before its cold start (2 s + 2 GB at 2 GB/s) has passed
+  // since the first scale-up, which comes at the earliest at 20 s.
+  const TimeUs cold_start = 3'000'000;
+  std::map<std::string, TimeUs> first_start;
+  for (const Row& r : read_rows(dir)) {
+    ASSERT_EQ(r.outcome, "completed");
+    auto it = first_start.find(r.worker);
+    if (it == first_start.end() || r.start_us < it->second) first_start[r.worker] = r.start_us;
+  }
+  EXPECT_GE(first_start.size(), 4u);
+  for (const auto& [worker, at] : first_start) {
+    if (at < 20'000'000) continue;  // the initial replica
+    EXPECT_GE(at, 20'000'000 + cold_start) << worker;
+  }
+  // The fleet paid for fewer GPU-hours than 8 GPUs throughout.
+  const double span_h = s["sim"]["simulated_s"].get<double>() / 3600.0;
+  EXPECT_LT(s["cost"]["gpu_hours"].get<double>(), 0.5 * 8 * span_h);
+  EXPECT_GT(s["cost"]["gpu_hours"].get<double>(), 1.0 * span_h);
+}
+
+TEST(SimElastic, ADrainingWorkerTakesNoNewRequestAndLosesNone) {
+  RunConfig c = elastic_config(kQueueDepth);
+  Trace t = phases({{20, 500}, {30, 20}});
+  std::string dir = out_dir("drain");
+  auto s = run(c, t, dir);
+  EXPECT_EQ(s["requests"]["completed"].get<std::size_t>(), t.requests.size());
+  // Each worker's requests after its last arrival: drained workers see none after they drain. The
+  // timeline's lifecycle markers say when each began to drain.
+  nlohmann::json timeline = nlohmann::json::parse(slurp(dir + "/timeline.json"));
+  std::map<int, double> drain_at_us;
+  for (const auto& e : timeline["traceEvents"]) {
+    if (e.value("name", "") == "draining" && e.value("ph", "") == "i") drain_at_us[e["tid"].get<int>()] = e["ts"];
+  }
+  ASSERT_FALSE(drain_at_us.empty());
+  std::map<std::string, int> index = {};
+  for (int i = 0; i < 8; ++i) index["h/gpu" + std::to_string(i)] = i;
+  for (const Row& r : read_rows(dir)) {
+    auto it = drain_at_us.find(index[r.worker]);
+    if (it == drain_at_us.end()) continue;
+    EXPECT_LT(double(r.arrival_us), it->second) << "request " << r.id << " routed to " << r.worker << " while draining";
+  }
+  bool counter = false;
+  for (const auto& e : timeline["traceEvents"]) counter |= e.value("ph", "") == "C";
+  EXPECT_TRUE(counter) << "the replica counter track";
+}
+
+TEST(SimElastic, TheSameRunGivesTheSameBytes) {
+  RunConfig c = elastic_config(kQueueDepth);
+  Trace t = phases({{10, 20}, {10, 400}, {20, 20}});
+  std::string a = out_dir("same_a"), b = out_dir("same_b");
+  auto sa = run(c, t, a);
+  auto sb = run(c, t, b);
+  sa.erase("sim");
+  sb.erase("sim");
+  EXPECT_EQ(sa.dump(), sb.dump());
+  EXPECT_EQ(slurp(a + "/requests.csv"), slurp(b + "/requests.csv"));
+  EXPECT_EQ(slurp(a + "/timeline.json"), slurp(b + "/timeline.json"));
+}
+
+TEST(SimElastic, AStaticPoolPaysForEveryGpuThroughout) {
+  RunConfig c = elastic_config("");
+  Trace t = phases({{10, 50}});
+  auto s = run(c, t, out_dir("static"));
+  const double hours = s["sim"]["simulated_s"].get<double>() / 3600.0;
+  EXPECT_NEAR(s["cost"]["gpu_hours"].get<double>(), 8 * hours, 1e-9);
+  EXPECT_NEAR(s["cost"]["cost"].get<double>(), 8 * hours * 4.0, 1e-9);  // H100 at 4.00 per hour
+  EXPECT_FALSE(s.contains("autoscaling"));
+}
+
+}  // namespace
+}  // namespace twinfer
