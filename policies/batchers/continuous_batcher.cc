@@ -7,6 +7,7 @@
 #include <numeric>
 
 #include "policies/batchers/waiting_delta.h"
+#include "policies/cost/model_dimensions.h"
 #include "policies/servable.h"
 
 namespace twinfer {
@@ -47,12 +48,11 @@ ContinuousOptions read_continuous_options(JsonParams& p) {
 }
 
 double kv_bytes_per_token(const ModelSpec& m) {
-  if (m.kv_bytes_per_token > 0) return m.kv_bytes_per_token;
-  if (m.layers <= 0 || m.heads <= 0 || m.hidden <= 0) {
+  const double bytes = model_kv_bytes_per_token(m);
+  if (!(bytes > 0)) {
     throw Error("model '" + m.name + "' has no layers, heads and hidden to derive kv_bytes_per_token from; set it");
   }
-  const int kv_heads = m.kv_heads > 0 ? m.kv_heads : m.heads;
-  return 2.0 * m.layers * kv_heads * (static_cast<double>(m.hidden) / m.heads) * m.bytes_per_param;
+  return bytes;
 }
 
 std::int64_t derive_kv_blocks(const InstanceSpec& instance, int block_tokens, double gpu_memory_utilization,
@@ -65,7 +65,7 @@ std::int64_t derive_kv_blocks(const InstanceSpec& instance, int block_tokens, do
   } catch (const Error& e) {
     throw Error(what + ": " + e.what());
   }
-  const double weights = m.weights_bytes > 0 ? m.weights_bytes : m.params * m.bytes_per_param;
+  const double weights = model_weights_bytes(m);
   const double usable = instance.device.mem_gb * 1e9 * instance.tp() * gpu_memory_utilization;
   const double blocks = std::floor((usable - weights) / bytes_per_block);
   if (!(blocks >= 1)) {

@@ -54,7 +54,7 @@ TEST(ParseAutoscaling, ErrorsNameTheKey) {
 
 TEST(ColdStart, IsStartupPlusTheWeightShareOverTheLoadBandwidth) {
   InstanceSpec inst;
-  inst.model = test_model();
+  inst.model = testing::test_model();
   inst.model.weights_bytes = 16e9;
   inst.gpus = {0, 1};  // tp 2: each GPU loads 8 GB
   ColdStartOptions c;

@@ -68,7 +68,7 @@ struct Fixture {
     return changes;
   }
   RunConfig config;
-  FakeCostModel cost;
+  testing::FakeCostModel cost;
   Recorder recorder;
   ElasticCluster elastic;
   std::vector<WorkerView> views;
@@ -122,7 +122,7 @@ TEST(ElasticCluster, ScaleUpStartsWorkersThatBecomeReadyAfterTheirColdStart) {
 TEST(ElasticCluster, SampleMeasuresUtilizationArrivalsAndQueues) {
   Fixture f(scripted(1, 4, 2));
   script() = {};
-  Request r = make_request(0, 0, 100, 20);
+  Request r = testing::make_request(0, 0, 100, 20);
   f.elastic.on_routed(2, r);
   r.input_tokens = 300;
   r.output_tokens = 40;
