@@ -189,13 +189,12 @@ ModelSpec parse_model(const json& object, const std::string& where, const std::s
 // A request names a model or a version family; were a family also a model, a request for it
 // could mean either, so family names and model names must differ.
 void check_version_families(const std::vector<ModelSpec>& models, const std::string& where) {
+  std::set<std::string> model_names;
+  for (const ModelSpec& m : models) model_names.insert(m.name);
   for (const ModelSpec& m : models) {
-    if (m.version_of.empty()) continue;
-    for (const ModelSpec& other : models) {
-      if (other.name != m.version_of) continue;
-      throw Error(where + "." + m.name + ".version_of: '" + m.version_of +
-                  "' is a model of its own; a version family must not share its name with a model");
-    }
+    if (m.version_of.empty() || model_names.count(m.version_of) == 0) continue;
+    throw Error(where + "." + m.name + ".version_of: '" + m.version_of +
+                "' is a model of its own; a version family must not share its name with a model");
   }
 }
 
