@@ -5,7 +5,7 @@
 //     "devices": {NAME: {peak_tflops, mem_bandwidth_gbps, mem_gb, compute_efficiency,
 //                        bandwidth_efficiency, price_per_hour}},   optional; adds or overrides
 //     "models":  {NAME: {params, layers, hidden, heads, kv_heads, ffn_hidden, vocab,
-//                        bytes_per_param, kv_bytes_per_token, weights_bytes}},
+//                        bytes_per_param, kv_bytes_per_token, weights_bytes, version_of}},
 //     "router":  {"nic": LINK},                                    optional
 //     "hosts":   [{name, count, device, gpus, gpu_link: LINK, nic: LINK,
 //                  instances: [{model, tp, count, gpus: [i, ...]}]}]
@@ -23,6 +23,7 @@
 //     A100 (NVLink 3) 300 GB/s, 2 us; any other device PCIe Gen4 x16 class, 32 GB/s, 5 us.
 //   - host nic and router nic: 25 GB/s (a 200 Gb/s NIC), 5 us.
 //   - host count 1; instance tp 1, count 1.
+//   - version_of "": the model is not a version of another.
 //
 // A host with count N > 1 expands to hosts "<name>0" .. "<name>N-1". Instances take the host's
 // GPUs first fit: each takes the lowest `tp` consecutive free GPUs, or exactly its "gpus".
@@ -159,7 +160,10 @@ ModelSpec parse_model(const json& object, const std::string& where, const std::s
   p.get("bytes_per_param", m.bytes_per_param);
   p.get("kv_bytes_per_token", m.kv_bytes_per_token);
   p.get("weights_bytes", m.weights_bytes);
+  p.get("version_of", m.version_of);
   p.done();
+  p.require(!p.has("version_of") || !m.version_of.empty(), "version_of", "must not be empty");
+  p.require(m.version_of != name, "version_of", "a model cannot be a version of itself ('" + name + "')");
   require_positive(p, "params", m.params);
   p.require(m.layers >= 0, "layers", "must not be negative");
   if (m.layers > 0) {
@@ -182,6 +186,18 @@ ModelSpec parse_model(const json& object, const std::string& where, const std::s
   return m;
 }
 
+// A request names a model or a version family; were a family also a model, a request for it
+// could mean either, so family names and model names must differ.
+void check_version_families(const std::vector<ModelSpec>& models, const std::string& where) {
+  std::set<std::string> model_names;
+  for (const ModelSpec& m : models) model_names.insert(m.name);
+  for (const ModelSpec& m : models) {
+    if (m.version_of.empty() || model_names.count(m.version_of) == 0) continue;
+    throw Error(where + "." + m.name + ".version_of: '" + m.version_of +
+                "' is a model of its own; a version family must not share its name with a model");
+  }
+}
+
 std::vector<ModelSpec> parse_models(const json& cluster, const std::string& source) {
   std::vector<ModelSpec> models;
   auto it = cluster.find("models");
@@ -191,6 +207,7 @@ std::vector<ModelSpec> parse_models(const json& cluster, const std::string& sour
   for (auto m = it->begin(); m != it->end(); ++m) {
     models.push_back(parse_model(m.value(), where + "." + m.key(), m.key()));
   }
+  check_version_families(models, where);
   return models;
 }
 
@@ -355,6 +372,7 @@ void add_instances(const HostEntry& entry, const HostSpec& host, const std::stri
       inst.device = device;
       inst.model = *model;
       inst.gpu_link = host.gpu_link;
+      inst.nic = host.nic;
       cfg.instances.push_back(std::move(inst));
     }
   }
@@ -392,6 +410,15 @@ const ModelSpec* ClusterConfig::find_model(const std::string& name) const {
     if (m.name == name) return &m;
   }
   return nullptr;
+}
+
+std::vector<std::string> ClusterConfig::versions_of(const std::string& family) const {
+  std::vector<std::string> names;
+  if (family.empty()) return names;
+  for (const auto& m : models) {
+    if (m.version_of == family) names.push_back(m.name);
+  }
+  return names;
 }
 
 const DeviceProfile* ClusterConfig::find_device(const std::string& name) const {

@@ -35,7 +35,8 @@ struct ModelSpec {
   double bytes_per_param = 2;    // weights' element size
   double kv_bytes_per_token = 0; // KV cache bytes per token over all layers; 0: derived
   double weights_bytes = 0;      // 0: params * bytes_per_param
-  std::string version_of;        // non-empty: this model is a version of that name (traffic splits)
+  std::string version_of;        // non-empty: this model is a version of that family name (traffic
+                                 // splits); the family name is never itself a model's name
 };
 
 // A network link: bandwidth in 1e9 bytes/s and one-way latency in microseconds.
@@ -54,6 +55,7 @@ struct InstanceSpec {
   DeviceProfile device;          // profile of each of its GPUs
   ModelSpec model;
   LinkSpec gpu_link;             // the host's GPU interconnect (all-reduce for tensor parallelism)
+  LinkSpec nic;                  // the host's link to the cluster network (its network distance)
   int tp() const { return static_cast<int>(gpus.size()); }
 };
 
@@ -74,6 +76,9 @@ struct ClusterConfig {
 
   const ModelSpec* find_model(const std::string& name) const;
   const DeviceProfile* find_device(const std::string& name) const;
+  // The names of the models whose version_of is `family`, in `models` order; empty when `family`
+  // has no versions (or is "").
+  std::vector<std::string> versions_of(const std::string& family) const;
 };
 
 // Reads the "cluster" part of a config. `source` names the file for error messages. Throws

@@ -3,6 +3,7 @@
 
 #include "policies/registry.h"
 #include "policies/routers/consistent_hash_router.h"
+#include "policies/routers/cost_aware_router.h"
 #include "policies/routers/least_outstanding_router.h"
 #include "policies/routers/least_work_router.h"
 #include "policies/routers/multi_resource_router.h"
@@ -61,6 +62,13 @@ std::unique_ptr<Router> make_consistent_hash(JsonParams& p, const PolicyContext&
   return std::make_unique<ConsistentHashRouter>(opts);
 }
 
+std::unique_ptr<Router> make_cost_aware(JsonParams& p, const PolicyContext& ctx) {
+  auto opts = CostAwareRouter::read_options(p, ctx.slo);
+  p.done();
+  if (ctx.cost == nullptr) throw Error(p.where() + ": cost_aware needs a cost model to predict work; none was given");
+  return std::make_unique<CostAwareRouter>(*ctx.cost, opts);
+}
+
 void register_builtin_routers(PolicyRegistry<Router>& r) {
   r.add("round_robin", plain<RoundRobinRouter>());
   r.add("random", make_random);
@@ -70,6 +78,7 @@ void register_builtin_routers(PolicyRegistry<Router>& r) {
   r.add("queue_feedback", make_queue_feedback);
   r.add("multi_resource", make_multi_resource);
   r.add("consistent_hash", make_consistent_hash);
+  r.add("cost_aware", make_cost_aware);
 }
 
 }  // namespace

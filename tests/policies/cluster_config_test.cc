@@ -140,6 +140,20 @@ TEST(ClusterConfigTest, DnnRequestLevel) {
   EXPECT_DOUBLE_EQ(m.weights_bytes, 220e6);
 }
 
+TEST(ClusterConfigTest, EdgeCloud) {
+  ClusterConfig cfg = parse_shipped("edge_cloud.json");
+  ASSERT_EQ(cfg.instances.size(), 6u);
+  EXPECT_EQ(instance_names(cfg), (std::vector<std::string>{"edge/gpu0", "edge/gpu1", "cloud/gpu0", "cloud/gpu1",
+                                                            "cloud/gpu2", "cloud/gpu3"}));
+  EXPECT_EQ(cfg.instances[0].device.name, "L4");
+  EXPECT_DOUBLE_EQ(cfg.instances[0].device.price_per_hour, 0);  // owned: free to use
+  EXPECT_DOUBLE_EQ(cfg.instances[0].nic.latency_us, 50);
+  EXPECT_EQ(cfg.instances[2].device.name, "H100");
+  EXPECT_DOUBLE_EQ(cfg.instances[2].device.price_per_hour, 4);
+  EXPECT_DOUBLE_EQ(cfg.instances[5].nic.latency_us, 40000);
+  EXPECT_DOUBLE_EQ(cfg.router_nic.latency_us, 50);
+}
+
 TEST(ClusterConfigTest, HostCountExpandsAndInstancesFillGpusInOrder) {
   json c = small_cluster();
   c["hosts"] = json::parse(R"([{"name": "n", "count": 2, "device": "A100", "gpus": 8,
@@ -376,6 +390,69 @@ TEST(ClusterConfigTest, AClusterNeedsInstances) {
   json c = small_cluster();
   c["hosts"][0].erase("instances");
   expect_error(c, {"cluster.hosts: no host defines any instances"});
+}
+
+// Model "m" in two versions, "m-v1" and "m-v2", each with an instance on host "h".
+json versioned_cluster() {
+  json c = small_cluster();
+  c["models"] = json::parse(R"({
+    "m-v1": {"params": 1e9, "layers": 16, "hidden": 2048, "heads": 16, "version_of": "m"},
+    "m-v2": {"params": 1e9, "layers": 16, "hidden": 2048, "heads": 16, "version_of": "m"},
+    "other": {"params": 1e9}
+  })");
+  c["hosts"][0]["instances"] = json::parse(R"([{"model": "m-v1", "count": 3}, {"model": "m-v2"}])");
+  return c;
+}
+
+TEST(ClusterConfigTest, ModelVersionsNameTheirFamily) {
+  ClusterConfig cfg = parse_cluster_config(versioned_cluster(), "test.json");
+  EXPECT_EQ(cfg.find_model("m-v1")->version_of, "m");
+  EXPECT_EQ(cfg.find_model("m-v2")->version_of, "m");
+  EXPECT_EQ(cfg.find_model("other")->version_of, "");
+  EXPECT_EQ(cfg.find_model("m"), nullptr);
+  EXPECT_EQ(cfg.instances[0].model.version_of, "m");
+  EXPECT_EQ(cfg.instances[3].model.name, "m-v2");
+  EXPECT_EQ(cfg.versions_of("m"), (std::vector<std::string>{"m-v1", "m-v2"}));
+  EXPECT_TRUE(cfg.versions_of("other").empty());  // a model, not a family
+  EXPECT_TRUE(cfg.versions_of("m-v1").empty());
+  EXPECT_TRUE(cfg.versions_of("").empty());       // unversioned models are not a family ""
+}
+
+TEST(ClusterConfigTest, OneVersionMakesAFamily) {
+  json c = versioned_cluster();
+  c["models"]["m-v2"].erase("version_of");
+  ClusterConfig cfg = parse_cluster_config(c, "test.json");
+  EXPECT_EQ(cfg.versions_of("m"), (std::vector<std::string>{"m-v1"}));
+}
+
+TEST(ClusterConfigTest, VersionOfErrorsNameTheKey) {
+  json c = versioned_cluster();
+  c["models"]["m-v1"]["version_of"] = "m-v1";
+  expect_error(c, {"cluster.models.m-v1.version_of", "cannot be a version of itself"});
+  c = versioned_cluster();
+  c["models"]["m-v2"]["version_of"] = "other";  // "other" is a model of its own
+  expect_error(c, {"cluster.models.m-v2.version_of", "'other' is a model of its own"});
+  c = versioned_cluster();
+  c["models"]["m-v1"]["version_of"] = "m-v2";  // a version of a version
+  expect_error(c, {"cluster.models.m-v1.version_of", "'m-v2' is a model of its own"});
+  c = versioned_cluster();
+  c["models"]["m-v1"]["version_of"] = "";
+  expect_error(c, {"cluster.models.m-v1.version_of: must not be empty"});
+  c = versioned_cluster();
+  c["models"]["m-v1"]["version_of"] = 2;
+  expect_error(c, {"cluster.models.m-v1.version_of: expected a string"});
+}
+
+TEST(ClusterConfigTest, InstancesCarryTheirHostsNic) {
+  json c = small_cluster();
+  c["hosts"][0]["nic"] = json::parse(R"({"bandwidth_gbps": 1.25, "latency_us": 40000})");
+  c["hosts"].push_back(json::parse(R"({"name": "l", "device": "L4", "gpus": 1, "instances": [{"model": "m"}]})"));
+  ClusterConfig cfg = parse_cluster_config(c, "test.json");
+  ASSERT_EQ(cfg.instances.size(), 5u);
+  EXPECT_DOUBLE_EQ(cfg.instances[3].nic.bandwidth_gbps, 1.25);
+  EXPECT_DOUBLE_EQ(cfg.instances[3].nic.latency_us, 40000);
+  EXPECT_DOUBLE_EQ(cfg.instances[4].nic.bandwidth_gbps, 25);  // the default NIC
+  EXPECT_DOUBLE_EQ(cfg.instances[4].nic.latency_us, 5);
 }
 
 }  // namespace

@@ -33,8 +33,9 @@ class RegistryTest : public ::testing::Test {
 };
 
 TEST_F(RegistryTest, EveryBuiltinRouterBuildsFromItsName) {
-  const std::vector<std::string> expected = {"consistent_hash", "least_outstanding", "least_work", "multi_resource",
-                                             "power_of_two",    "queue_feedback",    "random",     "round_robin"};
+  const std::vector<std::string> expected = {"consistent_hash", "cost_aware",     "least_outstanding",
+                                             "least_work",      "multi_resource", "power_of_two",
+                                             "queue_feedback",  "random",         "round_robin"};
   EXPECT_EQ(router_registry().names(), expected);
   for (const std::string& name : expected) {
     auto router = router_registry().make(json{{"name", name}}, ctx, "policies.router");
@@ -58,7 +59,7 @@ TEST_F(RegistryTest, RoutersAcceptTheirParameters) {
 TEST_F(RegistryTest, UnknownRouterNameListsTheValidOnes) {
   std::string e = error_of(router_registry(), json{{"name", "fastest"}}, ctx);
   EXPECT_TRUE(contains(e, "policies.x: unknown router 'fastest'")) << e;
-  EXPECT_TRUE(contains(e, "consistent_hash, least_outstanding, least_work")) << e;
+  EXPECT_TRUE(contains(e, "consistent_hash, cost_aware, least_outstanding, least_work")) << e;
 }
 
 TEST_F(RegistryTest, UnknownRouterKeyNamesItAndTheValidKeys) {
