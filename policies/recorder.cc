@@ -4,6 +4,7 @@
 #include <cassert>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 
@@ -188,13 +189,15 @@ bool Recorder::meets_slo(const RequestRecord& r) const {
   return r.deadline_us == kNever || r.end_us <= r.deadline_us;
 }
 
-nlohmann::json Recorder::summary() const {
-  std::int64_t retried = 0, retries = 0;
+nlohmann::json Recorder::request_stats(const std::function<bool(const RequestRecord&)>& selected) const {
+  std::int64_t total = 0, retried = 0, retries = 0;
   std::int64_t completed = 0, rejected = 0, dropped = 0, timed_out = 0, met = 0, out_tokens = 0, in_tokens = 0;
   std::map<std::string, std::int64_t> rejected_why, dropped_why, timed_out_why;
   std::vector<double> latency, ttft, tpot, queue;
   TimeUs first = kNever, last = 0;
   for (const auto& r : records_) {
+    if (!selected(r)) continue;
+    ++total;
     first = std::min(first, r.arrival_us);
     if (r.ended) last = std::max(last, r.end_us);
     if (r.attempts > 1) {
@@ -229,11 +232,11 @@ nlohmann::json Recorder::summary() const {
       tpot.push_back(ms_from_us(r.end_us - r.first_token_us) / (r.output_tokens - 1));
     }
   }
-  double span_s = records_.empty() || last <= first ? 0.0 : s_from_us(last - first);
+  double span_s = total == 0 || last <= first ? 0.0 : s_from_us(last - first);
   auto per_s = [&](double n) { return span_s > 0 ? n / span_s : 0.0; };
 
   nlohmann::json j;
-  j["requests"] = {{"total", records_.size()}, {"completed", completed}, {"rejected", rejected}, {"dropped", dropped},
+  j["requests"] = {{"total", total}, {"completed", completed}, {"rejected", rejected}, {"dropped", dropped},
                      {"timed_out", timed_out}, {"retried", retried}, {"retries", retries}};
   j["reasons"] = {{"rejected", rejected_why}, {"dropped", dropped_why}, {"timed_out", timed_out_why}};
   j["latency_ms"] = stats_ms(std::move(latency));
@@ -245,7 +248,29 @@ nlohmann::json Recorder::summary() const {
   j["tokens_per_s"] = per_s(double(out_tokens));
   j["input_tokens_per_s"] = per_s(double(in_tokens));
   j["goodput_rps"] = per_s(double(met));
-  j["slo_attainment"] = records_.empty() ? 0.0 : double(met) / double(records_.size());
+  j["slo_attainment"] = total == 0 ? 0.0 : double(met) / double(total);
+  return j;
+}
+
+nlohmann::json Recorder::summary_by(const std::vector<std::string>& group_of_worker) const {
+  std::map<std::string, std::vector<bool>> groups;
+  for (std::size_t w = 0; w < group_of_worker.size(); ++w) {
+    auto& members = groups[group_of_worker[w]];
+    members.resize(group_of_worker.size(), false);
+    members[w] = true;
+  }
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& [name, members] : groups) {
+    out[name] = request_stats([&members](const RequestRecord& r) {
+      return r.worker >= 0 && std::size_t(r.worker) < members.size() && members[r.worker];
+    });
+  }
+  return out;
+}
+
+nlohmann::json Recorder::summary() const {
+  nlohmann::json j = request_stats([](const RequestRecord&) { return true; });
+  const double span_s = j["duration_s"].get<double>();
   j["slo"] = {{"ttft_ms", slo_.ttft_ms}, {"tpot_ms", slo_.tpot_ms}, {"latency_ms", slo_.latency_ms}};
   nlohmann::json workers = nlohmann::json::array();
   for (std::size_t w = 0; w < workers_.size(); ++w) {

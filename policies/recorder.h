@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -86,6 +87,10 @@ class Recorder {
 
   // The summary object; `run` is merged in as the "sim" (or "run") section by the caller.
   nlohmann::json summary() const;
+  // The request figures of summary() (requests, reasons, latencies, throughput, SLO attainment) for
+  // each group of workers: group_of_worker[w] names worker w's group (e.g. its model version).
+  // Requests that never reached a worker belong to no group.
+  nlohmann::json summary_by(const std::vector<std::string>& group_of_worker) const;
 
   void write_requests_csv(const std::string& path) const;
   void write_timeline_json(const std::string& path) const;
@@ -93,6 +98,7 @@ class Recorder {
  private:
   RequestRecord& end(RequestId id, Outcome outcome, const std::string& reason, TimeUs now_us);
   bool meets_slo(const RequestRecord& r) const;
+  nlohmann::json request_stats(const std::function<bool(const RequestRecord&)>& selected) const;
 
   std::vector<RequestRecord> records_;
   std::vector<std::string> workers_;

@@ -6,6 +6,7 @@ RunPolicies make_run_policies(const RunConfig& config, std::uint64_t seed) {
   PolicyContext ctx;
   ctx.seed = seed;
   ctx.base_dir = config.base_dir;
+  ctx.slo = &config.workload.slo;
   RunPolicies p;
   p.cost = cost_model_registry().make(config.cost_model, ctx, "policies.cost_model");
   ctx.cost = p.cost.get();

@@ -23,15 +23,19 @@ case "${1:-}" in
     #   simulator tests run the same event loop.
     # - RpcProcesses.*: real-time replays through five processes, whose requests miss the replay's
     #   120 s deadline here; RpcInProcess.* runs the same router, worker and replay code.
+    # - RpcFaultsProcesses.*: the same, with faults.
     # - Profiler.*: times the kernels, which the CPU backend and worker engine tests run.
-    exclude='^(Queueing\.|RpcProcesses\.|Profiler\.)'
+    # - The two request time-limit tests (EmbeddedRouter, RouterProtection): they check that short
+    #   requests finish within a 300 ms wall-clock limit, which the instrumented kernels exceed; the
+    #   other protection tests run the same timeout code.
+    exclude='^(Queueing\.|RpcProcesses\.|RpcFaultsProcesses\.|Profiler\.|EmbeddedRouter\.RequestTimeout|RouterProtection\.ARequestPastItsTimeLimit)'
     ;;
   tsan)
     sanitize=thread
     targets=(runtime_tests twinfer)
     select=(-L '^runtime$')
     # As for asan, and slower still here; Profiler.* is single-threaded besides.
-    exclude='^(RpcProcesses\.|Profiler\.)'
+    exclude='^(RpcProcesses\.|RpcFaultsProcesses\.|Profiler\.|EmbeddedRouter\.RequestTimeout|RouterProtection\.ARequestPastItsTimeLimit)'
     ;;
   *)
     echo "usage: $0 asan|tsan" >&2

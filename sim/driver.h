@@ -21,6 +21,7 @@
 #include "policies/health/worker_health.h"
 #include "policies/protection.h"
 #include "policies/recorder.h"
+#include "policies/splits/version_choice.h"
 #include "policies/registry.h"
 #include "policies/worker_state.h"
 #include "sim/platform.h"
@@ -147,6 +148,7 @@ class Driver {
   std::vector<SimWorker> workers_;
   std::vector<WorkerView> views_;
   std::unique_ptr<ElasticCluster> elastic_;
+  std::unique_ptr<VersionChoice> versions_;
   enum class Network { kFlow, kLatency, kNone } network_ = Network::kFlow;
   Platform platform_;
   double start_clock_s_ = 0;

@@ -42,6 +42,7 @@ Driver::Driver(const RunConfig& config, const Trace& trace, const SimRunOptions&
   shed_ = std::move(policies.shed);
   router_ = std::move(policies.router);
   elastic_ = std::make_unique<ElasticCluster>(config, *cost_, options.seed, recorder_);
+  versions_ = std::make_unique<VersionChoice>(config.cluster, config.traffic_split, options.seed);
   for (const auto& inst : config.cluster.instances) {
     SimWorker w;
     w.instance = &inst;
@@ -86,6 +87,8 @@ nlohmann::json Driver::run() {
 
   nlohmann::json summary = recorder_.summary();
   summary.update(elastic_->summary(summary["requests"]["completed"].get<std::int64_t>()));
+  nlohmann::json models = per_model_summary(recorder_, config_.cluster);
+  if (!models.is_null()) summary["models"] = std::move(models);
   summary["sim"] = {{"wall_s", wall_s}, {"events", events_}, {"simulated_s", s_from_us(now_us())},
                     {"max_rss_mb", max_rss_mb()}};
   summary["policies"] = {{"router", router_->name()}, {"batcher", workers_.empty() ? "" : workers_[0].batcher->name()},
@@ -123,7 +126,8 @@ void Driver::on_arrival(std::size_t i) {
   progress_.update(i + 1, now_us());
   if (i + 1 < requests_.size()) schedule_arrival(i + 1);
   next_arrival_us_ = i + 1 < requests_.size() ? requests_[i + 1].arrival_us : kNever;
-  const Request& r = requests_[i];
+  Request scratch;
+  const Request& r = versions_->resolve(requests_[i], now_us(), scratch);
   if (!router_up_) return recorder_.reject(r.id, now_us(), "router unavailable (restarting)");
   ClusterView v = view();
   AdmissionDecision ad = admit_request(r, v, queued_, protection_, *shed_, *admission_);
@@ -145,9 +149,11 @@ void Driver::on_arrival(std::size_t i) {
 void Driver::dispatch(RequestId id) {
   const Request& r = requests_[id];
   int w = current_worker_[id];
-  if (w < 0) {  // a retry: route again
+  if (w < 0) {  // a retry: route again, to the version of its first attempt
     ClusterView v = view();
-    RouteDecision rd = route_checked(*router_, r, v);
+    Request scratch;
+    const Request& routed = versions_->resolve(r, v.now_us, scratch);
+    RouteDecision rd = route_checked(*router_, routed, v);
     if (rd.rejected()) {
       --queued_;
       return recorder_.lost(id, Outcome::kDropped, "retry not routed: " + rd.reason, v.now_us);

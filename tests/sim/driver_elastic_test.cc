@@ -1,6 +1,7 @@
 // Elastic pools in the simulator: autoscaling with cold starts and drains, and the fleet's cost.
 #include <unistd.h>
 
+#include <cmath>
 #include <map>
 #include <sstream>
 
@@ -48,7 +49,7 @@ std::vector<Row> read_rows(const std::string& dir) {
   return rows;
 }
 
-// Requests at `rate` per second for each (duration_s, rate) phase in turn; 500 prompt tokens,
+// Requests at `rate` per second for each (duration_s, rate) phase in turn; 2000 prompt tokens,
 // 50 generated.
 Trace phases(const std::vector<std::pair<double, double>>& p) {
   Trace t;
@@ -59,7 +60,7 @@ Trace phases(const std::vector<std::pair<double, double>>& p) {
       Request r;
       r.id = t.requests.size();
       r.arrival_us = at;
-      r.input_tokens = 500;
+      r.input_tokens = 2000;
       r.output_tokens = 50;
       t.requests.push_back(r);
     }
@@ -105,8 +106,8 @@ int replicas_at(const nlohmann::json& pool, double t) {
 
 TEST(SimElastic, ALoadStepScalesUpAfterTheColdStartAndBackDownAfterTheWindow) {
   RunConfig c = elastic_config(kQueueDepth);
-  // 20 s quiet, 20 s at 25x the rate, 40 s quiet.
-  Trace t = phases({{20, 20}, {20, 500}, {40, 20}});
+  // 20 s quiet, 20 s at 30 times the rate, 40 s quiet.
+  Trace t = phases({{20, 20}, {20, 600}, {40, 20}});
   std::string dir = out_dir("step");
   auto s = run(c, t, dir);
   EXPECT_EQ(s["requests"]["completed"].get<std::size_t>(), t.requests.size());
@@ -138,7 +139,7 @@ TEST(SimElastic, ALoadStepScalesUpAfterTheColdStartAndBackDownAfterTheWindow) {
 
 TEST(SimElastic, ADrainingWorkerTakesNoNewRequestAndLosesNone) {
   RunConfig c = elastic_config(kQueueDepth);
-  Trace t = phases({{20, 500}, {30, 20}});
+  Trace t = phases({{20, 600}, {30, 20}});
   std::string dir = out_dir("drain");
   auto s = run(c, t, dir);
   EXPECT_EQ(s["requests"]["completed"].get<std::size_t>(), t.requests.size());
@@ -164,7 +165,7 @@ TEST(SimElastic, ADrainingWorkerTakesNoNewRequestAndLosesNone) {
 
 TEST(SimElastic, TheSameRunGivesTheSameBytes) {
   RunConfig c = elastic_config(kQueueDepth);
-  Trace t = phases({{10, 20}, {10, 400}, {20, 20}});
+  Trace t = phases({{10, 20}, {10, 600}, {20, 20}});
   std::string a = out_dir("same_a"), b = out_dir("same_b");
   auto sa = run(c, t, a);
   auto sb = run(c, t, b);
@@ -183,6 +184,53 @@ TEST(SimElastic, AStaticPoolPaysForEveryGpuThroughout) {
   EXPECT_NEAR(s["cost"]["gpu_hours"].get<double>(), 8 * hours, 1e-9);
   EXPECT_NEAR(s["cost"]["cost"].get<double>(), 8 * hours * 4.0, 1e-9);  // H100 at 4.00 per hour
   EXPECT_FALSE(s.contains("autoscaling"));
+}
+
+TEST(SimVersions, ACanaryScheduleMovesTrafficToTheNewVersionWithoutLosingARequest) {
+  auto c = nlohmann::json::parse(R"({
+    "cluster": {
+      "models": {"m-v1": {"params": 1e9, "layers": 16, "hidden": 2048, "heads": 16, "version_of": "m"},
+                 "m-v2": {"params": 1e9, "layers": 16, "hidden": 2048, "heads": 16, "version_of": "m"}},
+      "hosts": [{"name": "h", "device": "H100", "gpus": 4,
+                 "instances": [{"model": "m-v1", "count": 2}, {"model": "m-v2", "count": 2}]}]
+    },
+    "policies": {"router": "least_outstanding", "traffic_split": {"m": {"name": "weighted",
+        "schedule": [{"at_s": 0, "weights": {"m-v1": 100}}, {"at_s": 4, "weights": {"m-v1": 90, "m-v2": 10}},
+                     {"at_s": 8, "weights": {"m-v1": 50, "m-v2": 50}}, {"at_s": 12, "weights": {"m-v2": 100}}]}}},
+    "sim": {"network": "none", "timeline": false}
+  })");
+  RunConfig rc = parse_run_config(c, "versions.json");
+  Trace t = phases({{16, 200}});
+  for (auto& r : t.requests) {
+    r.model = "m";
+    r.session = "s" + std::to_string(r.id % 97);
+  }
+  std::string dir = out_dir("canary");
+  auto s = run(rc, t, dir);
+  EXPECT_EQ(s["requests"]["completed"].get<std::size_t>(), t.requests.size());
+  std::map<std::string, std::string> version_of = {{"h/gpu0", "m-v1"}, {"h/gpu1", "m-v1"}, {"h/gpu2", "m-v2"},
+                                                   {"h/gpu3", "m-v2"}};
+  std::map<int, std::map<std::string, int>> per_phase;  // phase (4 s each) -> version -> requests
+  for (const Row& r : read_rows(dir)) per_phase[int(r.arrival_us / 4'000'000)][version_of[r.worker]]++;
+  EXPECT_EQ(per_phase[0]["m-v2"], 0);
+  EXPECT_EQ(per_phase[3]["m-v1"], 0);
+  // 97 sessions: 10 % and 50 % of them, within what 97 draws allow (5 standard deviations).
+  const double v2_at_10 = double(per_phase[1]["m-v2"]) / 800, v2_at_50 = double(per_phase[2]["m-v2"]) / 800;
+  EXPECT_NEAR(v2_at_10, 0.10, 5 * std::sqrt(0.1 * 0.9 / 97));
+  EXPECT_NEAR(v2_at_50, 0.50, 5 * std::sqrt(0.5 * 0.5 / 97));
+  // Per-version figures in the summary.
+  ASSERT_TRUE(s.contains("models"));
+  const int v1 = s["models"]["m-v1"]["requests"]["completed"], v2 = s["models"]["m-v2"]["requests"]["completed"];
+  EXPECT_EQ(std::size_t(v1 + v2), t.requests.size());
+  EXPECT_EQ(v1, per_phase[0]["m-v1"] + per_phase[1]["m-v1"] + per_phase[2]["m-v1"]);
+}
+
+TEST(SimVersions, ASplitForAnUnknownFamilyIsAnErrorNamingIt) {
+  auto c = testing::small_config(1);
+  c["policies"]["traffic_split"] = {{"chat", "weighted"}};
+  RunConfig rc = parse_run_config(c, "bad.json");
+  std::string e = testing::error_of([&] { run(rc, phases({{1, 10}}), out_dir("bad_split")); });
+  EXPECT_NE(e.find("policies.traffic_split.chat: no model is a version of 'chat'"), std::string::npos) << e;
 }
 
 }  // namespace
