@@ -16,8 +16,9 @@ supp="$root/tests/sanitizers"
 case "${1:-}" in
   asan)
     sanitize=address,undefined
-    targets=(policies_tests traces_tests sim_tests runtime_tests twinfer)
-    select=()  # every test of the build: the four programs, the CLI and the include check
+    targets=(policies_tests traces_tests sim_tests runtime_tests twinfer trace_native_csv_fuzz trace_native_jsonl_fuzz
+             trace_azure_fuzz trace_burstgpt_fuzz trace_mooncake_fuzz run_config_fuzz fault_scenario_fuzz wire_fuzz)
+    select=()  # every test of the build: the four programs, the CLI, the fuzz corpora and the include check
     # Too slow instrumented (the Eigen kernels run about 10x slower); other tests cover their code:
     # - Queueing.*: a million simulated requests each (6 s in Release, 2 min here); the other
     #   simulator tests run the same event loop.
@@ -28,7 +29,10 @@ case "${1:-}" in
     # - The two request time-limit tests (EmbeddedRouter, RouterProtection): they check that short
     #   requests finish within a 300 ms wall-clock limit, which the instrumented kernels exceed; the
     #   other protection tests run the same timeout code.
-    exclude='^(Queueing\.|RpcProcesses\.|RpcFaultsProcesses\.|Profiler\.|EmbeddedRouter\.RequestTimeout|RouterProtection\.ARequestPastItsTimeLimit)'
+    # - The embedded router's and the gRPC router's real-time fault replays (crash, partition,
+    #   slowdown, restart, a gone worker): minutes each here; ThreadSanitizer runs them (tsan below),
+    #   and the unit tests of their parts run here.
+    exclude='^(Queueing\.|RpcProcesses\.|RpcFaultsProcesses\.|Profiler\.|EmbeddedRouter\.RequestTimeout|RouterProtection\.ARequestPastItsTimeLimit|EmbeddedRouter\.(APartitioned|ASlowed|ACrashed|RouterRestart)|RouterProtection\.(AForwardToAGone|WithoutRetriesAGone))'
     ;;
   tsan)
     sanitize=thread
