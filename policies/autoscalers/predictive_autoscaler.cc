@@ -75,6 +75,7 @@ PredictiveAutoscaler::Options PredictiveAutoscaler::read_options(JsonParams& p, 
   p.get("beta", o.beta);
   p.get("shape_alpha", o.shape_alpha);
   p.get("headroom", o.headroom);
+  p.get("error_margin", o.error_margin);
   p.get("target_utilization", o.target_utilization);
   p.get("scale_down_stabilization_s", o.scale_down_stabilization_s);
   p.get("max_batch", o.limits.max_batch);
@@ -87,6 +88,7 @@ PredictiveAutoscaler::Options PredictiveAutoscaler::read_options(JsonParams& p, 
   p.require(o.shape_alpha > 0 && o.shape_alpha <= 1, "shape_alpha",
             "must be in (0, 1], got " + decimal(o.shape_alpha, 3));
   p.require(o.headroom >= 0, "headroom", "must be >= 0, got " + decimal(o.headroom, 3));
+  p.require(o.error_margin >= 0, "error_margin", "must be >= 0, got " + decimal(o.error_margin, 3));
   p.require(o.target_utilization > 0 && o.target_utilization <= 1, "target_utilization",
             "must be in (0, 1], got " + decimal(o.target_utilization, 3));
   p.require(o.scale_down_stabilization_s >= 0, "scale_down_stabilization_s",
@@ -135,18 +137,22 @@ ScaleDecision PredictiveAutoscaler::decide(const PoolSample& s) {
   const int current = s.current();
   if (s.interval_us <= 0) return finish_decision(windows_, s, current, 0, "no interval to measure a rate over");
   const double rate = static_cast<double>(std::max<std::int64_t>(0, s.arrivals)) / s_from_us(s.interval_us);
+  if (next_forecast_ >= 0) error_ = options_.alpha * std::abs(rate - next_forecast_) + (1 - options_.alpha) * error_;
   forecaster_->observe(rate);
+  next_forecast_ = forecaster_->forecast(1);
   observe_shape(s);
   if (!shape_known_) return finish_decision(windows_, s, current, 0, "no arrivals yet: request shape unknown");
   if (s.instance == nullptr) return finish_decision(windows_, s, current, 0, "no instance to size replicas for");
 
   const ReplicaCapacity& mu = capacity_for(*s.instance);
   const double steps_ahead = static_cast<double>(s.cold_start_us + s.interval_us) / static_cast<double>(s.interval_us);
-  const double forecast = forecaster_->forecast(steps_ahead);
+  const double forecast = forecaster_->forecast(steps_ahead) + options_.error_margin * error_;
   const double per_replica = mu.requests_per_s * options_.target_utilization;
   const int recommended = per_replica > 0 ? ceil_replicas(forecast * (1 + options_.headroom) / per_replica) : current;
   std::string why = "rate " + decimal(rate) + " req/s, " + forecaster_->name() + " forecast " + decimal(forecast) +
-                    " in " + decimal(s_from_us(s.cold_start_us + s.interval_us), 1) + " s; capacity " +
+                    " in " + decimal(s_from_us(s.cold_start_us + s.interval_us), 1) + " s" +
+                    (options_.error_margin > 0 ? " (with " + decimal(options_.error_margin) + " x error " + decimal(error_) + ")" : "") +
+                    "; capacity " +
                     decimal(mu.requests_per_s) + " req/s per replica (batch " + std::to_string(mu.batch) +
                     (mu.bounds_met ? "" : ", TPOT/KV bounds unmet even alone") + ") x " +
                     decimal(options_.target_utilization) + " with headroom " + decimal(options_.headroom) +

@@ -62,6 +62,7 @@ class PredictiveAutoscaler : public Autoscaler {
     double beta = 0.3;                    // trend smoothing (holt), [0, 1]
     double shape_alpha = 0.2;             // request shape smoothing, (0, 1]
     double headroom = 0.1;                // extra capacity over the forecast, >= 0
+    double error_margin = 0;              // forecast errors (EWMA of |error|) added to the forecast, >= 0
     double target_utilization = 0.8;      // wanted fraction of mu per replica, (0, 1]
     double scale_down_stabilization_s = 120;
     CapacityLimits limits;                // "max_batch", "tpot_ms", "gpu_memory_utilization"
@@ -82,6 +83,8 @@ class PredictiveAutoscaler : public Autoscaler {
   Options options_;
   const CostModel& cost_;
   std::unique_ptr<RateForecaster> forecaster_;
+  double next_forecast_ = -1;  // the previous decision's one-interval-ahead forecast; -1: none yet
+  double error_ = 0;           // EWMA (alpha) of |rate - next_forecast_|
   StabilizationWindows windows_;
   bool shape_known_ = false;
   double input_tokens_ = 0;   // smoothed mean shape

@@ -134,6 +134,26 @@ TEST_F(PredictiveAutoscalerTest, SizesThePoolFromTheCostModel) {
   EXPECT_EQ(a.decide(arriving(10, 5, 1000)).desired, 5);
 }
 
+TEST_F(PredictiveAutoscalerTest, TheErrorMarginAddsTheSmoothedForecastError) {
+  PredictiveAutoscaler::Options o;
+  o.limits.tpot_ms = 5;  // mu = 307.69 req/s
+  o.forecast = "ewma";
+  o.alpha = 0.5;
+  o.headroom = 0;
+  o.target_utilization = 1;
+  PredictiveAutoscaler plain(o, cost);
+  o.error_margin = 2;
+  PredictiveAutoscaler margin(o, cost);
+  // First: no error yet, ceil(1000 / 307.69) = 4 for both.
+  EXPECT_EQ(plain.decide(arriving(0, 1, 1000)).desired, 4);
+  EXPECT_EQ(margin.decide(arriving(0, 1, 1000)).desired, 4);
+  // Then 2000 req/s: level 1500; error 0.5 * |2000 - 1000| = 500.
+  EXPECT_EQ(plain.decide(arriving(10, 4, 2000)).desired, 5);  // ceil(1500 / 307.69)
+  auto d = margin.decide(arriving(10, 4, 2000));
+  EXPECT_EQ(d.desired, 9);  // ceil((1500 + 2 x 500) / 307.69)
+  EXPECT_TRUE(contains(d.reason, "with 2.00 x error 500.00")) << d.reason;
+}
+
 TEST_F(PredictiveAutoscalerTest, HoltScalesUpARampBeforeEwma) {
   PredictiveAutoscaler::Options holt_options;
   PredictiveAutoscaler::Options ewma_options;
