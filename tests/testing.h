@@ -1,8 +1,10 @@
-// Shared fakes for unit tests of policies: hand-built views and a fake cost model.
+// Shared fakes for unit tests of policies: hand-built views and a fake cost model; error_of().
 // (The manual clock is ManualClock in policies/clock.h.)
 #pragma once
 
 #include <deque>
+#include <exception>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -13,6 +15,17 @@
 #include "policies/request.h"
 
 namespace twinfer::testing {
+
+// The message of the exception that f throws (twinfer::Error or any std::exception), or
+// "(no error)".
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
 
 // A device profile with round numbers: 100 TFLOPS, 1000 GB/s, 80 GB.
 inline DeviceProfile test_device(const std::string& name = "TEST", double tflops = 100, double gbps = 1000,

@@ -10,14 +10,7 @@
 namespace twinfer {
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using testing::error_of;
 
 TEST(ParseAutoscaling, NullMeansNoAutoscaling) {
   AutoscalingOptions o = parse_autoscaling(nlohmann::json(), "autoscaling");

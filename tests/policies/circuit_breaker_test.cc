@@ -5,18 +5,12 @@
 #include <gtest/gtest.h>
 
 #include "policies/error.h"
+#include "tests/testing.h"
 
 namespace twinfer {
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using testing::error_of;
 
 // Ratios off (consecutive failures only) unless a test sets them.
 CircuitBreakerOptions ratio_options(int window, int min_calls, double failure_ratio) {

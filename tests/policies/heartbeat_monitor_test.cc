@@ -5,18 +5,12 @@
 #include <gtest/gtest.h>
 
 #include "policies/error.h"
+#include "tests/testing.h"
 
 namespace twinfer {
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using testing::error_of;
 
 // 100 ms beats; suspect after 2 misses, down after 5.
 HeartbeatOptions options() { return HeartbeatOptions{100'000, 2, 5}; }

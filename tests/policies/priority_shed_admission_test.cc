@@ -11,19 +11,12 @@
 namespace twinfer {
 namespace {
 
+using testing::error_of;
+
 using testing::make_request;
 using testing::test_device;
 using testing::test_model;
 using testing::ViewBuilder;
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 PriorityShedAdmission::Options levels(PriorityShedAdmission::Signal signal, std::vector<double> thresholds) {
   PriorityShedAdmission::Options o;

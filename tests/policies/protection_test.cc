@@ -11,18 +11,11 @@
 namespace twinfer {
 namespace {
 
+using testing::error_of;
+
 using nlohmann::json;
 using testing::make_request;
 using testing::ViewBuilder;
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 // Admits or rejects everything, counting its calls.
 class CountingAdmission : public Admission {

@@ -10,16 +10,9 @@
 namespace twinfer {
 namespace {
 
-using testing::make_request;
+using testing::error_of;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using testing::make_request;
 
 RetryOptions no_jitter() {
   RetryOptions o;

@@ -5,18 +5,12 @@
 #include <gtest/gtest.h>
 
 #include "policies/error.h"
+#include "tests/testing.h"
 
 namespace twinfer {
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using testing::error_of;
 
 TEST(ApplyOverride, SetsNestedKeysWithJsonValues) {
   nlohmann::json c = {{"policies", {{"batcher", {{"name", "continuous"}, {"max_num_seqs", 8}}}}}};

@@ -5,18 +5,12 @@
 #include <gtest/gtest.h>
 
 #include "policies/error.h"
+#include "tests/testing.h"
 
 namespace twinfer {
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using testing::error_of;
 
 // One host of 2 H100s serving a small model "m", with the given "protection" section.
 RunConfig config_with(const nlohmann::json& protection) {

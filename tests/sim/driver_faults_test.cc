@@ -284,7 +284,9 @@ TEST(SimFaults, ACrashHalfWayThroughTheAzureTraceLosesNothing) {
   EXPECT_EQ(s["requests"]["completed"].get<std::int64_t>(), std::int64_t(t.requests.size()));
   EXPECT_GT(s["requests"]["retried"].get<int>(), 0);
   for (const Row& r : read_rows(dir)) {
-    if (r.worker == "node/gpu3") EXPECT_FALSE(r.start_us >= 1'800'000'000 && r.start_us < 2'100'000'000);
+    if (r.worker == "node/gpu3") {
+      EXPECT_FALSE(r.start_us >= 1'800'000'000 && r.start_us < 2'100'000'000);
+    }
   }
 }
 

@@ -10,6 +10,7 @@
 
 #include "policies/registry.h"
 #include "policies/run_config.h"
+#include "tests/testing.h"
 
 namespace twinfer::testing {
 
@@ -52,15 +53,6 @@ inline std::string slurp(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
-}
-
-inline std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 }  // namespace twinfer::testing
