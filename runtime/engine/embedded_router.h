@@ -22,7 +22,8 @@
 //     (before admission; the split's schedule is read at the trace's arrival time); its retries
 //     keep that version.
 //   - Workers that start stopped are not built: no engine, no thread, no model in memory. Every
-//     interval_us() of the run's clock the router calls ElasticCluster::decide(). A started worker
+//     interval_us() of the run's clock the router calls ElasticCluster::decide(), dated at its due
+//     time (a late router thread does not skew the autoscalers' windows). A started worker
 //     loads its model on a loader thread (a real cold start) and becomes ready no earlier than the
 //     config's modeled cold start after the decision, so that simulated and real runs agree; when
 //     the real load takes longer, it becomes ready once loaded: the runtime never pretends to be
@@ -194,7 +195,7 @@ class EmbeddedRouter {
   void cold_start_loaded(Loaded loaded, TimeUs now);
   void become_ready(int w, int epoch, TimeUs now);
   void decide(TimeUs now);
-  void apply_change(const LifecycleChange& change, TimeUs now);
+  void apply_change(const LifecycleChange& change, TimeUs decided_us, TimeUs now);
   void stop_drained(TimeUs now);
 
   RouterParts parts_;
@@ -228,6 +229,7 @@ class EmbeddedRouter {
   std::uint64_t timer_order_ = 0;
   TimeUs next_heartbeat_us_ = 0;
   TimeUs next_decision_us_ = kNever;
+  TimeUs elastic_dated_us_ = 0;           // the latest time a lifecycle change was dated
   std::vector<TimeUs> start_decided_us_;  // per worker: when its latest cold start was decided
   std::vector<std::size_t> start_record_; // per worker: its latest cold start in loads_
   std::vector<LoadRecord> loads_;

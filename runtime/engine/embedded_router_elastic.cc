@@ -87,6 +87,7 @@ void EmbeddedRouter::become_ready(int w, int epoch, TimeUs now) {
     std::lock_guard<std::mutex> lock(*parts_.recorder_mu);
     if (!elastic_->ready(w, epoch, now)) return;  // a stale start (cancelled, perhaps started again)
   }
+  elastic_dated_us_ = now;
   start_worker(w);
   alive_[i] = true;
   last_views_[i] = workers_[i]->view();
@@ -94,14 +95,19 @@ void EmbeddedRouter::become_ready(int w, int epoch, TimeUs now) {
   loads_[start_record_[i]].ready_us = now;
 }
 
+// The decision is dated at its due time, so that autoscalers see the regular intervals they would
+// see in the simulator (their windows compare times) however late this thread runs; it reads the
+// workers as they are now. Never before a change already dated later (a worker that became ready
+// while this thread was late): the pools' series stay in time order.
 void EmbeddedRouter::decide(TimeUs now) {
-  ClusterView view{now, &views(now)};
+  const TimeUs dated_us = std::max(next_decision_us_, elastic_dated_us_);
+  ClusterView view{dated_us, &views(now)};
   std::vector<LifecycleChange> changes;
   {
     std::lock_guard<std::mutex> lock(*parts_.recorder_mu);
     changes = elastic_->decide(view, busy_us_);
   }
-  for (const LifecycleChange& c : changes) apply_change(c, now);
+  for (const LifecycleChange& c : changes) apply_change(c, dated_us, now);
   // A router thread late by more than an interval decides once, not once per missed interval.
   next_decision_us_ += elastic_->interval_us();
   if (next_decision_us_ <= now) next_decision_us_ = now + elastic_->interval_us();
@@ -109,11 +115,11 @@ void EmbeddedRouter::decide(TimeUs now) {
 
 // Ready and draining need nothing here: routers read the lifecycle from the views, and
 // stop_drained() stops a draining worker once it holds nothing.
-void EmbeddedRouter::apply_change(const LifecycleChange& change, TimeUs now) {
+void EmbeddedRouter::apply_change(const LifecycleChange& change, TimeUs decided_us, TimeUs now) {
   const std::size_t i = std::size_t(change.worker);
   switch (change.to) {
     case Lifecycle::kStarting:
-      start_decided_us_[i] = now;
+      start_decided_us_[i] = decided_us;
       load(change.worker, elastic_->start_epoch(change.worker), now);
       break;
     case Lifecycle::kStopped:  // a cancelled start: its engine, if loaded already, never ran
@@ -137,6 +143,7 @@ void EmbeddedRouter::stop_drained(TimeUs now) {
       std::lock_guard<std::mutex> lock(*parts_.recorder_mu);
       elastic_->stopped(int(w), now);
     }
+    elastic_dated_us_ = now;
     if (workers_[w]) {
       workers_[w]->stop();
       workers_[w].reset();
