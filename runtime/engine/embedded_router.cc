@@ -30,20 +30,51 @@ EmbeddedRouter::EmbeddedRouter(RouterParts parts)
       retry_(protection_.retry, parts_.seed + 7919),
       links_(parts_.config->cluster.instances.size(), parts_.seed + 104729),
       flights_(requests_.size()) {
-  const std::size_t n = parts_.config->cluster.instances.size();
-  alive_.assign(n, true);
+  const RunConfig& config = *parts_.config;
+  const std::size_t n = config.cluster.instances.size();
+  {
+    std::lock_guard<std::mutex> lock(*parts_.recorder_mu);
+    elastic_ = std::make_unique<ElasticCluster>(config, *parts_.policies->cost, parts_.seed, *parts_.recorder);
+  }
+  versions_ = std::make_unique<VersionChoice>(config.cluster, config.traffic_split, parts_.seed);
+  for (const auto& inst : config.cluster.instances) {
+    kv_capacity_.push_back(make_worker_batcher(config, inst, *parts_.policies->cost, parts_.seed)->kv_capacity());
+  }
+  alive_.assign(n, false);
+  crashed_.assign(n, false);
   slowdown_.assign(n, 1.0);
   on_worker_.resize(n);
   held_.resize(n);
-  loaded_.resize(n);
-  for (std::size_t w = 0; w < n; ++w) workers_.push_back(parts_.make_worker(int(w), callbacks()));
-  for (std::size_t w = 0; w < n; ++w) last_views_.push_back(workers_[w]->view());
+  busy_us_.assign(n, 0);
+  start_decided_us_.assign(n, 0);
+  start_record_.assign(n, 0);
+  workers_.resize(n);
+  for (std::size_t w = 0; w < n; ++w) {
+    last_views_.push_back(idle_view(int(w)));
+    if (lifecycle(int(w)) != Lifecycle::kReady) continue;  // stopped: built if and when it starts
+    workers_[w] = parts_.make_worker(int(w), callbacks());
+    alive_[w] = true;
+    last_views_[w] = workers_[w]->view();
+    loads_.push_back(LoadRecord{int(w), "initial"});
+  }
+  if (elastic_->autoscaling()) next_decision_us_ = elastic_->interval_us();
 }
 
 EmbeddedRouter::~EmbeddedRouter() {
   for (auto& t : loaders_) t.join();
   // Whatever is still on a worker now is a copy the router no longer waits for.
-  for (auto& w : workers_) w->crash();
+  for (auto& w : workers_) {
+    if (w) w->crash();
+  }
+}
+
+WorkerView EmbeddedRouter::idle_view(int w) const {
+  WorkerView v;
+  v.index = w;
+  v.instance = &parts_.config->cluster.instances[std::size_t(w)];
+  v.kv_blocks_total = v.kv_blocks_free = kv_capacity_[std::size_t(w)].blocks_total;
+  v.kv_block_tokens = kv_capacity_[std::size_t(w)].block_tokens;
+  return v;
 }
 
 WorkerCallbacks EmbeddedRouter::callbacks() {
@@ -64,6 +95,7 @@ WorkerCallbacks EmbeddedRouter::callbacks() {
   cb.on_batch = [this](const BatchRecord& b) {
     std::lock_guard<std::mutex> lock(*parts_.recorder_mu);
     parts_.recorder->batch(b);
+    busy_us_[std::size_t(b.worker)] += b.end_us - b.start_us;
     ++steps_;
   };
   return cb;
@@ -78,7 +110,9 @@ void EmbeddedRouter::start_worker(int w) {
 void EmbeddedRouter::run() {
   // Time zero of the run is now, after the weights were built: trace times and run times coincide.
   parts_.clock->reset();
-  for (std::size_t w = 0; w < workers_.size(); ++w) start_worker(int(w));
+  for (std::size_t w = 0; w < workers_.size(); ++w) {
+    if (workers_[w]) start_worker(int(w));
+  }
   next_heartbeat_us_ = 0;
   while (ended_ < requests_.size()) {
     const TimeUs now = parts_.clock->now_us();
@@ -93,9 +127,15 @@ void EmbeddedRouter::run() {
       mail_cv_.wait_until(lock, parts_.clock->at(next), [this] { return !mail_.empty(); });
     }
   }
+  {
+    std::lock_guard<std::mutex> lock(*parts_.recorder_mu);
+    elastic_->finish(parts_.clock->now_us());
+  }
   for (auto& t : loaders_) t.join();
   loaders_.clear();
-  for (auto& w : workers_) w->crash();
+  for (auto& w : workers_) {
+    if (w) w->crash();
+  }
 }
 
 TimeUs EmbeddedRouter::next_due_us(TimeUs now) const {
@@ -103,6 +143,7 @@ TimeUs EmbeddedRouter::next_due_us(TimeUs now) const {
   if (next_arrival_ < requests_.size()) next = std::min(next, requests_[next_arrival_].arrival_us);
   if (next_fault_ < fault_events_.size()) next = std::min(next, fault_events_[next_fault_].at_us);
   if (!timers_.empty()) next = std::min(next, timers_.top().at_us);
+  next = std::min(next, next_decision_us_);
   return std::min(next, health_.next_change_us(now));
 }
 
@@ -115,14 +156,15 @@ void EmbeddedRouter::take_mail(TimeUs now) {
   }
   for (Message& m : mail) {
     if (m.kind == Kind::kReady) {
-      rejoin(m.worker, now);
+      take_loaded(m, now);
     } else {
       send(std::move(m), now);
     }
   }
 }
 
-// Everything due by `now`, earliest first; at equal times faults, then arrivals, then timers.
+// Everything due by `now`, earliest first; at equal times faults, then arrivals, then timers, then
+// heartbeats, then scaling decisions.
 void EmbeddedRouter::fire_due(TimeUs now) {
   // A late router thread (a busy machine) must not read its own lateness as missed heartbeats:
   // live workers are heard from before anything that waited is decided.
@@ -131,7 +173,7 @@ void EmbeddedRouter::fire_due(TimeUs now) {
     const TimeUs fault_at = next_fault_ < fault_events_.size() ? fault_events_[next_fault_].at_us : kNever;
     const TimeUs arrival_at = next_arrival_ < requests_.size() ? requests_[next_arrival_].arrival_us : kNever;
     const TimeUs timer_at = timers_.empty() ? kNever : timers_.top().at_us;
-    const TimeUs first = std::min({fault_at, arrival_at, timer_at, next_heartbeat_us_});
+    const TimeUs first = std::min({fault_at, arrival_at, timer_at, next_heartbeat_us_, next_decision_us_});
     if (first > now) break;
     if (fault_at == first) {
       apply_fault(fault_events_[next_fault_++], now);
@@ -144,30 +186,40 @@ void EmbeddedRouter::fire_due(TimeUs now) {
         deliver(messages_[t.message], now);
       } else if (t.kind == TimerKind::kRetry) {
         if (!flights_[t.id].ended) route(t.id, now);
+      } else if (t.kind == TimerKind::kColdStart) {
+        become_ready(t.worker, t.epoch, now);
       } else if (!flights_[t.id].ended) {
         // The client gave up at its deadline, however late this thread notices.
         cancel_on_worker(t.id, now);
         end_request(t.id, Outcome::kTimedOut,
                     "no answer within " + std::to_string(protection_.request_timeout_us / 1000) + " ms", t.at_us);
       }
-    } else {
+    } else if (next_heartbeat_us_ == first) {
       heartbeats(now);
+    } else {
+      decide(now);
     }
   }
   health_.refresh(now);
   fail_unreachable(now);
+  stop_drained(now);
 }
 
 std::vector<WorkerView>& EmbeddedRouter::views(TimeUs now) {
   views_ = last_views_;
   for (std::size_t w = 0; w < workers_.size(); ++w) {
     if (alive_[w] && !links_.partitioned(int(w))) views_[w] = workers_[w]->view();
+    views_[w].lifecycle = lifecycle(int(w));
   }
   health_.apply(views_, now);
   return views_;
 }
 
-void EmbeddedRouter::arrive(const Request& r, TimeUs now) {
+void EmbeddedRouter::arrive(const Request& arrived, TimeUs now) {
+  // The split's schedule is read at the request's arrival time, not at this thread's (possibly
+  // late) clock: the same request goes to the same version as in the simulator.
+  Request scratch;
+  const Request& r = versions_->resolve(arrived, arrived.arrival_us, scratch);
   if (router_down_) {
     end_request(r.id, Outcome::kRejected, "router unavailable", now);
     return;
@@ -189,7 +241,8 @@ void EmbeddedRouter::arrive(const Request& r, TimeUs now) {
 }
 
 void EmbeddedRouter::route(RequestId id, TimeUs now) {
-  const Request& r = requests_[id];
+  Request scratch;
+  const Request& r = versions_->resolve(requests_[id], now, scratch);  // a retry keeps its version
   Flight& f = flights_[id];
   ClusterView view{now, &views(now)};
   RouteDecision rd = route_checked(*parts_.policies->router, r, view);
@@ -198,6 +251,7 @@ void EmbeddedRouter::route(RequestId id, TimeUs now) {
     end_request(id, f.attempts == 0 ? Outcome::kRejected : Outcome::kDropped, rd.reason, now);
     return;
   }
+  if (f.attempts == 0) elastic_->on_routed(rd.worker, r);
   ++f.attempts;
   f.worker = rd.worker;
   f.on_worker = true;
@@ -251,7 +305,8 @@ void EmbeddedRouter::deliver(const Message& m, TimeUs now) {
   }
   const Flight& f = flights_[m.id];
   if (f.ended || f.attempts != m.attempt || !f.on_worker) return;  // given up while in transit
-  workers_[w]->submit(requests_[m.id]);
+  Request scratch;
+  workers_[w]->submit(versions_->resolve(requests_[m.id], now, scratch));
 }
 
 void EmbeddedRouter::answer(const Message& m, TimeUs now) {
@@ -318,7 +373,7 @@ void EmbeddedRouter::apply_fault(const FaultEvent& e, TimeUs now) {
                       {"applied_s", seconds(now)}});
   switch (f.type) {
     case FaultType::kCrash:
-      e.starts ? crash(w, now) : recover(w);
+      e.starts ? crash(w, now) : recover(w, now);
       break;
     case FaultType::kSlowdown:
       slowdown_[std::size_t(w)] = e.starts ? f.factor : 1.0;
@@ -346,8 +401,10 @@ void EmbeddedRouter::apply_fault(const FaultEvent& e, TimeUs now) {
 
 void EmbeddedRouter::crash(int w, TimeUs now) {
   const std::size_t i = std::size_t(w);
+  if (!alive_[i] && !crashed_[i]) return;  // not running (stopped or starting): nothing to crash
   lost_on_crash_ += std::int64_t(workers_[i]->crash().size());
   alive_[i] = false;
+  crashed_[i] = true;
   const std::string failure = worker_name(w) + " crashed";
   health_.call_failed(w, now, failure, /*hard=*/true);
   // Attempts in transit to it are lost as well: the router's list, not the worker's, is complete.
@@ -358,36 +415,17 @@ void EmbeddedRouter::crash(int w, TimeUs now) {
 
 // The restarted worker loads its model on its own thread, as a restarted process would: the
 // router goes on routing (and beating the others' heartbeats) meanwhile.
-void EmbeddedRouter::recover(int w) {
-  loaders_.emplace_back([this, w] {
-    std::unique_ptr<WorkerEngine> engine;
-    std::string error;
-    try {
-      engine = parts_.make_worker(w, callbacks());
-    } catch (const std::exception& e) {
-      error = worker_name(w) + " could not restart: " + e.what();
-    }
-    {
-      std::lock_guard<std::mutex> lock(mail_mu_);
-      loaded_[std::size_t(w)] = std::move(engine);
-      if (!error.empty()) load_error_ = error;
-      Message m;
-      m.kind = Kind::kReady;
-      m.worker = w;
-      mail_.push_back(std::move(m));
-    }
-    mail_cv_.notify_one();
-  });
+void EmbeddedRouter::recover(int w, TimeUs now) {
+  if (crashed_[std::size_t(w)]) load(w, -1, now);  // else it was stopped meanwhile, or never crashed
 }
 
-void EmbeddedRouter::rejoin(int w, TimeUs now) {
+void EmbeddedRouter::rejoin(int w, std::unique_ptr<WorkerEngine> engine, TimeUs now) {
   const std::size_t i = std::size_t(w);
-  {
-    std::lock_guard<std::mutex> lock(mail_mu_);
-    workers_[i] = std::move(loaded_[i]);
-  }
+  if (!crashed_[i]) return;  // drained and stopped while it reloaded: the engine is not needed
+  workers_[i] = std::move(engine);
   start_worker(w);
   alive_[i] = true;
+  crashed_[i] = false;
   applied_.push_back({{"type", "crash"}, {"worker", w}, {"event", "rejoined"}, {"applied_s", seconds(now)}});
 }
 
@@ -421,7 +459,11 @@ void EmbeddedRouter::restart_router(TimeUs now) {
 // them. Their own link delay is not modeled: the monitor's misses are counted in intervals.
 void EmbeddedRouter::heartbeats(TimeUs now) {
   for (std::size_t w = 0; w < workers_.size(); ++w) {
-    if (!alive_[w] || links_.partitioned(int(w))) continue;
+    if (!alive_[w]) {
+      if (!crashed_[w]) health_.beat(int(w), now);  // not running (stopped, starting): not monitored
+      continue;
+    }
+    if (links_.partitioned(int(w))) continue;
     last_views_[w] = workers_[w]->view();
     health_.beat(int(w), now);
   }

@@ -15,6 +15,27 @@
 //               unreachable: heartbeat lost" and are retried, and their cancels wait for the heal.
 //   router_restart  requests not ended end dropped "router restarted" (their workers cancel
 //               them); arrivals until the router is back are rejected "router unavailable".
+//
+// Elastic pools and model versions (policies/elastic/elastic_cluster.h, policies/splits/
+// version_choice.h), as in the simulator:
+//   - A request for a model family is sent to the version VersionChoice picks at its arrival
+//     (before admission; the split's schedule is read at the trace's arrival time); its retries
+//     keep that version.
+//   - Workers that start stopped are not built: no engine, no thread, no model in memory. Every
+//     interval_us() of the run's clock the router calls ElasticCluster::decide(), dated at its due
+//     time (a late router thread does not skew the autoscalers' windows). A started worker
+//     loads its model on a loader thread (a real cold start) and becomes ready no earlier than the
+//     config's modeled cold start after the decision, so that simulated and real runs agree; when
+//     the real load takes longer, it becomes ready once loaded: the runtime never pretends to be
+//     faster than the real load. A start cancelled meanwhile discards the loaded engine.
+//   - A draining worker takes no new request (routers only pick ready workers); once it holds
+//     nothing (no attempt in flight to or on it, its engine idle, not partitioned) it is stopped:
+//     its thread joined and its engine, model included, destroyed.
+//   - Faults on workers that are not running (stopped or starting) are no-ops: a crash finds
+//     nothing to crash and its recovery nothing to restart. A crashed worker that drains is stopped
+//     at once (the crash already failed its requests) and its pending recovery is dropped. Workers
+//     that are not running are not monitored: the router beats their heartbeats for them, so that
+//     they are not called down for silence while the lifecycle keeps requests off them.
 #pragma once
 
 #include <atomic>
@@ -32,12 +53,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include "policies/elastic/elastic_cluster.h"
 #include "policies/faults/fault_scenario.h"
 #include "policies/health/retry_policy.h"
 #include "policies/health/worker_health.h"
 #include "policies/recorder.h"
 #include "policies/run_config.h"
 #include "policies/run_policies.h"
+#include "policies/splits/version_choice.h"
 #include "runtime/engine/link_faults.h"
 #include "runtime/engine/steady_clock.h"
 #include "runtime/engine/worker_engine.h"
@@ -55,15 +78,16 @@ struct RouterParts {
   Recorder* recorder = nullptr;
   std::mutex* recorder_mu = nullptr;  // the Recorder is shared with the workers' on_batch
   std::uint64_t seed = 1;
-  // Builds worker w (model loaded, not started), with the given callbacks. Called once per worker
-  // before the run and again for each recovery.
+  // Builds worker w (model loaded, not started), with the given callbacks. Called for each worker
+  // ready at time 0 before the run, and from loader threads for each cold start and recovery.
   std::function<std::unique_ptr<WorkerEngine>(int w, WorkerCallbacks callbacks)> make_worker;
   std::vector<int> cores;  // core to pin worker w to, or -1; empty: none pinned
 };
 
 class EmbeddedRouter {
  public:
-  // Builds the workers. Throws what make_worker throws.
+  // Builds the workers ready at time 0. Throws what make_worker throws, and twinfer::Error on a
+  // bad autoscaling or traffic split config.
   explicit EmbeddedRouter(RouterParts parts);
   ~EmbeddedRouter();
 
@@ -78,27 +102,55 @@ class EmbeddedRouter {
   // and "requests_lost_on_crash": n.
   nlohmann::json faults_json(const FaultScenario& scenario, const std::vector<std::string>& worker_names) const;
   const std::vector<HealthChange>& health_changes() const { return health_.changes(); }
+  // summary.json's "cost" section, plus "autoscaling" when the config autoscales, as the simulator
+  // writes them; `completed` requests set the cost per million. REQUIRES: run() returned.
+  nlohmann::json elastic_json(std::int64_t completed) const;
+  // Every model load of the run: [{"worker", "why"}] for the workers built before time 0 ("why":
+  // "initial"), then {"worker", "why": "cold_start" | "recovery", "begun_s", "loaded_s"} on the
+  // run's clock; a cold start also has "ready_s" when the worker became ready, else "discarded":
+  // true (cancelled meanwhile, or the run ended first).
+  nlohmann::json loads_json() const;
 
  private:
   enum class Kind { kSubmit, kCancel, kEnd, kReady };
   // A hand-off between router and worker; kEnd goes to the router, kSubmit and kCancel to the
-  // worker. kReady (mail only): a recovered worker finished loading its model.
+  // worker. kReady (mail only): a loader thread finished loading a worker's model (its engine
+  // waits in loaded_).
   struct Message {
     Kind kind = Kind::kSubmit;
     int worker = 0;
     RequestId id = 0;
     int attempt = 0;  // kSubmit: the attempt it carries
+    int epoch = -1;   // kReady: as Loaded::epoch
     Finished ended;   // kEnd
     TimeUs end_us = 0;
   };
-  enum class TimerKind { kDeliver, kRetry, kTimeout };
+  // kColdStart: a started worker's modeled cold start has elapsed.
+  enum class TimerKind { kDeliver, kRetry, kTimeout, kColdStart };
   struct Timer {
     TimeUs at_us = 0;
     std::uint64_t order = 0;
     TimerKind kind = TimerKind::kRetry;
     RequestId id = 0;
     std::size_t message = 0;  // kDeliver: index in messages_
+    int worker = -1;          // kColdStart
+    int epoch = 0;            // kColdStart: ElasticCluster::start_epoch() of that start
     bool operator>(const Timer& o) const { return at_us != o.at_us ? at_us > o.at_us : order > o.order; }
+  };
+  // An engine built by a loader thread, not started. epoch < 0: a recovery; else a cold start.
+  struct Loaded {
+    int worker = 0;
+    int epoch = -1;
+    std::size_t record = 0;  // in loads_
+    TimeUs loaded_us = 0;
+    std::unique_ptr<WorkerEngine> engine;
+  };
+  struct LoadRecord {
+    int worker = 0;
+    std::string why;
+    TimeUs begun_us = -1;   // -1: before the run
+    TimeUs loaded_us = -1;
+    TimeUs ready_us = -1;   // cold starts
   };
   // The router's record of one request.
   struct Flight {
@@ -129,12 +181,22 @@ class EmbeddedRouter {
 
   void apply_fault(const FaultEvent& e, TimeUs now);
   void crash(int w, TimeUs now);
-  void recover(int w);
-  void rejoin(int w, TimeUs now);
+  void recover(int w, TimeUs now);
+  void rejoin(int w, std::unique_ptr<WorkerEngine> engine, TimeUs now);
   void heal(int w, TimeUs now);
   void restart_router(TimeUs now);
   void heartbeats(TimeUs now);
   void fail_unreachable(TimeUs now);
+
+  WorkerView idle_view(int w) const;
+  Lifecycle lifecycle(int w) const { return elastic_->lifecycle(w); }
+  void load(int w, int epoch, TimeUs now);
+  void take_loaded(const Message& m, TimeUs now);
+  void cold_start_loaded(Loaded loaded, TimeUs now);
+  void become_ready(int w, int epoch, TimeUs now);
+  void decide(TimeUs now);
+  void apply_change(const LifecycleChange& change, TimeUs decided_us, TimeUs now);
+  void stop_drained(TimeUs now);
 
   RouterParts parts_;
   const std::vector<Request>& requests_;
@@ -143,8 +205,15 @@ class EmbeddedRouter {
   std::size_t next_fault_ = 0;
   std::size_t next_arrival_ = 0;
 
+  std::unique_ptr<ElasticCluster> elastic_;  // calls under *parts_.recorder_mu (it writes the recorder)
+  std::unique_ptr<VersionChoice> versions_;
+  std::vector<KvCapacity> kv_capacity_;      // per worker, for the views of workers without an engine
+
+  // Per worker: its engine, null while stopped (or starting, until loaded); alive_: the engine
+  // runs (started, not crashed); crashed_: crashed and not yet recovered or stopped.
   std::vector<std::unique_ptr<WorkerEngine>> workers_;
   std::vector<bool> alive_;
+  std::vector<bool> crashed_;
   std::vector<double> slowdown_;
   std::vector<WorkerView> last_views_;  // as of the latest heartbeat seen
   std::vector<WorkerView> views_;
@@ -159,6 +228,11 @@ class EmbeddedRouter {
   std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;
   std::uint64_t timer_order_ = 0;
   TimeUs next_heartbeat_us_ = 0;
+  TimeUs next_decision_us_ = kNever;
+  TimeUs elastic_dated_us_ = 0;           // the latest time a lifecycle change was dated
+  std::vector<TimeUs> start_decided_us_;  // per worker: when its latest cold start was decided
+  std::vector<std::size_t> start_record_; // per worker: its latest cold start in loads_
+  std::vector<LoadRecord> loads_;
   bool router_down_ = false;
   std::size_t ended_ = 0;
   int queued_ = 0;  // admitted and not ended
@@ -168,8 +242,9 @@ class EmbeddedRouter {
   std::mutex mail_mu_;
   std::condition_variable mail_cv_;
   std::vector<Message> mail_;  // guarded by mail_mu_: ends posted by worker threads
-  std::vector<std::unique_ptr<WorkerEngine>> loaded_;  // guarded by mail_mu_: recovered, not yet started
-  std::string load_error_;                              // guarded by mail_mu_
+  std::vector<Loaded> loaded_;  // guarded by mail_mu_: built by loaders, not yet taken by the router
+  std::string load_error_;      // guarded by mail_mu_
+  std::vector<TimeUs> busy_us_; // guarded by *parts_.recorder_mu: per worker, summed batch durations
   std::vector<std::thread> loaders_;
   std::atomic<std::int64_t> steps_{0};
 };

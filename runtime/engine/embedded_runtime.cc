@@ -6,6 +6,7 @@
 #include "policies/error.h"
 #include "policies/recorder.h"
 #include "policies/run_policies.h"
+#include "policies/splits/version_choice.h"
 #include "runtime/engine/cpu_affinity.h"
 #include "runtime/engine/embedded_router.h"
 #include "runtime/engine/steady_clock.h"
@@ -60,7 +61,11 @@ nlohmann::json run_embedded(const RunConfig& config, const Trace& input, const R
   const double wall_s = s_from_us(clock.now_us());
   recorder.check_all_ended();
   nlohmann::json summary = recorder.summary();
-  summary["run"] = {{"wall_s", wall_s}, {"steps", router.steps()}, {"device", options.device}};
+  summary.update(router.elastic_json(summary["requests"]["completed"].get<std::int64_t>()));
+  nlohmann::json models = per_model_summary(recorder, config.cluster);
+  if (!models.is_null()) summary["models"] = std::move(models);
+  summary["run"] = {{"wall_s", wall_s}, {"steps", router.steps()}, {"device", options.device},
+                    {"loads", router.loads_json()}};
   summary["policies"] = {{"router", policies.router->name()},
                          {"admission", policies.admission->name()},
                          {"cost_model", policies.cost->name()},

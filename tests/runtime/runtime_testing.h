@@ -15,6 +15,11 @@ inline RunConfig cpu_tiny_config(const std::vector<std::string>& overrides = {})
   return load_run_config(std::string(TWINFER_SOURCE_DIR) + "/configs/cpu_tiny.json", overrides);
 }
 
+// One of the shipped configs by file name (configs/<name>), with overrides ("a.b=value").
+inline RunConfig cpu_config(const std::string& name, const std::vector<std::string>& overrides = {}) {
+  return load_run_config(std::string(TWINFER_SOURCE_DIR) + "/configs/" + name, overrides);
+}
+
 // `n` requests over about n / rate_rps seconds, short prompts and outputs.
 inline Trace small_trace(int n, double rate_rps, std::uint64_t seed = 3, int output_mean = 12) {
   nlohmann::json spec = {{"requests", n},
