@@ -31,10 +31,10 @@ struct RunOptions {
 // Runs the trace to the end (every request completed, rejected, dropped or timed out; see
 // embedded_router.h for protection, faults, autoscaling and traffic splits) and returns the
 // summary, whose "run" key holds {wall_s, steps, device, loads} (loads: every model load, see
-// EmbeddedRouter::loads_json()), "retries" {total, requests, completed}, "health" the workers'
-// health transitions, "cost" (and with autoscaling "autoscaling") as the simulator writes them,
-// "models" the per-version figures when the cluster serves several models and, with faults,
-// "faults" {applied: [...], requests_lost_on_crash}.
+// EmbeddedRouter::loads_json()), "cost" (and with autoscaling "autoscaling") as the simulator
+// writes them, "models" the per-version figures when the cluster serves several models and, with
+// faults or health changes, "faults" (fault_report(): the faults injected and every health
+// transition, plus applied: [...] and requests_lost_on_crash).
 // Throws twinfer::Error on bad policies, a model the backend cannot build, or a request that
 // never ended.
 nlohmann::json run_embedded(const RunConfig& config, const Trace& trace, const RunOptions& options);

@@ -56,9 +56,9 @@ int run_command(int argc, char** argv) {
             << " requests), real run on " << opt.device << "\n";
   print_summary(summary, std::cout);
   std::cout << "\nserved in " << fmt(summary["run"]["wall_s"], 2) << " s wall, " << summary["run"]["steps"]
-            << " steps, " << summary["retries"]["total"] << " retries\n";
+            << " steps, " << summary["requests"]["retries"] << " retries\n";
   if (summary.contains("faults")) {
-    std::cout << summary["faults"]["applied"].size() << " fault events applied, " << summary["health"].size()
+    std::cout << summary["faults"]["applied"].size() << " fault events applied, " << summary["faults"]["health_changes"].size()
               << " health transitions\n";
   }
   if (!opt.out_dir.empty()) std::cout << "wrote " << opt.out_dir << "/{summary.json,requests.csv,timeline.json}\n";
