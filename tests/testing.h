@@ -4,8 +4,10 @@
 
 #include <deque>
 #include <exception>
+#include <fstream>
 #include <functional>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -15,6 +17,14 @@
 #include "policies/request.h"
 
 namespace twinfer::testing {
+
+// The whole content of a file ("" when it cannot be read).
+inline std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
 
 // The message of the exception that f throws (twinfer::Error or any std::exception), or
 // "(no error)".

@@ -24,9 +24,15 @@
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include "tests/runtime/net_testing.h"
+#include "tests/testing.h"
 
 namespace twinfer {
 namespace {
+
+using testing::free_port;
+using testing::http_get;
+using testing::csv_fields;
 
 using Clock = std::chrono::steady_clock;
 
@@ -36,62 +42,6 @@ const std::string kTrace = std::string(TWINFER_SOURCE_DIR) + "/traces/data/cpu_t
 const std::string kKillScenario = std::string(TWINFER_SOURCE_DIR) + "/configs/faults/kill_one_of_three.json";
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
-std::string http_get(int port, const std::string& path) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string response;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-    const std::string request = "GET " + path + " HTTP/1.1\r\nHost: localhost\r\n\r\n";
-    ::send(fd, request.data(), request.size(), 0);
-    char buf[4096];
-    ssize_t n;
-    while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) response.append(buf, std::size_t(n));
-  }
-  ::close(fd);
-  return response;
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::vector<std::string> csv_fields(const std::string& line) {
-  std::vector<std::string> out(1);
-  bool quoted = false;
-  for (std::size_t i = 0; i < line.size(); ++i) {
-    char c = line[i];
-    if (quoted && c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
-      out.back() += '"';
-      ++i;
-    } else if (c == '"') {
-      quoted = !quoted;
-    } else if (c == ',' && !quoted) {
-      out.emplace_back();
-    } else {
-      out.back() += c;
-    }
-  }
-  return out;
-}
 
 // The p-th percentile (nearest rank) of `v`; 0 when empty.
 double percentile(std::vector<double> v, double p) {
@@ -145,7 +95,7 @@ class RpcFaultsProcesses : public ::testing::Test {
     return pid;
   }
 
-  std::string log(const std::string& name) const { return read_file(dir_ + "/" + name); }
+  std::string log(const std::string& name) const { return testing::slurp(dir_ + "/" + name); }
 
   // The exit code of `pid` (forgotten once reaped); -1 if it did not exit within `seconds`.
   int wait_exit(pid_t& pid, double seconds) {
@@ -201,7 +151,7 @@ class RpcFaultsProcesses : public ::testing::Test {
   }
 
   std::vector<Row> rows() {
-    std::istringstream in(read_file(dir_ + "/out/requests.csv"));
+    std::istringstream in(testing::slurp(dir_ + "/out/requests.csv"));
     std::string line;
     std::getline(in, line);
     std::vector<Row> out;
@@ -223,7 +173,7 @@ class RpcFaultsProcesses : public ::testing::Test {
   // The checks both tests share, for worker 1 killed `killed_s` after the replay's zero (at most)
   // and back `rejoined_s` after it (at least). Prints the figures.
   void check_run(double killed_s, double rejoined_s) {
-    nlohmann::json s = nlohmann::json::parse(read_file(dir_ + "/out/summary.json"));
+    nlohmann::json s = nlohmann::json::parse(testing::slurp(dir_ + "/out/summary.json"));
     const auto& q = s["requests"];
     const int total = q["total"];
     EXPECT_EQ(total, 120);
@@ -355,7 +305,7 @@ TEST_F(RpcFaultsProcesses, PartitionLinkSlowdownAndRouterRestartEndEveryRequestO
   // The partitioned worker stopped answering its state polls.
   EXPECT_TRUE(std::regex_search(text, std::regex("worker 2 \\([0-9.:]+\\) up -> (suspect|down)"))) << text;
 
-  nlohmann::json s = nlohmann::json::parse(read_file(dir_ + "/out/summary.json"));
+  nlohmann::json s = nlohmann::json::parse(testing::slurp(dir_ + "/out/summary.json"));
   const auto& q = s["requests"];
   EXPECT_EQ(q["total"], 120);
   EXPECT_EQ(q["completed"].get<int>() + q["rejected"].get<int>() + q["dropped"].get<int>() +

@@ -19,9 +19,12 @@
 #include "runtime/rpc/twinfer.grpc.pb.h"
 #include "runtime/rpc/worker_server.h"
 #include "tests/runtime/runtime_testing.h"
+#include "tests/runtime/net_testing.h"
 
 namespace twinfer::runtime {
 namespace {
+
+using testing::http_get;
 
 const std::vector<std::string> kThreeWorkers = {"cluster.hosts.0.gpus=3", "cluster.hosts.0.instances.0.count=3"};
 
@@ -47,27 +50,6 @@ struct Cluster {
   std::vector<std::unique_ptr<WorkerServer>> workers;
   std::unique_ptr<RouterServer> router;
 };
-
-// GET `path` from 127.0.0.1:port; the whole response, headers included.
-std::string http_get(int port, const std::string& path) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return "connect failed";
-  }
-  const std::string request = "GET " + path + " HTTP/1.1\r\nHost: localhost\r\n\r\n";
-  ::send(fd, request.data(), request.size(), 0);
-  std::string response;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) response.append(buf, std::size_t(n));
-  ::close(fd);
-  return response;
-}
 
 TEST(RpcInProcess, EveryRequestEndsOnceOnAWorkerWithOrderedTimes) {
   RunConfig config = testing::cpu_tiny_config(kThreeWorkers);

@@ -20,9 +20,16 @@
 #include <nlohmann/json.hpp>
 
 #include "traces/trace.h"
+#include "tests/runtime/net_testing.h"
+#include "tests/testing.h"
 
 namespace twinfer {
 namespace {
+
+using testing::free_port;
+using testing::accepts;
+using testing::http_get;
+using testing::csv_fields;
 
 using Clock = std::chrono::steady_clock;
 
@@ -34,75 +41,6 @@ const std::string kConvTrace = std::string(std::getenv("TWINFER_SHARED_TRACES_DI
                                "/azure_llm_2023/AzureLLMInferenceTrace_conv.csv";
 const std::vector<std::string> kThreeWorkers = {"--set", "cluster.hosts.0.gpus=3", "--set",
                                                 "cluster.hosts.0.instances.0.count=3"};
-
-// A port free now (the OS picks it; a tiny window remains before the child binds it).
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
-bool accepts(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  ::close(fd);
-  return ok;
-}
-
-std::string http_get(int port, const std::string& path) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string response;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-    const std::string request = "GET " + path + " HTTP/1.1\r\nHost: localhost\r\n\r\n";
-    ::send(fd, request.data(), request.size(), 0);
-    char buf[4096];
-    ssize_t n;
-    while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) response.append(buf, std::size_t(n));
-  }
-  ::close(fd);
-  return response;
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// The fields of one CSV line (quoted fields may hold commas and doubled quotes).
-std::vector<std::string> csv_fields(const std::string& line) {
-  std::vector<std::string> out(1);
-  bool quoted = false;
-  for (std::size_t i = 0; i < line.size(); ++i) {
-    char c = line[i];
-    if (quoted && c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
-      out.back() += '"';
-      ++i;
-    } else if (c == '"') {
-      quoted = !quoted;
-    } else if (c == ',' && !quoted) {
-      out.emplace_back();
-    } else {
-      out.back() += c;
-    }
-  }
-  return out;
-}
 
 // Child processes of one test; killed (SIGKILL) and reaped on destruction unless already reaped.
 class Children {
@@ -163,7 +101,7 @@ class Children {
     return -1;
   }
 
-  std::string log(const std::string& name) const { return read_file(dir_ + "/" + name); }
+  std::string log(const std::string& name) const { return testing::slurp(dir_ + "/" + name); }
 
  private:
   void forget(pid_t pid) { live_.erase(std::remove(live_.begin(), live_.end(), pid), live_.end()); }
@@ -233,11 +171,11 @@ class RpcProcesses : public ::testing::Test {
     return children_->spawn(args, "replay.log");
   }
 
-  nlohmann::json summary() { return nlohmann::json::parse(read_file(dir_ + "/out/summary.json")); }
+  nlohmann::json summary() { return nlohmann::json::parse(testing::slurp(dir_ + "/out/summary.json")); }
 
   // requests.csv rows without the header.
   std::vector<std::vector<std::string>> rows() {
-    std::istringstream in(read_file(dir_ + "/out/requests.csv"));
+    std::istringstream in(testing::slurp(dir_ + "/out/requests.csv"));
     std::string line;
     std::getline(in, line);
     EXPECT_EQ(line.rfind("id,arrival_us,worker,start_us,first_token_us,end_us,outcome,reason,", 0), 0u) << line;

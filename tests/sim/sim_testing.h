@@ -48,11 +48,4 @@ inline nlohmann::json small_config(int workers = 1) {
   return c;
 }
 
-inline std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 }  // namespace twinfer::testing
