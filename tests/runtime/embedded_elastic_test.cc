@@ -269,6 +269,55 @@ TEST(EmbeddedElastic, ACanaryScheduleMovesTrafficToTheNewVersionUnderLoad) {
   EXPECT_EQ(v1, per_phase[0][0] + per_phase[1][0] + per_phase[2][0]);
 }
 
+// A burst at time zero outnumbers one replica's target however fast or slow this machine is: the
+// pool starts workers, each on a loader thread while the router goes on serving, and none serves
+// before its load and its modeled cold start are both done. The sanitizer builds run this one.
+TEST(EmbeddedElastic, ABurstColdStartsWorkersOnLoaderThreadsWhileTheRouterServes) {
+  // Round robin: once a started worker is ready, the trickle after the burst reaches it.
+  RunConfig c = testing::cpu_config("cpu_elastic.json", {"autoscaling.autoscaler.target_per_replica=1",
+                                                        "policies.router=round_robin"});
+  Trace t = phases({{0.1, 400}, {3, 4}}, 16);
+  RunOptions opt;
+  opt.out_dir = out_dir("burst");
+  std::vector<RequestRecord> records;
+  opt.records_out = &records;
+  auto s = run_embedded(c, t, opt);
+  expect_all_completed(s, records, t.requests.size());
+  const auto& pool = s["autoscaling"]["pools"][0];
+  EXPECT_GE(pool["scale_ups"].get<int>(), 1) << pool.dump();
+  EXPECT_GE(pool["peak_replicas"].get<int>(), 2) << pool.dump();
+
+  const auto lifecycles = lifecycle_changes(opt.out_dir, 3);
+  std::map<int, TimeUs> ready_at;  // each started worker's first "ready"
+  for (const auto& [w, changes] : lifecycles) {
+    for (const Change& ch : changes) {
+      if (ch.to == "ready" && !ready_at.count(w)) ready_at[w] = ch.at_us;
+    }
+  }
+  int cold_starts = 0;
+  for (const auto& load : s["run"]["loads"]) {
+    if (load["why"] != "cold_start" || !load.contains("ready_s")) continue;
+    ++cold_starts;
+    const int w = load["worker"];
+    EXPECT_NE(w, 0) << load.dump();
+    EXPECT_GE(load["loaded_s"].get<double>(), load["begun_s"].get<double>()) << load.dump();
+    EXPECT_GE(load["ready_s"].get<double>(), load["loaded_s"].get<double>()) << load.dump();
+    EXPECT_GE(us_from_s(load["ready_s"].get<double>() - load["begun_s"].get<double>()), kColdStartUs - 1)
+        << load.dump();
+    ASSERT_TRUE(ready_at.count(w)) << "worker " << w << " has no ready marker";
+  }
+  EXPECT_GE(cold_starts, 1) << s["run"]["loads"].dump();
+  int served_by_started = 0;
+  for (const RequestRecord& r : records) {
+    if (r.worker == 0) continue;
+    ++served_by_started;
+    ASSERT_TRUE(ready_at.count(r.worker)) << "request " << r.id << " on worker " << r.worker;
+    EXPECT_GE(r.start_us, ready_at[r.worker]) << "request " << r.id << " started before worker " << r.worker
+                                              << " was ready";
+  }
+  EXPECT_GT(served_by_started, 0) << "the started workers served nothing";
+}
+
 TEST(EmbeddedElastic, FaultsOnAStoppedWorkerChangeNothing) {
   // One replica at most: workers 1 and 2 stay stopped throughout.
   RunConfig c = testing::cpu_config("cpu_elastic.json", {"autoscaling.max_replicas=1"});
