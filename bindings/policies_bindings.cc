@@ -74,6 +74,24 @@ std::string PyBatcher::name() const {
   PYBIND11_OVERRIDE_PURE(std::string, Batcher, name, );
 }
 
+ScaleDecision PyAutoscaler::decide(const PoolSample& sample) {
+  py::gil_scoped_acquire gil;
+  py::function f = override_or_error(py::get_override(static_cast<const Autoscaler*>(this), "decide"),
+                                     "decide(sample)");
+  // By reference: the sample lives for the call, like a view.
+  py::object result = f(py::cast(&sample, py::return_value_policy::reference));
+  if (py::isinstance<ScaleDecision>(result)) return result.cast<ScaleDecision>();
+  if (py::isinstance<py::int_>(result) && !py::isinstance<py::bool_>(result)) {
+    return ScaleDecision{result.cast<int>(), ""};
+  }
+  throw Error("decide() must return a replica count or a twinfer.ScaleDecision, got " + repr_of(result));
+}
+
+std::string PyAutoscaler::name() const {
+  py::gil_scoped_acquire gil;
+  PYBIND11_OVERRIDE_PURE(std::string, Autoscaler, name, );
+}
+
 void bind_policies(py::module_& m) {
   py::class_<Router, PyRouter>(m, "Router",
                                "Subclass and define route(request, view) -> worker index or RouteDecision, "
@@ -87,6 +105,11 @@ void bind_policies(py::module_& m) {
                                  "Subclass and define next(state, now_us) -> BatchPlan, optionally "
                                  "kv_capacity() -> KvCapacity and name().")
       .def(py::init<>());
+  py::class_<Autoscaler, PyAutoscaler>(m, "Autoscaler",
+                                       "Subclass and define decide(sample: PoolSample) -> replica count or "
+                                       "ScaleDecision, and optionally name(). One instance per pool, called "
+                                       "once per autoscaling.interval_s in time order; it may keep state.")
+      .def(py::init<>());
 
   m.def("register_router", &add_python_router, py::arg("name"), py::arg("factory"),
         "Makes `name` usable as policies.router; factory(params: dict) returns a twinfer.Router.");
@@ -94,12 +117,16 @@ void bind_policies(py::module_& m) {
         "Makes `name` usable as policies.admission; factory(params: dict) returns a twinfer.Admission.");
   m.def("register_batcher", &add_python_batcher, py::arg("name"), py::arg("factory"),
         "Makes `name` usable as policies.batcher; factory(params: dict) returns a twinfer.Batcher.");
+  m.def("register_autoscaler", &add_python_autoscaler, py::arg("name"), py::arg("factory"),
+        "Makes `name` usable as autoscaling.autoscaler; factory(params: dict) returns a twinfer.Autoscaler.");
   m.def("policy_names", [] {
     py::dict names;
     names["routers"] = router_registry().names();
     names["batchers"] = batcher_registry().names();
     names["admissions"] = admission_registry().names();
     names["cost_models"] = cost_model_registry().names();
+    names["autoscalers"] = autoscaler_registry().names();
+    names["traffic_splits"] = traffic_split_registry().names();
     return names;
   });
 }

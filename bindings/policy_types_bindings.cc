@@ -8,6 +8,7 @@
 
 #include "bindings/bindings.h"
 #include "policies/admission.h"
+#include "policies/autoscaler.h"
 #include "policies/batcher.h"
 #include "policies/cluster_view.h"
 #include "policies/request.h"
@@ -40,6 +41,11 @@ void bind_views(py::module_& m) {
       .value("up", Health::kUp)
       .value("suspect", Health::kSuspect)
       .value("down", Health::kDown);
+  py::enum_<Lifecycle>(m, "Lifecycle")
+      .value("stopped", Lifecycle::kStopped)
+      .value("starting", Lifecycle::kStarting)
+      .value("ready", Lifecycle::kReady)
+      .value("draining", Lifecycle::kDraining);
   // A WorkerView (and the ClusterView holding it) is valid only during the policy call it is
   // passed to: its instance belongs to the run.
   py::class_<WorkerView>(m, "WorkerView", "One worker as policies see it; valid during the call only.")
@@ -49,6 +55,7 @@ void bind_views(py::module_& m) {
       .def_property_readonly("tp", [](const WorkerView& w) { return w.instance->tp(); })
       .def_property_readonly("model", &WorkerView::model)
       .def_readonly("health", &WorkerView::health)
+      .def_readonly("lifecycle", &WorkerView::lifecycle)
       .def_readonly("waiting", &WorkerView::waiting)
       .def_readonly("running", &WorkerView::running)
       .def_property_readonly("outstanding", &WorkerView::outstanding)
@@ -83,6 +90,36 @@ void bind_decisions(py::module_& m) {
       .def_static("reject", &AdmissionDecision::reject, py::arg("reason"))
       .def_readwrite("admitted", &AdmissionDecision::admitted)
       .def_readwrite("reason", &AdmissionDecision::reason);
+}
+
+void bind_scaling(py::module_& m) {
+  // Valid during decide() only: `device` and `model` read the pool's instance, which the run owns.
+  py::class_<PoolSample>(m, "PoolSample", "One pool as an autoscaler sees it; valid during decide() only.")
+      .def_readonly("now_us", &PoolSample::now_us)
+      .def_readonly("interval_us", &PoolSample::interval_us)
+      .def_readonly("ready", &PoolSample::ready)
+      .def_readonly("starting", &PoolSample::starting)
+      .def_readonly("draining", &PoolSample::draining)
+      .def_readonly("min_replicas", &PoolSample::min_replicas)
+      .def_readonly("max_replicas", &PoolSample::max_replicas)
+      .def_readonly("utilization", &PoolSample::utilization)
+      .def_readonly("kv_used_fraction", &PoolSample::kv_used_fraction)
+      .def_readonly("waiting", &PoolSample::waiting)
+      .def_readonly("running", &PoolSample::running)
+      .def_readonly("arrivals", &PoolSample::arrivals)
+      .def_readonly("mean_input_tokens", &PoolSample::mean_input_tokens)
+      .def_readonly("mean_output_tokens", &PoolSample::mean_output_tokens)
+      .def_readonly("cold_start_us", &PoolSample::cold_start_us)
+      .def_property_readonly("current", &PoolSample::current, "ready + starting: the pool's size")
+      .def_property_readonly("device",
+                             [](const PoolSample& s) { return s.instance ? s.instance->device.name : std::string(); })
+      .def_property_readonly("model",
+                             [](const PoolSample& s) { return s.instance ? s.instance->model.name : std::string(); });
+  py::class_<ScaleDecision>(m, "ScaleDecision")
+      .def(py::init([](int desired, std::string reason) { return ScaleDecision{desired, std::move(reason)}; }),
+           py::arg("desired"), py::arg("reason") = "")
+      .def_readwrite("desired", &ScaleDecision::desired)
+      .def_readwrite("reason", &ScaleDecision::reason);
 }
 
 void bind_plans(py::module_& m) {
@@ -171,6 +208,7 @@ void bind_policy_types(py::module_& m) {
   bind_request(m);
   bind_views(m);
   bind_decisions(m);
+  bind_scaling(m);
   bind_plans(m);
   bind_worker_state(m);
 }

@@ -201,6 +201,35 @@ class HeldBatcher final : public Batcher {
   std::string failed_;  // the error, once next() failed
 };
 
+class HeldAutoscaler final : public Autoscaler {
+ public:
+  explicit HeldAutoscaler(Held<Autoscaler> held) : held_(std::move(held)) {}
+  ScaleDecision decide(const PoolSample& sample) override {
+    py::gil_scoped_acquire gil;
+    ScaleDecision d;
+    try {
+      d = held_.impl->decide(sample);
+    } catch (py::error_already_set& e) {
+      held_.fail("decide", e);
+    } catch (const Error& e) {
+      held_.fail("decide", e);
+    }
+    // The driver clamps to the pool's bounds; a negative count is a mistake of the policy.
+    if (d.desired < 0) {
+      throw Error(held_.where + ".decide(): returned " + std::to_string(d.desired) + " replicas; want >= 0");
+    }
+    if (d.reason.empty()) d.reason = "autoscaler " + held_.registered;
+    return d;
+  }
+  std::string name() const override {
+    py::gil_scoped_acquire gil;
+    return held_.name();
+  }
+
+ private:
+  Held<Autoscaler> held_;
+};
+
 template <class T, class Adapter>
 void add_python_policy(PolicyRegistry<T>& registry, const std::string& name, py::object factory,
                        const char* base_class) {
@@ -269,6 +298,10 @@ void add_python_admission(const std::string& name, py::object factory) {
 }
 void add_python_batcher(const std::string& name, py::object factory) {
   add_python_policy<Batcher, HeldBatcher>(batcher_registry(), name, std::move(factory), "twinfer.Batcher");
+}
+void add_python_autoscaler(const std::string& name, py::object factory) {
+  add_python_policy<Autoscaler, HeldAutoscaler>(autoscaler_registry(), name, std::move(factory),
+                                                "twinfer.Autoscaler");
 }
 
 }  // namespace twinfer::py_bindings

@@ -1,5 +1,5 @@
-// Python-defined policies: trampolines that let Python classes subclass Router, Admission and
-// Batcher, and the adapters the C++ registries hand out, which keep the Python object alive and
+// Python-defined policies: trampolines that let Python classes subclass Router, Admission,
+// Batcher and Autoscaler, and the adapters the C++ registries hand out, which keep the Python object alive and
 // turn a Python exception into twinfer::Error naming the policy.
 #pragma once
 
@@ -9,6 +9,7 @@
 #include <pybind11/pybind11.h>
 
 #include "policies/admission.h"
+#include "policies/autoscaler.h"
 #include "policies/batcher.h"
 #include "policies/router.h"
 #include "policies/worker_state.h"
@@ -40,6 +41,13 @@ class PyBatcher : public Batcher {
   std::string name() const override;
 };
 
+class PyAutoscaler : public Autoscaler {
+ public:
+  // A Python decide() returns a replica count or a ScaleDecision.
+  ScaleDecision decide(const PoolSample& sample) override;
+  std::string name() const override;
+};
+
 // While a run of the embedded runtime is under way, an exception in a Python batcher (which runs
 // on a worker thread, where it cannot propagate) is kept here, the batcher ends its worker's
 // requests as dropped, and the run raises the kept error once it returns.
@@ -56,9 +64,10 @@ class DeferredPolicyErrors {
 };
 
 // Adds a Python factory (a callable taking the parameters dict and returning an instance of a
-// twinfer.Router / Admission / Batcher subclass) to the C++ registry under `name`.
+// twinfer.Router / Admission / Batcher / Autoscaler subclass) to the C++ registry under `name`.
 void add_python_router(const std::string& name, py::object factory);
 void add_python_admission(const std::string& name, py::object factory);
 void add_python_batcher(const std::string& name, py::object factory);
+void add_python_autoscaler(const std::string& name, py::object factory);
 
 }  // namespace twinfer::py_bindings

@@ -89,7 +89,7 @@ def kernel_env(tmp_path_factory):
 
 def test_notebooks_found():
     names = [p.stem for p in NOTEBOOKS]
-    assert names == ["01_quickstart", "02_policy_tuning", "03_custom_policy", "04_sim_vs_real"], names
+    assert names == ["01_quickstart", "02_policy_tuning", "03_custom_policy", "04_sim_vs_real", "05_autoscaling"], names
 
 
 def test_notebooks_committed_without_outputs():
