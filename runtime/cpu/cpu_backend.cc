@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <climits>
 #include <cstring>
+#include <mutex>
 #include <string>
 
 #include <Eigen/Core>
@@ -63,8 +64,11 @@ CpuBackend::CpuBackend(const TransformerConfig& config, const BackendLimits& lim
       cache_(limits.kv_blocks, limits.block_tokens, config.layers, config.kv_dim()),
       rotary_(config.max_context, config.head_dim(), config.rope_theta),
       shape_{config.heads, config.kv_heads, config.head_dim()} {
-  // One thread per backend: a host runs several workers side by side.
-  Eigen::setNbThreads(1);
+  // One thread per backend: a host runs several workers side by side. Eigen's setting is
+  // process-wide and unsynchronized, and backends are built on several threads at once (loader
+  // threads of an elastic pool): set it once.
+  static std::once_flag single_threaded;
+  std::call_once(single_threaded, [] { Eigen::setNbThreads(1); });
   const std::int64_t t = limits.max_batch_tokens;
   for (auto* buffer : {&x_, &xn_, &q_, &attn_}) buffer->resize(floats(t, config.hidden));
   k_.resize(floats(t, config.kv_dim()));
