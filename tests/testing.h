@@ -26,6 +26,26 @@ inline std::string slurp(const std::string& path) {
   return ss.str();
 }
 
+// The fields of one CSV line (quoted fields may hold commas and doubled quotes).
+inline std::vector<std::string> csv_fields(const std::string& line) {
+  std::vector<std::string> out(1);
+  bool quoted = false;
+  for (std::size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (quoted && c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
+      out.back() += '"';
+      ++i;
+    } else if (c == '"') {
+      quoted = !quoted;
+    } else if (c == ',' && !quoted) {
+      out.emplace_back();
+    } else {
+      out.back() += c;
+    }
+  }
+  return out;
+}
+
 // The message of the exception that f throws (twinfer::Error or any std::exception), or
 // "(no error)".
 inline std::string error_of(const std::function<void()>& f) {

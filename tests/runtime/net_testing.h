@@ -1,4 +1,4 @@
-// Helpers for tests that talk to servers over loopback or read what child processes wrote.
+// Helpers for tests that talk to servers over loopback.
 #pragma once
 
 #include <netinet/in.h>
@@ -45,26 +45,6 @@ inline std::string http_get(int port, const std::string& path) {
   }
   ::close(fd);
   return response;
-}
-
-// The fields of one CSV line (quoted fields may hold commas and doubled quotes).
-inline std::vector<std::string> csv_fields(const std::string& line) {
-  std::vector<std::string> out(1);
-  bool quoted = false;
-  for (std::size_t i = 0; i < line.size(); ++i) {
-    const char c = line[i];
-    if (quoted && c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
-      out.back() += '"';
-      ++i;
-    } else if (c == '"') {
-      quoted = !quoted;
-    } else if (c == ',' && !quoted) {
-      out.emplace_back();
-    } else {
-      out.back() += c;
-    }
-  }
-  return out;
 }
 
 }  // namespace twinfer::testing

@@ -27,21 +27,6 @@ struct Row {
   int attempts = 0;
 };
 
-std::vector<std::string> split_csv(const std::string& line) {
-  std::vector<std::string> out(1);
-  bool quoted = false;
-  for (char c : line) {
-    if (c == '"') {
-      quoted = !quoted;
-    } else if (c == ',' && !quoted) {
-      out.emplace_back();
-    } else {
-      out.back() += c;
-    }
-  }
-  return out;
-}
-
 std::vector<Row> read_rows(const std::string& dir) {
   std::istringstream in(slurp(dir + "/requests.csv"));
   std::string line;
@@ -51,7 +36,7 @@ std::vector<Row> read_rows(const std::string& dir) {
             "preemptions,attempts");
   std::vector<Row> rows;
   while (std::getline(in, line)) {
-    auto f = split_csv(line);
+    auto f = testing::csv_fields(line);
     Row r;
     r.arrival_us = std::stoll(f[1]);
     r.worker = f[2];
@@ -181,8 +166,12 @@ TEST(SimFaults, ASlowdownStretchesThatWorkersRequestsForItsDuration) {
     double ratio = double(rs[i].end_us - rs[i].arrival_us) / double(rb[i].end_us - rb[i].arrival_us);
     bool inside = rb[i].arrival_us >= 5'000'000 && rb[i].end_us < 10'000'000;
     bool outside = rb[i].arrival_us >= 10'000'000 || rb[i].end_us < 5'000'000;
-    if (inside) EXPECT_NEAR(ratio, 3.0, 0.05) << "request " << i;
-    if (outside) EXPECT_DOUBLE_EQ(ratio, 1.0) << "request " << i;
+    if (inside) {
+      EXPECT_NEAR(ratio, 3.0, 0.05) << "request " << i;
+    }
+    if (outside) {
+      EXPECT_DOUBLE_EQ(ratio, 1.0) << "request " << i;
+    }
   }
 }
 
