@@ -56,6 +56,24 @@ void expect_all_completed(const nlohmann::json& s, const std::vector<RequestReco
   EXPECT_EQ(s["requests"]["completed"].get<std::size_t>(), n) << s["reasons"].dump();
 }
 
+// A run of `t` whose outputs go to out_dir(name), with every request's record; checks that every
+// request completed.
+struct RecordedRun {
+  nlohmann::json summary;
+  std::vector<RequestRecord> records;
+  std::string dir;
+};
+
+RecordedRun run_recorded(const RunConfig& c, const Trace& t, const std::string& name) {
+  RecordedRun run;
+  RunOptions opt;
+  opt.out_dir = run.dir = out_dir(name);
+  opt.records_out = &run.records;
+  run.summary = run_embedded(c, t, opt);
+  expect_all_completed(run.summary, run.records, t.requests.size());
+  return run;
+}
+
 // One worker's lifecycle changes, from the timeline's markers, in time order.
 struct Change {
   TimeUs at_us = 0;
@@ -71,6 +89,17 @@ std::map<int, std::vector<Change>> lifecycle_changes(const std::string& dir, int
     const int tid = e["tid"];
     if (tid >= workers || (name != "starting" && name != "ready" && name != "draining" && name != "stopped")) continue;
     out[tid].push_back({e["ts"].get<TimeUs>(), name});
+  }
+  return out;
+}
+
+// When worker w changed to `to`, in time order (none when it never did).
+std::vector<TimeUs> change_times(const std::map<int, std::vector<Change>>& lifecycles, int w, const std::string& to) {
+  std::vector<TimeUs> out;
+  auto it = lifecycles.find(w);
+  if (it == lifecycles.end()) return out;
+  for (const Change& ch : it->second) {
+    if (ch.to == to) out.push_back(ch.at_us);
   }
   return out;
 }
@@ -102,12 +131,9 @@ TEST(EmbeddedElastic, ALoadStepStartsWorkersAfterTheirColdStartAndStopsThemAfter
   // on a slow one the quiet tail leaves time for the backlog to clear and the scale-down window
   // (1 s) to pass.
   Trace t = phases({{1, 5}, {1, 100}, {6, 5}}, 64);
-  RunOptions opt;
-  opt.out_dir = out_dir("step");
-  std::vector<RequestRecord> records;
-  opt.records_out = &records;
-  auto s = run_embedded(c, t, opt);
-  expect_all_completed(s, records, t.requests.size());
+  const RecordedRun run = run_recorded(c, t, "step");
+  const nlohmann::json& s = run.summary;
+  const std::vector<RequestRecord>& records = run.records;
 
   // Replicas rose after the load step and fell after it.
   const auto& pool = s["autoscaling"]["pools"][0];
@@ -121,7 +147,7 @@ TEST(EmbeddedElastic, ALoadStepStartsWorkersAfterTheirColdStartAndStopsThemAfter
       << pool.dump();
 
   // Only worker 0 was built before the run; every other load is a cold start, one per start.
-  const auto lifecycles = lifecycle_changes(opt.out_dir, 3);
+  const auto lifecycles = lifecycle_changes(run.dir, 3);
   std::map<int, std::vector<nlohmann::json>> cold_starts;
   int initial = 0;
   for (const auto& load : s["run"]["loads"]) {
@@ -136,13 +162,7 @@ TEST(EmbeddedElastic, ALoadStepStartsWorkersAfterTheirColdStartAndStopsThemAfter
   EXPECT_EQ(initial, 1);
   EXPECT_FALSE(cold_starts.empty());
   for (int w = 0; w < 3; ++w) {
-    std::vector<TimeUs> starts;
-    auto it = lifecycles.find(w);
-    if (it != lifecycles.end()) {
-      for (const Change& ch : it->second) {
-        if (ch.to == "starting") starts.push_back(ch.at_us);
-      }
-    }
+    const std::vector<TimeUs> starts = change_times(lifecycles, w, "starting");
     ASSERT_EQ(cold_starts[w].size(), starts.size()) << "worker " << w << ": one real load per start";
     for (std::size_t k = 0; k < starts.size(); ++k) {
       const auto& load = cold_starts[w][k];
@@ -210,15 +230,12 @@ TEST(EmbeddedElastic, ADrainingWorkerFinishesWhatItHoldsThenStops) {
   std::stable_sort(t.requests.begin(), t.requests.end(),
                    [](const Request& a, const Request& b) { return a.arrival_us < b.arrival_us; });
   for (std::size_t i = 0; i < t.requests.size(); ++i) t.requests[i].id = i;
-  RunOptions opt;
-  opt.out_dir = out_dir("drain");
-  std::vector<RequestRecord> records;
-  opt.records_out = &records;
-  auto s = run_embedded(c, t, opt);
-  expect_all_completed(s, records, t.requests.size());
+  const RecordedRun run = run_recorded(c, t, "drain");
+  const nlohmann::json& s = run.summary;
+  const std::vector<RequestRecord>& records = run.records;
   const auto& pool = s["autoscaling"]["pools"][0];
   EXPECT_GE(pool["scale_downs"].get<int>(), 1) << pool.dump();
-  const auto lifecycles = lifecycle_changes(opt.out_dir, 3);
+  const auto lifecycles = lifecycle_changes(run.dir, 3);
   int stopped = 0, held_when_drained = 0;
   for (const auto& [w, changes] : lifecycles) {
     for (std::size_t k = 0; k < changes.size(); ++k) {
@@ -278,17 +295,14 @@ TEST(EmbeddedElastic, ABurstColdStartsWorkersOnLoaderThreadsWhileTheRouterServes
   RunConfig c = testing::cpu_config("cpu_elastic.json", {"autoscaling.autoscaler.target_per_replica=1",
                                                         "policies.router=round_robin"});
   Trace t = phases({{0.4, 100}, {3, 4}}, 64);
-  RunOptions opt;
-  opt.out_dir = out_dir("burst");
-  std::vector<RequestRecord> records;
-  opt.records_out = &records;
-  auto s = run_embedded(c, t, opt);
-  expect_all_completed(s, records, t.requests.size());
+  const RecordedRun run = run_recorded(c, t, "burst");
+  const nlohmann::json& s = run.summary;
+  const std::vector<RequestRecord>& records = run.records;
   const auto& pool = s["autoscaling"]["pools"][0];
   EXPECT_GE(pool["scale_ups"].get<int>(), 1) << pool.dump();
   EXPECT_GE(pool["peak_replicas"].get<int>(), 2) << pool.dump();
 
-  const auto lifecycles = lifecycle_changes(opt.out_dir, 3);
+  const auto lifecycles = lifecycle_changes(run.dir, 3);
   std::map<int, TimeUs> ready_at;  // each started worker's first "ready"
   for (const auto& [w, changes] : lifecycles) {
     for (const Change& ch : changes) {
@@ -303,12 +317,7 @@ TEST(EmbeddedElastic, ABurstColdStartsWorkersOnLoaderThreadsWhileTheRouterServes
     if (load["why"] != "cold_start") continue;
     const int w = load["worker"];
     EXPECT_NE(w, 0) << load.dump();
-    std::vector<TimeUs> starting;
-    if (lifecycles.count(w)) {
-      for (const Change& ch : lifecycles.at(w)) {
-        if (ch.to == "starting") starting.push_back(ch.at_us);
-      }
-    }
+    const std::vector<TimeUs> starting = change_times(lifecycles, w, "starting");
     const std::size_t k = starts_seen[w]++;
     ASSERT_LT(k, starting.size()) << "worker " << w << ": a load without a start";
     EXPECT_GE(us_from_s(load["begun_s"].get<double>()), starting[k]) << load.dump();
