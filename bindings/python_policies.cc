@@ -51,6 +51,18 @@ struct Held {
   [[noreturn]] void fail(const char* method, const Error& e) const {
     throw Error(where + "." + method + "(): " + e.what());
   }
+  // f() (a call into the Python object), with its errors named after the policy and `method`.
+  // REQUIRES: the GIL.
+  template <class F>
+  auto call(const char* method, F&& f) const -> decltype(f()) {
+    try {
+      return f();
+    } catch (py::error_already_set& e) {
+      fail(method, e);
+    } catch (const Error& e) {
+      fail(method, e);
+    }
+  }
 };
 
 class HeldRouter final : public Router {
@@ -58,14 +70,7 @@ class HeldRouter final : public Router {
   explicit HeldRouter(Held<Router> held) : held_(std::move(held)) {}
   RouteDecision route(const Request& request, const ClusterView& view) override {
     py::gil_scoped_acquire gil;
-    RouteDecision d;
-    try {
-      d = held_.impl->route(request, view);
-    } catch (py::error_already_set& e) {
-      held_.fail("route", e);
-    } catch (const Error& e) {
-      held_.fail("route", e);
-    }
+    RouteDecision d = held_.call("route", [&] { return held_.impl->route(request, view); });
     // An index the driver would use out of bounds is an error of the policy, not a crash.
     if (d.worker >= static_cast<int>(view.size())) {
       throw Error(held_.where + ".route(): returned worker " + std::to_string(d.worker) + "; the cluster has " +
@@ -88,14 +93,7 @@ class HeldAdmission final : public Admission {
   explicit HeldAdmission(Held<Admission> held) : held_(std::move(held)) {}
   AdmissionDecision admit(const Request& request, const ClusterView& view) override {
     py::gil_scoped_acquire gil;
-    AdmissionDecision d;
-    try {
-      d = held_.impl->admit(request, view);
-    } catch (py::error_already_set& e) {
-      held_.fail("admit", e);
-    } catch (const Error& e) {
-      held_.fail("admit", e);
-    }
+    AdmissionDecision d = held_.call("admit", [&] { return held_.impl->admit(request, view); });
     if (!d.admitted && d.reason.empty()) d.reason = "rejected by admission " + held_.registered;
     return d;
   }
@@ -128,13 +126,7 @@ class HeldBatcher final : public Batcher {
   }
   KvCapacity kv_capacity() const override {
     py::gil_scoped_acquire gil;
-    try {
-      return held_.impl->kv_capacity();
-    } catch (py::error_already_set& e) {
-      held_.fail("kv_capacity", e);
-    } catch (const Error& e) {
-      held_.fail("kv_capacity", e);
-    }
+    return held_.call("kv_capacity", [&] { return held_.impl->kv_capacity(); });
   }
   std::string name() const override {
     py::gil_scoped_acquire gil;
@@ -206,14 +198,7 @@ class HeldAutoscaler final : public Autoscaler {
   explicit HeldAutoscaler(Held<Autoscaler> held) : held_(std::move(held)) {}
   ScaleDecision decide(const PoolSample& sample) override {
     py::gil_scoped_acquire gil;
-    ScaleDecision d;
-    try {
-      d = held_.impl->decide(sample);
-    } catch (py::error_already_set& e) {
-      held_.fail("decide", e);
-    } catch (const Error& e) {
-      held_.fail("decide", e);
-    }
+    ScaleDecision d = held_.call("decide", [&] { return held_.impl->decide(sample); });
     // The driver clamps to the pool's bounds; a negative count is a mistake of the policy.
     if (d.desired < 0) {
       throw Error(held_.where + ".decide(): returned " + std::to_string(d.desired) + " replicas; want >= 0");
