@@ -59,12 +59,6 @@ LinkSpec default_gpu_link(const std::string& device) {
   return kPcie4;
 }
 
-std::string format_number(double x) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%g", x);
-  return buf;
-}
-
 // Integer keys must be JSON integers: nlohmann would silently truncate 2.5 to 2.
 void get_int(JsonParams& p, const json& object, const std::string& key, int& value) {
   auto it = object.find(key);

@@ -1,5 +1,7 @@
 #include "policies/params.h"
 
+#include <cstdio>
+
 namespace twinfer {
 
 JsonParams::JsonParams(const nlohmann::json& object, std::string where, std::vector<std::string> ignored)
@@ -21,6 +23,12 @@ void JsonParams::done() const {
 
 void JsonParams::require(bool ok, const std::string& key, const std::string& message) const {
   if (!ok) throw Error(where_ + "." + key + ": " + message);
+}
+
+std::string format_number(double x) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", x);
+  return buf;
 }
 
 }  // namespace twinfer

@@ -58,4 +58,7 @@ class JsonParams {
   std::set<std::string> known_;
 };
 
+// A number as messages show it: printf's %g (2.5, 0.1, 1e+12).
+std::string format_number(double x);
+
 }  // namespace twinfer

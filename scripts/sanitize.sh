@@ -33,10 +33,10 @@ case "${1:-}" in
     # - The embedded router's and the gRPC router's real-time fault replays (crash, partition,
     #   slowdown, restart, a gone worker): minutes each here; ThreadSanitizer runs them (tsan below),
     #   and the unit tests of their parts run here.
-    # - The elastic pool's load-step, drain and canary tests: they need the CPU model to keep up
+    # - The elastic pool's load-step, drain, canary and hot-swap tests: they need the CPU model to keep up
     #   with a real-time load (a quiet phase must stay quiet, a drain must come while long requests
     #   are in flight); the elastic tests that check structure only run here.
-    exclude='^(Queueing\.|EmbeddedElastic\.(ALoadStep|ADraining|ACanary)|RpcProcesses\.|RpcFaultsProcesses\.|Profiler\.|EmbeddedRouter\.RequestTimeout|RouterProtection\.ARequestPastItsTimeLimit|EmbeddedRouter\.(APartitioned|ASlowed|ACrashed|RouterRestart)|RouterProtection\.(AForwardToAGone|WithoutRetriesAGone))'
+    exclude='^(Queueing\.|EmbeddedElastic\.(ALoadStep|ADraining|ACanary|AHotSwap)|RpcProcesses\.|RpcFaultsProcesses\.|Profiler\.|EmbeddedRouter\.RequestTimeout|RouterProtection\.ARequestPastItsTimeLimit|EmbeddedRouter\.(APartitioned|ASlowed|ACrashed|RouterRestart)|RouterProtection\.(AForwardToAGone|WithoutRetriesAGone))'
     ;;
   tsan)
     sanitize=thread
@@ -49,7 +49,7 @@ case "${1:-}" in
     # here by the WorkerEngine, elastic and gRPC fault tests. Two of the nine routers run the
     # embedded router's per-router test (the same threads; the router is single-threaded policy).
     # The elastic pool's real-time tests are left out as for asan.
-    exclude='^(EmbeddedElastic\.(ALoadStep|ADraining|ACanary)|RpcProcesses\.|RpcFaultsProcesses\.|Profiler\.|EmbeddedRouter\.RequestTimeout|RouterProtection\.ARequestPastItsTimeLimit|EmbeddedRouter\.(ACrashed|APartitioned|ASlowed|RouterRestart)|Routers/EmbeddedRouterTest\..*"(consistent_hash|cost_aware|least_outstanding|multi_resource|power_of_two|queue_feedback|random)")'
+    exclude='^(EmbeddedElastic\.(ALoadStep|ADraining|ACanary|AHotSwap)|RpcProcesses\.|RpcFaultsProcesses\.|Profiler\.|EmbeddedRouter\.RequestTimeout|RouterProtection\.ARequestPastItsTimeLimit|EmbeddedRouter\.(ACrashed|APartitioned|ASlowed|RouterRestart)|Routers/EmbeddedRouterTest\..*"(consistent_hash|cost_aware|least_outstanding|multi_resource|power_of_two|queue_feedback|random)")'
     ;;
   *)
     echo "usage: $0 asan|tsan" >&2

@@ -41,8 +41,8 @@ Driver::Driver(const RunConfig& config, const Trace& trace, const SimRunOptions&
   admission_ = std::move(policies.admission);
   shed_ = std::move(policies.shed);
   router_ = std::move(policies.router);
-  elastic_ = std::make_unique<ElasticCluster>(config, *cost_, options.seed, recorder_);
   versions_ = std::make_unique<VersionChoice>(config.cluster, config.traffic_split, options.seed);
+  elastic_ = std::make_unique<ElasticCluster>(config, *cost_, options.seed, recorder_, versions_.get());
   for (const auto& inst : config.cluster.instances) {
     SimWorker w;
     w.instance = &inst;
@@ -126,10 +126,10 @@ void Driver::on_arrival(std::size_t i) {
   progress_.update(i + 1, now_us());
   if (i + 1 < requests_.size()) schedule_arrival(i + 1);
   next_arrival_us_ = i + 1 < requests_.size() ? requests_[i + 1].arrival_us : kNever;
-  Request scratch;
-  const Request& r = versions_->resolve(requests_[i], now_us(), scratch);
-  if (!router_up_) return recorder_.reject(r.id, now_us(), "router unavailable (restarting)");
+  if (!router_up_) return recorder_.reject(requests_[i].id, now_us(), "router unavailable (restarting)");
   ClusterView v = view();
+  Request scratch;
+  const Request& r = versions_->resolve(requests_[i], v.now_us, v.all(), scratch);
   AdmissionDecision ad = admit_request(r, v, queued_, protection_, *shed_, *admission_);
   if (!ad.admitted) return recorder_.reject(r.id, v.now_us, ad.reason);
   RouteDecision rd = route_checked(*router_, r, v);
@@ -152,7 +152,7 @@ void Driver::dispatch(RequestId id) {
   if (w < 0) {  // a retry: route again, to the version of its first attempt
     ClusterView v = view();
     Request scratch;
-    const Request& routed = versions_->resolve(r, v.now_us, scratch);
+    const Request& routed = versions_->resolve(r, v.now_us, v.all(), scratch);
     RouteDecision rd = route_checked(*router_, routed, v);
     if (rd.rejected()) {
       --queued_;

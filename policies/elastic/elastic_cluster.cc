@@ -5,6 +5,7 @@
 #include <map>
 
 #include "policies/error.h"
+#include "policies/params.h"
 #include "policies/registry.h"
 
 namespace twinfer {
@@ -45,8 +46,9 @@ const char* lifecycle_name(Lifecycle l) {
 
 }  // namespace
 
-ElasticCluster::ElasticCluster(const RunConfig& config, const CostModel& cost, std::uint64_t seed, Recorder& recorder)
-    : options_(config.autoscaling), cluster_(config.cluster), recorder_(recorder),
+ElasticCluster::ElasticCluster(const RunConfig& config, const CostModel& cost, std::uint64_t seed, Recorder& recorder,
+                               const VersionChoice* versions)
+    : options_(config.autoscaling), cluster_(config.cluster), recorder_(recorder), versions_(versions),
       workers_(config.cluster.instances.size()) {
   std::map<std::string, int> pool_of_model;
   for (const auto& inst : cluster_.instances) {
@@ -79,9 +81,11 @@ ElasticCluster::ElasticCluster(const RunConfig& config, const CostModel& cost, s
       ctx.slo = &config.workload.slo;
       pool.autoscaler = autoscaler_registry().make(options_.autoscaler, ctx, where + ".autoscaler");
     }
-    const int initial = !options_.enabled() ? n
-                        : std::clamp(options_.initial_replicas > 0 ? options_.initial_replicas : pool.min_replicas,
-                                     pool.min_replicas, pool.max_replicas);
+    int initial = !options_.enabled() ? n
+                  : std::clamp(options_.initial_replicas > 0 ? options_.initial_replicas : pool.min_replicas,
+                               pool.min_replicas, pool.max_replicas);
+    // A version that its split sends nothing within a cold start is not loaded yet (a hot swap).
+    if (options_.enabled() && versions_ && versions_->max_share(pool.model, 0, lead_us(pool)) == 0) initial = 0;
     // The cheapest instances start first (config order among equals), as in resize().
     std::vector<int> order = pool.workers;
     std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
@@ -107,6 +111,48 @@ void ElasticCluster::on_routed(int worker, const Request& request) {
   ++pool.arrivals;
   pool.input_tokens += request.input_tokens;
   pool.output_tokens += request.output_tokens;
+}
+
+TimeUs ElasticCluster::lead_us(const Pool& pool) const { return options_.interval_us + cold_start_us(pool.workers.front()); }
+
+std::pair<int, int> ElasticCluster::split_bounds(const Pool& pool, TimeUs now_us, std::string& reason) const {
+  const std::pair<int, int> own = {pool.min_replicas, pool.max_replicas};
+  const std::vector<std::string>* family = versions_ ? versions_->family_versions(pool.model) : nullptr;
+  if (!family) return own;
+  const double ahead = versions_->max_share(pool.model, now_us, now_us + lead_us(pool));
+  if (ahead < 0) return own;
+  const double share = versions_->max_share(pool.model, now_us, now_us);
+  auto pool_of = [&](const std::string& model) -> const Pool* {
+    for (const auto& p : pools_) {
+      if (p->model == model) return p.get();
+    }
+    return nullptr;
+  };
+  if (ahead == 0) {
+    for (const std::string& other : *family) {
+      if (other == pool.model || versions_->max_share(other, now_us, now_us) <= 0) continue;
+      const Pool* p = pool_of(other);
+      if (!p || count(*p, Lifecycle::kReady) == 0) {
+        reason = "split: retiring once " + other + " is ready";
+        return {1, pool.max_replicas};
+      }
+    }
+    reason = "split: no traffic within " + format_number(s_from_us(lead_us(pool))) + " s, retired";
+    return {0, 0};
+  }
+  if (ahead > share && share < 1) {
+    int others = 0;
+    for (const std::string& other : *family) {
+      const Pool* p = other == pool.model ? nullptr : pool_of(other);
+      if (p) others += count(*p, Lifecycle::kReady) + count(*p, Lifecycle::kStarting);
+    }
+    const int floor = int(std::ceil(ahead * double(others) / (1 - share) - 1e-9));
+    if (floor > pool.min_replicas) {
+      reason = "split: share " + format_number(ahead) + " within the lead needs " + std::to_string(floor);
+      return {std::min(floor, pool.max_replicas), pool.max_replicas};
+    }
+  }
+  return own;
 }
 
 int ElasticCluster::count(const Pool& pool, Lifecycle l) const {
@@ -196,11 +242,16 @@ std::vector<LifecycleChange> ElasticCluster::decide(const ClusterView& view, con
   for (auto& pool : pools_) {
     PoolSample s = sample(*pool, view, busy_us);
     ScaleDecision d = pool->autoscaler->decide(s);
-    int desired = std::clamp(d.desired, pool->min_replicas, pool->max_replicas);
+    std::string split_reason;
+    auto [lo, hi] = split_bounds(*pool, view.now_us, split_reason);
+    int desired = std::clamp(d.desired, lo, hi);
     if (desired == s.current()) continue;
     (desired > s.current() ? pool->scale_ups : pool->scale_downs)++;
+    const std::string why = desired == std::clamp(d.desired, pool->min_replicas, pool->max_replicas) || split_reason.empty()
+                                ? d.reason
+                                : split_reason;
     recorder_.marker(view.now_us, -1, "scale " + pool->model,
-                     std::to_string(s.current()) + " -> " + std::to_string(desired) + ": " + d.reason);
+                     std::to_string(s.current()) + " -> " + std::to_string(desired) + ": " + why);
     resize(*pool, desired, view.now_us, view, out);
   }
   last_decision_us_ = view.now_us;

@@ -13,11 +13,24 @@
 //   - calls finish(end_us) once at the end, then summary().
 // Without autoscaling every worker is ready from 0 to the end and decide() is never needed; the
 // cost accounting works the same, so that static and elastic runs compare on one scale.
+//
+// With autoscaling, the pool of a model version under a traffic split also follows the split
+// (hot swap): let lead = interval + cold start, share = the split's share for the version now, and
+// ahead = its largest share over [now, now + lead].
+//   - ahead = 0: the version is to get nothing; its pool holds no replica (none at time 0; later it
+//     drains to zero), but only once every version with a share now has a ready worker; until
+//     then it keeps at least one replica, and the split sends it what the others cannot take.
+//   - ahead > share (it gains traffic within a cold start): at least
+//     ceil(ahead * others / (1 - share)) replicas, others = the replicas (ready or starting) of the
+//     family's other versions, so that it starts ahead of its traffic, sized for it; and at least
+//     min_replicas.
+//   - otherwise its autoscaler sizes it within [min_replicas, max_replicas].
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -28,6 +41,7 @@
 #include "policies/elastic/autoscaling_options.h"
 #include "policies/recorder.h"
 #include "policies/run_config.h"
+#include "policies/splits/version_choice.h"
 
 namespace twinfer {
 
@@ -42,7 +56,10 @@ class ElasticCluster {
   // Builds one autoscaler per pool from config.autoscaling (seeded seed + pool index). `recorder`
   // receives the timeline's markers (scale decisions) and counters (replicas per pool); it must
   // outlive this object. Throws twinfer::Error naming the config key on a bad autoscaler or bounds.
-  ElasticCluster(const RunConfig& config, const CostModel& cost, std::uint64_t seed, Recorder& recorder);
+  // `versions` (may be null) gives the traffic splits that versioned pools follow; it must outlive
+  // this object.
+  ElasticCluster(const RunConfig& config, const CostModel& cost, std::uint64_t seed, Recorder& recorder,
+                 const VersionChoice* versions = nullptr);
   ~ElasticCluster();
 
   bool autoscaling() const { return options_.enabled(); }
@@ -82,10 +99,15 @@ class ElasticCluster {
   void resize(Pool& pool, int desired, TimeUs now_us, const ClusterView& view, std::vector<LifecycleChange>& out);
   void record_pool(Pool& pool, TimeUs now_us);
   int count(const Pool& pool, Lifecycle l) const;
+  // The replica bounds that the traffic split sets on `pool` now (see above); {min_replicas, max}
+  // for a pool no split governs. `reason` gets a note when the split raised the floor.
+  std::pair<int, int> split_bounds(const Pool& pool, TimeUs now_us, std::string& reason) const;
+  TimeUs lead_us(const Pool& pool) const;
 
   AutoscalingOptions options_;
   const ClusterConfig& cluster_;
   Recorder& recorder_;
+  const VersionChoice* versions_;
   std::vector<Worker> workers_;
   std::vector<std::unique_ptr<Pool>> pools_;
   TimeUs last_decision_us_ = 0;

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "policies/cluster_config.h"
+#include "policies/cluster_view.h"
 #include "policies/recorder.h"
 #include "policies/request.h"
 #include "policies/traffic_split.h"
@@ -30,16 +31,32 @@ class VersionChoice {
 
   bool active() const { return !splits_.empty(); }
   // The request to route: `r` itself when its model has no split; else `scratch`, set to a copy of
-  // `r` whose model is the chosen version (the same for every call with r.id).
-  const Request& resolve(const Request& r, TimeUs now_us, Request& scratch);
+  // `r` whose model is the chosen version. The split picks among the versions that serve in
+  // `workers` (a ready worker that is not down). A request keeps its version for every later call
+  // (its retries) while that version serves; it is picked again only when its version stopped
+  // serving and another one serves (a version retired by a hot swap).
+  const Request& resolve(const Request& r, TimeUs now_us, const std::vector<WorkerView>& workers, Request& scratch);
+  // The request as resolve() last chose for it, without picking again (r itself when unresolved).
+  const Request& chosen(const Request& r, Request& scratch) const;
+
+  // The versions of `model`'s family when the family has a split, else null.
+  const std::vector<std::string>* family_versions(const std::string& model) const;
+  // The split's largest share for the version `model` over [from_us, to_us] (TrafficSplit::max_share);
+  // negative when `model` is no version under a split or the split cannot tell.
+  double max_share(const std::string& model, TimeUs from_us, TimeUs to_us) const;
 
  private:
   struct Family {
     std::vector<std::string> versions;
     std::unique_ptr<TrafficSplit> split;
   };
+  const Family* family_of(const std::string& model) const;
+  bool serves(const std::string& version, const std::vector<WorkerView>& workers) const;
+
+  const ClusterConfig& cluster_;
   std::map<std::string, Family> splits_;
   std::unordered_map<RequestId, std::string> chosen_;
+  std::vector<bool> serving_;  // reused buffer
 };
 
 // Per-model figures (Recorder::summary_by grouped by each worker's model, so by version), or null

@@ -18,12 +18,6 @@ using nlohmann::json;
 // A one-second schedule step is 1e6 us; 1e12 s (about 31700 years) keeps at_us far from overflow.
 constexpr double kMaxAtSeconds = 1e12;
 
-std::string format_number(double x) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%g", x);
-  return buf;
-}
-
 WeightedSplit::Weights parse_weights(const json& object, const std::string& where) {
   if (!object.is_object()) throw Error(where + ": expected an object of version weights, got " + object.dump());
   WeightedSplit::Weights weights;
@@ -118,8 +112,7 @@ const WeightedSplit::Weights& WeightedSplit::weights_at(TimeUs now_us) const {
   return std::prev(after)->weights;
 }
 
-void WeightedSplit::validate_names(const std::vector<std::string>& versions) {
-  if (versions == validated_versions_) return;
+void WeightedSplit::check_names(const std::vector<std::string>& versions) const {
   auto check = [&](const Weights& weights, int step) {
     for (const auto& w : weights) {
       if (std::find(versions.begin(), versions.end(), w.first) != versions.end()) continue;
@@ -129,7 +122,30 @@ void WeightedSplit::validate_names(const std::vector<std::string>& versions) {
   };
   check(options_.weights, -1);
   for (std::size_t i = 0; i < options_.schedule.size(); ++i) check(options_.schedule[i].weights, static_cast<int>(i));
+}
+
+void WeightedSplit::validate_names(const std::vector<std::string>& versions) {
+  if (versions == validated_versions_) return;
+  check_names(versions);
   validated_versions_ = versions;
+}
+
+double WeightedSplit::max_share(const std::string& version, const std::vector<std::string>& versions, TimeUs from_us,
+                                TimeUs to_us) const {
+  check_names(versions);
+  auto share = [&](const Weights& weights) {
+    double mine = 0, total = 0;
+    for (const auto& w : weights) {
+      total += w.second;
+      if (w.first == version) mine += w.second;
+    }
+    return total > 0 ? mine / total : 0.0;
+  };
+  double best = share(weights_at(from_us));
+  for (const Step& step : options_.schedule) {
+    if (step.at_us > from_us && step.at_us <= to_us) best = std::max(best, share(step.weights));
+  }
+  return best;
 }
 
 double WeightedSplit::point_of(const Request& request) {
@@ -139,18 +155,28 @@ double WeightedSplit::point_of(const Request& request) {
   return uniform_unit(rng_);
 }
 
-std::string WeightedSplit::pick(const Request& request, const std::vector<std::string>& versions, TimeUs now_us) {
-  assert(!versions.empty());
+std::string WeightedSplit::pick(const Request& request, const std::vector<std::string>& versions,
+                                const std::vector<bool>& serving, TimeUs now_us) {
+  assert(!versions.empty() && serving.size() == versions.size());
   validate_names(versions);
   const Weights& weights = weights_at(now_us);
-  cumulative_.assign(versions.size(), 0.0);
-  double total = 0;
-  for (std::size_t i = 0; i < versions.size(); ++i) {
-    for (const auto& w : weights) {
-      if (w.first == versions[i]) total += w.second;
+  const bool any_serving = std::find(serving.begin(), serving.end(), true) != serving.end();
+  auto lay_out = [&](bool serving_only, bool equal) {
+    cumulative_.assign(versions.size(), 0.0);
+    double total = 0;
+    for (std::size_t i = 0; i < versions.size(); ++i) {
+      if (!serving_only || serving[i]) {
+        if (equal) total += 1;
+        for (const auto& w : weights) {
+          if (!equal && w.first == versions[i]) total += w.second;
+        }
+      }
+      cumulative_[i] = total;
     }
-    cumulative_[i] = total;
-  }
+    return total;
+  };
+  double total = lay_out(any_serving, false);
+  if (total <= 0) total = lay_out(true, true);  // no weighted version serves: the serving ones share equally
   assert(total > 0);
   // Drawn before the scan so that unsticky picks consume one number each, whatever they pick.
   const double u = point_of(request) * total;

@@ -25,6 +25,11 @@ namespace twinfer {
 //     sessions only in that direction, never back; with more, the same holds for shifts between
 //     neighbours in `versions` order.
 //   - otherwise: u is drawn from a mt19937_64 seeded with `seed`.
+// Only serving versions are laid out: a version that cannot take a request now (still loading in a
+// hot swap, or scaled to zero) loses its share to the serving ones in proportion to theirs. When
+// no serving version has a weight in force, the serving versions share equally (the traffic stays
+// where it can be served until the weighted versions are ready); when none serves, all versions are
+// laid out by weight.
 //
 // One weighted split serves one version family: every version a weight names must be one of
 // `versions` at pick time, else pick() throws twinfer::Error naming the weight's key path and the
@@ -48,14 +53,21 @@ class WeightedSplit : public TrafficSplit {
 
   // REQUIRES: options as read_options() returns them (some weights in force at every time >= 0).
   explicit WeightedSplit(Options options);
-  std::string pick(const Request& request, const std::vector<std::string>& versions, TimeUs now_us) override;
+  std::string pick(const Request& request, const std::vector<std::string>& versions, const std::vector<bool>& serving,
+                   TimeUs now_us) override;
+  // The largest normalized weight of `version` over the weights in force at from_us and at every
+  // schedule step in (from_us, to_us].
+  double max_share(const std::string& version, const std::vector<std::string>& versions, TimeUs from_us,
+                   TimeUs to_us) const override;
   std::string name() const override { return "weighted"; }
 
   // The weights in force at `now_us`.
   const Weights& weights_at(TimeUs now_us) const;
 
  private:
-  // Throws unless every weighted version is one of `versions`; remembers the last list it passed.
+  // Throws unless every weighted version is one of `versions`.
+  void check_names(const std::vector<std::string>& versions) const;
+  // check_names(), remembering the last list it passed.
   void validate_names(const std::vector<std::string>& versions);
   double point_of(const Request& request);
 

@@ -32,11 +32,12 @@ EmbeddedRouter::EmbeddedRouter(RouterParts parts)
       flights_(requests_.size()) {
   const RunConfig& config = *parts_.config;
   const std::size_t n = config.cluster.instances.size();
+  versions_ = std::make_unique<VersionChoice>(config.cluster, config.traffic_split, parts_.seed);
   {
     std::lock_guard<std::mutex> lock(*parts_.recorder_mu);
-    elastic_ = std::make_unique<ElasticCluster>(config, *parts_.policies->cost, parts_.seed, *parts_.recorder);
+    elastic_ = std::make_unique<ElasticCluster>(config, *parts_.policies->cost, parts_.seed, *parts_.recorder,
+                                                versions_.get());
   }
-  versions_ = std::make_unique<VersionChoice>(config.cluster, config.traffic_split, parts_.seed);
   for (const auto& inst : config.cluster.instances) {
     kv_capacity_.push_back(make_worker_batcher(config, inst, *parts_.policies->cost, parts_.seed)->kv_capacity());
   }
@@ -218,13 +219,13 @@ std::vector<WorkerView>& EmbeddedRouter::views(TimeUs now) {
 void EmbeddedRouter::arrive(const Request& arrived, TimeUs now) {
   // The split's schedule is read at the request's arrival time, not at this thread's (possibly
   // late) clock: the same request goes to the same version as in the simulator.
-  Request scratch;
-  const Request& r = versions_->resolve(arrived, arrived.arrival_us, scratch);
   if (router_down_) {
-    end_request(r.id, Outcome::kRejected, "router unavailable", now);
+    end_request(arrived.id, Outcome::kRejected, "router unavailable", now);
     return;
   }
   ClusterView view{now, &views(now)};
+  Request scratch;
+  const Request& r = versions_->resolve(arrived, arrived.arrival_us, view.all(), scratch);
   AdmissionDecision ad =
       admit_request(r, view, queued_, protection_, *parts_.policies->shed, *parts_.policies->admission);
   if (!ad.admitted) {
@@ -241,10 +242,10 @@ void EmbeddedRouter::arrive(const Request& arrived, TimeUs now) {
 }
 
 void EmbeddedRouter::route(RequestId id, TimeUs now) {
-  Request scratch;
-  const Request& r = versions_->resolve(requests_[id], now, scratch);  // a retry keeps its version
-  Flight& f = flights_[id];
   ClusterView view{now, &views(now)};
+  Request scratch;
+  const Request& r = versions_->resolve(requests_[id], now, view.all(), scratch);  // a retry keeps its version
+  Flight& f = flights_[id];
   RouteDecision rd = route_checked(*parts_.policies->router, r, view);
   if (rd.rejected()) {
     // A retry that finds no worker is a request the cluster accepted and then lost.
@@ -306,7 +307,7 @@ void EmbeddedRouter::deliver(const Message& m, TimeUs now) {
   const Flight& f = flights_[m.id];
   if (f.ended || f.attempts != m.attempt || !f.on_worker) return;  // given up while in transit
   Request scratch;
-  workers_[w]->submit(versions_->resolve(requests_[m.id], now, scratch));
+  workers_[w]->submit(versions_->chosen(requests_[m.id], scratch));
 }
 
 void EmbeddedRouter::answer(const Message& m, TimeUs now) {

@@ -27,7 +27,7 @@ TEST(BuiltinSplitsTest, WeightedBuildsFromItsParameters) {
                                              "policies.traffic_split");
   ASSERT_NE(split, nullptr);
   EXPECT_EQ(split->name(), "weighted");
-  EXPECT_EQ(split->pick(make_request(1), {"a", "b"}, 0), "b");
+  EXPECT_EQ(split->pick(make_request(1), {"a", "b"}, {true, true}, 0), "b");
 }
 
 TEST(BuiltinSplitsTest, ErrorsNameTheSplitAndKey) {

@@ -7,6 +7,7 @@
 
 #include "policies/error.h"
 #include "policies/registry.h"
+#include "policies/splits/version_choice.h"
 #include "tests/testing.h"
 
 namespace twinfer {
@@ -214,6 +215,99 @@ TEST(ElasticCluster, BoundsBeyondThePoolAreAnErrorNamingTheModel) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("e.json: autoscaling: model 'm' has 4 instances"), std::string::npos) << e.what();
   }
+}
+
+// Two versions of "m", two H100 instances each (workers 0, 1: m-v1; 2, 3: m-v2), and a split that
+// moves every request from m-v1 to m-v2 at 100 s. Decisions every 10 s, 2 s cold start: lead 12 s.
+struct HotSwap {
+  HotSwap()
+      : config(config_of()), versions(config.cluster, config.traffic_split, 1),
+        recorder({}, {"w0", "w1", "w2", "w3"}, SloSpec{}), elastic(config, cost, 1, recorder, &versions), views(4) {
+    for (int i = 0; i < 4; ++i) {
+      views[i].index = i;
+      views[i].instance = &config.cluster.instances[i];
+      views[i].lifecycle = elastic.lifecycle(i);
+    }
+  }
+  static RunConfig config_of() {
+    elastic_config(nullptr);  // registers "scripted"
+    nlohmann::json c = nlohmann::json::parse(R"({
+      "cluster": {
+        "models": {"m-v1": {"params": 1e9, "layers": 16, "hidden": 2048, "heads": 16, "version_of": "m"},
+                   "m-v2": {"params": 1e9, "layers": 16, "hidden": 2048, "heads": 16, "version_of": "m"}},
+        "hosts": [{"name": "h", "device": "H100", "gpus": 4,
+                   "instances": [{"model": "m-v1", "count": 2}, {"model": "m-v2", "count": 2}]}]
+      },
+      "policies": {"traffic_split": {"m": {"name": "weighted", "weights": {"m-v1": 1},
+                                           "schedule": [{"at_s": 100, "weights": {"m-v2": 1}}]}}}
+    })");
+    c["autoscaling"] = scripted(1, 2, 2);
+    return parse_run_config(c, "swap.json");
+  }
+  std::vector<LifecycleChange> decide(TimeUs now) {
+    auto changes = elastic.decide(ClusterView{now, &views}, {0, 0, 0, 0});
+    for (auto& c : changes) views[c.worker].lifecycle = c.to;
+    return changes;
+  }
+  void ready(int w, TimeUs now) {
+    ASSERT_TRUE(elastic.ready(w, elastic.start_epoch(w), now));
+    views[w].lifecycle = Lifecycle::kReady;
+  }
+  std::string version_for(RequestId id, TimeUs now) {
+    Request r = testing::make_request(id), scratch;
+    r.model = "m";
+    return versions.resolve(r, now, views, scratch).model;
+  }
+  RunConfig config;
+  VersionChoice versions;
+  testing::FakeCostModel cost;
+  Recorder recorder;
+  ElasticCluster elastic;
+  std::vector<WorkerView> views;
+};
+
+TEST(ElasticCluster, AHotSwapStartsTheNewVersionAheadSizedLikeTheOldAndRetiresTheOldOnceItServes) {
+  script() = {};
+  HotSwap f;
+  // The new version gets nothing within the lead at time 0: not loaded.
+  EXPECT_EQ(f.elastic.lifecycle(0), Lifecycle::kReady);
+  EXPECT_EQ(f.elastic.lifecycle(1), Lifecycle::kReady);
+  EXPECT_EQ(f.elastic.lifecycle(2), Lifecycle::kStopped);
+  EXPECT_EQ(f.elastic.lifecycle(3), Lifecycle::kStopped);
+  for (RequestId id = 0; id < 2; ++id) EXPECT_EQ(f.version_for(id, 0), "m-v1");
+  EXPECT_TRUE(f.decide(80'000'000).empty());  // 100 s is beyond 80 + 12
+  // At 90 s the switch is within the lead: m-v2 starts as many replicas as m-v1 has.
+  auto changes = f.decide(90'000'000);
+  ASSERT_EQ(changes.size(), 2u);
+  EXPECT_EQ(changes[0].to, Lifecycle::kStarting);
+  EXPECT_EQ(changes[1].to, Lifecycle::kStarting);
+  EXPECT_EQ(changes[0].worker + changes[1].worker, 2 + 3);
+  // At 100 s the weights moved but m-v2 is still loading: the traffic stays on m-v1, which keeps
+  // its replicas.
+  EXPECT_EQ(f.version_for(2, 100'000'000), "m-v1");
+  EXPECT_TRUE(f.decide(100'000'000).empty());
+  f.ready(2, 101'000'000);
+  f.ready(3, 101'000'000);
+  EXPECT_EQ(f.version_for(3, 101'000'000), "m-v2");
+  EXPECT_EQ(f.version_for(2, 101'000'000), "m-v1");  // chosen while m-v2 loaded: m-v1 still serves, it stays
+  // m-v2 serves: m-v1 drains to zero.
+  changes = f.decide(110'000'000);
+  ASSERT_EQ(changes.size(), 2u);
+  EXPECT_EQ(changes[0].to, Lifecycle::kDraining);
+  EXPECT_EQ(changes[1].to, Lifecycle::kDraining);
+  // A retry of a request chosen for m-v1 goes to m-v2 now that m-v1 no longer serves.
+  EXPECT_EQ(f.version_for(2, 111'000'000), "m-v2");
+  f.elastic.stopped(0, 112'000'000);
+  f.elastic.stopped(1, 112'000'000);
+  EXPECT_TRUE(f.decide(120'000'000).empty());  // stays retired
+  f.elastic.finish(200'000'000);
+  nlohmann::json s = f.elastic.summary(10);
+  const auto& pools = s["autoscaling"]["pools"];
+  EXPECT_EQ(pools[0]["model"], "m-v1");
+  EXPECT_EQ(pools[0]["replicas"]["ready"].back(), 0);
+  EXPECT_EQ(pools[1]["replicas"]["ready"].back(), 2);
+  // GPU time: m-v1 2 x 112 s, m-v2 2 x (200 - 90) s.
+  EXPECT_NEAR(s["cost"]["gpu_hours"].get<double>(), (2 * 112.0 + 2 * 110.0) / 3600, 1e-9);
 }
 
 }  // namespace

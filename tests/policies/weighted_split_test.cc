@@ -17,6 +17,7 @@ using nlohmann::json;
 using testing::make_request;
 
 const std::vector<std::string> kVersions = {"v1", "v2"};
+const std::vector<bool> kBothServe = {true, true};
 constexpr TimeUs kSecond = 1000000;
 
 WeightedSplit::Options options_of(const json& params, std::uint64_t seed = 7) {
@@ -49,7 +50,7 @@ std::map<std::string, int> count_picks(WeightedSplit& split, const std::vector<s
   std::map<std::string, int> counts;
   for (int i = 0; i < n; ++i) {
     Request r = with_sessions ? session_request(i, "session-" + std::to_string(i)) : make_request(i);
-    ++counts[split.pick(r, versions, now_us)];
+    ++counts[split.pick(r, versions, std::vector<bool>(versions.size(), true), now_us)];
   }
   return counts;
 }
@@ -79,8 +80,9 @@ TEST(WeightedSplitTest, UnnamedVersionsGetNothingAndScaleDoesNotMatter) {
   const std::vector<std::string> versions = {"a", "b", "c"};
   int b_picks = 0;
   for (int i = 0; i < 1000; ++i) {
-    std::string pick = halves.pick(make_request(i), versions, 0);
-    EXPECT_EQ(pick, twos.pick(make_request(i), versions, 0)) << i;
+    const std::vector<bool> all(3, true);
+    std::string pick = halves.pick(make_request(i), versions, all, 0);
+    EXPECT_EQ(pick, twos.pick(make_request(i), versions, all, 0)) << i;
     b_picks += pick == "b";
   }
   EXPECT_EQ(b_picks, 0);
@@ -92,9 +94,9 @@ TEST(WeightedSplitTest, TheSameSeedGivesTheSamePicks) {
   WeightedSplit other = split_of(json::parse(R"({"weights": {"v1": 1, "v2": 1}})"), 12);
   int differ = 0;
   for (int i = 0; i < 200; ++i) {
-    std::string pa = a.pick(make_request(i), kVersions, 0);
-    EXPECT_EQ(pa, b.pick(make_request(i), kVersions, 0));
-    differ += pa != other.pick(make_request(i), kVersions, 0);
+    std::string pa = a.pick(make_request(i), kVersions, kBothServe, 0);
+    EXPECT_EQ(pa, b.pick(make_request(i), kVersions, kBothServe, 0));
+    differ += pa != other.pick(make_request(i), kVersions, kBothServe, 0);
   }
   EXPECT_GT(differ, 0);  // the seed matters
 }
@@ -120,8 +122,8 @@ TEST(WeightedSplitTest, ScheduleStepsTakeOverAtTheirTime) {
 TEST(WeightedSplitTest, AScheduleFromZeroNeedsNoBaseWeights) {
   WeightedSplit split = split_of(json::parse(R"({"schedule": [{"at_s": 0, "weights": {"v2": 1}},
                                                               {"at_s": 5, "weights": {"v1": 1}}]})"));
-  EXPECT_EQ(split.pick(make_request(1), kVersions, 0), "v2");
-  EXPECT_EQ(split.pick(make_request(2), kVersions, 5 * kSecond), "v1");
+  EXPECT_EQ(split.pick(make_request(1), kVersions, kBothServe, 0), "v2");
+  EXPECT_EQ(split.pick(make_request(2), kVersions, kBothServe, 5 * kSecond), "v1");
   EXPECT_EQ(split.name(), "weighted");
 }
 
@@ -130,11 +132,11 @@ TEST(WeightedSplitTest, ASessionKeepsItsVersion) {
   std::map<std::string, int> first_seen;
   for (int s = 0; s < 50; ++s) {
     const std::string session = "user-" + std::to_string(s);
-    const std::string first = split.pick(session_request(0, session), kVersions, 0);
+    const std::string first = split.pick(session_request(0, session), kVersions, kBothServe, 0);
     for (int k = 1; k < 20; ++k) {
       // Unsticky picks in between move the generator; the session's point must not depend on it.
-      split.pick(make_request(k), kVersions, 0);
-      EXPECT_EQ(split.pick(session_request(k, session), kVersions, k * kSecond), first) << session;
+      split.pick(make_request(k), kVersions, kBothServe, 0);
+      EXPECT_EQ(split.pick(session_request(k, session), kVersions, kBothServe, k * kSecond), first) << session;
     }
     ++first_seen[first];
   }
@@ -145,14 +147,14 @@ TEST(WeightedSplitTest, ASessionKeepsItsVersion) {
   WeightedSplit original = split_of(json::parse(R"({"weights": {"v1": 1, "v2": 1}})"));
   for (int s = 0; s < 50; ++s) {
     Request r = session_request(s, "user-" + std::to_string(s));
-    EXPECT_EQ(reseeded.pick(r, kVersions, 0), original.pick(r, kVersions, 0));
+    EXPECT_EQ(reseeded.pick(r, kVersions, kBothServe, 0), original.pick(r, kVersions, kBothServe, 0));
   }
 }
 
 TEST(WeightedSplitTest, NotStickyOrNoSessionDrawsAtRandom) {
   WeightedSplit split = split_of(json::parse(R"({"weights": {"v1": 1, "v2": 1}, "sticky": false})"));
   std::map<std::string, int> counts;
-  for (int i = 0; i < 100; ++i) ++counts[split.pick(session_request(i, "same"), kVersions, 0)];
+  for (int i = 0; i < 100; ++i) ++counts[split.pick(session_request(i, "same"), kVersions, kBothServe, 0)];
   EXPECT_GT(counts["v1"], 10);
   EXPECT_GT(counts["v2"], 10);
 }
@@ -168,7 +170,7 @@ TEST(WeightedSplitTest, RolloutMovesSessionsOnlyForward) {
   for (int step = 0; step < 5; ++step) {
     int count = 0;
     for (int s = 0; s < kSessions; ++s) {
-      bool v2 = split.pick(session_request(s, "s" + std::to_string(s)), kVersions, step * 60 * kSecond) == "v2";
+      bool v2 = split.pick(session_request(s, "s" + std::to_string(s)), kVersions, kBothServe, step * 60 * kSecond) == "v2";
       EXPECT_FALSE(on_v2[s] && !v2) << "session s" << s << " moved back to v1 at step " << step;
       on_v2[s] = v2;
       count += v2;
@@ -184,8 +186,8 @@ TEST(WeightedSplitTest, RolloutMovesSessionsOnlyForward) {
   WeightedSplit back = split_of(json::parse(R"({"weights": {"v1": 0.8, "v2": 0.2}})"));
   for (int s = 0; s < kSessions; ++s) {
     Request r = session_request(s, "s" + std::to_string(s));
-    if (forward.pick(r, kVersions, 0) == "v1") {
-      EXPECT_EQ(back.pick(r, kVersions, 0), "v1") << s;
+    if (forward.pick(r, kVersions, kBothServe, 0) == "v1") {
+      EXPECT_EQ(back.pick(r, kVersions, kBothServe, 0), "v1") << s;
     }
   }
 }
@@ -194,7 +196,7 @@ TEST(WeightedSplitTest, AWeightForAnUnknownVersionFailsAtPick) {
   WeightedSplit split = split_of(json::parse(R"({"weights": {"v1": 1},
                                                 "schedule": [{"at_s": 1, "weights": {"v3": 1}}]})"));
   try {
-    split.pick(make_request(1), kVersions, 0);
+    split.pick(make_request(1), kVersions, kBothServe, 0);
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_STREQ(e.what(),
@@ -203,14 +205,58 @@ TEST(WeightedSplitTest, AWeightForAnUnknownVersionFailsAtPick) {
   }
   WeightedSplit base = split_of(json::parse(R"({"weights": {"v9": 1}})"));
   try {
-    base.pick(make_request(1), kVersions, 0);
+    base.pick(make_request(1), kVersions, kBothServe, 0);
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("policies.traffic_split (weighted).weights.v9:"), std::string::npos)
         << e.what();
   }
   // Valid for another family's versions.
-  EXPECT_EQ(base.pick(make_request(1), {"v8", "v9"}, 0), "v9");
+  EXPECT_EQ(base.pick(make_request(1), {"v8", "v9"}, kBothServe, 0), "v9");
+}
+
+TEST(WeightedSplitTest, AVersionThatDoesNotServeLosesItsShareToTheServingOnes) {
+  WeightedSplit split = split_of(json::parse(R"({"weights": {"a": 1, "b": 1, "c": 2}})"));
+  const std::vector<std::string> versions = {"a", "b", "c"};
+  constexpr int kN = 4000;
+  std::map<std::string, int> counts;
+  for (int i = 0; i < kN; ++i) ++counts[split.pick(make_request(i), versions, {true, false, true}, 0)];
+  EXPECT_EQ(counts["b"], 0);
+  expect_binomial(counts["a"], kN, 1.0 / 3);  // a : c = 1 : 2 over what serves
+  EXPECT_EQ(counts["a"] + counts["c"], kN);
+}
+
+TEST(WeightedSplitTest, WhenNoWeightedVersionServesTheServingOnesShareEqually) {
+  // A hot swap: the weights already moved to v2, which is still loading.
+  WeightedSplit split = split_of(json::parse(R"({"weights": {"v1": 100},
+                                                "schedule": [{"at_s": 60, "weights": {"v2": 100}}]})"));
+  for (int i = 0; i < 50; ++i) {
+    EXPECT_EQ(split.pick(make_request(i), kVersions, {true, false}, 61 * kSecond), "v1");
+    EXPECT_EQ(split.pick(make_request(i), kVersions, {true, true}, 61 * kSecond), "v2");
+  }
+  const std::vector<std::string> three = {"a", "b", "c"};
+  WeightedSplit only_c = split_of(json::parse(R"({"weights": {"c": 1}})"));
+  std::map<std::string, int> counts;
+  constexpr int kN = 4000;
+  for (int i = 0; i < kN; ++i) ++counts[only_c.pick(make_request(i), three, {true, true, false}, 0)];
+  expect_binomial(counts["a"], kN, 0.5);
+  EXPECT_EQ(counts["a"] + counts["b"], kN);
+  // Nothing serves: the weights in force decide (the request waits for c).
+  EXPECT_EQ(only_c.pick(make_request(1), three, {false, false, false}, 0), "c");
+}
+
+TEST(WeightedSplitTest, MaxShareIsTheLargestNormalizedWeightOverAWindow) {
+  WeightedSplit split = split_of(json::parse(R"({"weights": {"v1": 100},
+      "schedule": [{"at_s": 10, "weights": {"v1": 90, "v2": 10}}, {"at_s": 20, "weights": {"v1": 1, "v2": 1}},
+                   {"at_s": 30, "weights": {"v2": 3}}]})"));
+  EXPECT_DOUBLE_EQ(split.max_share("v2", kVersions, 0, 9 * kSecond), 0.0);
+  EXPECT_DOUBLE_EQ(split.max_share("v2", kVersions, 0, 10 * kSecond), 0.1);  // the step at the window's end counts
+  EXPECT_DOUBLE_EQ(split.max_share("v2", kVersions, 12 * kSecond, 25 * kSecond), 0.5);
+  EXPECT_DOUBLE_EQ(split.max_share("v2", kVersions, 35 * kSecond, 35 * kSecond), 1.0);
+  EXPECT_DOUBLE_EQ(split.max_share("v1", kVersions, 0, 40 * kSecond), 1.0);
+  EXPECT_DOUBLE_EQ(split.max_share("v1", kVersions, 25 * kSecond, 40 * kSecond), 0.5);
+  EXPECT_DOUBLE_EQ(split.max_share("v1", kVersions, 30 * kSecond, 1000 * kSecond), 0.0);
+  EXPECT_THROW(split.max_share("v1", {"v1", "v3"}, 0, 0), Error);  // v2 is not a version of this family
 }
 
 TEST(WeightedSplitTest, BadParametersNameTheirKey) {

@@ -286,6 +286,65 @@ TEST(EmbeddedElastic, ACanaryScheduleMovesTrafficToTheNewVersionUnderLoad) {
   EXPECT_EQ(v1, per_phase[0][0] + per_phase[1][0] + per_phase[2][0]);
 }
 
+// configs/cpu_hot_swap.json: tiny-v1 on workers 0 and 1 serves everything until 2 s, then the
+// split gives everything to tiny-v2 (workers 2 and 3), which is not loaded at the start. Decisions
+// every 0.25 s and a 0.3 s cold start: tiny-v2 starts at 1.5 s on loader threads, both replicas
+// (as many as tiny-v1 has), and tiny-v1 drains to zero once tiny-v2 serves.
+TEST(EmbeddedElastic, AHotSwapLoadsTheNewVersionMovesTheTrafficAndRetiresTheOldWithoutAFailure) {
+  RunConfig c = testing::cpu_config("cpu_hot_swap.json");
+  const TimeUs switch_us = 2 * kS;
+  Trace t = phases({{4, 40}}, 16, "tiny");
+  const RecordedRun run = run_recorded(c, t, "hot_swap");
+  const nlohmann::json& s = run.summary;
+  const auto lifecycles = lifecycle_changes(run.dir, 4);
+
+  // Only tiny-v1 was built before the run; tiny-v2's replicas were loaded during it, started a
+  // cold start and a decision ahead of the switch.
+  std::map<int, int> loads;
+  for (const auto& load : s["run"]["loads"]) {
+    const int w = load["worker"];
+    EXPECT_EQ(load["why"], w < 2 ? "initial" : "cold_start") << load.dump();
+    ++loads[w];
+  }
+  EXPECT_EQ(loads, (std::map<int, int>{{0, 1}, {1, 1}, {2, 1}, {3, 1}}));
+  TimeUs v2_ready = kNever;
+  for (int w = 2; w < 4; ++w) {
+    const std::vector<TimeUs> starts = change_times(lifecycles, w, "starting");
+    ASSERT_EQ(starts.size(), 1u) << "worker " << w;
+    EXPECT_EQ(starts[0], 3 * kS / 2) << "worker " << w;  // the decision dated 1.5 s
+    const std::vector<TimeUs> ready = change_times(lifecycles, w, "ready");
+    ASSERT_EQ(ready.size(), 1u) << "worker " << w;
+    EXPECT_GE(ready[0], starts[0] + kColdStartUs - 1);
+    v2_ready = std::min(v2_ready, ready[0]);
+  }
+  // Before the switch everything went to tiny-v1; after it, once tiny-v2 served, everything went
+  // to tiny-v2. Between the switch and tiny-v2's first ready worker (only on a machine slower than
+  // the modeled cold start) tiny-v1 kept the traffic.
+  std::map<int, TimeUs> last_end;
+  int on_v2 = 0;
+  for (const RequestRecord& r : run.records) {
+    if (r.arrival_us < switch_us) EXPECT_LT(r.worker, 2) << "request " << r.id;
+    if (r.arrival_us >= switch_us && r.arrival_us >= v2_ready) EXPECT_GE(r.worker, 2) << "request " << r.id;
+    on_v2 += r.worker >= 2;
+    last_end[r.worker] = std::max(last_end[r.worker], r.end_us);
+  }
+  EXPECT_GT(on_v2, 0);
+  // tiny-v1 retired: each of its workers drained and stopped after its last request ended.
+  for (int w = 0; w < 2; ++w) {
+    const std::vector<TimeUs> stopped = change_times(lifecycles, w, "stopped");
+    ASSERT_EQ(stopped.size(), 1u) << "worker " << w;
+    EXPECT_GE(stopped[0], last_end[w]) << "worker " << w;
+    EXPECT_GE(stopped[0], switch_us) << "worker " << w;
+  }
+  const auto& pools = s["autoscaling"]["pools"];
+  EXPECT_EQ(pools[0]["model"], "tiny-v1");
+  EXPECT_EQ(pools[0]["replicas"]["ready"].back(), 0);
+  EXPECT_EQ(pools[1]["replicas"]["ready"].back(), 2);
+  const int v1 = s["models"]["tiny-v1"]["requests"]["completed"], v2 = s["models"]["tiny-v2"]["requests"]["completed"];
+  EXPECT_EQ(v2, on_v2);
+  EXPECT_EQ(std::size_t(v1 + v2), t.requests.size());
+}
+
 // A burst over the first decision outnumbers one replica's target however fast or slow this
 // machine is (each request takes 64 decode steps, so those of the last few ms are still there): the
 // pool starts workers, each on a loader thread while the router goes on serving, and none serves

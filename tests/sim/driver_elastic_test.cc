@@ -225,6 +225,47 @@ TEST(SimVersions, ACanaryScheduleMovesTrafficToTheNewVersionWithoutLosingAReques
   EXPECT_EQ(v1, per_phase[0]["m-v1"] + per_phase[1]["m-v1"] + per_phase[2]["m-v1"]);
 }
 
+TEST(SimVersions, AHotSwapLoadsTheNewVersionAheadMovesTheTrafficAndRetiresTheOldWithoutLosingARequest) {
+  auto c = nlohmann::json::parse(R"({
+    "cluster": {
+      "models": {"m-v1": {"params": 1e9, "layers": 16, "hidden": 2048, "heads": 16, "version_of": "m"},
+                 "m-v2": {"params": 1e9, "layers": 16, "hidden": 2048, "heads": 16, "version_of": "m"}},
+      "hosts": [{"name": "h", "device": "H100", "gpus": 4,
+                 "instances": [{"model": "m-v1", "count": 2}, {"model": "m-v2", "count": 2}]}]
+    },
+    "policies": {"router": "least_outstanding", "traffic_split": {"m": {"name": "weighted",
+        "weights": {"m-v1": 1}, "schedule": [{"at_s": 10, "weights": {"m-v2": 1}}]}}},
+    "autoscaling": {"autoscaler": {"name": "queue_depth", "target_per_replica": 1000}, "interval_s": 1,
+                    "min_replicas": 2, "max_replicas": 2, "cold_start": {"startup_s": 2, "load_gbps": 2}},
+    "sim": {"network": "none", "timeline": false}
+  })");
+  RunConfig rc = parse_run_config(c, "swap.json");
+  Trace t = phases({{20, 100}});
+  for (auto& r : t.requests) r.model = "m";
+  std::string dir = out_dir("hot_swap");
+  auto s = run(rc, t, dir);
+  EXPECT_EQ(s["requests"]["completed"].get<std::size_t>(), t.requests.size());
+  // Cold start 3 s (2 s + 2 GB at 2 GB/s), decisions every 1 s: m-v2 starts at 6 s, ready at 9 s.
+  const auto& v1 = s["autoscaling"]["pools"][0];
+  const auto& v2 = s["autoscaling"]["pools"][1];
+  ASSERT_EQ(v2["model"], "m-v2");
+  EXPECT_EQ(replicas_at(v2, 5.9), 0);
+  EXPECT_EQ(replicas_at(v2, 6.0), 2);
+  EXPECT_EQ(v2["replicas"]["ready"].back(), 2);
+  EXPECT_EQ(v1["replicas"]["ready"].back(), 0);  // retired
+  EXPECT_EQ(v1["replicas"]["draining"].back(), 0);
+  const std::map<std::string, std::string> version_of = {{"h/gpu0", "m-v1"}, {"h/gpu1", "m-v1"},
+                                                         {"h/gpu2", "m-v2"}, {"h/gpu3", "m-v2"}};
+  for (const Row& r : read_rows(dir)) {
+    ASSERT_EQ(r.outcome, "completed");
+    EXPECT_EQ(version_of.at(r.worker), r.arrival_us < 10'000'000 ? "m-v1" : "m-v2") << r.id;
+  }
+  // m-v1 stopped once its last request ended: paid 2 x (about 10 s), m-v2 2 x 14 s and a little.
+  const double end_s = s["duration_s"].get<double>();
+  EXPECT_LT(s["cost"]["gpu_hours"].get<double>(), (2 * 11.0 + 2 * (end_s - 6)) / 3600);
+  EXPECT_GT(s["cost"]["gpu_hours"].get<double>(), (2 * 10.0 + 2 * (end_s - 6)) / 3600);
+}
+
 TEST(SimVersions, ASplitForAnUnknownFamilyIsAnErrorNamingIt) {
   auto c = testing::small_config(1);
   c["policies"]["traffic_split"] = {{"chat", "weighted"}};
