@@ -56,6 +56,7 @@ void bind_views(py::module_& m) {
       .def_property_readonly("model", &WorkerView::model)
       .def_readonly("health", &WorkerView::health)
       .def_readonly("lifecycle", &WorkerView::lifecycle)
+      .def_readonly("ready_since_us", &WorkerView::ready_since_us)
       .def_readonly("waiting", &WorkerView::waiting)
       .def_readonly("running", &WorkerView::running)
       .def_property_readonly("outstanding", &WorkerView::outstanding)
@@ -109,6 +110,7 @@ void bind_scaling(py::module_& m) {
       .def_readonly("arrivals", &PoolSample::arrivals)
       .def_readonly("mean_input_tokens", &PoolSample::mean_input_tokens)
       .def_readonly("mean_output_tokens", &PoolSample::mean_output_tokens)
+      .def_readonly("p95_output_tokens", &PoolSample::p95_output_tokens)
       .def_readonly("cold_start_us", &PoolSample::cold_start_us)
       .def_property_readonly("current", &PoolSample::current, "ready + starting: the pool's size")
       .def_property_readonly("device",

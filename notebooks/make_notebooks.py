@@ -620,7 +620,7 @@ AUTOSCALERS = {
     "target_utilization (kv 0.5)": '{"name": "target_utilization", "metric": "kv", "target": 0.5}',
     "queue_depth": '{"name": "queue_depth"}',
     "predictive (0.8)": '{"name": "predictive"}',
-    "predictive (0.7, error margin 1)": '{"name": "predictive", "target_utilization": 0.7, "error_margin": 1}',
+    "predictive (0.75)": '{"name": "predictive", "target_utilization": 0.75}',
     "token_rate (Python, 140 tok/s)": '{"name": "token_rate", "tokens_per_replica": 140}',
     "token_rate (Python, 120 tok/s)": '{"name": "token_rate", "tokens_per_replica": 120}',
 }

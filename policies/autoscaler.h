@@ -27,6 +27,7 @@ struct PoolSample {
   std::int64_t arrivals = 0;       // requests routed to the pool during the interval
   double mean_input_tokens = 0;    // over those arrivals (0 when none)
   double mean_output_tokens = 0;
+  double p95_output_tokens = 0;    // 95th percentile (nearest rank) of their output tokens (0 when none)
   TimeUs cold_start_us = 0;        // how long a started replica takes to become ready
   const InstanceSpec* instance = nullptr;  // a replica of the pool: device, model, tensor parallelism
 

@@ -24,6 +24,7 @@ struct WorkerView {
   const InstanceSpec* instance = nullptr;  // device profile, model, tensor parallelism
   Health health = Health::kUp;
   Lifecycle lifecycle = Lifecycle::kReady;
+  TimeUs ready_since_us = -1;          // when a cold start made it ready (autoscaling); -1: ready from the start
   int waiting = 0;                     // requests queued, not yet running
   int running = 0;                     // sequences in the running batch(es)
   std::int64_t kv_blocks_total = 0;    // paged KV cache size in blocks (0 if not an LLM batcher)

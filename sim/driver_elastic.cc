@@ -52,6 +52,7 @@ void Driver::on_cold_start_done(int wi, int epoch) {
   if (!elastic_->ready(wi, epoch, now_us())) return;  // cancelled while it started
   SimWorker& w = workers_[wi];
   views_[wi].lifecycle = Lifecycle::kReady;
+  views_[wi].ready_since_us = now_us();
   views_[wi].utilization_ewma = 0;
   views_[wi].latency_ewma_us = 0;
   w.util_updated_us = now_us();

@@ -23,7 +23,7 @@ std::unique_ptr<Autoscaler> make_queue_depth(JsonParams& p, const PolicyContext&
 }
 
 std::unique_ptr<Autoscaler> make_predictive(JsonParams& p, const PolicyContext& ctx) {
-  auto opts = PredictiveAutoscaler::read_options(p, ctx.slo != nullptr ? ctx.slo->tpot_ms : 0);
+  auto opts = PredictiveAutoscaler::read_options(p, ctx.slo != nullptr ? *ctx.slo : SloSpec{});
   p.done();
   if (ctx.cost == nullptr) {
     throw Error(p.where() + ": predictive needs a cost model to size replicas; none was given");

@@ -41,7 +41,7 @@ std::int64_t rounded_tokens(double x) {
 }  // namespace
 
 ReplicaCapacity replica_capacity(const CostModel& cost, const InstanceSpec& instance, std::int64_t input,
-                                 std::int64_t output, const CapacityLimits& limits) {
+                                 std::int64_t output, const CapacityLimits& limits, std::int64_t tail_output) {
   assert(input >= 1 && output >= 1 && limits.max_batch >= 1);
   ReplicaCapacity c;
   IterationShape prefill;
@@ -53,9 +53,19 @@ ReplicaCapacity replica_capacity(const CostModel& cost, const InstanceSpec& inst
   const std::int64_t kv_bound = kv_batch_bound(instance, input + output, limits.gpu_memory_utilization);
   if (kv_bound >= 0) batch = std::min(batch, kv_bound);
   const TimeUs tpot_us = limits.tpot_ms > 0 ? us_from_ms(limits.tpot_ms) : kNever;
+  const double tail = static_cast<double>(tail_output >= 1 ? tail_output : output);
+  auto meets_bounds = [&](std::int64_t b) {
+    const TimeUs t = decode_iteration_us(cost, instance, b, input, output);
+    if (t > tpot_us) return false;
+    if (limits.latency_ms <= 0) return true;
+    const double per_token_us = static_cast<double>(t) + static_cast<double>(b) *
+                                                             static_cast<double>(c.prefill_us) /
+                                                             static_cast<double>(output);
+    return tail * per_token_us <= limits.latency_ms * 1e3;
+  };
   // The decode iteration grows with the batch, so the first batch from the top that meets the
-  // TPOT bound is the largest one.
-  while (batch >= 1 && decode_iteration_us(cost, instance, batch, input, output) > tpot_us) --batch;
+  // bounds is the largest one.
+  while (batch >= 1 && !meets_bounds(batch)) --batch;
   if (batch < 1) {
     batch = 1;
     c.bounds_met = false;
@@ -68,7 +78,7 @@ ReplicaCapacity replica_capacity(const CostModel& cost, const InstanceSpec& inst
   return c;
 }
 
-PredictiveAutoscaler::Options PredictiveAutoscaler::read_options(JsonParams& p, double slo_tpot_ms) {
+PredictiveAutoscaler::Options PredictiveAutoscaler::read_options(JsonParams& p, const SloSpec& slo) {
   Options o;
   p.get("forecast", o.forecast);
   p.get("alpha", o.alpha);
@@ -78,6 +88,7 @@ PredictiveAutoscaler::Options PredictiveAutoscaler::read_options(JsonParams& p, 
   p.get("error_margin", o.error_margin);
   p.get("target_utilization", o.target_utilization);
   p.get("scale_down_stabilization_s", o.scale_down_stabilization_s);
+  p.get("latency_bound", o.latency_bound);
   p.get("max_batch", o.limits.max_batch);
   p.get("tpot_ms", o.limits.tpot_ms);
   p.get("gpu_memory_utilization", o.limits.gpu_memory_utilization);
@@ -97,7 +108,10 @@ PredictiveAutoscaler::Options PredictiveAutoscaler::read_options(JsonParams& p, 
   p.require(o.limits.tpot_ms >= 0, "tpot_ms", "must be >= 0 ms (0: no bound), got " + decimal(o.limits.tpot_ms, 3));
   p.require(o.limits.gpu_memory_utilization > 0 && o.limits.gpu_memory_utilization <= 1, "gpu_memory_utilization",
             "must be in (0, 1], got " + decimal(o.limits.gpu_memory_utilization, 3));
-  if (slo_tpot_ms > 0) o.limits.tpot_ms = slo_tpot_ms;
+  if (slo.tpot_ms > 0) o.limits.tpot_ms = slo.tpot_ms;
+  if (o.latency_bound && slo.latency_ms > 0) {
+    o.limits.latency_ms = slo.latency_ms > slo.ttft_ms ? slo.latency_ms - slo.ttft_ms : slo.latency_ms;
+  }
   return o;
 }
 
@@ -109,15 +123,18 @@ PredictiveAutoscaler::PredictiveAutoscaler(const Options& options, const CostMod
 
 void PredictiveAutoscaler::observe_shape(const PoolSample& s) {
   if (s.arrivals <= 0) return;
+  const double tail = std::max(s.p95_output_tokens, s.mean_output_tokens);
   if (!shape_known_) {
     input_tokens_ = s.mean_input_tokens;
     output_tokens_ = s.mean_output_tokens;
+    tail_output_tokens_ = tail;
     shape_known_ = true;
     return;
   }
   const double a = options_.shape_alpha;
   input_tokens_ = a * s.mean_input_tokens + (1 - a) * input_tokens_;
   output_tokens_ = a * s.mean_output_tokens + (1 - a) * output_tokens_;
+  tail_output_tokens_ = a * tail + (1 - a) * tail_output_tokens_;
 }
 
 const ReplicaCapacity& PredictiveAutoscaler::capacity_for(const InstanceSpec& instance) {
@@ -125,10 +142,15 @@ const ReplicaCapacity& PredictiveAutoscaler::capacity_for(const InstanceSpec& in
     capacity_cache_.clear();
     cached_instance_ = &instance;
   }
-  const auto key = std::make_pair(rounded_tokens(input_tokens_), rounded_tokens(output_tokens_));
+  // The tail matters only under a latency bound; without one it stays out of the key.
+  const std::int64_t tail = options_.limits.latency_ms > 0 ? rounded_tokens(tail_output_tokens_) : 0;
+  const auto key = std::make_tuple(rounded_tokens(input_tokens_), rounded_tokens(output_tokens_), tail);
   auto it = capacity_cache_.find(key);
   if (it == capacity_cache_.end()) {
-    it = capacity_cache_.emplace(key, replica_capacity(cost_, instance, key.first, key.second, options_.limits)).first;
+    it = capacity_cache_
+             .emplace(key, replica_capacity(cost_, instance, std::get<0>(key), std::get<1>(key), options_.limits,
+                                            std::get<2>(key)))
+             .first;
   }
   return it->second;
 }
@@ -154,6 +176,7 @@ ScaleDecision PredictiveAutoscaler::decide(const PoolSample& s) {
                     (options_.error_margin > 0 ? " (with " + decimal(options_.error_margin) + " x error " + decimal(error_) + ")" : "") +
                     "; capacity " +
                     decimal(mu.requests_per_s) + " req/s per replica (batch " + std::to_string(mu.batch) +
+                    (options_.limits.latency_ms > 0 ? ", p95 answer " + decimal(tail_output_tokens_, 0) + " tokens" : "") +
                     (mu.bounds_met ? "" : ", TPOT/KV bounds unmet even alone") + ") x " +
                     decimal(options_.target_utilization) + " with headroom " + decimal(options_.headroom) +
                     ": recommend " + std::to_string(recommended);

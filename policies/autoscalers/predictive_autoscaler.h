@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <utility>
 
 #include "policies/autoscaler.h"
@@ -13,6 +14,7 @@
 #include "policies/autoscalers/stabilization.h"
 #include "policies/cost_model.h"
 #include "policies/params.h"
+#include "policies/run_config.h"
 
 namespace twinfer {
 
@@ -20,6 +22,7 @@ namespace twinfer {
 struct CapacityLimits {
   int max_batch = 256;                  // sequences decoding at once, >= 1
   double tpot_ms = 0;                   // decode iteration time bound; 0: none
+  double latency_ms = 0;                // time from first to last token of a long answer; 0: none
   double gpu_memory_utilization = 0.9;  // fraction of device memory for weights + KV cache
 };
 
@@ -32,8 +35,10 @@ struct CapacityLimits {
 //               also had its prompt prefilled.
 // B is the largest batch <= max_batch with t(B) <= tpot_ms (when bounded) whose KV cache fits:
 //   B * (input + output) * kv_bytes_per_token <= mem_gb * 1e9 * tp * gpu_memory_utilization - weights
-// (no KV bound for an opaque model without kv_bytes_per_token). When not even B = 1 meets the bounds,
-// B = 1 and `bounds_met` is false.
+// (no KV bound for an opaque model without kv_bytes_per_token), and, when latency_ms > 0, whose
+// answer of `tail_output` tokens (a long one) decodes within it, the other requests' prefills
+// included: tail_output * (t(B) + B * t_prefill / output) <= latency_ms. When not even B = 1 meets
+// the bounds, B = 1 and `bounds_met` is false.
 struct ReplicaCapacity {
   double requests_per_s = 0;
   int batch = 0;               // B
@@ -42,16 +47,20 @@ struct ReplicaCapacity {
   bool bounds_met = true;
 };
 
-// REQUIRES: input_tokens >= 1, output_tokens >= 1, limits.max_batch >= 1.
+// REQUIRES: input_tokens >= 1, output_tokens >= 1, limits.max_batch >= 1. tail_output < 1: output.
 ReplicaCapacity replica_capacity(const CostModel& cost, const InstanceSpec& instance, std::int64_t input_tokens,
-                                 std::int64_t output_tokens, const CapacityLimits& limits);
+                                 std::int64_t output_tokens, const CapacityLimits& limits,
+                                 std::int64_t tail_output = 0);
 
 // Each decision:
 //  1. observes the rate arrivals / interval (req/s) and, when there were arrivals, smooths the mean
-//     request shape: shape = shape_alpha * sample mean + (1 - shape_alpha) * shape;
+//     request shape: shape = shape_alpha * sample mean + (1 - shape_alpha) * shape (and the same
+//     for the 95th percentile of output tokens, the tail);
 //  2. forecasts the rate h = cold_start_us + interval_us ahead (h / interval_us intervals);
 //  3. recommends ceil(forecast * (1 + headroom) / (mu * target_utilization)), mu = replica_capacity()
-//     for the shape rounded to about 1.6% (cached per rounded shape and instance);
+//     for the shape and tail rounded to about 1.6% (cached per rounded shape and instance); with
+//     latency_bound and an SLO latency, limits.latency_ms = SLO latency - SLO TTFT (the whole
+//     latency when that leaves nothing), so that a tail answer meets the latency SLO;
 //  4. scales up at once; scales down to the MAX recommended over scale_down_stabilization_s; clamps.
 // Before any arrival (no shape known) and with no instance or interval, it keeps current().
 class PredictiveAutoscaler : public Autoscaler {
@@ -65,11 +74,13 @@ class PredictiveAutoscaler : public Autoscaler {
     double error_margin = 0;              // forecast errors (EWMA of |error|) added to the forecast, >= 0
     double target_utilization = 0.8;      // wanted fraction of mu per replica, (0, 1]
     double scale_down_stabilization_s = 120;
+    bool latency_bound = true;            // size so that a tail answer meets the SLO's latency
     CapacityLimits limits;                // "max_batch", "tpot_ms", "gpu_memory_utilization"
   };
   // Reads the keys above (as named; limits' keys at the top level) and checks ranges. An SLO with
-  // tpot_ms > 0 replaces the "tpot_ms" parameter. Does not call p.done().
-  static Options read_options(JsonParams& p, double slo_tpot_ms);
+  // tpot_ms > 0 replaces the "tpot_ms" parameter; with latency_ms > 0 and latency_bound, it sets
+  // limits.latency_ms. Does not call p.done().
+  static Options read_options(JsonParams& p, const SloSpec& slo);
 
   // `cost` is borrowed and outlives the autoscaler.
   PredictiveAutoscaler(const Options& options, const CostModel& cost);
@@ -89,8 +100,9 @@ class PredictiveAutoscaler : public Autoscaler {
   bool shape_known_ = false;
   double input_tokens_ = 0;   // smoothed mean shape
   double output_tokens_ = 0;
+  double tail_output_tokens_ = 0;  // smoothed 95th percentile of output tokens
   const InstanceSpec* cached_instance_ = nullptr;
-  std::map<std::pair<std::int64_t, std::int64_t>, ReplicaCapacity> capacity_cache_;
+  std::map<std::tuple<std::int64_t, std::int64_t, std::int64_t>, ReplicaCapacity> capacity_cache_;
 };
 
 }  // namespace twinfer

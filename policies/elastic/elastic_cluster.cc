@@ -19,6 +19,7 @@ struct ElasticCluster::Pool {
   std::int64_t arrivals = 0;  // since the previous decision
   double input_tokens = 0;    // sums over those arrivals
   double output_tokens = 0;
+  std::vector<std::int64_t> outputs;  // each arrival's output tokens
   int scale_ups = 0;          // decisions that added replicas
   int scale_downs = 0;
   std::int64_t replicas_started = 0;
@@ -111,6 +112,7 @@ void ElasticCluster::on_routed(int worker, const Request& request) {
   ++pool.arrivals;
   pool.input_tokens += request.input_tokens;
   pool.output_tokens += request.output_tokens;
+  pool.outputs.push_back(request.output_tokens);
 }
 
 TimeUs ElasticCluster::lead_us(const Pool& pool) const { return options_.interval_us + cold_start_us(pool.workers.front()); }
@@ -230,9 +232,15 @@ PoolSample ElasticCluster::sample(Pool& pool, const ClusterView& view, const std
   if (pool.arrivals > 0) {
     s.mean_input_tokens = pool.input_tokens / double(pool.arrivals);
     s.mean_output_tokens = pool.output_tokens / double(pool.arrivals);
+    // Nearest rank: the smallest value with at least 95 % of the arrivals at or below it.
+    const std::size_t rank = std::size_t(std::ceil(0.95 * double(pool.outputs.size())));
+    auto nth = pool.outputs.begin() + std::ptrdiff_t(rank - 1);
+    std::nth_element(pool.outputs.begin(), nth, pool.outputs.end());
+    s.p95_output_tokens = double(*nth);
   }
   pool.arrivals = 0;
   pool.input_tokens = pool.output_tokens = 0;
+  pool.outputs.clear();
   return s;
 }
 

@@ -62,6 +62,12 @@ std::unique_ptr<Router> make_consistent_hash(JsonParams& p, const PolicyContext&
   return std::make_unique<ConsistentHashRouter>(opts);
 }
 
+std::unique_ptr<Router> make_least_outstanding(JsonParams& p, const PolicyContext&) {
+  auto opts = LeastOutstandingRouter::read_options(p);
+  p.done();
+  return std::make_unique<LeastOutstandingRouter>(opts);
+}
+
 std::unique_ptr<Router> make_cost_aware(JsonParams& p, const PolicyContext& ctx) {
   auto opts = CostAwareRouter::read_options(p, ctx.slo);
   p.done();
@@ -72,7 +78,7 @@ std::unique_ptr<Router> make_cost_aware(JsonParams& p, const PolicyContext& ctx)
 void register_builtin_routers(PolicyRegistry<Router>& r) {
   r.add("round_robin", plain<RoundRobinRouter>());
   r.add("random", make_random);
-  r.add("least_outstanding", plain<LeastOutstandingRouter>());
+  r.add("least_outstanding", make_least_outstanding);
   r.add("least_work", make_least_work);
   r.add("power_of_two", make_power_of_two);
   r.add("queue_feedback", make_queue_feedback);

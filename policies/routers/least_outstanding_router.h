@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "policies/params.h"
 #include "policies/router.h"
 
 namespace twinfer {
@@ -12,12 +13,26 @@ namespace twinfer {
 // Picks the candidate with the smallest WorkerView::outstanding(). Ties are broken round-robin:
 // the first tied worker at or after the one following the previous pick, in index order, so an
 // idle homogeneous cluster is filled evenly rather than always from worker 0.
+//
+// Slow start (slow_start_s > 0): a worker that a cold start made ready less than slow_start_s ago
+// scores (outstanding + 1) / f instead of outstanding + 1, f = max(0.1, age / slow_start_s), so
+// that a newcomer's queue ramps up over the window instead of taking every arrival until it holds
+// as many requests as the others (which makes its first iterations prefill all of them together).
 class LeastOutstandingRouter : public Router {
  public:
+  struct Options {
+    double slow_start_s = 0;  // >= 0; 0: off
+  };
+  // Reads "slow_start_s" and checks it. Does not call p.done().
+  static Options read_options(JsonParams& p);
+
+  LeastOutstandingRouter() = default;
+  explicit LeastOutstandingRouter(Options options) : options_(options) {}
   RouteDecision route(const Request& request, const ClusterView& view) override;
   std::string name() const override { return "least_outstanding"; }
 
  private:
+  Options options_;
   int tie_start_ = 0;
   std::vector<int> candidates_;
 };

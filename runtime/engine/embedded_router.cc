@@ -48,6 +48,7 @@ EmbeddedRouter::EmbeddedRouter(RouterParts parts)
   held_.resize(n);
   busy_us_.assign(n, 0);
   start_decided_us_.assign(n, 0);
+  ready_since_us_.assign(n, -1);
   start_record_.assign(n, 0);
   workers_.resize(n);
   for (std::size_t w = 0; w < n; ++w) {
@@ -211,6 +212,7 @@ std::vector<WorkerView>& EmbeddedRouter::views(TimeUs now) {
   for (std::size_t w = 0; w < workers_.size(); ++w) {
     if (alive_[w] && !links_.partitioned(int(w))) views_[w] = workers_[w]->view();
     views_[w].lifecycle = lifecycle(int(w));
+    views_[w].ready_since_us = ready_since_us_[w];
   }
   health_.apply(views_, now);
   return views_;

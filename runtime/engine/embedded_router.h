@@ -207,6 +207,7 @@ class EmbeddedRouter {
 
   std::unique_ptr<ElasticCluster> elastic_;  // calls under *parts_.recorder_mu (it writes the recorder)
   std::unique_ptr<VersionChoice> versions_;
+  std::vector<TimeUs> ready_since_us_;  // per worker: when a cold start made it ready; -1: from the start
   std::vector<KvCapacity> kv_capacity_;      // per worker, for the views of workers without an engine
 
   // Per worker: its engine, null while stopped (or starting, until loaded); alive_: the engine

@@ -88,6 +88,7 @@ void EmbeddedRouter::become_ready(int w, int epoch, TimeUs now) {
     if (!elastic_->ready(w, epoch, now)) return;  // a stale start (cancelled, perhaps started again)
   }
   elastic_dated_us_ = now;
+  ready_since_us_[i] = now;
   start_worker(w);
   alive_[i] = true;
   last_views_[i] = workers_[i]->view();

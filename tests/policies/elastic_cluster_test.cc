@@ -139,6 +139,7 @@ TEST(ElasticCluster, SampleMeasuresUtilizationArrivalsAndQueues) {
   EXPECT_EQ(a.arrivals, 2);
   EXPECT_DOUBLE_EQ(a.mean_input_tokens, 200);
   EXPECT_DOUBLE_EQ(a.mean_output_tokens, 30);
+  EXPECT_DOUBLE_EQ(a.p95_output_tokens, 40);  // nearest rank: ceil(0.95 x 2) = the 2nd of {20, 40}
   EXPECT_EQ(a.waiting, 3);
   EXPECT_EQ(a.running, 5);
   EXPECT_EQ(a.min_replicas, 1);
@@ -146,6 +147,7 @@ TEST(ElasticCluster, SampleMeasuresUtilizationArrivalsAndQueues) {
   const PoolSample& b = script().samples[1];
   EXPECT_DOUBLE_EQ(b.utilization, 0.05);  // busy 1 s of 10 on one, 0 on the other
   EXPECT_EQ(b.arrivals, 0);
+  EXPECT_DOUBLE_EQ(b.p95_output_tokens, 0);
 }
 
 TEST(ElasticCluster, ScaleDownDrainsTheDearestAndStopsItWhenEmpty) {

@@ -86,6 +86,23 @@ TEST(ReplicaCapacityTest, UnreachableTpotFallsBackToOneSequence) {
   EXPECT_NEAR(c.requests_per_s, 1e6 / (10 * 1100 + 2000), 1e-9);
 }
 
+TEST(ReplicaCapacityTest, ALatencyBoundKeepsATailAnswerWithinIt) {
+  FakeCostModel cost;
+  CapacityLimits l = limits();
+  l.latency_ms = 100;
+  // Per generated token: t(B) + B * t_prefill / output = 1000 + 100 B + B * 2000 / 10 = 1000 + 300 B us.
+  // 50 tokens: 50 * (1000 + 300 B) <= 100 ms -> B <= 3.
+  auto tail = replica_capacity(cost, test_instance(), 100, 10, l, 50);
+  EXPECT_EQ(tail.batch, 3);
+  EXPECT_TRUE(tail.bounds_met);
+  // The mean answer (10 tokens) alone: B <= 30.
+  EXPECT_EQ(replica_capacity(cost, test_instance(), 100, 10, l).batch, 30);
+  // A tail that no batch can meet.
+  auto unmet = replica_capacity(cost, test_instance(), 100, 10, l, 200);
+  EXPECT_EQ(unmet.batch, 1);
+  EXPECT_FALSE(unmet.bounds_met);
+}
+
 TEST(ReplicaCapacityTest, AsksTheCostModelForDecodeAndPrefillShapes) {
   RecordingCostModel cost;
   replica_capacity(cost, test_instance(), 100, 10, limits(0, 40));
@@ -132,6 +149,33 @@ TEST_F(PredictiveAutoscalerTest, SizesThePoolFromTheCostModel) {
   EXPECT_TRUE(contains(d.reason, "capacity 307.69 req/s per replica (batch 40)")) << d.reason;
   EXPECT_TRUE(contains(d.reason, "1 -> 5")) << d.reason;
   EXPECT_EQ(a.decide(arriving(10, 5, 1000)).desired, 5);
+}
+
+TEST_F(PredictiveAutoscalerTest, TheSloLatencyBoundsTheBatchForTheTailOfAnswers) {
+  SloSpec slo;
+  slo.ttft_ms = 20;
+  slo.latency_ms = 120;
+  nlohmann::json params = {{"name", "predictive"}};
+  JsonParams p(params, "autoscaling.autoscaler (predictive)", {"name"});
+  PredictiveAutoscaler::Options o = PredictiveAutoscaler::read_options(p, slo);
+  EXPECT_DOUBLE_EQ(o.limits.latency_ms, 100);  // the latency after the first token
+  nlohmann::json off = {{"latency_bound", false}};
+  JsonParams q(off, "autoscaling.autoscaler (predictive)");
+  EXPECT_DOUBLE_EQ(PredictiveAutoscaler::read_options(q, slo).limits.latency_ms, 0);
+
+  // Same rate and mean shape; one pool's answers have a long tail (p95 50 tokens): B = 3
+  // instead of 30, so more replicas: mu = 30e6 / (10 * 4000 + 30 * 2000) = 300 req/s, against
+  // 3e6 / (10 * 1300 + 3 * 2000) = 157.9 req/s.
+  PredictiveAutoscaler even(o, cost), tailed(o, cost);
+  PoolSample s = arriving(0, 1, 1000);
+  s.p95_output_tokens = 10;
+  auto d_even = even.decide(s);
+  s.p95_output_tokens = 50;
+  auto d_tailed = tailed.decide(s);
+  EXPECT_TRUE(contains(d_even.reason, "(batch 30, p95 answer 10 tokens)")) << d_even.reason;
+  EXPECT_TRUE(contains(d_tailed.reason, "(batch 3, p95 answer 50 tokens)")) << d_tailed.reason;
+  EXPECT_EQ(d_even.desired, 5);    // ceil(1000 * 1.1 / (300 * 0.8)) = ceil(4.58)
+  EXPECT_EQ(d_tailed.desired, 9);  // ceil(1000 * 1.1 / (157.9 * 0.8)) = ceil(8.71)
 }
 
 TEST_F(PredictiveAutoscalerTest, TheErrorMarginAddsTheSmoothedForecastError) {

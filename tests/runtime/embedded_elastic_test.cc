@@ -323,8 +323,12 @@ TEST(EmbeddedElastic, AHotSwapLoadsTheNewVersionMovesTheTrafficAndRetiresTheOldW
   std::map<int, TimeUs> last_end;
   int on_v2 = 0;
   for (const RequestRecord& r : run.records) {
-    if (r.arrival_us < switch_us) EXPECT_LT(r.worker, 2) << "request " << r.id;
-    if (r.arrival_us >= switch_us && r.arrival_us >= v2_ready) EXPECT_GE(r.worker, 2) << "request " << r.id;
+    if (r.arrival_us < switch_us) {
+      EXPECT_LT(r.worker, 2) << "request " << r.id;
+    }
+    if (r.arrival_us >= switch_us && r.arrival_us >= v2_ready) {
+      EXPECT_GE(r.worker, 2) << "request " << r.id;
+    }
     on_v2 += r.worker >= 2;
     last_end[r.worker] = std::max(last_end[r.worker], r.end_us);
   }
