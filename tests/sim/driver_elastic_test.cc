@@ -186,7 +186,9 @@ TEST(SimElastic, AStaticPoolPaysForEveryGpuThroughout) {
   EXPECT_FALSE(s.contains("autoscaling"));
 }
 
-TEST(SimVersions, ACanaryScheduleMovesTrafficToTheNewVersionWithoutLosingARequest) {
+// Two versions of "m" (family "m"), two H100 instances each: h/gpu0, h/gpu1 serve m-v1, h/gpu2,
+// h/gpu3 m-v2; least-outstanding routing and `split` as the family's traffic split.
+nlohmann::json two_versions(const nlohmann::json& split) {
   auto c = nlohmann::json::parse(R"({
     "cluster": {
       "models": {"m-v1": {"params": 1e9, "layers": 16, "hidden": 2048, "heads": 16, "version_of": "m"},
@@ -194,12 +196,21 @@ TEST(SimVersions, ACanaryScheduleMovesTrafficToTheNewVersionWithoutLosingAReques
       "hosts": [{"name": "h", "device": "H100", "gpus": 4,
                  "instances": [{"model": "m-v1", "count": 2}, {"model": "m-v2", "count": 2}]}]
     },
-    "policies": {"router": "least_outstanding", "traffic_split": {"m": {"name": "weighted",
-        "schedule": [{"at_s": 0, "weights": {"m-v1": 100}}, {"at_s": 4, "weights": {"m-v1": 90, "m-v2": 10}},
-                     {"at_s": 8, "weights": {"m-v1": 50, "m-v2": 50}}, {"at_s": 12, "weights": {"m-v2": 100}}]}}},
+    "policies": {"router": "least_outstanding"},
     "sim": {"network": "none", "timeline": false}
   })");
-  RunConfig rc = parse_run_config(c, "versions.json");
+  c["policies"]["traffic_split"] = {{"m", split}};
+  return c;
+}
+
+const std::map<std::string, std::string> kVersionOfWorker = {
+    {"h/gpu0", "m-v1"}, {"h/gpu1", "m-v1"}, {"h/gpu2", "m-v2"}, {"h/gpu3", "m-v2"}};
+
+TEST(SimVersions, ACanaryScheduleMovesTrafficToTheNewVersionWithoutLosingARequest) {
+  RunConfig rc = parse_run_config(two_versions(nlohmann::json::parse(R"({"name": "weighted",
+      "schedule": [{"at_s": 0, "weights": {"m-v1": 100}}, {"at_s": 4, "weights": {"m-v1": 90, "m-v2": 10}},
+                   {"at_s": 8, "weights": {"m-v1": 50, "m-v2": 50}}, {"at_s": 12, "weights": {"m-v2": 100}}]})")),
+                                  "versions.json");
   Trace t = phases({{16, 200}});
   for (auto& r : t.requests) {
     r.model = "m";
@@ -208,10 +219,8 @@ TEST(SimVersions, ACanaryScheduleMovesTrafficToTheNewVersionWithoutLosingAReques
   std::string dir = out_dir("canary");
   auto s = run(rc, t, dir);
   EXPECT_EQ(s["requests"]["completed"].get<std::size_t>(), t.requests.size());
-  std::map<std::string, std::string> version_of = {{"h/gpu0", "m-v1"}, {"h/gpu1", "m-v1"}, {"h/gpu2", "m-v2"},
-                                                   {"h/gpu3", "m-v2"}};
   std::map<int, std::map<std::string, int>> per_phase;  // phase (4 s each) -> version -> requests
-  for (const Row& r : read_rows(dir)) per_phase[int(r.arrival_us / 4'000'000)][version_of[r.worker]]++;
+  for (const Row& r : read_rows(dir)) per_phase[int(r.arrival_us / 4'000'000)][kVersionOfWorker.at(r.worker)]++;
   EXPECT_EQ(per_phase[0]["m-v2"], 0);
   EXPECT_EQ(per_phase[3]["m-v1"], 0);
   // 97 sessions: 10 % and 50 % of them, within what 97 draws allow (5 standard deviations).
@@ -226,19 +235,10 @@ TEST(SimVersions, ACanaryScheduleMovesTrafficToTheNewVersionWithoutLosingAReques
 }
 
 TEST(SimVersions, AHotSwapLoadsTheNewVersionAheadMovesTheTrafficAndRetiresTheOldWithoutLosingARequest) {
-  auto c = nlohmann::json::parse(R"({
-    "cluster": {
-      "models": {"m-v1": {"params": 1e9, "layers": 16, "hidden": 2048, "heads": 16, "version_of": "m"},
-                 "m-v2": {"params": 1e9, "layers": 16, "hidden": 2048, "heads": 16, "version_of": "m"}},
-      "hosts": [{"name": "h", "device": "H100", "gpus": 4,
-                 "instances": [{"model": "m-v1", "count": 2}, {"model": "m-v2", "count": 2}]}]
-    },
-    "policies": {"router": "least_outstanding", "traffic_split": {"m": {"name": "weighted",
-        "weights": {"m-v1": 1}, "schedule": [{"at_s": 10, "weights": {"m-v2": 1}}]}}},
-    "autoscaling": {"autoscaler": {"name": "queue_depth", "target_per_replica": 1000}, "interval_s": 1,
-                    "min_replicas": 2, "max_replicas": 2, "cold_start": {"startup_s": 2, "load_gbps": 2}},
-    "sim": {"network": "none", "timeline": false}
-  })");
+  auto c = two_versions(nlohmann::json::parse(R"({"name": "weighted", "weights": {"m-v1": 1},
+                                                  "schedule": [{"at_s": 10, "weights": {"m-v2": 1}}]})"));
+  c["autoscaling"] = nlohmann::json::parse(R"({"autoscaler": {"name": "queue_depth", "target_per_replica": 1000},
+      "interval_s": 1, "min_replicas": 2, "max_replicas": 2, "cold_start": {"startup_s": 2, "load_gbps": 2}})");
   RunConfig rc = parse_run_config(c, "swap.json");
   Trace t = phases({{20, 100}});
   for (auto& r : t.requests) r.model = "m";
@@ -254,11 +254,9 @@ TEST(SimVersions, AHotSwapLoadsTheNewVersionAheadMovesTheTrafficAndRetiresTheOld
   EXPECT_EQ(v2["replicas"]["ready"].back(), 2);
   EXPECT_EQ(v1["replicas"]["ready"].back(), 0);  // retired
   EXPECT_EQ(v1["replicas"]["draining"].back(), 0);
-  const std::map<std::string, std::string> version_of = {{"h/gpu0", "m-v1"}, {"h/gpu1", "m-v1"},
-                                                         {"h/gpu2", "m-v2"}, {"h/gpu3", "m-v2"}};
   for (const Row& r : read_rows(dir)) {
     ASSERT_EQ(r.outcome, "completed");
-    EXPECT_EQ(version_of.at(r.worker), r.arrival_us < 10'000'000 ? "m-v1" : "m-v2") << r.id;
+    EXPECT_EQ(kVersionOfWorker.at(r.worker), r.arrival_us < 10'000'000 ? "m-v1" : "m-v2") << r.id;
   }
   // m-v1 stopped once its last request ended: paid 2 x (about 10 s), m-v2 2 x 14 s and a little.
   const double end_s = s["duration_s"].get<double>();
