@@ -255,9 +255,9 @@ std::vector<LifecycleChange> ElasticCluster::decide(const ClusterView& view, con
     int desired = std::clamp(d.desired, lo, hi);
     if (desired == s.current()) continue;
     (desired > s.current() ? pool->scale_ups : pool->scale_downs)++;
-    const std::string why = desired == std::clamp(d.desired, pool->min_replicas, pool->max_replicas) || split_reason.empty()
-                                ? d.reason
-                                : split_reason;
+    // The split's note when its bounds, not the pool's own, set the answer.
+    const bool split_set = desired != std::clamp(d.desired, pool->min_replicas, pool->max_replicas);
+    const std::string& why = split_set ? split_reason : d.reason;
     recorder_.marker(view.now_us, -1, "scale " + pool->model,
                      std::to_string(s.current()) + " -> " + std::to_string(desired) + ": " + why);
     resize(*pool, desired, view.now_us, view, out);

@@ -26,8 +26,9 @@ RouteDecision LeastOutstandingRouter::route(const Request& request, const Cluste
     pick = argmin_from(candidates_, tie_start_, [&](int w) {
       const WorkerView& v = view[w];
       const double score = v.outstanding() + 1.0;
-      if (v.ready_since_us < 0 || double(view.now_us - v.ready_since_us) >= window_us) return score;
-      return score / std::max(0.1, double(view.now_us - v.ready_since_us) / window_us);
+      const double age_us = double(view.now_us - v.ready_since_us);
+      if (v.ready_since_us < 0 || age_us >= window_us) return score;
+      return score / std::max(0.1, age_us / window_us);
     });
   }
   tie_start_ = pick + 1;
