@@ -5,7 +5,8 @@
 //     "devices": {NAME: {peak_tflops, mem_bandwidth_gbps, mem_gb, compute_efficiency,
 //                        bandwidth_efficiency, price_per_hour}},   optional; adds or overrides
 //     "models":  {NAME: {params, layers, hidden, heads, kv_heads, ffn_hidden, vocab,
-//                        bytes_per_param, kv_bytes_per_token, weights_bytes, version_of}},
+//                        bytes_per_param, kv_bytes_per_token, weights_bytes, version_of,
+//                        max_context}},
 //     "router":  {"nic": LINK},                                    optional
 //     "hosts":   [{name, count, device, gpus, gpu_link: LINK, nic: LINK,
 //                  instances: [{model, tp, count, gpus: [i, ...]}]}]
@@ -24,6 +25,8 @@
 //   - host nic and router nic: 25 GB/s (a 200 Gb/s NIC), 5 us.
 //   - host count 1; instance tp 1, count 1.
 //   - version_of "": the model is not a version of another.
+//   - max_context 4096 (tokens of prompt + output; set it to what the real model supports, e.g.
+//     8192 for Llama-3-8B).
 //
 // A host with count N > 1 expands to hosts "<name>0" .. "<name>N-1". Instances take the host's
 // GPUs first fit: each takes the lowest `tp` consecutive free GPUs, or exactly its "gpus".
@@ -155,6 +158,7 @@ ModelSpec parse_model(const json& object, const std::string& where, const std::s
   p.get("kv_bytes_per_token", m.kv_bytes_per_token);
   p.get("weights_bytes", m.weights_bytes);
   p.get("version_of", m.version_of);
+  get_int(p, object, "max_context", m.max_context);
   p.done();
   p.require(!p.has("version_of") || !m.version_of.empty(), "version_of", "must not be empty");
   p.require(m.version_of != name, "version_of", "a model cannot be a version of itself ('" + name + "')");
@@ -172,6 +176,7 @@ ModelSpec parse_model(const json& object, const std::string& where, const std::s
   if (m.ffn_hidden == 0) m.ffn_hidden = 4 * m.hidden;
   p.require(m.ffn_hidden >= 0, "ffn_hidden", "must not be negative");
   require_positive(p, "vocab", m.vocab);
+  require_positive(p, "max_context", m.max_context);
   require_positive(p, "bytes_per_param", m.bytes_per_param);
   p.require(m.kv_bytes_per_token >= 0, "kv_bytes_per_token", "must not be negative");
   p.require(m.weights_bytes >= 0, "weights_bytes", "must not be negative");

@@ -37,6 +37,11 @@ struct ModelSpec {
   double weights_bytes = 0;      // 0: params * bytes_per_param
   std::string version_of;        // non-empty: this model is a version of that family name (traffic
                                  // splits); the family name is never itself a model's name
+  // The longest sequence the model serves, prompt plus output, in tokens: a request over it is
+  // rejected at admission by every engine (policies/servable.h), and the runtime sizes its rotary
+  // tables and attention workspace by it.
+  int max_context = kDefaultMaxContext;
+  static constexpr int kDefaultMaxContext = 4096;  // Llama-2's, and the runtime transformer's default
 };
 
 // A network link: bandwidth in 1e9 bytes/s and one-way latency in microseconds.

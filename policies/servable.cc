@@ -22,19 +22,28 @@ std::int64_t peak_kv_blocks(const Request& request, const KvBlocks& kv) {
 }
 
 std::string unservable_reason(const Request& request, const ClusterView& view) {
+  const std::int64_t tokens = peak_kv_tokens(request);
   bool served = false;
-  std::int64_t largest_tokens = 0;
+  std::int64_t longest_context = 0;  // of the serving workers' models
+  std::int64_t largest_kv_tokens = -1;  // of the serving workers whose context holds the request
   for (const WorkerView& w : view.all()) {
     if (!w.serves(request.model)) continue;
     served = true;
+    const std::int64_t context = w.instance->model.max_context;
+    longest_context = std::max(longest_context, context);
+    if (tokens > context) continue;
     if (w.kv_block_tokens <= 0 || w.kv_blocks_total <= 0) return {};
     const KvBlocks kv(KvCapacity{w.kv_blocks_total, w.kv_block_tokens});
     if (peak_kv_blocks(request, kv) <= kv.total()) return {};
-    largest_tokens = std::max(largest_tokens, kv.total() * kv.block_tokens());
+    largest_kv_tokens = std::max(largest_kv_tokens, kv.total() * kv.block_tokens());
   }
   if (!served) return "no worker serves " + model_text(request);
-  return "needs " + std::to_string(peak_kv_tokens(request)) + " tokens of KV cache (input + output); the largest " +
-         "KV cache for " + model_text(request) + " holds " + std::to_string(largest_tokens);
+  if (largest_kv_tokens < 0) {
+    return "needs " + std::to_string(tokens) + " tokens of context (input + output); the longest context of " +
+           model_text(request) + " is " + std::to_string(longest_context) + " (max_context)";
+  }
+  return "needs " + std::to_string(tokens) + " tokens of KV cache (input + output); the largest " + "KV cache for " +
+         model_text(request) + " holds " + std::to_string(largest_kv_tokens);
 }
 
 }  // namespace twinfer

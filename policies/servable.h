@@ -18,11 +18,15 @@ std::int64_t peak_kv_tokens(const Request& request);
 // KV blocks of `kv` that `request` holds at its peak. REQUIRES: kv.block_tokens() > 0.
 std::int64_t peak_kv_blocks(const Request& request, const KvBlocks& kv);
 
-// "" when some worker serving request.model could ever hold the request (health is ignored: a down
-// worker may come back); otherwise why not:
+// "" when some worker serving request.model could ever hold the request: its model's max_context
+// and its KV cache both hold the request's prompt plus output (health is ignored: a down worker may
+// come back). Otherwise why not:
 //   "no worker serves model 'x'", or
+//   "needs N tokens of context (input + output); the longest context of model 'x' is M (max_context)"
+//     when no serving worker's model holds N tokens, or
 //   "needs N tokens of KV cache (input + output); the largest KV cache for model 'x' holds M".
-// A worker with kv_block_tokens or kv_blocks_total 0 does not track KV and holds any request.
+// A worker with kv_block_tokens or kv_blocks_total 0 does not track KV and holds any request that
+// fits its context.
 std::string unservable_reason(const Request& request, const ClusterView& view);
 
 }  // namespace twinfer

@@ -138,6 +138,19 @@ bool WorkerState::cancel(RequestId id) {
   return true;
 }
 
+Finished WorkerState::fail_entry(BatchPlan& plan, RequestId id, std::string reason) {
+  auto entry = std::find_if(plan.entries.begin(), plan.entries.end(), [id](const BatchEntry& e) { return e.id == id; });
+  assert(entry != plan.entries.end());
+  plan.entries.erase(entry);
+  Slot& s = slot(id);
+  release_blocks(s.seq);
+  if (s.running) {
+    s.leaving = true;
+    sweep_running();
+  }
+  return take_out(id, Outcome::kDropped, std::move(reason));
+}
+
 std::vector<Sequence> WorkerState::clear() {
   std::vector<Sequence> out;
   out.reserve(slots_.size());

@@ -97,6 +97,11 @@ class WorkerState {
   // REQUIRES: no plan that includes it is between begin() and finish().
   bool cancel(RequestId id);
 
+  // Takes a sequence that cannot run (its executor refused it) out of a plan that began: removes its
+  // entry from `plan`, frees its KV blocks and returns it kDropped with `reason`. The rest of the
+  // plan may then run and finish. REQUIRES: begin(plan) ran and plan has an entry for id.
+  Finished fail_entry(BatchPlan& plan, RequestId id, std::string reason);
+
   // Removes every sequence (the worker crashed): returns them in queue order, waiting ones first.
   // The KV cache is all free again.
   std::vector<Sequence> clear();

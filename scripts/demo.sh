@@ -5,7 +5,7 @@
 # prints the same table for it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install_deps.sh
+bash scripts/install_deps.sh build
 bash scripts/build.sh -DTWINFER_BUILD_TESTS=OFF -DTWINFER_BUILD_BENCH=OFF >/dev/null
 echo "== simulated: bundled trace on 8xH100 (configs/h100x8.json)"
 ./build/bin/twinfer sim --config configs/h100x8.json --out out/demo "$@"

@@ -7,10 +7,23 @@
 #include <string>
 #include <vector>
 
+#include "policies/error.h"
 #include "policies/request.h"
 #include "runtime/model/transformer_config.h"
 
 namespace twinfer::runtime {
+
+// Thrown by Backend::step() when one sequence makes the step impossible (past max_context, a token
+// outside the vocabulary, a `cached` count that differs from the backend's): nothing was changed,
+// and the same step without that sequence may run.
+class SequenceError : public Error {
+ public:
+  SequenceError(RequestId id, const std::string& what) : Error(what), id_(id) {}
+  RequestId id() const { return id_; }
+
+ private:
+  RequestId id_;
+};
 
 // One sequence's part of an iteration.
 struct StepSequence {
@@ -35,8 +48,9 @@ class Backend {
 
   // Runs one iteration: appends each sequence's tokens to its KV cache (allocating blocks from the
   // pool as needed) and, for each sequence with `sample`, writes the greedy next token to
-  // `next_tokens` (one per sampling sequence, in batch order). Throws twinfer::Error when the pool
-  // or a limit is exceeded (the batcher's accounting should prevent it).
+  // `next_tokens` (one per sampling sequence, in batch order). Throws SequenceError when one
+  // sequence cannot run, and twinfer::Error when the step as a whole exceeds the pool or a limit
+  // (the batcher's accounting should prevent both); either way before changing any state.
   virtual void step(const std::vector<StepSequence>& batch, std::vector<std::int32_t>& next_tokens) = 0;
 
   // The logits of the last step's sampling sequences, [sampling sequences][vocab], for tests that

@@ -11,17 +11,17 @@
 
 namespace twinfer::runtime {
 
-// Throws twinfer::Error "<backend> backend step: ..." naming the sequence and the limit when the
-// step has too many sequences or tokens, a sequence twice, no tokens, a token outside the
-// vocabulary, a `cached` count that differs from held(id), a sequence past max_context, or needs
-// more KV blocks than `free_blocks`. held(id): tokens the backend holds for id;
+// Throws SequenceError "<backend> backend step: sequence N ..." when one sequence appears twice, has
+// no tokens, a token outside the vocabulary, a `cached` count that differs from held(id), or would
+// pass max_context; twinfer::Error "<backend> backend step: ..." naming the limit when the step has
+// too many sequences or tokens, or needs more KV blocks than `free_blocks`. held(id): tokens the backend holds for id;
 // blocks_needed(id, n): new blocks that appending n tokens to id takes. Messages are built only on
 // failure: a valid step allocates nothing here.
 template <class Held, class BlocksNeeded>
 void check_step(const std::vector<StepSequence>& batch, const TransformerConfig& config, const BackendLimits& limits,
                 std::int64_t free_blocks, const char* backend, Held held, BlocksNeeded blocks_needed) {
   auto fail = [backend](RequestId id, const std::string& what) {
-    throw Error(std::string(backend) + " backend step: sequence " + std::to_string(id) + " " + what);
+    throw SequenceError(id, std::string(backend) + " backend step: sequence " + std::to_string(id) + " " + what);
   };
   const auto where = [backend] { return std::string(backend) + " backend step: "; };
   if (static_cast<std::int64_t>(batch.size()) > limits.max_batch_sequences)

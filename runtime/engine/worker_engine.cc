@@ -251,6 +251,33 @@ void WorkerEngine::run_request_batch(const BatchPlan& plan) {
   }
 }
 
+// A sequence the backend refuses ends dropped with the backend's reason, and the step runs again
+// without it: its batch-mates go on. A request batch that decoded before the refusal starts over
+// from its prompts.
+void WorkerEngine::run_plan(BatchPlan& plan, TimeUs now) {
+  for (;;) {
+    try {
+      if (plan.kind == BatchKind::kIteration) {
+        run_iteration(plan);
+      } else {
+        run_request_batch(plan);
+      }
+      return;
+    } catch (const SequenceError& e) {
+      std::vector<Finished> failed;
+      failed.push_back(state_.fail_entry(plan, e.id(), e.what()));
+      end(failed, now);
+      if (plan.kind == BatchKind::kRequestBatch) {
+        for (const BatchEntry& entry : plan.entries) {
+          parts_.backend->release(entry.id);
+          tokens_[entry.id].resize(std::size_t(state_.get(entry.id).request.input_tokens));
+        }
+      }
+      if (plan.idle()) return;
+    }
+  }
+}
+
 void WorkerEngine::loop() {
   try {
     serve();
@@ -315,11 +342,7 @@ void WorkerEngine::serve() {
     }
     publish_view(false, now);
     const TimeUs start = now;
-    if (plan.kind == BatchKind::kIteration) {
-      run_iteration(plan);
-    } else {
-      run_request_batch(plan);
-    }
+    run_plan(plan, now);
     pause_after_step(clock.now_us() - start);
     if (crashed_) return;  // what this step produced is lost with the worker
     now = clock.now_us();

@@ -94,6 +94,7 @@ class WorkerEngine {
   void forget(RequestId id);
   void pause_after_step(TimeUs step_us);
   void end(std::vector<Finished>& ended, TimeUs now);
+  void run_plan(BatchPlan& plan, TimeUs now);
   void run_iteration(const BatchPlan& plan);
   void run_request_batch(const BatchPlan& plan);
   StepSequence step_for(const BatchEntry& entry) const;

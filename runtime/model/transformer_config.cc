@@ -41,6 +41,7 @@ TransformerConfig TransformerConfig::from_model(const ModelSpec& model, std::uin
   c.kv_heads = kv_heads;
   c.ffn_hidden = model.ffn_hidden == 0 ? 4 * model.hidden : model.ffn_hidden;
   c.vocab = model.vocab;
+  c.max_context = model.max_context;
   c.seed = seed;
   return c;
 }

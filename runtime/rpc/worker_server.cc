@@ -151,18 +151,21 @@ class WorkerServer::Impl final : public rpc::Worker::CallbackService {
     RequestId id_;
   };
 
-  // A request that could never fit this worker's KV cache is refused before the engine builds its
-  // prompt (a prompt of 2^31 tokens would not fit in memory either).
+  // A request that this worker's model or KV cache could never hold is refused before the engine
+  // builds its prompt (a prompt of 2^31 tokens would not fit in memory either), with the reason a
+  // router's admission gives (policies/servable.h) for this worker's model.
   std::string too_large_reason(const rpc::InferRequest& m) const {
-    if (kv_.blocks_total <= 0) return "";
+    const InstanceSpec& inst = config_.cluster.instances[std::size_t(options_.index)];
     Request r;
     r.input_tokens = m.input_tokens();
     r.output_tokens = m.output_tokens();
-    const std::int64_t need = peak_kv_tokens(r);
-    const std::int64_t have = kv_.blocks_total * kv_.block_tokens;
-    if (need <= have) return "";
-    return "needs " + std::to_string(need) + " tokens of KV cache (input + output); this worker holds " +
-           std::to_string(have);
+    r.model = inst.model.name;
+    std::vector<WorkerView> self(1);
+    self[0].index = options_.index;
+    self[0].instance = &inst;
+    self[0].kv_blocks_total = kv_.blocks_total;
+    self[0].kv_block_tokens = kv_.block_tokens;
+    return unservable_reason(r, ClusterView{0, &self});
   }
 
   void cancelled(RequestId id) {

@@ -1,6 +1,7 @@
 #include <iostream>
 
 #include "policies/error.h"
+#include "policies/recorder.h"
 #include "policies/registry.h"
 #include "sim/cli/args.h"
 #include "sim/cli/commands.h"
@@ -19,8 +20,8 @@ const char kUsage[] =
     "\n"
     "Simulates every combination of the listed policies (others as in the config; a name replaces\n"
     "the config's policy with that policy's defaults unless it is the same policy), prints one table,\n"
-    "and writes it to DIR/compare.csv (default: compare.csv in the current folder) with each run's\n"
-    "files under DIR/<router>-<batcher>-<admission>[-<autoscaler>]/ when --out is given.\n"
+    "and writes it to DIR/compare.csv (default: out/compare/compare.csv) with each run's files under\n"
+    "DIR/<router>-<batcher>-<admission>[-<autoscaler>]/ when --out is given.\n"
     "Autoscaler \"static\" runs every instance of the cluster throughout (no autoscaling); the others\n"
     "use the config's \"autoscaling\" section (bounds, interval, cold start) with that autoscaler.\n";
 
@@ -99,7 +100,9 @@ int compare_command(int argc, char** argv) {
     }
   }
   table.print(std::cout);
-  std::string csv = out.empty() ? "compare.csv" : out + "/compare.csv";
+  const std::string dir = out.empty() ? "out/compare" : out;
+  make_output_dir(dir);
+  const std::string csv = dir + "/compare.csv";
   table.write_csv(csv);
   std::cout << "\nwrote " << csv << "\n";
   return 0;

@@ -191,15 +191,24 @@ TEST(ClusterConfigTest, DefaultsForLinksAndModelFields) {
   EXPECT_EQ(m.vocab, 32000);
   EXPECT_DOUBLE_EQ(m.kv_bytes_per_token, 2.0 * 16 * 2048 * 2);
   EXPECT_DOUBLE_EQ(m.weights_bytes, 2e9);
+  EXPECT_EQ(m.max_context, 4096);
 }
 
 TEST(ClusterConfigTest, ExplicitSizesAreKept) {
   json c = small_cluster();
   c["models"]["m"]["kv_bytes_per_token"] = 1000;
   c["models"]["m"]["weights_bytes"] = 3e9;
+  c["models"]["m"]["max_context"] = 131072;
   ClusterConfig cfg = parse_cluster_config(c, "test.json");
   EXPECT_DOUBLE_EQ(cfg.instances[0].model.kv_bytes_per_token, 1000);
   EXPECT_DOUBLE_EQ(cfg.instances[0].model.weights_bytes, 3e9);
+  EXPECT_EQ(cfg.instances[0].model.max_context, 131072);
+}
+
+TEST(ClusterConfigTest, ShippedModelsDeclareTheirRealContext) {
+  EXPECT_EQ(parse_shipped("h100x8.json").find_model("llama-3-8b")->max_context, 8192);
+  EXPECT_EQ(parse_shipped("vidur_llama2_70b_a100_tp2.json").find_model("llama-2-70b")->max_context, 4096);
+  EXPECT_EQ(parse_shipped("dnn_request_level.json").find_model("bert-base")->max_context, 512);
 }
 
 TEST(ClusterConfigTest, ConfigAddsAndOverridesDevices) {
@@ -349,6 +358,9 @@ TEST(ClusterConfigTest, NonPositiveNumbers) {
   c["models"]["m"]["params"] = -5;
   expect_error(c, {"cluster.models.m.params: must be positive"});
   c = small_cluster();
+  c["models"]["m"]["max_context"] = 0;
+  expect_error(c, {"cluster.models.m.max_context: must be positive"});
+  c = small_cluster();
   c["devices"] = json::parse(R"({"H100": {"peak_tflops": 0}})");
   expect_error(c, {"cluster.devices.H100.peak_tflops: must be positive"});
   c = small_cluster();
@@ -363,6 +375,9 @@ TEST(ClusterConfigTest, WrongTypes) {
   json c = small_cluster();
   c["hosts"][0]["gpus"] = 2.5;
   expect_error(c, {"cluster.hosts[0].gpus: expected an integer"});
+  c = small_cluster();
+  c["models"]["m"]["max_context"] = "8k";
+  expect_error(c, {"cluster.models.m.max_context: expected an integer"});
   c = small_cluster();
   c["hosts"][0]["device"] = 7;
   expect_error(c, {"cluster.hosts[0].device: expected a string"});

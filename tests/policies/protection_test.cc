@@ -153,13 +153,20 @@ TEST(AdmitRequest, ThenServableThenShedThenAdmission) {
   EXPECT_EQ(refuse.calls, 1);
 }
 
+// Protection sets no limits by default: the model's context is the only bound on a request's size.
 TEST(AdmitRequest, NoLimitsByDefault) {
   ViewBuilder b;
-  b.add_worker();
+  ModelSpec long_context = testing::test_model();
+  long_context.max_context = 4'000'000;
+  b.add_worker(testing::test_device(), long_context);
   ProtectionOptions p;
   AcceptAllAdmission shed, admission;
   const Request huge = make_request(1, 0, 1'000'000, 1'000'000);
   EXPECT_TRUE(admit_request(huge, b.view(), 1'000'000, p, shed, admission).admitted);
+  const Request longer = make_request(2, 0, 3'000'000, 1'000'001);
+  EXPECT_EQ(admit_request(longer, b.view(), 0, p, shed, admission).reason,
+            "needs 4000001 tokens of context (input + output); the longest context of any model is 4000000 "
+            "(max_context)");
 }
 
 TEST(OversizeReason, ComparesWithMaxRequestBytes) {

@@ -52,14 +52,45 @@ TEST(Servable, NeedsMoreKvThanTheLargestCacheOfItsModel) {
   EXPECT_EQ(unservable_reason(make_request(3, 0, 100, 10, "big"), b.view()), "");
 }
 
+ModelSpec model_with_context(const std::string& name, int max_context) {
+  ModelSpec m = test_model(name);
+  m.max_context = max_context;
+  return m;
+}
+
+TEST(Servable, LongerThanTheContextOfEveryWorkerOfItsModel) {
+  ViewBuilder b;
+  b.add_worker(test_device(), model_with_context("m", 1000));
+  b.add_worker(test_device(), model_with_context("m", 1200));
+  b.add_worker(test_device(), model_with_context("other", 100000));  // another model: does not count
+  EXPECT_EQ(unservable_reason(make_request(1, 0, 1190, 10, "m"), b.view()), "");  // 1200 fits worker 1 exactly
+  EXPECT_EQ(unservable_reason(make_request(2, 0, 1191, 10, "m"), b.view()),
+            "needs 1201 tokens of context (input + output); the longest context of model 'm' is 1200 (max_context)");
+  EXPECT_EQ(unservable_reason(make_request(3, 0, 0, 1200, "m"), b.view()),  // a prompt holds one token at least
+            "needs 1201 tokens of context (input + output); the longest context of model 'm' is 1200 (max_context)");
+}
+
+TEST(Servable, TheKvCacheCountsOnlyOnWorkersWhoseContextHoldsTheRequest) {
+  ViewBuilder b;
+  b.add_worker(test_device(), model_with_context("m", 1000));
+  b.add_worker(test_device(), model_with_context("m", 4000));
+  set_kv(b.worker(0), 1000, 16);  // room for 16000 tokens, but a context of 1000
+  set_kv(b.worker(1), 100, 16);   // a context of 4000, room for 1600 tokens
+  EXPECT_EQ(unservable_reason(make_request(1, 0, 1500, 100, "m"), b.view()), "");
+  EXPECT_EQ(unservable_reason(make_request(2, 0, 1600, 100, "m"), b.view()),
+            "needs 1700 tokens of KV cache (input + output); the largest KV cache for model 'm' holds 1600");
+  EXPECT_EQ(unservable_reason(make_request(3, 0, 900, 50, "m"), b.view()), "");  // fits both
+}
+
 TEST(Servable, DownWorkersCountAndUntrackedWorkersHoldAnything) {
   ViewBuilder b;
-  b.add_worker().add_worker();
+  const ModelSpec long_context = model_with_context("m", 1 << 20);
+  b.add_worker(test_device(), long_context).add_worker(test_device(), long_context);
   set_kv(b.worker(0), 4, 16);
   set_kv(b.worker(1), 1000, 16);
   b.worker(1).health = Health::kDown;  // may come back
   EXPECT_EQ(unservable_reason(make_request(1, 0, 100, 10), b.view()), "");
-  set_kv(b.worker(1), 1000, 0);        // KV not tracked
+  set_kv(b.worker(1), 1000, 0);        // KV not tracked: anything its context holds
   EXPECT_EQ(unservable_reason(make_request(2, 0, 5000, 10), b.view()), "");
   set_kv(b.worker(1), 0, 16);          // not an LLM batcher
   EXPECT_EQ(unservable_reason(make_request(3, 0, 5000, 10), b.view()), "");

@@ -161,22 +161,31 @@ TEST(RouterProtection, TokenLimitsAndBadFieldsAreRejectedBeforeRouting) {
 }
 
 TEST(RouterProtection, AbsurdlyLargeRequestsAreRefusedWithoutHarmingTheServers) {
-  Cluster cluster(testing::cpu_tiny_config(three_workers()));
+  // 128 KV blocks of 16 tokens a worker: 2048 tokens, under the model's context of 4096.
+  Cluster cluster(testing::cpu_tiny_config(three_workers({"policies.batcher.kv_blocks=128"})));
   rpc::InferResult result;
   ASSERT_TRUE(cluster.infer(Cluster::request(1, INT_MAX, INT_MAX), result).ok());
   EXPECT_EQ(result.outcome(), rpc::REJECTED);
   EXPECT_EQ(result.reason(), "bad request: InferRequest 1: input_tokens: 2147483647 tokens is more than the limit of 1048576");
-  // Within the wire's bounds: the workers report their KV block size, so the router knows that
-  // nothing can hold it.
+  // Within the wire's bounds: the router knows the model's context, and the workers report their
+  // KV block size, so it knows that nothing can hold these.
   ASSERT_TRUE(cluster.infer(Cluster::request(4, 1 << 20, 8), result).ok());
   EXPECT_EQ(result.outcome(), rpc::REJECTED);
-  EXPECT_EQ(result.reason().rfind("needs 1048584 tokens of KV cache (input + output)", 0), 0u) << result.reason();
-  // Straight to a worker, past the router's checks: 1024 blocks of 16 tokens.
+  EXPECT_EQ(result.reason(),
+            "needs 1048584 tokens of context (input + output); the longest context of any model is 4096 (max_context)");
+  ASSERT_TRUE(cluster.infer(Cluster::request(6, 3000, 96), result).ok());
+  EXPECT_EQ(result.outcome(), rpc::REJECTED);
+  EXPECT_EQ(result.reason(), "needs 3096 tokens of KV cache (input + output); the largest KV cache for any model holds 2048");
+  // Straight to a worker, past the router's checks: the same reasons, for the worker's model.
   auto ch = grpc::CreateChannel(cluster.workers[0]->address(), grpc::InsecureChannelCredentials());
   auto worker = rpc::Worker::NewStub(ch);
   const std::pair<rpc::InferRequest, std::string> cases[] = {
       {Cluster::request(2, 1 << 20, 8),
-       "bad request: needs 1048584 tokens of KV cache (input + output); this worker holds 16384"},
+       "bad request: needs 1048584 tokens of context (input + output); the longest context of model 'tiny-llm' is "
+       "4096 (max_context)"},
+      {Cluster::request(5, 3000, 96),
+       "bad request: needs 3096 tokens of KV cache (input + output); the largest KV cache for model 'tiny-llm' holds "
+       "2048"},
       {Cluster::request(3, 8, -1), "bad request: InferRequest 3: output_tokens: negative token count -1"}};
   for (const auto& c : cases) {
     grpc::ClientContext context;

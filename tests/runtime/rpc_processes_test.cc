@@ -21,6 +21,7 @@
 
 #include "traces/trace.h"
 #include "tests/runtime/net_testing.h"
+#include "tests/runtime/process_testing.h"
 #include "tests/testing.h"
 
 namespace twinfer {
@@ -30,10 +31,10 @@ using testing::free_port;
 using testing::accepts;
 using testing::http_get;
 using testing::csv_fields;
+using testing::Children;
 
 using Clock = std::chrono::steady_clock;
 
-const std::string kTwinfer = std::string(TWINFER_BINARY_DIR) + "/twinfer";
 const std::string kConfig = std::string(TWINFER_SOURCE_DIR) + "/configs/cpu_tiny.json";
 // The environment variable TWINFER_SHARED_TRACES_DIR, when set, overrides the build's folder.
 const std::string kConvTrace = std::string(std::getenv("TWINFER_SHARED_TRACES_DIR") ? std::getenv("TWINFER_SHARED_TRACES_DIR")
@@ -41,73 +42,6 @@ const std::string kConvTrace = std::string(std::getenv("TWINFER_SHARED_TRACES_DI
                                "/azure_llm_2023/AzureLLMInferenceTrace_conv.csv";
 const std::vector<std::string> kThreeWorkers = {"--set", "cluster.hosts.0.gpus=3", "--set",
                                                 "cluster.hosts.0.instances.0.count=3"};
-
-// Child processes of one test; killed (SIGKILL) and reaped on destruction unless already reaped.
-class Children {
- public:
-  explicit Children(std::string dir) : dir_(std::move(dir)) {}
-  ~Children() {
-    for (pid_t pid : live_) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, nullptr, 0);
-    }
-  }
-
-  // Starts `twinfer args...` with stdout and stderr into <dir>/<log>.
-  pid_t spawn(const std::vector<std::string>& args, const std::string& log) {
-    std::vector<char*> argv;
-    argv.push_back(const_cast<char*>(kTwinfer.c_str()));
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    const std::string log_path = dir_ + "/" + log;
-    pid_t pid = ::fork();
-    if (pid == 0) {
-      int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      ::dup2(fd, 1);
-      ::dup2(fd, 2);
-      ::execv(kTwinfer.c_str(), argv.data());
-      ::_exit(127);
-    }
-    live_.push_back(pid);
-    return pid;
-  }
-
-  // True once 127.0.0.1:port accepts connections; false if `pid` exited or `seconds` passed.
-  bool wait_listening(pid_t pid, int port, double seconds) {
-    const auto until = Clock::now() + std::chrono::duration<double>(seconds);
-    while (Clock::now() < until) {
-      if (accepts(port)) return true;
-      int status;
-      if (::waitpid(pid, &status, WNOHANG) == pid) {
-        forget(pid);
-        return false;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return false;
-  }
-
-  // The exit code of `pid` once it exits; -1 if it did not within `seconds` (or died of a signal).
-  int wait_exit(pid_t pid, double seconds) {
-    const auto until = Clock::now() + std::chrono::duration<double>(seconds);
-    while (Clock::now() < until) {
-      int status;
-      if (::waitpid(pid, &status, WNOHANG) == pid) {
-        forget(pid);
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return -1;
-  }
-
-  std::string log(const std::string& name) const { return testing::slurp(dir_ + "/" + name); }
-
- private:
-  void forget(pid_t pid) { live_.erase(std::remove(live_.begin(), live_.end(), pid), live_.end()); }
-  std::string dir_;
-  std::vector<pid_t> live_;
-};
 
 class RpcProcesses : public ::testing::Test {
  protected:

@@ -41,8 +41,8 @@ class FailingBackend : public Backend {
 class WorkerHarness {
  public:
   explicit WorkerHarness(const nlohmann::json& batcher_spec, const nlohmann::json& admission_spec = "accept_all",
-                         int fail_at_step = 0) {
-    config_ = testing::cpu_tiny_config();
+                         int fail_at_step = 0, const std::vector<std::string>& config_overrides = {}) {
+    config_ = testing::cpu_tiny_config(config_overrides);
     PolicyContext ctx;
     cost_ = cost_model_registry().make(config_.cost_model, ctx, "cost");
     ctx.cost = cost_.get();
@@ -201,6 +201,43 @@ TEST(WorkerEngine, AFailingBackendDropsEverythingWithTheReasonAndReportsTheWorke
   EXPECT_GE(dropped, 2);
   EXPECT_EQ(h.ended_.size(), t.requests.size() + 1);
   EXPECT_EQ(h.backend_->kv_blocks_used(), 0);
+}
+
+// A request that the worker's model cannot hold (admission would have rejected it; here it reaches
+// the worker directly) fails its step alone: it ends dropped with the backend's reason, the step
+// runs again without it, and its batch-mates and later requests complete on a worker that stays up.
+TEST(WorkerEngine, ASequencePastMaxContextEndsAloneAndItsBatchMatesGoOn) {
+  const std::vector<nlohmann::json> batchers = {
+      {{"name", "continuous"}, {"kv_blocks", 256}, {"max_num_batched_tokens", 512}},
+      {{"name", "request_level"}, {"max_batch_size", 8}, {"max_queue_delay_us", 2000}}};
+  for (const nlohmann::json& batcher : batchers) {
+    SCOPED_TRACE(batcher.dump());
+    WorkerHarness h(batcher, "accept_all", 0, {"cluster.models.tiny-llm.max_context=200"});
+    Trace t = testing::small_trace(6, 1000);  // at most 120 + 24 tokens each
+    for (auto& r : t.requests) r.arrival_us = 0;
+    t.requests[2].input_tokens = 190;
+    t.requests[2].output_tokens = 20;  // its decode reaches 201 tokens
+    h.submit_all(t);
+    h.wait_for(t.requests.size());
+    Request later = testing::small_trace(1, 10, 77).requests[0];
+    later.id = 100;
+    h.engine_->submit(later);
+    h.wait_for(t.requests.size() + 1);
+    EXPECT_EQ(h.engine_->view().health, Health::kUp);
+    h.engine_->stop();
+    ASSERT_EQ(h.ended_.size(), t.requests.size() + 1);
+    for (const auto& f : h.ended_) {
+      if (f.seq.request.id == 2) {
+        EXPECT_EQ(f.outcome, Outcome::kDropped);
+        EXPECT_NE(f.reason.find("sequence 2 would reach 201 tokens, over max_context 200"), std::string::npos)
+            << f.reason;
+      } else {
+        EXPECT_EQ(f.outcome, Outcome::kCompleted) << "request " << f.seq.request.id << ": " << f.reason;
+        EXPECT_EQ(f.seq.generated, f.seq.output_target());
+      }
+    }
+    EXPECT_EQ(h.backend_->kv_blocks_used(), 0);
+  }
 }
 
 // The trace `t` again, with ids shifted by `offset` (the same shapes, different requests).

@@ -19,6 +19,7 @@ nlohmann::json single_server_fifo() {
   auto c = testing::small_config(1);
   c["policies"]["batcher"] = {{"name", "request_level"}, {"max_batch_size", 1}, {"max_queue_delay_us", 0}};
   c["policies"]["cost_model"] = "test_token_us";
+  c["cluster"]["models"]["m"]["max_context"] = 1 << 30;  // input tokens stand for service microseconds
   return c;
 }
 

@@ -1,0 +1,114 @@
+// The twin principle on real data: for one config, trace and seed, the simulator (`twinfer sim`),
+// the embedded runtime (`twinfer run`) and the gRPC runtime (`twinfer serve --spawn-workers` under
+// `twinfer replay`) end every request the same way, with the same reason. The trace is the first
+// 40 requests of the Azure conversation trace, unchanged: two of them (ids 23 and 30) need more
+// than the tiny model's 4,096 tokens of context. Skipped where ../shared/traces is absent.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "traces/trace.h"
+#include "tests/runtime/net_testing.h"
+#include "tests/runtime/process_testing.h"
+#include "tests/testing.h"
+
+namespace twinfer {
+namespace {
+
+using testing::Children;
+
+const std::string kConfig = std::string(TWINFER_SOURCE_DIR) + "/configs/cpu_tiny3.json";
+const std::string kConvTrace = std::string(TWINFER_SHARED_TRACES_DIR) + "/azure_llm_2023/AzureLLMInferenceTrace_conv.csv";
+
+using Outcomes = std::map<int, std::pair<std::string, std::string>>;  // id -> (outcome, reason)
+
+// requests.csv of `dir`: each request's outcome and reason.
+Outcomes outcomes_in(const std::string& dir) {
+  std::istringstream in(testing::slurp(dir + "/requests.csv"));
+  std::string line;
+  std::getline(in, line);
+  EXPECT_EQ(line.rfind("id,arrival_us,worker,start_us,first_token_us,end_us,outcome,reason,", 0), 0u) << line;
+  Outcomes out;
+  while (std::getline(in, line)) {
+    const std::vector<std::string> f = testing::csv_fields(line);
+    out[std::stoi(f.at(0))] = {f.at(6), f.at(7)};
+  }
+  return out;
+}
+
+class TwinOutcomes : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::access(kConvTrace.c_str(), R_OK) != 0) {
+      GTEST_SKIP() << "the Azure conversation trace is absent (" << kConvTrace << ")";
+    }
+    dir_ = ::testing::TempDir() + "/twin_outcomes_" + std::to_string(::getpid());
+    ::mkdir(dir_.c_str(), 0755);
+    children_ = std::make_unique<Children>(dir_);
+    Trace full = read_trace(kConvTrace);
+    Trace slice;
+    slice.requests.assign(full.requests.begin(), full.requests.begin() + 40);
+    trace_ = dir_ + "/conv40.csv";
+    write_trace(slice, trace_);
+  }
+
+  // `twinfer <command>` on the slice at twice its rate; its outcomes.
+  Outcomes run_command(const std::string& command) {
+    const std::string out = dir_ + "/" + command;
+    const int rc = children_->run(
+        {command, "--config", kConfig, "--trace", trace_, "--out", out, "--rate-scale", "2", "--seed", "1"},
+        command + ".log", 300);
+    EXPECT_EQ(rc, 0) << children_->log(command + ".log");
+    return outcomes_in(out);
+  }
+
+  Outcomes serve_and_replay() {
+    const int port = testing::free_port();
+    const pid_t serve = children_->spawn({"serve", "--config", kConfig, "--spawn-workers", "--listen",
+                                          "127.0.0.1:" + std::to_string(port), "--seed", "1"},
+                                         "serve.log");
+    EXPECT_TRUE(children_->wait_listening(serve, port, 120)) << children_->log("serve.log");
+    const std::string out = dir_ + "/replay";
+    const int rc = children_->run({"replay", "--trace", trace_, "--target", "127.0.0.1:" + std::to_string(port),
+                                   "--config", kConfig, "--out", out, "--rate-scale", "2", "--timeout-s", "240"},
+                                  "replay.log", 300);
+    EXPECT_EQ(rc, 0) << children_->log("replay.log") << children_->log("serve.log");
+    return outcomes_in(out);
+  }
+
+  std::string dir_;
+  std::string trace_;
+  std::unique_ptr<Children> children_;
+};
+
+TEST_F(TwinOutcomes, SimRunAndServeRejectTheSameRequestsForTheSameReasonAndCompleteTheRest) {
+  const Outcomes simulated = run_command("sim");
+  ASSERT_EQ(simulated.size(), 40u);
+  for (const auto& [id, ended] : simulated) {
+    if (id == 23 || id == 30) {
+      EXPECT_EQ(ended.first, "rejected") << "request " << id;
+      EXPECT_EQ(ended.second.rfind("needs 41", 0), 0u) << ended.second;
+      EXPECT_NE(ended.second.find("tokens of context (input + output); the longest context of any model is 4096 "
+                                  "(max_context)"),
+                std::string::npos)
+          << ended.second;
+    } else {
+      EXPECT_EQ(ended.first, "completed") << "request " << id << ": " << ended.second;
+    }
+  }
+  const Outcomes embedded = run_command("run");
+  EXPECT_EQ(embedded, simulated);
+  const Outcomes served = serve_and_replay();
+  EXPECT_EQ(served, simulated);
+}
+
+}  // namespace
+}  // namespace twinfer
