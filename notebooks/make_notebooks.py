@@ -540,9 +540,25 @@ cold start (10 s start-up + 16 GB of weights at 2 GB/s). On the Azure conversati
 """),
     code(SETUP.format(name="05_autoscaling")),
     code(TRACE_CHOICE + """\
-trace = twinfer.read_trace(str(TRACE_PATH))
+if USING_AZURE:
+    trace = twinfer.read_trace(str(TRACE_PATH))
+    TRACE_NAME = TRACE_PATH.name
+else:
+    # The bundled trace is one minute long: nothing for a pool to follow. In its place, 30 minutes of
+    # conversation-like traffic whose rate steps 3 -> 9 -> 4 requests/s (synthetic, seeded).
+    segments, start_s = [], 0.0
+    for seed, (rps, minutes) in enumerate([(3, 10), (9, 10), (4, 10)], start=1):
+        seg = twinfer.synthetic_trace({"requests": rps * minutes * 60, "rate_rps": rps,
+                                       "input": {"kind": "lognormal", "mean": 1000, "max": 7000},
+                                       "output": {"kind": "lognormal", "mean": 250, "max": 1000}},
+                                      seed=seed).to_dataframe()
+        seg["arrival_s"] += start_s
+        start_s += minutes * 60
+        segments.append(seg[["arrival_s", "input_tokens", "output_tokens"]])
+    trace = twinfer.trace_from_dataframe(pd.concat(segments, ignore_index=True))
+    TRACE_NAME = "a synthetic 3 -> 9 -> 4 req/s step"
 base = twinfer.load_config(str(ROOT / "configs" / "autoscaling_azure.json"))
-print(f"{len(trace)} requests from {TRACE_PATH.name}")
+print(f"{len(trace)} requests from {TRACE_NAME}")
 """),
     md("""\
 ## The load
@@ -566,7 +582,7 @@ fig, ax = plt.subplots(figsize=(11, 3.5))
 ax.plot(full.index, full["requests_per_s"] / full["requests_per_s"].mean(), label="requests/s")
 ax.plot(full.index, full["output_tokens_per_s"] / full["output_tokens_per_s"].mean(), label="generated tokens/s")
 ax.set_xlabel("trace time (min)"); ax.set_ylabel("relative to the mean")
-ax.set_title(f"Load per {BIN_S} s, {TRACE_PATH.name}"); ax.legend()
+ax.set_title(f"Load per {BIN_S} s, {TRACE_NAME}"); ax.legend()
 fig.tight_layout(); fig.savefig(OUT / "load.png"); plt.show()
 """),
     md("## Static pools: the frontier"),
@@ -698,8 +714,9 @@ for label, res in runs.items():
     r = pool["replicas"]
     live = np.array(r["ready"]) + np.array(r["starting"])
     assert ((live >= pool["min_replicas"]) & (live <= pool["max_replicas"])).all(), label
-    # GPU-hours are the replicas paid for over time: ready, starting (loading) and draining.
-    t = np.array(r["t_s"] + [s["duration_s"]])
+    # GPU-hours are the replicas paid for over time: ready, starting (loading) and draining, until
+    # the run's end (the last decision interval, which may come after the last completion).
+    t = np.array(r["t_s"] + [r["end_s"]])
     paid = live + np.array(r["draining"])
     integral = float((np.diff(t) * paid).sum()) / 3600
     assert abs(integral - s["cost"]["gpu_hours"]) <= 0.01 * s["cost"]["gpu_hours"], (label, integral, s["cost"])

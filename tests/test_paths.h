@@ -8,7 +8,7 @@
 namespace twinfer::testing {
 
 const char* source_dir();
-const char* shared_traces_dir_default();
+const char* shared_traces_dir();  // $TWINFER_SHARED_TRACES_DIR when set, else ../shared/traces
 const char* binary_dir();  // where build/bin/twinfer and the test programs are
 
 }  // namespace twinfer::testing

@@ -375,7 +375,7 @@ nlohmann::json ElasticCluster::summary(std::int64_t completed) const {
                      {"peak_replicas", peak},
                      {"mean_replicas", span > 0 ? replica_seconds / span : 0.0},
                      {"replicas", {{"t_s", p->t_s}, {"ready", p->ready}, {"starting", p->starting},
-                                   {"draining", p->draining}}}});
+                                   {"draining", p->draining}, {"end_s", span}}}});
   }
   out["autoscaling"] = {{"interval_s", s_from_us(options_.interval_us)},
                         {"cold_start", {{"startup_s", options_.cold_start.startup_s},

@@ -11,7 +11,9 @@ int policies_command(int argc, char** argv) {
   std::cout << "routers:     " << router_registry().joined_names() << "\n"
             << "batchers:    " << batcher_registry().joined_names() << "\n"
             << "admissions:  " << admission_registry().joined_names() << "\n"
-            << "cost models: " << cost_model_registry().joined_names() << "\n";
+            << "cost models: " << cost_model_registry().joined_names() << "\n"
+            << "autoscalers: " << autoscaler_registry().joined_names() << "\n"
+            << "splits:      " << traffic_split_registry().joined_names() << "\n";
   return 0;
 }
 

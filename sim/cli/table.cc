@@ -60,6 +60,13 @@ std::string fmt(const nlohmann::json& number, int digits) {
   return buf;
 }
 
+std::string fmt_significant(const nlohmann::json& number, int significant) {
+  if (!number.is_number()) return "-";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*g", significant, number.get<double>());
+  return buf;
+}
+
 std::string autoscaler_name(const nlohmann::json& s) {
   if (!s.contains("autoscaling") || s["autoscaling"]["pools"].empty()) return "static";
   return s["autoscaling"]["pools"][0]["autoscaler"].get<std::string>();
@@ -88,8 +95,10 @@ void print_summary(const nlohmann::json& s, std::ostream& out) {
       << " output tokens/s, goodput " << fmt(s["goodput_rps"], 2) << " req/s, SLO attainment "
       << fmt(s["slo_attainment"].get<double>() * 100, 1) << "%\n";
   if (s.contains("cost")) {
-    out << "fleet " << fmt(s["cost"]["gpu_hours"], 2) << " GPU-hours, cost " << fmt(s["cost"]["cost"], 2) << ", "
-        << fmt(s["cost"]["cost_per_million_requests"], 1) << " per million requests\n";
+    // Small runs cost fractions of a cent: significant digits, not fixed decimals.
+    out << "fleet " << fmt_significant(s["cost"]["gpu_hours"]) << " GPU-hours, cost "
+        << fmt_significant(s["cost"]["cost"]) << ", " << fmt_significant(s["cost"]["cost_per_million_requests"])
+        << " per million requests\n";
   }
   if (s.contains("autoscaling")) {
     for (const auto& p : s["autoscaling"]["pools"]) {

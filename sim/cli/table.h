@@ -26,6 +26,8 @@ class Table {
 
 // "12.3" with `digits` decimals; "-" for null.
 std::string fmt(const nlohmann::json& number, int digits = 1);
+// `number` to `significant` significant digits ("0.0309", "4.05", "1.28e+03"); "-" for null.
+std::string fmt_significant(const nlohmann::json& number, int significant = 3);
 
 // The autoscaler of a run's summary ("static" without autoscaling) and its scale decisions over
 // every pool.

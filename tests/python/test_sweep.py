@@ -25,6 +25,12 @@ def test_sweep_over_a_2x2_grid_and_two_loads(h100x8, small_trace, capfd):
     assert "sweep [" in capfd.readouterr().err
 
 
+def test_sweep_draws_no_progress_bar_by_default_when_stderr_is_not_a_terminal(h100x8, small_trace, capfd):
+    df = twinfer.sweep(h100x8, small_trace, grid={"policies.router.name": ["round_robin"]}, processes=1)
+    assert len(df) == 1 and (df["error"] == "").all()
+    assert "sweep [" not in capfd.readouterr().err
+
+
 def test_sweep_reports_a_bad_point_without_losing_the_others(h100x8, small_trace):
     df = twinfer.sweep(h100x8, small_trace, grid={"policies.router.name": ["round_robin", "nope"]}, processes=2,
                        progress=False)

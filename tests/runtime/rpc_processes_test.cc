@@ -36,10 +36,7 @@ using testing::Children;
 using Clock = std::chrono::steady_clock;
 
 const std::string kConfig = std::string(TWINFER_SOURCE_DIR) + "/configs/cpu_tiny.json";
-// The environment variable TWINFER_SHARED_TRACES_DIR, when set, overrides the build's folder.
-const std::string kConvTrace = std::string(std::getenv("TWINFER_SHARED_TRACES_DIR") ? std::getenv("TWINFER_SHARED_TRACES_DIR")
-                                                                                    : TWINFER_SHARED_TRACES_DIR) +
-                               "/azure_llm_2023/AzureLLMInferenceTrace_conv.csv";
+const std::string kConvTrace = std::string(TWINFER_SHARED_TRACES_DIR) + "/azure_llm_2023/AzureLLMInferenceTrace_conv.csv";
 const std::vector<std::string> kThreeWorkers = {"--set", "cluster.hosts.0.gpus=3", "--set",
                                                 "cluster.hosts.0.instances.0.count=3"};
 

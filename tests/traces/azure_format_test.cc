@@ -109,7 +109,7 @@ class RealAzureTrace : public ::testing::Test {
     EXPECT_LE(t.requests.back().arrival_us, 60 * 60 * kUsPerS);
   }
 
-  const std::string dir_ = testing::shared_traces_dir() + "/azure_llm_2023";
+  const std::string dir_ = std::string(testing::shared_traces_dir()) + "/azure_llm_2023";
 };
 
 // The files hold 19,367 and 8,820 lines: a header, then one request a line, the last line without

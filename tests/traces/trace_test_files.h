@@ -17,11 +17,6 @@ inline std::string fixture_path(const std::string& name) {
   return std::string(TWINFER_SOURCE_DIR) + "/tests/traces/data/" + name;
 }
 
-// The shared real traces: $TWINFER_SHARED_TRACES_DIR if set, else the build's default.
-inline std::string shared_traces_dir() {
-  const char* from_env = std::getenv("TWINFER_SHARED_TRACES_DIR");
-  return from_env && *from_env ? from_env : TWINFER_SHARED_TRACES_DIR;
-}
 
 // Writes `text` to a file named after the running test and `name`; returns its path.
 inline std::string write_temp_file(const std::string& name, const std::string& text) {

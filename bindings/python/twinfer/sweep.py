@@ -77,11 +77,14 @@ def _progress(done, total, started, stream):
     stream.flush()
 
 
-def sweep(config, trace, grid=None, rate_scales=(1.0,), seed=1, processes=None, progress=True):
+def sweep(config, trace, grid=None, rate_scales=(1.0,), seed=1, processes=None, progress=None):
     """Simulates every combination of `grid` ({config key: [values]}) at every rate scale, in
     `processes` forked processes (default: the CPU count). Returns one row per run: the override
     values, rate_scale, the flattened summary metrics (latency_p99_ms, goodput_rps, ...) and an
-    `error` column (empty when the run succeeded)."""
+    `error` column (empty when the run succeeded). A progress bar is drawn on stderr when
+    `progress` is True, or by default (None) when stderr is a terminal, as the command line does."""
+    if progress is None:
+        progress = sys.stderr.isatty()
     grid = dict(grid or {})
     keys = list(grid)
     combos = [list(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
