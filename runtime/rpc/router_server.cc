@@ -448,8 +448,16 @@ class RouterServer::Impl {
   std::mutex lifecycle_mu_;  // shutdown and restarts, one at a time
 };
 
+void require_router_server_support(const RunConfig& config) {
+  const std::string where = config.source.empty() ? "config" : config.source;
+  const char* others = " is not supported by twinfer serve (the gRPC router) yet; twinfer sim and twinfer run apply it";
+  if (!config.traffic_split.is_null()) throw Error(where + ": traffic_split" + others);
+  if (config.autoscaling.enabled()) throw Error(where + ": autoscaling" + others);
+}
+
 RouterServer::RouterServer(const RunConfig& config, const std::vector<std::string>& workers,
                            const RouterServerOptions& options) {
+  require_router_server_support(config);
   if (workers.size() != config.cluster.instances.size()) {
     throw Error("--workers: " + std::to_string(workers.size()) + " address(es) for the config's " +
                 std::to_string(config.cluster.instances.size()) + " instance(s); give one per instance, in order");

@@ -33,13 +33,19 @@ struct RouterServerOptions {
   bool log = true;                     // report worker health changes on stderr
 };
 
+// Throws twinfer::Error naming the config key when `config` asks for what the gRPC router does not
+// run yet: a traffic split ("traffic_split") or elastic pools ("autoscaling"); twinfer sim and
+// twinfer run carry both out. Never served as if the key were absent.
+void require_router_server_support(const RunConfig& config);
+
 // Thread safety: every method may be called from any thread.
 class RouterServer {
  public:
   // `workers[i]` is the address of instance i of `config` (one per instance, in order). Waits for
   // the workers as LinkOptions::connect_timeout_ms says, then listens. Its gRPC maximum receive
-  // message size is config.protection.limits.max_request_bytes. Throws twinfer::Error on a worker
-  // count that does not match the config, bad policies or an address it cannot listen on.
+  // message size is config.protection.limits.max_request_bytes. Throws twinfer::Error on a config
+  // it does not support (require_router_server_support()), a worker count that does not match the
+  // config, bad policies or an address it cannot listen on.
   RouterServer(const RunConfig& config, const std::vector<std::string>& workers, const RouterServerOptions& options);
   ~RouterServer();  // shutdown()
 

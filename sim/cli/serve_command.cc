@@ -86,6 +86,7 @@ int serve_command(int argc, char** argv) {
              "restart-after-s", "device", "faults", "faults-start"},
             {"spawn-workers"}, {"set"});
   RunConfig config = load_run_config(args.required("config"), args.all("set"));
+  runtime::require_router_server_support(config);  // before any worker is started
   const std::size_t n = config.cluster.instances.size();
   const bool spawn = args.has("spawn-workers");
   std::vector<std::string> workers = args.list("workers");

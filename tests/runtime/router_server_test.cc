@@ -17,6 +17,7 @@
 #include "runtime/rpc/worker_links.h"
 #include "runtime/rpc/worker_server.h"
 #include "tests/runtime/runtime_testing.h"
+#include "tests/testing.h"
 
 namespace twinfer::runtime {
 namespace {
@@ -121,6 +122,21 @@ grpc::Status raw_call(const std::string& address, const std::string& method, con
   std::unique_lock<std::mutex> lock(mu);
   cv.wait(lock, [&] { return done; });
   return status;
+}
+
+// What the gRPC router does not run yet is refused by the config key that asks for it, before any
+// worker is contacted, instead of being served as if the key were absent.
+TEST(RouterServer, TrafficSplitsAndAutoscalingAreRefusedByName) {
+  const std::pair<const char*, const char*> cases[] = {{"cpu_canary.json", "cpu_canary.json: traffic_split is not"},
+                                                       {"cpu_elastic.json", "cpu_elastic.json: autoscaling is not"}};
+  for (const auto& [file, expected] : cases) {
+    const RunConfig config = testing::cpu_config(file);
+    std::vector<std::string> addresses(config.cluster.instances.size(), "127.0.0.1:1");
+    const std::string message = testing::error_of([&] { RouterServer server(config, addresses, {}); });
+    EXPECT_NE(message.find(expected), std::string::npos) << message;
+    EXPECT_NE(message.find("twinfer sim and twinfer run apply it"), std::string::npos) << message;
+  }
+  EXPECT_NO_THROW(require_router_server_support(testing::cpu_tiny_config()));
 }
 
 TEST(RouterProtection, ARequestPastItsTimeLimitEndsTimedOutAndLeavesItsWorker) {
