@@ -4,7 +4,7 @@
 #include <string>
 
 #include "policies/error.h"
-#include "sim/cli/commands.h"
+#include "cli/commands.h"
 
 namespace {
 

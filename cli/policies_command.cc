@@ -1,8 +1,8 @@
 #include <iostream>
 
 #include "policies/registry.h"
-#include "sim/cli/commands.h"
-#include "sim/cli/help.h"
+#include "cli/commands.h"
+#include "cli/help.h"
 
 namespace twinfer::cli {
 

@@ -3,9 +3,9 @@
 
 #include "policies/error.h"
 #include "runtime/engine/profiler.h"
-#include "sim/cli/args.h"
-#include "sim/cli/commands.h"
-#include "sim/cli/help.h"
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "cli/help.h"
 
 namespace twinfer::cli {
 namespace {

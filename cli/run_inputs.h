@@ -3,7 +3,7 @@
 
 #include "policies/faults/fault_scenario.h"
 #include "policies/run_config.h"
-#include "sim/cli/args.h"
+#include "cli/args.h"
 #include "sim/simulator.h"
 #include "traces/trace.h"
 

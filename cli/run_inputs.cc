@@ -1,4 +1,4 @@
-#include "sim/cli/run_inputs.h"
+#include "cli/run_inputs.h"
 
 #include <cmath>
 

@@ -2,10 +2,10 @@
 
 #include "policies/error.h"
 #include "runtime/rpc/replay_client.h"
-#include "sim/cli/args.h"
-#include "sim/cli/commands.h"
-#include "sim/cli/help.h"
-#include "sim/cli/table.h"
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "cli/help.h"
+#include "cli/table.h"
 
 namespace twinfer::cli {
 namespace {

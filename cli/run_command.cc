@@ -2,11 +2,11 @@
 
 #include "policies/error.h"
 #include "runtime/engine/embedded_runtime.h"
-#include "sim/cli/args.h"
-#include "sim/cli/commands.h"
-#include "sim/cli/help.h"
-#include "sim/cli/run_inputs.h"
-#include "sim/cli/table.h"
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "cli/help.h"
+#include "cli/run_inputs.h"
+#include "cli/table.h"
 
 namespace twinfer::cli {
 namespace {

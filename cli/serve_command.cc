@@ -10,9 +10,9 @@
 #include "runtime/rpc/stop_signals.h"
 #include "runtime/rpc/wire.h"
 #include "runtime/rpc/worker_supervisor.h"
-#include "sim/cli/args.h"
-#include "sim/cli/commands.h"
-#include "sim/cli/help.h"
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "cli/help.h"
 
 namespace twinfer::cli {
 namespace {

@@ -4,9 +4,9 @@
 #include "policies/error.h"
 #include "runtime/rpc/stop_signals.h"
 #include "runtime/rpc/worker_server.h"
-#include "sim/cli/args.h"
-#include "sim/cli/commands.h"
-#include "sim/cli/help.h"
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "cli/help.h"
 
 namespace twinfer::cli {
 namespace {
