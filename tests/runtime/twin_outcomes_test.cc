@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <map>
 #include <memory>
 #include <sstream>
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "traces/trace.h"
 #include "tests/runtime/net_testing.h"
@@ -60,12 +62,13 @@ class TwinOutcomes : public ::testing::Test {
     write_trace(slice, trace_);
   }
 
-  // `twinfer <command>` on the slice at twice its rate; its outcomes.
-  Outcomes run_command(const std::string& command) {
+  // `twinfer <command>` on the slice at twice its rate (with `more` arguments); its outcomes.
+  Outcomes run_command(const std::string& command, const std::vector<std::string>& more = {}) {
     const std::string out = dir_ + "/" + command;
-    const int rc = children_->run(
-        {command, "--config", kConfig, "--trace", trace_, "--out", out, "--rate-scale", "2", "--seed", "1"},
-        command + ".log", 300);
+    std::vector<std::string> args = {command, "--config", kConfig,       "--trace", trace_, "--out",
+                                     out,     "--rate-scale", "2", "--seed",  "1"};
+    args.insert(args.end(), more.begin(), more.end());
+    const int rc = children_->run(args, command + ".log", 300);
     EXPECT_EQ(rc, 0) << children_->log(command + ".log");
     return outcomes_in(out);
   }
@@ -108,6 +111,22 @@ TEST_F(TwinOutcomes, SimRunAndServeRejectTheSameRequestsForTheSameReasonAndCompl
   EXPECT_EQ(embedded, simulated);
   const Outcomes served = serve_and_replay();
   EXPECT_EQ(served, simulated);
+}
+
+// Worker 1 crashes 9 s into the replay, while it serves request 24 (from 8.7 s), and
+// recovers a second later: its requests are retried on the others, in the simulator and for real,
+// and every request ends as it does without the fault.
+TEST_F(TwinOutcomes, ACrashWithRetriesLosesNothingInTheSimulatorOrTheRuntime) {
+  const std::string scenario = dir_ + "/crash.json";
+  std::ofstream(scenario) << R"({"faults": [{"at_s": 9.0, "type": "crash", "worker": 1, "recover_after_s": 1}]})";
+  const Outcomes simulated = run_command("sim", {"--faults", scenario});
+  ASSERT_EQ(simulated.size(), 40u);
+  int completed = 0;
+  for (const auto& [id, ended] : simulated) completed += ended.first == "completed";
+  EXPECT_EQ(completed, 38);
+  const nlohmann::json summary = nlohmann::json::parse(testing::slurp(dir_ + "/sim/summary.json"));
+  EXPECT_GE(summary["requests"]["retried"].get<int>(), 1) << "the crash found worker 1 idle";
+  EXPECT_EQ(run_command("run", {"--faults", scenario}), simulated);
 }
 
 }  // namespace
