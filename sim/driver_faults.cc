@@ -6,6 +6,7 @@
 #include <simgrid/kernel/Timer.hpp>
 
 #include "policies/faults/fault_report.h"
+#include "policies/lifecycle_reasons.h"
 #include "sim/driver.h"
 
 namespace twinfer::sim {
@@ -18,12 +19,6 @@ bool plan_contains(const BatchPlan& plan, RequestId id) {
     if (e.id == id) return true;
   }
   return false;
-}
-
-std::string ms_text(TimeUs us) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%g", ms_from_us(us));
-  return buf;
 }
 
 }  // namespace
@@ -82,7 +77,7 @@ void Driver::crash(int wi) {
   std::vector<Sequence> lost = w.state->clear();
   refresh_view(wi);
   // Its connections reset: the router knows at once, and every attempt on it failed.
-  const std::string failure = "worker " + w.instance->name + " crashed";
+  const std::string failure = reasons::worker_crashed(w.instance->name);
   health_.call_failed(wi, now, failure, true);
   for (const Sequence& seq : lost) {
     left_worker(wi, seq.request.id);
@@ -118,7 +113,7 @@ void Driver::restart_router_down() {
   for (RequestId id = 0; id < records.size(); ++id) {
     if (records[id].attempts == 0 || records[id].ended) continue;
     const int wi = current_worker_[id];
-    recorder_.lost(id, Outcome::kDropped, "router restarted", now);
+    recorder_.lost(id, Outcome::kDropped, reasons::kRouterRestarted, now);
     --queued_;
     current_worker_[id] = -1;
     if (wi >= 0) cancel_on_worker(wi, id);  // the worker sees its caller's connection close
@@ -149,8 +144,7 @@ void Driver::on_timeout(RequestId id) {
   ++events_;
   if (recorder_.ended(id)) return;
   const int wi = current_worker_[id];
-  recorder_.lost(id, Outcome::kTimedOut, "no answer within " + ms_text(protection_.request_timeout_us) + " ms",
-                 now_us());
+  recorder_.lost(id, Outcome::kTimedOut, reasons::no_answer_within(protection_.request_timeout_us), now_us());
   --queued_;
   current_worker_[id] = -1;
   if (wi >= 0) cancel_on_worker(wi, id);
@@ -224,7 +218,7 @@ void Driver::on_health_check() {
   for (std::size_t wi = 0; wi < workers_.size(); ++wi) {
     const SimWorker& w = workers_[wi];
     if (!w.partitioned || health_.health(int(wi), now) != Health::kDown) continue;
-    const std::string failure = "worker " + w.instance->name + " unreachable: heartbeat lost";
+    const std::string failure = reasons::worker_unreachable(w.instance->name, reasons::kHeartbeatLost);
     for (RequestId id = 0; id < current_worker_.size(); ++id) {
       if (current_on(id, int(wi))) {
         cancel_on_worker(int(wi), id);

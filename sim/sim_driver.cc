@@ -12,6 +12,7 @@
 #include <xbt/log.h>
 
 #include "policies/error.h"
+#include "policies/lifecycle_reasons.h"
 #include "policies/run_policies.h"
 #include "sim/driver.h"
 
@@ -126,7 +127,7 @@ void Driver::on_arrival(std::size_t i) {
   progress_.update(i + 1, now_us());
   if (i + 1 < requests_.size()) schedule_arrival(i + 1);
   next_arrival_us_ = i + 1 < requests_.size() ? requests_[i + 1].arrival_us : kNever;
-  if (!router_up_) return recorder_.reject(requests_[i].id, now_us(), "router unavailable (restarting)");
+  if (!router_up_) return recorder_.reject(requests_[i].id, now_us(), reasons::kRouterUnavailable);
   ClusterView v = view();
   Request scratch;
   const Request& r = versions_->resolve(requests_[i], v.now_us, v.all(), scratch);
@@ -156,7 +157,7 @@ void Driver::dispatch(RequestId id) {
     RouteDecision rd = route_checked(*router_, routed, v);
     if (rd.rejected()) {
       --queued_;
-      return recorder_.lost(id, Outcome::kDropped, "retry not routed: " + rd.reason, v.now_us);
+      return recorder_.lost(id, Outcome::kDropped, reasons::no_worker_to_retry_on(rd.reason), v.now_us);
     }
     w = rd.worker;
     current_worker_[id] = w;
@@ -259,7 +260,8 @@ void Driver::arrive_at_worker(const Pending& p) {
   if (!w.alive) {
     left_worker(p.worker, p.id);
     refresh_view(p.worker);
-    return attempt_failed(p.id, p.worker, "worker " + w.instance->name + " unreachable: connection refused", true);
+    return attempt_failed(p.id, p.worker, reasons::worker_unreachable(w.instance->name, reasons::kConnectionRefused),
+                          true);
   }
   w.state->enqueue(requests_[p.id], now_us());
   kick(p.worker);

@@ -8,6 +8,7 @@
 
 #include "policies/cluster_view.h"
 #include "policies/error.h"
+#include "policies/lifecycle_reasons.h"
 #include "policies/protection.h"
 #include "policies/router.h"
 #include "runtime/engine/cpu_affinity.h"
@@ -16,8 +17,6 @@ namespace twinfer::runtime {
 namespace {
 
 double seconds(TimeUs t) { return s_from_us(t); }
-
-std::string worker_name(int w) { return "worker " + std::to_string(w); }
 
 }  // namespace
 
@@ -68,6 +67,10 @@ EmbeddedRouter::~EmbeddedRouter() {
   for (auto& w : workers_) {
     if (w) w->crash();
   }
+}
+
+const std::string& EmbeddedRouter::worker_name(int w) const {
+  return parts_.config->cluster.instances[std::size_t(w)].name;
 }
 
 WorkerView EmbeddedRouter::idle_view(int w) const {
@@ -193,8 +196,7 @@ void EmbeddedRouter::fire_due(TimeUs now) {
       } else if (!flights_[t.id].ended) {
         // The client gave up at its deadline, however late this thread notices.
         cancel_on_worker(t.id, now);
-        end_request(t.id, Outcome::kTimedOut,
-                    "no answer within " + std::to_string(protection_.request_timeout_us / 1000) + " ms", t.at_us);
+        end_request(t.id, Outcome::kTimedOut, reasons::no_answer_within(protection_.request_timeout_us), t.at_us);
       }
     } else if (next_heartbeat_us_ == first) {
       heartbeats(now);
@@ -222,7 +224,7 @@ void EmbeddedRouter::arrive(const Request& arrived, TimeUs now) {
   // The split's schedule is read at the request's arrival time, not at this thread's (possibly
   // late) clock: the same request goes to the same version as in the simulator.
   if (router_down_) {
-    end_request(arrived.id, Outcome::kRejected, "router unavailable", now);
+    end_request(arrived.id, Outcome::kRejected, reasons::kRouterUnavailable, now);
     return;
   }
   ClusterView view{now, &views(now)};
@@ -251,7 +253,11 @@ void EmbeddedRouter::route(RequestId id, TimeUs now) {
   RouteDecision rd = route_checked(*parts_.policies->router, r, view);
   if (rd.rejected()) {
     // A retry that finds no worker is a request the cluster accepted and then lost.
-    end_request(id, f.attempts == 0 ? Outcome::kRejected : Outcome::kDropped, rd.reason, now);
+    if (f.attempts == 0) {
+      end_request(id, Outcome::kRejected, rd.reason, now);
+    } else {
+      end_request(id, Outcome::kDropped, reasons::no_worker_to_retry_on(rd.reason), now);
+    }
     return;
   }
   if (f.attempts == 0) elastic_->on_routed(rd.worker, r);
@@ -408,7 +414,7 @@ void EmbeddedRouter::crash(int w, TimeUs now) {
   lost_on_crash_ += std::int64_t(workers_[i]->crash().size());
   alive_[i] = false;
   crashed_[i] = true;
-  const std::string failure = worker_name(w) + " crashed";
+  const std::string failure = reasons::worker_crashed(worker_name(w));
   health_.call_failed(w, now, failure, /*hard=*/true);
   // Attempts in transit to it are lost as well: the router's list, not the worker's, is complete.
   const std::set<RequestId> lost = on_worker_[i];
@@ -454,7 +460,7 @@ void EmbeddedRouter::restart_router(TimeUs now) {
     const Flight& f = flights_[id];
     if (!f.admitted || f.ended) continue;
     cancel_on_worker(id, now);
-    end_request(id, Outcome::kDropped, "router restarted", now);
+    end_request(id, Outcome::kDropped, reasons::kRouterRestarted, now);
   }
 }
 
@@ -476,7 +482,7 @@ void EmbeddedRouter::heartbeats(TimeUs now) {
 void EmbeddedRouter::fail_unreachable(TimeUs now) {
   for (std::size_t w = 0; w < workers_.size(); ++w) {
     if (on_worker_[w].empty() || health_.heartbeat().health(int(w), now) != Health::kDown) continue;
-    const std::string failure = worker_name(int(w)) + " unreachable: heartbeat lost";
+    const std::string failure = reasons::worker_unreachable(worker_name(int(w)), reasons::kHeartbeatLost);
     const std::set<RequestId> lost = on_worker_[w];
     for (RequestId id : lost) {
       send_cancel(int(w), id, now);  // waits for the partition to heal, ahead of any retry sent there

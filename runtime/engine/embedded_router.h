@@ -5,13 +5,13 @@
 // Every request ends exactly once, through the Recorder: completed or dropped by its worker,
 // rejected before routing, dropped by the router (retries given up, router restarted), or
 // timed_out. Faults (see policies/faults/fault_scenario.h):
-//   crash       WorkerEngine::crash(); its requests fail "worker W crashed" (a hard call failure)
+//   crash       WorkerEngine::crash(); its requests fail "worker NAME crashed" (a hard call failure)
 //               and go to the retry policy; recovery builds a fresh engine (model reloaded) that
 //               rejoins when its heartbeats are seen again.
 //   slowdown    WorkerEngine::set_slowdown(factor) for the duration.
 //   link        each hand-off to or from the worker is delayed (LinkFaults).
 //   partition   hand-offs to and from the worker, heartbeats included, wait until it heals; once
-//               the heartbeat monitor calls the worker down, its requests fail "worker W
+//               the heartbeat monitor calls the worker down, its requests fail "worker NAME
 //               unreachable: heartbeat lost" and are retried, and their cancels wait for the heal.
 //   router_restart  requests not ended end dropped "router restarted" (their workers cancel
 //               them); arrivals until the router is back are rejected "router unavailable".
@@ -189,6 +189,7 @@ class EmbeddedRouter {
   void fail_unreachable(TimeUs now);
 
   WorkerView idle_view(int w) const;
+  const std::string& worker_name(int w) const;  // its instance's name
   Lifecycle lifecycle(int w) const { return elastic_->lifecycle(w); }
   void load(int w, int epoch, TimeUs now);
   void take_loaded(const Message& m, TimeUs now);

@@ -7,11 +7,6 @@
 #include <cassert>
 
 namespace twinfer::runtime {
-namespace {
-
-std::string worker_name(int w) { return "worker " + std::to_string(w); }
-
-}  // namespace
 
 // Both a recovery (epoch < 0) and a cold start build the engine off the router thread, so that
 // the router goes on routing and beating heartbeats while the model loads.
@@ -28,7 +23,7 @@ void EmbeddedRouter::load(int w, int epoch, TimeUs now) {
     try {
       loaded.engine = parts_.make_worker(w, callbacks());
     } catch (const std::exception& e) {
-      error = worker_name(w) + (epoch < 0 ? " could not restart: " : " could not start: ") + e.what();
+      error = "worker " + worker_name(w) + (epoch < 0 ? " could not restart: " : " could not start: ") + e.what();
     }
     loaded.loaded_us = parts_.clock->now_us();
     {

@@ -282,7 +282,7 @@ void WorkerEngine::loop() {
   try {
     serve();
   } catch (const std::exception& e) {
-    fail(std::string("worker ") + std::to_string(parts_.index) + " failed: " + e.what());
+    fail("worker " + parts_.instance->name + " failed: " + e.what());
   }
 }
 

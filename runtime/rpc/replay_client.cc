@@ -8,6 +8,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "policies/error.h"
+#include "policies/lifecycle_reasons.h"
 #include "policies/worker_state.h"
 #include "runtime/rpc/twinfer.grpc.pb.h"
 #include "runtime/rpc/wire.h"
@@ -57,7 +58,7 @@ class Collector {
     } else if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
       // The router is down (restarting) or unreachable: the request was never accepted.
       r.outcome = Outcome::kRejected;
-      r.reason = "router unavailable";
+      r.reason = reasons::kRouterUnavailable;
       r.end_us = monotonic_now_us() - zero;
     } else if (s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
       // The router's transport refused the message (protection.limits.max_request_bytes).

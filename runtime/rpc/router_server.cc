@@ -11,6 +11,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "policies/error.h"
+#include "policies/lifecycle_reasons.h"
 #include "policies/protection.h"
 #include "policies/registry.h"
 #include "policies/run_policies.h"
@@ -84,7 +85,6 @@ class RouterServer::Impl {
     int attempts = 0;
     std::shared_ptr<grpc::ClientContext> call;  // the pending forward, if any
     int worker = -1;                            // of the latest forward
-    std::string last_failure;
   };
 
   // One forward of a flight to a worker; deletes itself when the worker answers or fails.
@@ -152,7 +152,7 @@ class RouterServer::Impl {
       std::lock_guard<std::mutex> route(route_mu_);
       accepting_ = false;
     }
-    end_all("router restarted");
+    end_all(reasons::kRouterRestarted);
     // Every call is answered by now; the grace lets those answers leave before the server closes
     // (at the deadline gRPC cancels what is still pending, which clients would see as CANCELLED).
     stop_server(after_ms(kRestartGraceMs));
@@ -222,7 +222,7 @@ class RouterServer::Impl {
     const TimeUs timeout_us = config_.protection.request_timeout_us;
     if (timeout_us > 0) {
       timers_.at(r.arrival_us + timeout_us, [this, flight, timeout_us] {
-        end(*flight, Outcome::kTimedOut, "no answer within " + std::to_string(timeout_us / 1000) + " ms");
+        end(*flight, Outcome::kTimedOut, reasons::no_answer_within(timeout_us));
       });
     }
     forward(flight, decision.worker);
@@ -375,10 +375,6 @@ class RouterServer::Impl {
         d = retry_->on_failure(flight.request, attempts, failure, now);
       }
       if (d.retry) {
-        {
-          std::lock_guard<std::mutex> lock(flights_mu_);
-          flight.last_failure = failure;
-        }
         outcomes_.retried();
         timers_.at(d.at_us, [this, f = attempt->flight] { retry(f); });
       } else {
@@ -392,20 +388,18 @@ class RouterServer::Impl {
 
   void retry(const std::shared_ptr<Flight>& flight) {
     RouteDecision decision;
-    std::string failure;
     {
       std::lock_guard<std::mutex> lock(route_mu_);
       {
         std::lock_guard<std::mutex> flights(flights_mu_);
         if (flight->ended) return;
-        failure = flight->last_failure;
       }
       std::vector<WorkerView> views = links_.views();
       ClusterView view{monotonic_now_us(), &views};
       decision = route_checked(*router_, flight->request, view);
     }
     if (decision.rejected()) {
-      end(*flight, Outcome::kDropped, failure + "; no worker to retry on: " + decision.reason);
+      end(*flight, Outcome::kDropped, reasons::no_worker_to_retry_on(decision.reason));
     } else {
       forward(flight, decision.worker);
     }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "policies/lifecycle_reasons.h"
 #include "runtime/rpc/wire.h"
 
 namespace twinfer::runtime {
@@ -18,8 +19,6 @@ struct StateCall {
   rpc::Empty empty;
   rpc::WorkerState state;
 };
-
-std::string unreachable(int w, const std::string& why) { return "worker " + std::to_string(w) + " unreachable: " + why; }
 
 }  // namespace
 
@@ -167,9 +166,7 @@ std::vector<std::shared_ptr<grpc::ClientContext>> WorkerLinks::refresh_health(Ti
     for (auto& entry : links_[w]->calls) {
       Link::Call& call = entry.second;
       if (!call.cancelled_because.empty()) continue;
-      call.cancelled_because = unreachable(int(w), "heartbeat lost (no state answer for " +
-                                                       std::to_string(health_.heartbeat().misses(int(w), now)) +
-                                                       " intervals)");
+      call.cancelled_because = reasons::worker_unreachable(links_[w]->instance->name, reasons::kHeartbeatLost);
       lost.push_back(call.context);
     }
   }
@@ -225,9 +222,10 @@ std::string WorkerLinks::failed(int w, const grpc::ClientContext* call, const gr
     // Cancelled here because the heartbeats stopped: already counted against the worker.
     reason = it->second.cancelled_because;
   } else {
-    reason = unreachable(w, s.error_message());
-    // UNAVAILABLE is gRPC's code for a connection refused or reset: the worker is gone.
+    // UNAVAILABLE is gRPC's code for a connection refused or reset: the worker is gone, in the
+    // simulator's words; any other failure keeps gRPC's message.
     const bool hard = s.error_code() == grpc::StatusCode::UNAVAILABLE;
+    reason = reasons::worker_unreachable(link.instance->name, hard ? reasons::kConnectionRefused : s.error_message());
     health_.call_failed(w, monotonic_now_us(), s.error_message(), hard);
   }
   link.last_error = reason;

@@ -57,11 +57,7 @@ class Children {
     const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
     while (std::chrono::steady_clock::now() < until) {
       if (accepts(port)) return true;
-      int status;
-      if (::waitpid(pid, &status, WNOHANG) == pid) {
-        forget(pid);
-        return false;
-      }
+      if (exited(pid)) return false;
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     return false;
@@ -79,6 +75,14 @@ class Children {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     return -1;
+  }
+
+  // True once `pid` has exited (it is reaped then); false while it runs.
+  bool exited(pid_t pid) {
+    int status;
+    if (::waitpid(pid, &status, WNOHANG) != pid) return false;
+    forget(pid);
+    return true;
   }
 
   // Runs `twinfer args...` to its end (at most `seconds`); its exit code, -1 past the limit.

@@ -319,7 +319,7 @@ TEST(RouterProtection, WithoutRetriesAGoneWorkersRequestsEndDropped) {
     if (r.outcome == Outcome::kCompleted) continue;
     ASSERT_EQ(r.outcome, Outcome::kDropped) << r.reason;
     EXPECT_EQ(r.worker, 1);
-    EXPECT_EQ(r.reason.rfind("worker 1 unreachable: ", 0), 0u) << r.reason;
+    EXPECT_EQ(r.reason.rfind("worker cpu/gpu1 unreachable: ", 0), 0u) << r.reason;
     ++dropped;
   }
   EXPECT_GE(dropped, 1);

@@ -182,7 +182,7 @@ TEST_F(RpcProcesses, WithoutRetriesAKilledWorkersRequestsEndAsDroppedAndLaterOne
     if (outcome == "dropped") {
       ++dropped;
       EXPECT_EQ(worker, "cpu/gpu1");
-      EXPECT_EQ(reason.rfind("worker 1 unreachable: ", 0), 0u) << reason;
+      EXPECT_EQ(reason.rfind("worker cpu/gpu1 unreachable: ", 0), 0u) << reason;
     } else {
       EXPECT_EQ(outcome, "completed") << reason;
     }

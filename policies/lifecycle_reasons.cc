@@ -1,0 +1,21 @@
+#include "policies/lifecycle_reasons.h"
+
+#include "policies/params.h"
+
+namespace twinfer::reasons {
+
+std::string worker_crashed(const std::string& worker) { return "worker " + worker + " crashed"; }
+
+std::string worker_unreachable(const std::string& worker, const std::string& why) {
+  return "worker " + worker + " unreachable: " + why;
+}
+
+std::string no_answer_within(TimeUs timeout_us) {
+  return "no answer within " + format_number(double(timeout_us) / 1000.0) + " ms";
+}
+
+std::string no_worker_to_retry_on(const std::string& route_reason) {
+  return "no worker to retry on: " + route_reason;
+}
+
+}  // namespace twinfer::reasons
