@@ -2,6 +2,7 @@
 // rejects is rejected by all, with the same messages.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -53,6 +54,33 @@ void check_step(const std::vector<StepSequence>& batch, const TransformerConfig&
   if (blocks > free_blocks)
     throw Error(where() + "KV cache pool exhausted: the step needs " + std::to_string(blocks) + " blocks, " +
                 std::to_string(free_blocks) + " of " + std::to_string(limits.kv_blocks) + " are free");
+}
+
+// The checks every backend makes on an encode() call before any work, so that all reject the same
+// batches with the same messages. Returns the padded length: `padded_length`, or the longest length
+// when it is 0 (0 for no sequences). Throws twinfer::Error "<backend> backend encode: ..." when a
+// length is not positive or exceeds the padded length, the padded length exceeds max_context, or
+// the batch exceeds max_batch_sequences or max_batch_tokens.
+inline std::int32_t check_encode(const std::vector<std::int32_t>& lengths, std::int32_t padded_length,
+                                 const TransformerConfig& config, const BackendLimits& limits, const std::string& backend) {
+  if (lengths.empty()) return 0;
+  const std::string where = backend + " backend encode: ";
+  const std::int32_t longest = *std::max_element(lengths.begin(), lengths.end());
+  const std::int32_t padded = padded_length == 0 ? longest : padded_length;
+  const std::int64_t n = static_cast<std::int64_t>(lengths.size());
+  if (*std::min_element(lengths.begin(), lengths.end()) <= 0) throw Error(where + "every length must be > 0");
+  if (longest > padded)
+    throw Error(where + "length " + std::to_string(longest) + " exceeds padded_length " + std::to_string(padded));
+  if (padded > config.max_context)
+    throw Error(where + "padded length " + std::to_string(padded) + " exceeds max_context " +
+                std::to_string(config.max_context));
+  if (n > limits.max_batch_sequences)
+    throw Error(where + std::to_string(n) + " sequences exceed max_batch_sequences " +
+                std::to_string(limits.max_batch_sequences));
+  if (n * padded > limits.max_batch_tokens)
+    throw Error(where + std::to_string(n) + " x " + std::to_string(padded) + " tokens exceed max_batch_tokens " +
+                std::to_string(limits.max_batch_tokens));
+  return padded;
 }
 
 }  // namespace twinfer::runtime

@@ -188,20 +188,9 @@ void CpuBackend::step(const std::vector<StepSequence>& batch, std::vector<std::i
 // Sequence i's tokens are prompt_tokens(i, lengths[i], vocab); padding rows hold token 0 and are
 // excluded as keys and from the mean, so the result does not depend on padded_length.
 std::vector<float> CpuBackend::encode(const std::vector<std::int32_t>& lengths, std::int32_t padded_length) {
-  const std::string where = "cpu backend encode: ";
   const int n = static_cast<int>(lengths.size());
   if (n == 0) return {};
-  const std::int32_t longest = *std::max_element(lengths.begin(), lengths.end());
-  const std::int32_t padded = padded_length == 0 ? longest : padded_length;
-  if (*std::min_element(lengths.begin(), lengths.end()) <= 0) throw Error(where + "every length must be > 0");
-  if (longest > padded)
-    throw Error(where + "length " + std::to_string(longest) + " exceeds padded_length " + std::to_string(padded));
-  if (padded > config_.max_context)
-    throw Error(where + "padded length " + std::to_string(padded) + " exceeds max_context " +
-                std::to_string(config_.max_context));
-  if (static_cast<std::int64_t>(n) * padded > limits_.max_batch_tokens)
-    throw Error(where + std::to_string(n) + " x " + std::to_string(padded) + " tokens exceed max_batch_tokens " +
-                std::to_string(limits_.max_batch_tokens));
+  const std::int32_t padded = check_encode(lengths, padded_length, config_, limits_, "cpu");
   const int h = config_.hidden, rows = n * padded;
   for (int i = 0; i < n; ++i) {
     std::vector<std::int32_t> tokens = prompt_tokens(static_cast<RequestId>(i), lengths[i], config_.vocab);

@@ -19,25 +19,6 @@ void CudaBackend::check_batch(const std::vector<StepSequence>& batch) const {
       [this](RequestId id, std::int32_t n) { return blocks_.blocks_needed(id, blocks_.length(id) + n); });
 }
 
-void CudaBackend::check_encode(const std::vector<std::int32_t>& lengths, std::int32_t padded) const {
-  if (static_cast<std::int64_t>(lengths.size()) > limits_.max_batch_sequences) {
-    fail("encode of " + std::to_string(lengths.size()) + " sequences exceeds max_batch_sequences " +
-         std::to_string(limits_.max_batch_sequences));
-  }
-  if (padded < 0 || padded > config_.max_context) {
-    fail("encode padded length " + std::to_string(padded) + " outside [0, max_context " +
-         std::to_string(config_.max_context) + "]");
-  }
-  for (std::int32_t n : lengths) {
-    if (n < 0 || n > padded) fail("encode length " + std::to_string(n) + " outside [0, " + std::to_string(padded) + "]");
-  }
-  const std::int64_t tokens = static_cast<std::int64_t>(lengths.size()) * padded;
-  if (tokens > limits_.max_batch_tokens) {
-    fail("encode of " + std::to_string(tokens) + " padded tokens exceeds max_batch_tokens " +
-         std::to_string(limits_.max_batch_tokens));
-  }
-}
-
 CudaBackend::Pass CudaBackend::stage_batch(const std::vector<StepSequence>& batch, int& samples,
                                            const int*& sample_rows) {
   int tokens = 0;
@@ -210,12 +191,8 @@ void CudaBackend::step(const std::vector<StepSequence>& batch, std::vector<std::
 std::vector<float> CudaBackend::encode(const std::vector<std::int32_t>& lengths, std::int32_t padded_length) {
   cuda_check(cudaSetDevice(device_), "cudaSetDevice", device_);
   const int sequences = static_cast<int>(lengths.size());
-  std::int32_t padded = padded_length;
-  if (padded == 0) {
-    for (std::int32_t n : lengths) padded = std::max(padded, n);
-  }
-  check_encode(lengths, padded);
-  if (sequences == 0 || padded == 0) return std::vector<float>(lengths.size(), 0.f);
+  const std::int32_t padded = check_encode(lengths, padded_length, config_, limits_, name_);
+  if (sequences == 0) return {};
 
   const Pass pass = stage_encode(lengths, padded);
   forward(pass);

@@ -78,7 +78,6 @@ class CudaBackend final : public Backend {
   // Per iteration (cuda_backend.cc).
   [[noreturn]] void fail(const std::string& what) const;
   void check_batch(const std::vector<StepSequence>& batch) const;
-  void check_encode(const std::vector<std::int32_t>& lengths, std::int32_t padded) const;
   // Fills host_inputs_ and takes the batch's new KV blocks; returns the pass and the sampling rows.
   Pass stage_batch(const std::vector<StepSequence>& batch, int& samples, const int*& sample_rows);
   Pass stage_encode(const std::vector<std::int32_t>& lengths, int padded);

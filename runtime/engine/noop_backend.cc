@@ -37,19 +37,7 @@ class NoopBackend final : public Backend {
   std::int64_t kv_blocks_used() const override { return blocks_used_; }
 
   std::vector<float> encode(const std::vector<std::int32_t>& lengths, std::int32_t padded_length) override {
-    const std::string where = "noop backend encode: ";
-    if (lengths.empty()) return {};
-    const std::int32_t longest = *std::max_element(lengths.begin(), lengths.end());
-    const std::int32_t padded = padded_length == 0 ? longest : padded_length;
-    if (*std::min_element(lengths.begin(), lengths.end()) <= 0) throw Error(where + "every length must be > 0");
-    if (longest > padded)
-      throw Error(where + "length " + std::to_string(longest) + " exceeds padded_length " + std::to_string(padded));
-    if (padded > config_.max_context)
-      throw Error(where + "padded length " + std::to_string(padded) + " exceeds max_context " +
-                  std::to_string(config_.max_context));
-    if (static_cast<std::int64_t>(lengths.size()) * padded > limits_.max_batch_tokens)
-      throw Error(where + std::to_string(lengths.size()) + " x " + std::to_string(padded) +
-                  " tokens exceed max_batch_tokens " + std::to_string(limits_.max_batch_tokens));
+    check_encode(lengths, padded_length, config_, limits_, "noop");
     return std::vector<float>(lengths.size(), 0.0f);
   }
 

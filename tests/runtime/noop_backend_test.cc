@@ -1,12 +1,16 @@
 #include "runtime/engine/noop_backend.h"
 
+#include <iterator>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
 
 #include "policies/error.h"
+#include "runtime/cpu/cpu_backend.h"
 #include "tests/runtime/runtime_testing.h"
+#include "tests/testing.h"
 
 namespace twinfer::runtime {
 namespace {
@@ -119,6 +123,25 @@ TEST(NoopBackend, EncodeReturnsOneZeroPerSequenceAndHoldsNoBlocks) {
   EXPECT_THROW(backend->encode({5, 30}, 20), Error);    // longer than padded_length
   EXPECT_THROW(backend->encode({200, 200}, 0), Error);  // 400 tokens > max_batch_tokens
   EXPECT_THROW(backend->encode({0}, 0), Error);
+}
+
+// One check_encode() for every backend: the same bad batches fail with the same words.
+TEST(NoopBackend, RejectsBadEncodesWithTheCpuBackendsWords) {
+  BackendLimits limits = small_limits();
+  limits.max_batch_sequences = 3;
+  auto noop = make_noop_backend(tiny_config(), limits);
+  auto cpu = make_cpu_backend(tiny_config(), limits);
+  const std::pair<std::vector<std::int32_t>, std::int32_t> bad[] = {
+      {{5, 30}, 20}, {{200, 200}, 0}, {{0}, 0}, {{300}, 0}, {{1, 1, 1, 1}, 0}};
+  const std::string expected[] = {"length 30 exceeds padded_length 20", "2 x 200 tokens exceed max_batch_tokens 256",
+                                  "every length must be > 0", "padded length 300 exceeds max_context 256",
+                                  "4 sequences exceed max_batch_sequences 3"};
+  for (std::size_t i = 0; i < std::size(bad); ++i) {
+    const std::string from_noop = testing::error_of([&] { noop->encode(bad[i].first, bad[i].second); });
+    const std::string from_cpu = testing::error_of([&] { cpu->encode(bad[i].first, bad[i].second); });
+    EXPECT_EQ(from_noop, "noop backend encode: " + expected[i]);
+    EXPECT_EQ(from_cpu, "cpu backend encode: " + expected[i]);
+  }
 }
 
 TEST(NoopBackend, RejectsBadLimits) {
