@@ -27,7 +27,7 @@ void JsonParams::require(bool ok, const std::string& key, const std::string& mes
 
 std::string format_number(double x) {
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%g", x);
+  std::snprintf(buf, sizeof buf, "%.10g", x);
   return buf;
 }
 

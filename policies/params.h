@@ -58,7 +58,8 @@ class JsonParams {
   std::set<std::string> known_;
 };
 
-// A number as messages show it: printf's %g (2.5, 0.1, 1e+12).
+// A number as every message shows it (config errors, reasons, reports): up to 10 significant digits,
+// no trailing zeros (2.5, 0.1, 1000.001, 1e+12).
 std::string format_number(double x);
 
 }  // namespace twinfer

@@ -2,24 +2,11 @@
 
 #include <algorithm>
 #include <cassert>
-#include <cstdio>
 
+#include "policies/params.h"
 #include "policies/router.h"
 
 namespace twinfer {
-namespace {
-
-// Up to three decimals, trailing zeros trimmed: "12.5", "8".
-std::string number_text(double x) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.3f", x);
-  std::string s = buf;
-  s.erase(s.find_last_not_of('0') + 1);
-  if (!s.empty() && s.back() == '.') s.pop_back();
-  return s;
-}
-
-}  // namespace
 
 const char* PriorityShedAdmission::signal_name(Signal signal) {
   return signal == Signal::kQueuePerWorker ? "queue_per_worker" : "work_ms_per_worker";
@@ -64,8 +51,8 @@ AdmissionDecision PriorityShedAdmission::admit(const Request& request, const Clu
   const std::size_t level = std::min(static_cast<std::size_t>(priority), options_.levels.size() - 1);
   const double threshold = options_.levels[level];
   if (load <= threshold) return AdmissionDecision::admit();
-  return AdmissionDecision::reject(std::string("shed: ") + signal_name(options_.signal) + " " + number_text(load) +
-                                   " > " + number_text(threshold) + " (priority " + std::to_string(request.priority) +
+  return AdmissionDecision::reject(std::string("shed: ") + signal_name(options_.signal) + " " + format_number(load) +
+                                   " > " + format_number(threshold) + " (priority " + std::to_string(request.priority) +
                                    ")");
 }
 

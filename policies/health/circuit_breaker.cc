@@ -3,18 +3,14 @@
 #include <cassert>
 #include <cstdio>
 
+#include "policies/params.h"
+
 namespace twinfer {
 namespace {
 
 std::string ratio_text(int part, int whole) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.2f", static_cast<double>(part) / whole);
-  return buf;
-}
-
-std::string number_text(double x) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%g", x);
   return buf;
 }
 
@@ -108,7 +104,7 @@ void CircuitBreaker::on_success(TimeUs latency_us, TimeUs now_us) {
     case BreakerState::kHalfOpen:
       if (probes_in_flight_ > 0) --probes_in_flight_;
       // A probe that answers, but too slowly, says the worker is still sick.
-      if (slow) return open(now_us, "slow probe (" + number_text(ms_from_us(latency_us)) + " ms)");
+      if (slow) return open(now_us, "slow probe (" + format_number(ms_from_us(latency_us)) + " ms)");
       if (++probe_successes_ >= options_.half_open_probes) close();
       return;
     case BreakerState::kClosed: {
@@ -158,11 +154,11 @@ std::string CircuitBreaker::ratio_trip() const {
   const std::string over = " over the last " + std::to_string(calls) + " calls";
   // Division is correctly rounded, so 6 of 10 calls meets a ratio of 0.6 exactly.
   if (static_cast<double>(window_failures_) / calls >= options_.failure_ratio) {
-    return "failure ratio " + ratio_text(window_failures_, calls) + " >= " + number_text(options_.failure_ratio) + over;
+    return "failure ratio " + ratio_text(window_failures_, calls) + " >= " + format_number(options_.failure_ratio) + over;
   }
   if (options_.slow_call_us > 0 && static_cast<double>(window_slow_) / calls >= options_.slow_call_ratio) {
-    return "slow call ratio " + ratio_text(window_slow_, calls) + " >= " + number_text(options_.slow_call_ratio) +
-           over + " (slow: >= " + number_text(ms_from_us(options_.slow_call_us)) + " ms)";
+    return "slow call ratio " + ratio_text(window_slow_, calls) + " >= " + format_number(options_.slow_call_ratio) +
+           over + " (slow: >= " + format_number(ms_from_us(options_.slow_call_us)) + " ms)";
   }
   return {};
 }

@@ -3,18 +3,10 @@
 #include <algorithm>
 #include <cassert>
 #include <cmath>
-#include <cstdio>
+
+#include "policies/params.h"
 
 namespace twinfer {
-namespace {
-
-std::string seconds_text(TimeUs us) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%g", s_from_us(us));
-  return buf;
-}
-
-}  // namespace
 
 RetryOptions read_retry_options(JsonParams& p) {
   RetryOptions o;
@@ -86,7 +78,7 @@ RetryDecision RetryPolicy::on_failure(const Request& r, int attempts_made, const
   }
   if (budget_left(now_us) == 0) {
     d.reason = failure + "; retry budget exhausted (" + std::to_string(retries_.size()) + " retries in the last " +
-               seconds_text(options_.budget_window_us) + " s)";
+               format_number(s_from_us(options_.budget_window_us)) + " s)";
     return d;
   }
   const TimeUs at_us = now_us + backoff_us(attempts_made);
