@@ -275,7 +275,7 @@ void embedded(int repeats) {
     r.output_tokens = kOutputTokens;
     trace.requests.push_back(r);
   }
-  runtime::RunOptions options;
+  runtime::EmbeddedRunOptions options;
   options.device = "noop";
   std::vector<double> rates;
   for (int i = 0; i < repeats; ++i) {

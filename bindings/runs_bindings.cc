@@ -12,18 +12,25 @@
 namespace twinfer::py_bindings {
 namespace {
 
+// The options both simulate() and run() take from Python; `faults` is a scenario file ("" for none).
+RunOptions run_options(const RunConfig& config, std::uint64_t seed, double rate_scale, const std::string& out_dir,
+                       bool progress, const std::string& faults) {
+  RunOptions options;
+  options.seed = seed;
+  options.rate_scale = rate_scale;
+  options.out_dir = out_dir;
+  options.progress = progress;
+  if (!faults.empty()) options.faults = load_fault_scenario(faults, config.cluster);
+  return options;
+}
+
 // The parent forks holding the GIL, as os.fork() does, so that the child's interpreter is in a
 // known state (no other thread can own the lock there); the child reinitializes the interpreter's
 // thread state, then releases the lock for Python policies (which take it in their trampolines).
 // The parent releases the lock right after the fork while it waits for the child.
 py::object simulate(const RunConfig& config, const Trace& trace, std::uint64_t seed, double rate_scale,
                     const std::string& out_dir, bool progress, const std::string& faults) {
-  sim::SimRunOptions options;
-  if (!faults.empty()) options.faults = load_fault_scenario(faults, config.cluster);
-  options.seed = seed;
-  options.rate_scale = rate_scale;
-  options.out_dir = out_dir;
-  options.progress = progress;
+  sim::SimRunOptions options{run_options(config, seed, rate_scale, out_dir, progress, faults)};
   std::optional<py::gil_scoped_release> waiting;
   options.in_parent = [&waiting] { waiting.emplace(); };
   options.in_child = [] {
@@ -38,14 +45,9 @@ py::object simulate(const RunConfig& config, const Trace& trace, std::uint64_t s
 py::object run(const RunConfig& config, const Trace& trace, std::uint64_t seed, double rate_scale,
                const std::string& out_dir, const std::string& device, bool pin_threads, bool progress,
                const std::string& faults) {
-  runtime::RunOptions options;
-  if (!faults.empty()) options.faults = load_fault_scenario(faults, config.cluster);
-  options.seed = seed;
-  options.rate_scale = rate_scale;
-  options.out_dir = out_dir;
+  runtime::EmbeddedRunOptions options{run_options(config, seed, rate_scale, out_dir, progress, faults)};
   options.device = device;
   options.pin_threads = pin_threads;
-  options.progress = progress;
   nlohmann::json summary;
   {
     DeferredPolicyErrors deferred;

@@ -66,9 +66,9 @@ int compare_command(int argc, char** argv) {
   auto admissions = names_or_configured(args, "admissions", in.config.admission);
   std::vector<std::string> autoscalers = args.list("autoscalers");
   if (autoscalers.empty()) autoscalers = {""};  // as configured
-  sim::SimRunOptions base = sim_options(args);
+  RunOptions base = run_options(args, in);
   base.progress = false;
-  const std::string out = args.get("out");
+  const std::string out = base.out_dir;
 
   Table table({"router", "batcher", "admission", "completed", "rejected", "dropped", "p50 ms", "p99 ms",
                "ttft p99 ms", "tpot p50 ms", "req/s", "goodput/s", "SLO %", "autoscaler", "GPU-h",
@@ -82,8 +82,8 @@ int compare_command(int argc, char** argv) {
           rc.router = spec_for(in.config.router, r);
           rc.batcher = spec_for(in.config.batcher, b);
           rc.admission = spec_for(in.config.admission, a);
-          sim::SimRunOptions opt = base;
-          if (!out.empty()) opt.out_dir = out + "/" + r + "-" + b + "-" + a + (sc.empty() ? "" : "-" + sc);
+          sim::SimRunOptions opt{base};
+          opt.out_dir = out.empty() ? "" : out + "/" + r + "-" + b + "-" + a + (sc.empty() ? "" : "-" + sc);
           std::cerr << "simulating router=" << r << " batcher=" << b << " admission=" << a
                     << (sc.empty() ? "" : " autoscaler=" + sc) << "\n";
           nlohmann::json s = sim::simulate(rc, in.trace, opt);

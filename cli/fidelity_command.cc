@@ -63,29 +63,25 @@ int fidelity_command(int argc, char** argv) {
     routers.push_back(in.config.router.is_string() ? in.config.router.get<std::string>()
                                                    : in.config.router.value("name", ""));
   }
-  sim::SimRunOptions sim_opt = sim_options(args);
-  sim_opt.progress = false;
+  RunOptions base = run_options(args, in);
+  base.progress = false;
   nlohmann::json report = {{"profile", profile_path}, {"device", device}, {"routers", nlohmann::json::object()}};
   Table table({"router", "metric", "real", "sim", "error %"}, 2);
   for (const auto& router : routers) {
     RunConfig real_cfg = in.config;
     if (router != real_cfg.router.value("name", real_cfg.router.is_string() ? real_cfg.router.get<std::string>() : ""))
       real_cfg.router = router;
-    runtime::RunOptions run_opt;
-    run_opt.seed = sim_opt.seed;
-    run_opt.rate_scale = sim_opt.rate_scale;
+    runtime::EmbeddedRunOptions run_opt{base};
     run_opt.device = device;
     run_opt.out_dir = out + "/" + router + "/real";
-    run_opt.faults = in.faults;
     std::cerr << "real run, router " << router << "\n";
     nlohmann::json real = runtime::run_embedded(real_cfg, in.trace, run_opt);
 
     RunConfig sim_cfg = real_cfg;
     sim_cfg.cost_model = {{"name", "profile"}, {"path", profile_path}};
     sim_cfg.sim.network = "none";
-    sim::SimRunOptions o = sim_opt;
+    sim::SimRunOptions o{base};
     o.out_dir = out + "/" + router + "/sim";
-    o.faults = in.faults;
     nlohmann::json simulated = sim::simulate(sim_cfg, in.trace, o);
 
     nlohmann::json errors;

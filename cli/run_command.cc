@@ -14,6 +14,7 @@ namespace {
 const char kUsage[] =
     "usage: twinfer run --config C [--trace T] [--out DIR] [--device cpu|cuda] [--seed N]\n"
     "                   [--rate-scale X] [--faults F] [--set key=value ...] [--pin] [--json]\n"
+    "                   [--no-progress]\n"
     "\n"
     "Serves trace T for real in one process: the config's admission and router in this thread\n"
     "replay the trace open loop in real time, and every model instance is a worker thread running\n"
@@ -22,6 +23,7 @@ const char kUsage[] =
     "\n"
     "  --device cpu|cuda  backend of every worker (cuda: the GPU of each instance's first GPU index)\n"
     "  --pin              pin each worker thread to its own core, spread over NUMA nodes\n"
+    "  --no-progress      no progress bar on stderr (drawn only when stderr is a terminal)\n"
     "  --faults F         apply the fault scenario F (JSON, see configs/faults/) on the real clock from\n"
     "                     the start of the replay: crash (the worker thread dies, its requests are\n"
     "                     retried elsewhere per protection.retry; recovery reloads the model), slowdown\n"
@@ -36,17 +38,12 @@ const char kUsage[] =
 int run_command(int argc, char** argv) {
   if (wants_help(argc, argv, kUsage)) return 0;
   Args args(argc, argv, {"config", "trace", "out", "seed", "rate-scale", "format", "device", "faults"},
-            {"json", "pin", "poisson"},
+            {"json", "pin", "poisson", "no-progress"},
             {"set"});
   RunInputs in = load_run_inputs(args);
-  runtime::RunOptions opt;
-  sim::SimRunOptions common = sim_options(args);
-  opt.seed = common.seed;
-  opt.rate_scale = common.rate_scale;
-  opt.out_dir = args.get("out");
+  runtime::EmbeddedRunOptions opt{run_options(args, in)};
   opt.device = args.get("device", "cpu");
   opt.pin_threads = args.has("pin");
-  if (args.has("faults")) opt.faults = load_fault_scenario(args.get("faults"), in.config.cluster);
   nlohmann::json summary = runtime::run_embedded(in.config, in.trace, opt);
   if (args.has("json")) {
     std::cout << summary.dump(2) << "\n";

@@ -16,18 +16,24 @@ RunInputs load_run_inputs(const Args& args) {
                                                : in.config.base_dir + "/" + in.config.workload.trace;
   }
   in.trace = read_trace(trace, args.get("format", "auto"));
-  if (args.has("poisson")) in.trace = poisson_arrivals(in.trace, sim_options(args).seed);
+  if (args.has("poisson")) in.trace = poisson_arrivals(in.trace, seed_option(args));
   if (args.has("faults")) in.faults = load_fault_scenario(args.get("faults"), in.config.cluster);
   return in;
 }
 
-sim::SimRunOptions sim_options(const Args& args) {
-  sim::SimRunOptions opt;
-  double seed = args.number("seed", 1);
+std::uint64_t seed_option(const Args& args) {
+  const double seed = args.number("seed", 1);
   if (seed < 0 || seed != std::floor(seed)) throw Error("--seed: expected a non-negative integer");
-  opt.seed = static_cast<std::uint64_t>(seed);
+  return static_cast<std::uint64_t>(seed);
+}
+
+RunOptions run_options(const Args& args, const RunInputs& inputs) {
+  RunOptions opt;
+  opt.seed = seed_option(args);
   opt.rate_scale = args.number("rate-scale", 1.0);
+  opt.out_dir = args.get("out");
   opt.progress = !args.has("no-progress");
+  opt.faults = inputs.faults;
   return opt;
 }
 

@@ -1,10 +1,10 @@
-// Loading the config and trace that sim and compare share.
+// Loading the config, trace and run options that sim, run, compare and fidelity share.
 #pragma once
 
 #include "policies/faults/fault_scenario.h"
 #include "policies/run_config.h"
+#include "policies/run_options.h"
 #include "cli/args.h"
-#include "sim/simulator.h"
 #include "traces/trace.h"
 
 namespace twinfer::cli {
@@ -19,7 +19,10 @@ struct RunInputs {
 // --poisson (the trace's arrivals redrawn as a Poisson process at its mean rate, seeded by --seed),
 // and --faults when the command takes it.
 RunInputs load_run_inputs(const Args& args);
-// --seed, --rate-scale, and the progress bar unless --no-progress.
-sim::SimRunOptions sim_options(const Args& args);
+// --seed (a non-negative integer, default 1).
+std::uint64_t seed_option(const Args& args);
+// The options every run takes: --seed, --rate-scale, --out, the progress bar unless --no-progress,
+// and the fault scenario of `inputs`.
+RunOptions run_options(const Args& args, const RunInputs& inputs);
 
 }  // namespace twinfer::cli

@@ -41,9 +41,7 @@ int sim_command(int argc, char** argv) {
   Args args(argc, argv, {"config", "trace", "out", "seed", "rate-scale", "format", "faults"}, {"json", "no-progress", "poisson"},
             {"set"});
   RunInputs in = load_run_inputs(args);
-  sim::SimRunOptions opt = sim_options(args);
-  opt.out_dir = args.get("out");
-  opt.faults = in.faults;
+  const sim::SimRunOptions opt{run_options(args, in)};
   nlohmann::json summary = sim::simulate(in.config, in.trace, opt);
   if (args.has("json")) {
     std::cout << summary.dump(2) << "\n";

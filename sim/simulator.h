@@ -4,21 +4,21 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
-#include "policies/faults/fault_scenario.h"
 #include "policies/run_config.h"
+#include "policies/run_options.h"
 #include "traces/trace.h"
 
 namespace twinfer::sim {
 
-struct SimRunOptions {
-  std::uint64_t seed = 1;      // seeds randomized policies; same inputs and seed, same output bytes
-  double rate_scale = 1.0;     // 2 replays the trace twice as fast (arrivals and deadlines scaled)
-  std::string out_dir;         // where summary.json, requests.csv, timeline.json go; "" writes none
-  bool progress = false;       // progress bar on stderr (shown only if stderr is a terminal)
-  FaultScenario faults;        // timed faults to inject (empty: none)
+// The shared run options, plus how the simulation process is run.
+struct SimRunOptions : RunOptions {
+  SimRunOptions() = default;
+  explicit SimRunOptions(RunOptions common) : RunOptions(std::move(common)) {}
+
   // SimGrid keeps global state across engines in one process (its clock is never reset), so by
   // default each run happens in a forked child, which makes every run fresh and bit-exact. Set
   // in_process only for a process that runs exactly one simulation (profilers, debuggers).

@@ -16,7 +16,7 @@
 namespace twinfer::runtime {
 namespace {
 
-std::string device_of(const RunOptions& options, const InstanceSpec& instance) {
+std::string device_of(const EmbeddedRunOptions& options, const InstanceSpec& instance) {
   if (options.device == "cuda") return "cuda:" + std::to_string(instance.gpus.empty() ? 0 : instance.gpus[0]);
   return options.device;
 }
@@ -27,7 +27,7 @@ std::string batcher_name(const RunConfig& config) {
 
 }  // namespace
 
-nlohmann::json run_embedded(const RunConfig& config, const Trace& input, const RunOptions& options) {
+nlohmann::json run_embedded(const RunConfig& config, const Trace& input, const EmbeddedRunOptions& options) {
   Trace scaled;
   if (options.rate_scale != 1.0) scaled = scale_trace(input, options.rate_scale);
   const Trace& trace = options.rate_scale != 1.0 ? scaled : input;

@@ -6,25 +6,25 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
-#include "policies/faults/fault_scenario.h"
 #include "policies/recorder.h"
 #include "policies/run_config.h"
+#include "policies/run_options.h"
 #include "traces/trace.h"
 
 namespace twinfer::runtime {
 
-struct RunOptions {
-  std::uint64_t seed = 1;       // randomized policies and model weights
-  double rate_scale = 1.0;      // 2 replays the trace twice as fast
-  std::string out_dir;          // "" writes no files
+// The shared run options, plus how the workers run.
+struct EmbeddedRunOptions : RunOptions {
+  EmbeddedRunOptions() = default;
+  explicit EmbeddedRunOptions(RunOptions common) : RunOptions(std::move(common)) {}
+
   std::string device = "cpu";   // backend of every worker: "cpu", or "cuda" for cuda:<instance's first GPU>
-  bool progress = false;
   bool pin_threads = false;     // pin worker threads to cores, spread over NUMA nodes
-  FaultScenario faults;         // applied on the run's clock from the start of the replay
   std::vector<RequestRecord>* records_out = nullptr;  // when set, receives every request's record
 };
 
@@ -37,7 +37,7 @@ struct RunOptions {
 // transition, plus applied: [...] and requests_lost_on_crash).
 // Throws twinfer::Error on bad policies, a model the backend cannot build, or a request that
 // never ended.
-nlohmann::json run_embedded(const RunConfig& config, const Trace& trace, const RunOptions& options);
+nlohmann::json run_embedded(const RunConfig& config, const Trace& trace, const EmbeddedRunOptions& options);
 
 
 }  // namespace twinfer::runtime

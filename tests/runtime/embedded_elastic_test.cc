@@ -66,7 +66,7 @@ struct RecordedRun {
 
 RecordedRun run_recorded(const RunConfig& c, const Trace& t, const std::string& name) {
   RecordedRun run;
-  RunOptions opt;
+  EmbeddedRunOptions opt;
   opt.out_dir = run.dir = out_dir(name);
   opt.records_out = &run.records;
   run.summary = run_embedded(c, t, opt);
@@ -266,7 +266,7 @@ TEST(EmbeddedElastic, ACanaryScheduleMovesTrafficToTheNewVersionUnderLoad) {
   // 0-1 s all on v1, 1-2 s 10 % on v2, 2-3 s 50 %, from 3 s all on v2 (see the config).
   Trace t = phases({{4, 40}}, 16, "tiny");
   for (Request& r : t.requests) r.session = "s" + std::to_string(r.id % 97);
-  RunOptions opt;
+  EmbeddedRunOptions opt;
   std::vector<RequestRecord> records;
   opt.records_out = &records;
   auto s = run_embedded(c, t, opt);
@@ -417,7 +417,7 @@ TEST(EmbeddedElastic, FaultsOnAStoppedWorkerChangeNothing) {
   // One replica at most: workers 1 and 2 stay stopped throughout.
   RunConfig c = testing::cpu_config("cpu_elastic.json", {"autoscaling.max_replicas=1"});
   Trace t = phases({{2, 10}}, 8);
-  RunOptions opt;
+  EmbeddedRunOptions opt;
   opt.faults = parse_fault_scenario(
       nlohmann::json{{"faults",
                       {{{"at_s", 0.3}, {"type", "crash"}, {"worker", 2}, {"recover_after_s", 0.3}},
@@ -438,7 +438,7 @@ TEST(EmbeddedElastic, FaultsOnAStoppedWorkerChangeNothing) {
 TEST(EmbeddedElastic, AStaticRunPaysForEveryWorkerAndLoadsThemAllBeforeTimeZero) {
   RunConfig c = testing::cpu_tiny_config();
   Trace t = testing::small_trace(20, 40);
-  RunOptions opt;
+  EmbeddedRunOptions opt;
   std::vector<RequestRecord> records;
   opt.records_out = &records;
   auto s = run_embedded(c, t, opt);

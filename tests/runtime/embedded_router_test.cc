@@ -70,7 +70,7 @@ TEST(EmbeddedRouter, ACrashedWorkersRequestsAreRetriedElsewhereAndItRejoinsAfter
     r.arrival_us += 6 * kS;
     t.requests.push_back(r);
   }
-  RunOptions opt;
+  EmbeddedRunOptions opt;
   opt.faults = faults(c, {{{"at_s", 0.8}, {"type", "crash"}, {"worker", 1}, {"recover_after_s", 0.6}}});
   std::vector<RequestRecord> records;
   opt.records_out = &records;
@@ -102,7 +102,7 @@ TEST(EmbeddedRouter, ACrashedWorkersRequestsAreRetriedElsewhereAndItRejoinsAfter
 TEST(EmbeddedRouter, ASlowedWorkersStepsTakeLonger) {
   RunConfig c = testing::cpu_tiny_config({"policies.router=round_robin"});
   Trace t = testing::small_trace(40, 40, 3, 20);
-  RunOptions opt;
+  EmbeddedRunOptions opt;
   opt.faults = faults(c, {{{"at_s", 0}, {"type", "slowdown"}, {"worker", 0}, {"factor", 5}}});
   std::vector<RequestRecord> records;
   opt.records_out = &records;
@@ -124,7 +124,7 @@ TEST(EmbeddedRouter, APartitionedWorkerGoesDownAndItsRequestsAreRetried) {
   // Long enough answers (up to 400 tokens) that worker 0 holds requests when the partition starts,
   // however fast this machine is.
   Trace t = testing::small_trace(60, 30, 7, 200);
-  RunOptions opt;
+  EmbeddedRunOptions opt;
   opt.faults = faults(c, {{{"at_s", 0.5}, {"type", "partition"}, {"worker", 0}, {"duration_s", 0.8}}});
   std::vector<RequestRecord> records;
   opt.records_out = &records;
@@ -156,7 +156,7 @@ TEST(EmbeddedRouter, RequestTimeoutEndsRequestsTimedOutAndFreesTheirWorker) {
     r.arrival_us = i < 12 ? TimeUs(i) : kS + TimeUs(i);
     r.output_tokens = i < 12 ? 200 : 2;
   }
-  RunOptions opt;
+  EmbeddedRunOptions opt;
   opt.faults = faults(c, {{{"at_s", 0}, {"type", "slowdown"}, {"worker", 0}, {"factor", 4}, {"duration_s", 0.9}}});
   std::vector<RequestRecord> records;
   opt.records_out = &records;
@@ -171,7 +171,7 @@ TEST(EmbeddedRouter, RequestTimeoutEndsRequestsTimedOutAndFreesTheirWorker) {
 TEST(EmbeddedRouter, RouterRestartDropsWhatWasInFlightAndRejectsArrivalsWhileDown) {
   RunConfig c = testing::cpu_tiny_config();
   Trace t = testing::small_trace(60, 30, 11, 40);
-  RunOptions opt;
+  EmbeddedRunOptions opt;
   opt.faults = faults(c, {{{"at_s", 1.0}, {"type", "router_restart"}, {"downtime_s", 0.4}}});
   std::vector<RequestRecord> records;
   opt.records_out = &records;

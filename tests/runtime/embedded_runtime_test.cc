@@ -25,7 +25,7 @@ class EmbeddedRouterTest : public ::testing::TestWithParam<std::string> {};
 TEST_P(EmbeddedRouterTest, ServesTheTraceWithEveryRequestEndingOnce) {
   RunConfig c = testing::cpu_tiny_config({"policies.router=" + GetParam()});
   Trace t = testing::small_trace(16, 80);
-  RunOptions opt;
+  EmbeddedRunOptions opt;
   opt.out_dir = ::testing::TempDir() + "/embedded_" + GetParam() + "_" + std::to_string(::getpid());
   auto s = run_embedded(c, t, opt);
   expect_conserved(s, t.requests.size());
@@ -55,7 +55,7 @@ TEST(EmbeddedRuntime, RequestLevelBatcherAndRejectingAdmission) {
 }
 
 TEST(EmbeddedRuntime, UnknownDeviceIsAClearError) {
-  RunOptions opt;
+  EmbeddedRunOptions opt;
   opt.device = "tpu";
   try {
     run_embedded(testing::cpu_tiny_config(), testing::small_trace(2, 10), opt);
