@@ -38,8 +38,8 @@
 #include <set>
 
 #include "policies/cluster_config.h"
-#include "policies/cost/model_dimensions.h"
 #include "policies/error.h"
+#include "policies/model_dimensions.h"
 #include "policies/params.h"
 
 namespace twinfer {

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "policies/cluster_config.h"
+#include "policies/request.h"
 #include "policies/time.h"
 
 namespace twinfer {
@@ -55,5 +56,11 @@ struct ClusterView {
   std::size_t size() const { return workers->size(); }
   const WorkerView& operator[](std::size_t i) const { return (*workers)[i]; }
 };
+
+// True when worker `w` may take `request`: it is ready (not stopped, starting or draining), not
+// down, and it serves the request's model.
+inline bool eligible(const WorkerView& w, const Request& request) {
+  return w.lifecycle == Lifecycle::kReady && w.health != Health::kDown && w.serves(request.model);
+}
 
 }  // namespace twinfer

@@ -11,7 +11,7 @@
 
 #include "policies/batcher.h"
 #include "policies/request.h"
-#include "policies/run_config.h"
+#include "policies/slo.h"
 #include "policies/time.h"
 
 namespace twinfer {

@@ -30,10 +30,4 @@ class Router {
 // (a user's policy may be), reported as twinfer::Error naming the router, not carried out.
 RouteDecision route_checked(Router& router, const Request& request, const ClusterView& view);
 
-// True when worker `w` may take `request`: it is ready (not stopped, starting or draining), not
-// down, and it serves the request's model.
-inline bool eligible(const WorkerView& w, const Request& request) {
-  return w.lifecycle == Lifecycle::kReady && w.health != Health::kDown && w.serves(request.model);
-}
-
 }  // namespace twinfer

@@ -11,16 +11,9 @@
 #include "policies/cluster_config.h"
 #include "policies/elastic/autoscaling_options.h"
 #include "policies/protection.h"
+#include "policies/slo.h"
 
 namespace twinfer {
-
-// Service-level objectives; 0 means "no bound". A completed request meets its SLO when it meets
-// every bound and its own deadline, if any.
-struct SloSpec {
-  double ttft_ms = 0;
-  double tpot_ms = 0;
-  double latency_ms = 0;
-};
 
 struct WorkloadOptions {
   SloSpec slo;

@@ -5,7 +5,7 @@
 #include "policies/autoscalers/queue_depth_autoscaler.h"
 #include "policies/autoscalers/target_utilization_autoscaler.h"
 #include "policies/registry.h"
-#include "policies/run_config.h"
+#include "policies/slo.h"
 
 namespace twinfer {
 namespace {

@@ -4,7 +4,7 @@
 #include <cassert>
 #include <cmath>
 
-#include "policies/cost/model_dimensions.h"
+#include "policies/model_dimensions.h"
 
 namespace twinfer {
 namespace {

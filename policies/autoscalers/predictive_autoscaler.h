@@ -14,7 +14,7 @@
 #include "policies/autoscalers/stabilization.h"
 #include "policies/cost_model.h"
 #include "policies/params.h"
-#include "policies/run_config.h"
+#include "policies/slo.h"
 
 namespace twinfer {
 

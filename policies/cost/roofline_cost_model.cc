@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
-#include "policies/cost/model_dimensions.h"
 #include "policies/error.h"
+#include "policies/model_dimensions.h"
 
 namespace twinfer {
 namespace {

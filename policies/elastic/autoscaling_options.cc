@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "policies/cost/model_dimensions.h"
+#include "policies/model_dimensions.h"
 #include "policies/params.h"
 
 namespace twinfer {

@@ -4,7 +4,7 @@
 #include <utility>
 
 #include "policies/routers/router_candidates.h"
-#include "policies/run_config.h"
+#include "policies/slo.h"
 
 namespace twinfer {
 
