@@ -53,18 +53,22 @@ void Table::write_csv(const std::string& path) const {
   if (!f) throw Error(path + ": write failed");
 }
 
-std::string fmt(const nlohmann::json& number, int digits) {
+namespace {
+
+// `number` through printf's `conversion` ("%.*f" or "%.*g") with `precision`; "-" for null.
+std::string printed(const nlohmann::json& number, const char* conversion, int precision) {
   if (!number.is_number()) return "-";
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", digits, number.get<double>());
+  std::snprintf(buf, sizeof buf, conversion, precision, number.get<double>());
   return buf;
 }
 
+}  // namespace
+
+std::string fmt(const nlohmann::json& number, int digits) { return printed(number, "%.*f", digits); }
+
 std::string fmt_significant(const nlohmann::json& number, int significant) {
-  if (!number.is_number()) return "-";
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*g", significant, number.get<double>());
-  return buf;
+  return printed(number, "%.*g", significant);
 }
 
 std::string autoscaler_name(const nlohmann::json& s) {

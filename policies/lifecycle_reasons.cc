@@ -11,7 +11,7 @@ std::string worker_unreachable(const std::string& worker, const std::string& why
 }
 
 std::string no_answer_within(TimeUs timeout_us) {
-  return "no answer within " + format_number(double(timeout_us) / 1000.0) + " ms";
+  return "no answer within " + format_number(ms_from_us(timeout_us)) + " ms";
 }
 
 std::string no_worker_to_retry_on(const std::string& route_reason) {

@@ -42,7 +42,7 @@ std::string unservable_reason(const Request& request, const ClusterView& view) {
     return "needs " + std::to_string(tokens) + " tokens of context (input + output); the longest context of " +
            model_text(request) + " is " + std::to_string(longest_context) + " (max_context)";
   }
-  return "needs " + std::to_string(tokens) + " tokens of KV cache (input + output); the largest " + "KV cache for " +
+  return "needs " + std::to_string(tokens) + " tokens of KV cache (input + output); the largest KV cache for " +
          model_text(request) + " holds " + std::to_string(largest_kv_tokens);
 }
 

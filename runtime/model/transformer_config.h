@@ -19,7 +19,7 @@ struct TransformerConfig {
   int kv_heads = 2;
   int ffn_hidden = 688;
   int vocab = 1024;
-  int max_context = 4096;      // longest sequence (prompt + output) a backend accepts
+  int max_context = ModelSpec::kDefaultMaxContext;  // longest sequence (prompt + output) a backend accepts
   float rms_eps = 1e-5f;
   float rope_theta = 10000.f;
   std::uint64_t seed = 1;      // weights are a function of (sizes, seed) only

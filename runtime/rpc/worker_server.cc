@@ -39,6 +39,12 @@ class WorkerServer::Impl final : public rpc::Worker::CallbackService {
     admission_ = std::move(policies.admission);
     WorkerParts parts = make_worker_parts(config_, inst, options.device, *admission_, *cost_, clock_, options.seed);
     kv_ = parts.batcher->kv_capacity();
+    // The view of itself that too_large_reason() judges requests on: its model and KV capacity.
+    self_view_.resize(1);
+    self_view_[0].index = options.index;
+    self_view_[0].instance = &inst;
+    self_view_[0].kv_blocks_total = kv_.blocks_total;
+    self_view_[0].kv_block_tokens = kv_.block_tokens;
     WorkerCallbacks callbacks;
     callbacks.on_end = [this](int, const Finished& f, TimeUs end_us) { answer(f, end_us); };
     callbacks.on_batch = [this](const BatchRecord& b) { keep(b); };
@@ -155,17 +161,11 @@ class WorkerServer::Impl final : public rpc::Worker::CallbackService {
   // builds its prompt (a prompt of 2^31 tokens would not fit in memory either), with the reason a
   // router's admission gives (policies/servable.h) for this worker's model.
   std::string too_large_reason(const rpc::InferRequest& m) const {
-    const InstanceSpec& inst = config_.cluster.instances[std::size_t(options_.index)];
     Request r;
     r.input_tokens = m.input_tokens();
     r.output_tokens = m.output_tokens();
-    r.model = inst.model.name;
-    std::vector<WorkerView> self(1);
-    self[0].index = options_.index;
-    self[0].instance = &inst;
-    self[0].kv_blocks_total = kv_.blocks_total;
-    self[0].kv_block_tokens = kv_.block_tokens;
-    return unservable_reason(r, ClusterView{0, &self});
+    r.model = self_view_[0].model();
+    return unservable_reason(r, ClusterView{0, &self_view_});
   }
 
   void cancelled(RequestId id) {
@@ -215,6 +215,7 @@ class WorkerServer::Impl final : public rpc::Worker::CallbackService {
   std::unique_ptr<Admission> admission_;
   std::unique_ptr<WorkerEngine> engine_;
   KvCapacity kv_;
+  std::vector<WorkerView> self_view_;  // set once by the constructor, then only read (any thread)
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   std::string address_;
