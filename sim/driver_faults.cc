@@ -6,7 +6,7 @@
 #include <simgrid/kernel/Timer.hpp>
 
 #include "policies/faults/fault_report.h"
-#include "policies/lifecycle_reasons.h"
+#include "serving/lifecycle_reasons.h"
 #include "sim/driver.h"
 
 namespace twinfer::sim {

@@ -12,7 +12,7 @@
 #include <xbt/log.h>
 
 #include "policies/error.h"
-#include "policies/lifecycle_reasons.h"
+#include "serving/lifecycle_reasons.h"
 #include "policies/run_policies.h"
 #include "sim/driver.h"
 

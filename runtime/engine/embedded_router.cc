@@ -8,7 +8,7 @@
 
 #include "policies/cluster_view.h"
 #include "policies/error.h"
-#include "policies/lifecycle_reasons.h"
+#include "serving/lifecycle_reasons.h"
 #include "policies/protection.h"
 #include "policies/router.h"
 #include "runtime/engine/cpu_affinity.h"
@@ -26,9 +26,7 @@ EmbeddedRouter::EmbeddedRouter(RouterParts parts)
       protection_(parts_.config->protection),
       fault_events_(parts_.faults->events()),
       health_(parts_.config->cluster.instances.size(), protection_.health, 0),
-      retry_(protection_.retry, parts_.seed + 7919),
-      links_(parts_.config->cluster.instances.size(), parts_.seed + 104729),
-      flights_(requests_.size()) {
+      links_(parts_.config->cluster.instances.size(), parts_.seed + 104729) {
   const RunConfig& config = *parts_.config;
   const std::size_t n = config.cluster.instances.size();
   versions_ = std::make_unique<VersionChoice>(config.cluster, config.traffic_split, parts_.seed);
@@ -43,7 +41,6 @@ EmbeddedRouter::EmbeddedRouter(RouterParts parts)
   alive_.assign(n, false);
   crashed_.assign(n, false);
   slowdown_.assign(n, 1.0);
-  on_worker_.resize(n);
   held_.resize(n);
   busy_us_.assign(n, 0);
   start_decided_us_.assign(n, 0);
@@ -59,6 +56,20 @@ EmbeddedRouter::EmbeddedRouter(RouterParts parts)
     loads_.push_back(LoadRecord{int(w), "initial"});
   }
   if (elastic_->autoscaling()) next_decision_us_ = elastic_->interval_us();
+  DispatcherParts d;
+  d.requests = &requests_;
+  d.protection = &protection_;
+  d.router = parts_.policies->router.get();
+  d.shed = parts_.policies->shed.get();
+  d.admission = parts_.policies->admission.get();
+  for (std::size_t w = 0; w < n; ++w) d.worker_names.push_back(worker_name(int(w)));
+  d.seed = parts_.seed;
+  d.versions = versions_.get();
+  d.elastic = elastic_.get();
+  d.health = &health_;
+  d.recorder = parts_.recorder;
+  d.recorder_mu = parts_.recorder_mu;
+  dispatcher_ = std::make_unique<Dispatcher>(std::move(d), static_cast<Carrier&>(*this));
 }
 
 EmbeddedRouter::~EmbeddedRouter() {
@@ -119,11 +130,12 @@ void EmbeddedRouter::run() {
     if (workers_[w]) start_worker(int(w));
   }
   next_heartbeat_us_ = 0;
-  while (ended_ < requests_.size()) {
+  while (dispatcher_->ended_count() < requests_.size()) {
     const TimeUs now = parts_.clock->now_us();
+    now_ = now;
     take_mail(now);
     fire_due(now);
-    if (ended_ == requests_.size()) break;
+    if (dispatcher_->ended_count() == requests_.size()) break;
     const TimeUs next = next_due_us(parts_.clock->now_us());
     std::unique_lock<std::mutex> lock(mail_mu_);
     if (next == kNever) {
@@ -163,7 +175,7 @@ void EmbeddedRouter::take_mail(TimeUs now) {
     if (m.kind == Kind::kReady) {
       take_loaded(m, now);
     } else {
-      send(std::move(m), now);
+      post(std::move(m), now);
     }
   }
 }
@@ -183,20 +195,16 @@ void EmbeddedRouter::fire_due(TimeUs now) {
     if (fault_at == first) {
       apply_fault(fault_events_[next_fault_++], now);
     } else if (arrival_at == first) {
-      arrive(requests_[next_arrival_++], now);
+      dispatcher_->arrive(requests_[next_arrival_++].id, ClusterView{now, &views(now)});
     } else if (timer_at == first) {
       Timer t = timers_.top();
       timers_.pop();
       if (t.kind == TimerKind::kDeliver) {
         deliver(messages_[t.message], now);
-      } else if (t.kind == TimerKind::kRetry) {
-        if (!flights_[t.id].ended) route(t.id, now);
-      } else if (t.kind == TimerKind::kColdStart) {
+      } else if (t.kind == TimerKind::kDispatch) {
+        dispatcher_->fire(t.dispatch, now);
+      } else {
         become_ready(t.worker, t.epoch, now);
-      } else if (!flights_[t.id].ended) {
-        // The client gave up at its deadline, however late this thread notices.
-        cancel_on_worker(t.id, now);
-        end_request(t.id, Outcome::kTimedOut, reasons::no_answer_within(protection_.request_timeout_us), t.at_us);
       }
     } else if (next_heartbeat_us_ == first) {
       heartbeats(now);
@@ -220,67 +228,34 @@ std::vector<WorkerView>& EmbeddedRouter::views(TimeUs now) {
   return views_;
 }
 
-void EmbeddedRouter::arrive(const Request& arrived, TimeUs now) {
-  // The split's schedule is read at the request's arrival time, not at this thread's (possibly
-  // late) clock: the same request goes to the same version as in the simulator.
-  if (router_down_) {
-    end_request(arrived.id, Outcome::kRejected, reasons::kRouterUnavailable, now);
-    return;
-  }
-  ClusterView view{now, &views(now)};
-  Request scratch;
-  const Request& r = versions_->resolve(arrived, arrived.arrival_us, view.all(), scratch);
-  AdmissionDecision ad =
-      admit_request(r, view, queued_, protection_, *parts_.policies->shed, *parts_.policies->admission);
-  if (!ad.admitted) {
-    end_request(r.id, Outcome::kRejected, ad.reason, now);
-    return;
-  }
-  flights_[r.id].admitted = true;
-  ++queued_;
-  retry_.on_request(now);
-  if (protection_.request_timeout_us > 0) {
-    timers_.push(Timer{r.arrival_us + protection_.request_timeout_us, timer_order_++, TimerKind::kTimeout, r.id, 0});
-  }
-  route(r.id, now);
-}
-
-void EmbeddedRouter::route(RequestId id, TimeUs now) {
-  ClusterView view{now, &views(now)};
-  Request scratch;
-  const Request& r = versions_->resolve(requests_[id], now, view.all(), scratch);  // a retry keeps its version
-  Flight& f = flights_[id];
-  RouteDecision rd = route_checked(*parts_.policies->router, r, view);
-  if (rd.rejected()) {
-    // A retry that finds no worker is a request the cluster accepted and then lost.
-    if (f.attempts == 0) {
-      end_request(id, Outcome::kRejected, rd.reason, now);
-    } else {
-      end_request(id, Outcome::kDropped, reasons::no_worker_to_retry_on(rd.reason), now);
-    }
-    return;
-  }
-  if (f.attempts == 0) elastic_->on_routed(rd.worker, r);
-  ++f.attempts;
-  f.worker = rd.worker;
-  f.on_worker = true;
-  f.sent_us = now;
-  on_worker_[std::size_t(rd.worker)].insert(id);
-  health_.call_sent(rd.worker, now);
-  {
-    std::lock_guard<std::mutex> lock(*parts_.recorder_mu);
-    parts_.recorder->routed(id, rd.worker);
-  }
+void EmbeddedRouter::send(const Request& r, int worker, int attempt) {
   Message m;
   m.kind = Kind::kSubmit;
-  m.worker = rd.worker;
+  m.worker = worker;
+  m.id = r.id;
+  m.attempt = attempt;
+  post(std::move(m), now_);
+}
+
+void EmbeddedRouter::cancel(RequestId id, int worker) {
+  Message m;
+  m.kind = Kind::kCancel;
+  m.worker = worker;
   m.id = id;
-  m.attempt = f.attempts;
-  send(std::move(m), now);
+  post(std::move(m), now_);
+}
+
+void EmbeddedRouter::at(const DispatchTimer& timer) {
+  Timer t;
+  t.at_us = timer.at_us;
+  t.order = timer_order_++;
+  t.kind = TimerKind::kDispatch;
+  t.dispatch = timer;
+  timers_.push(t);
 }
 
 // Every hand-off crosses the link model, so that messages of one direction keep their order.
-void EmbeddedRouter::send(Message m, TimeUs now) {
+void EmbeddedRouter::post(Message m, TimeUs now) {
   const int w = m.worker;
   messages_.push_back(std::move(m));
   const std::size_t index = messages_.size() - 1;
@@ -293,7 +268,7 @@ void EmbeddedRouter::send(Message m, TimeUs now) {
   if (at <= now) {
     deliver(messages_[index], now);
   } else {
-    timers_.push(Timer{at, timer_order_++, TimerKind::kDeliver, messages_[index].id, index});
+    timers_.push(Timer{at, timer_order_++, TimerKind::kDeliver, index, {}});
   }
 }
 
@@ -304,72 +279,24 @@ void EmbeddedRouter::deliver(const Message& m, TimeUs now) {
     return;
   }
   if (m.kind == Kind::kEnd) {
-    answer(m, now);
+    dispatcher_->answered(m.id, m.worker, m.ended.outcome, m.ended.reason, now, &m.ended.seq,
+                          m.ended.seq.first_token_us);
     return;
   }
-  if (!alive_[w]) return;  // the crash already failed every attempt sent to it
   if (m.kind == Kind::kCancel) {
-    workers_[w]->cancel(m.id);
+    if (alive_[w]) workers_[w]->cancel(m.id);
     return;
   }
-  const Flight& f = flights_[m.id];
-  if (f.ended || f.attempts != m.attempt || !f.on_worker) return;  // given up while in transit
+  if (!dispatcher_->current_on(m.id, m.worker, m.attempt)) return;  // given up while in transit
+  if (!alive_[w]) {
+    // Sent before the router knew: the connection is refused.
+    dispatcher_->attempt_failed(m.id, m.worker,
+                                reasons::worker_unreachable(worker_name(m.worker), reasons::kConnectionRefused),
+                                /*hard=*/true, now);
+    return;
+  }
   Request scratch;
   workers_[w]->submit(versions_->chosen(requests_[m.id], scratch));
-}
-
-void EmbeddedRouter::answer(const Message& m, TimeUs now) {
-  Flight& f = flights_[m.id];
-  if (f.ended || !f.on_worker || f.worker != m.worker) return;  // an attempt the router gave up on
-  on_worker_[std::size_t(m.worker)].erase(m.id);
-  f.on_worker = false;
-  health_.call_succeeded(m.worker, now - f.sent_us, now);
-  end_request(m.id, m.ended.outcome, m.ended.reason, now, &m.ended);
-}
-
-void EmbeddedRouter::fail_attempt(RequestId id, const std::string& failure, TimeUs now) {
-  Flight& f = flights_[id];
-  on_worker_[std::size_t(f.worker)].erase(id);
-  f.on_worker = false;
-  RetryDecision d = retry_.on_failure(requests_[id], f.attempts, failure, now);
-  if (!d.retry) {
-    end_request(id, Outcome::kDropped, d.reason, now);
-    return;
-  }
-  timers_.push(Timer{std::max(d.at_us, now), timer_order_++, TimerKind::kRetry, id, 0});
-}
-
-void EmbeddedRouter::cancel_on_worker(RequestId id, TimeUs now) {
-  Flight& f = flights_[id];
-  if (!f.on_worker) return;
-  on_worker_[std::size_t(f.worker)].erase(id);
-  f.on_worker = false;
-  send_cancel(f.worker, id, now);
-}
-
-void EmbeddedRouter::send_cancel(int w, RequestId id, TimeUs now) {
-  Message m;
-  m.kind = Kind::kCancel;
-  m.worker = w;
-  m.id = id;
-  send(std::move(m), now);
-}
-
-void EmbeddedRouter::end_request(RequestId id, Outcome outcome, const std::string& reason, TimeUs now,
-                                 const Finished* ended) {
-  Flight& f = flights_[id];
-  assert(!f.ended);
-  f.ended = true;
-  if (f.admitted) --queued_;
-  ++ended_;
-  std::lock_guard<std::mutex> lock(*parts_.recorder_mu);
-  if (outcome == Outcome::kRejected) {
-    parts_.recorder->reject(id, now, reason);
-  } else if (ended != nullptr) {
-    parts_.recorder->finished(ended->seq, f.worker, outcome, reason, ended->seq.first_token_us, now);
-  } else {
-    parts_.recorder->lost(id, outcome, reason, now);
-  }
 }
 
 void EmbeddedRouter::apply_fault(const FaultEvent& e, TimeUs now) {
@@ -402,7 +329,7 @@ void EmbeddedRouter::apply_fault(const FaultEvent& e, TimeUs now) {
       if (e.starts) {
         restart_router(now);
       } else {
-        router_down_ = false;
+        dispatcher_->router_up();
       }
       break;
   }
@@ -414,12 +341,8 @@ void EmbeddedRouter::crash(int w, TimeUs now) {
   lost_on_crash_ += std::int64_t(workers_[i]->crash().size());
   alive_[i] = false;
   crashed_[i] = true;
-  const std::string failure = reasons::worker_crashed(worker_name(w));
-  health_.call_failed(w, now, failure, /*hard=*/true);
-  // Attempts in transit to it are lost as well: the router's list, not the worker's, is complete.
-  const std::set<RequestId> lost = on_worker_[i];
-  for (RequestId id : lost) fail_attempt(id, failure, now);
   held_[i].clear();
+  dispatcher_->worker_crashed(w, now);
 }
 
 // The restarted worker loads its model on its own thread, as a restarted process would: the
@@ -449,20 +372,12 @@ void EmbeddedRouter::heal(int w, TimeUs now) {
     if (at <= now) {
       deliver(m, now);
     } else {
-      timers_.push(Timer{at, timer_order_++, TimerKind::kDeliver, m.id, index});
+      timers_.push(Timer{at, timer_order_++, TimerKind::kDeliver, index, {}});
     }
   }
 }
 
-void EmbeddedRouter::restart_router(TimeUs now) {
-  router_down_ = true;
-  for (RequestId id = 0; id < flights_.size(); ++id) {
-    const Flight& f = flights_[id];
-    if (!f.admitted || f.ended) continue;
-    cancel_on_worker(id, now);
-    end_request(id, Outcome::kDropped, reasons::kRouterRestarted, now);
-  }
-}
+void EmbeddedRouter::restart_router(TimeUs now) { dispatcher_->router_down(now); }
 
 // A heartbeat is the worker's published view reaching the router; a partition or a crash stops
 // them. Their own link delay is not modeled: the monitor's misses are counted in intervals.
@@ -481,13 +396,8 @@ void EmbeddedRouter::heartbeats(TimeUs now) {
 
 void EmbeddedRouter::fail_unreachable(TimeUs now) {
   for (std::size_t w = 0; w < workers_.size(); ++w) {
-    if (on_worker_[w].empty() || health_.heartbeat().health(int(w), now) != Health::kDown) continue;
-    const std::string failure = reasons::worker_unreachable(worker_name(int(w)), reasons::kHeartbeatLost);
-    const std::set<RequestId> lost = on_worker_[w];
-    for (RequestId id : lost) {
-      send_cancel(int(w), id, now);  // waits for the partition to heal, ahead of any retry sent there
-      fail_attempt(id, failure, now);
-    }
+    if (dispatcher_->attempts_on(int(w)) == 0 || health_.heartbeat().health(int(w), now) != Health::kDown) continue;
+    dispatcher_->heartbeat_lost(int(w), now);
   }
 }
 

@@ -46,7 +46,6 @@
 #include <memory>
 #include <mutex>
 #include <queue>
-#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -55,7 +54,6 @@
 
 #include "policies/elastic/elastic_cluster.h"
 #include "policies/faults/fault_scenario.h"
-#include "policies/health/retry_policy.h"
 #include "policies/health/worker_health.h"
 #include "policies/recorder.h"
 #include "policies/run_config.h"
@@ -64,6 +62,7 @@
 #include "runtime/engine/link_faults.h"
 #include "runtime/engine/steady_clock.h"
 #include "runtime/engine/worker_engine.h"
+#include "serving/dispatcher.h"
 #include "traces/trace.h"
 
 namespace twinfer::runtime {
@@ -84,7 +83,9 @@ struct RouterParts {
   std::vector<int> cores;  // core to pin worker w to, or -1; empty: none pinned
 };
 
-class EmbeddedRouter {
+// The embedded carrier of the request lifecycle (serving/dispatcher.h): a send is a hand-off to a
+// worker thread across the link model, a timer an entry of the router thread's heap.
+class EmbeddedRouter : private Carrier {
  public:
   // Builds the workers ready at time 0. Throws what make_worker throws, and twinfer::Error on a
   // bad autoscaling or traffic split config.
@@ -125,14 +126,14 @@ class EmbeddedRouter {
     Finished ended;   // kEnd
     TimeUs end_us = 0;
   };
-  // kColdStart: a started worker's modeled cold start has elapsed.
-  enum class TimerKind { kDeliver, kRetry, kTimeout, kColdStart };
+  // kDispatch: the Dispatcher's; kColdStart: a started worker's modeled cold start has elapsed.
+  enum class TimerKind { kDeliver, kDispatch, kColdStart };
   struct Timer {
     TimeUs at_us = 0;
     std::uint64_t order = 0;
-    TimerKind kind = TimerKind::kRetry;
-    RequestId id = 0;
+    TimerKind kind = TimerKind::kDispatch;
     std::size_t message = 0;  // kDeliver: index in messages_
+    DispatchTimer dispatch;   // kDispatch
     int worker = -1;          // kColdStart
     int epoch = 0;            // kColdStart: ElasticCluster::start_epoch() of that start
     bool operator>(const Timer& o) const { return at_us != o.at_us ? at_us > o.at_us : order > o.order; }
@@ -152,32 +153,21 @@ class EmbeddedRouter {
     TimeUs loaded_us = -1;
     TimeUs ready_us = -1;   // cold starts
   };
-  // The router's record of one request.
-  struct Flight {
-    int worker = -1;         // of the latest attempt
-    int attempts = 0;
-    bool admitted = false;
-    bool on_worker = false;  // the latest attempt was sent and has not failed or ended
-    bool ended = false;
-    TimeUs sent_us = 0;
-  };
-
   WorkerCallbacks callbacks();
   void start_worker(int w);
   TimeUs next_due_us(TimeUs now) const;
   void fire_due(TimeUs now);
   void take_mail(TimeUs now);
 
-  void arrive(const Request& r, TimeUs now);
-  void route(RequestId id, TimeUs now);
+  // Carrier.
+  ClusterView view() override { return ClusterView{now_, &views(now_)}; }
+  void send(const Request& r, int worker, int attempt) override;
+  void cancel(RequestId id, int worker) override;
+  void at(const DispatchTimer& timer) override;
+
   std::vector<WorkerView>& views(TimeUs now);
-  void send(Message m, TimeUs now);
+  void post(Message m, TimeUs now);
   void deliver(const Message& m, TimeUs now);
-  void answer(const Message& m, TimeUs now);
-  void fail_attempt(RequestId id, const std::string& failure, TimeUs now);
-  void cancel_on_worker(RequestId id, TimeUs now);
-  void send_cancel(int w, RequestId id, TimeUs now);
-  void end_request(RequestId id, Outcome outcome, const std::string& reason, TimeUs now, const Finished* f = nullptr);
 
   void apply_fault(const FaultEvent& e, TimeUs now);
   void crash(int w, TimeUs now);
@@ -219,13 +209,12 @@ class EmbeddedRouter {
   std::vector<double> slowdown_;
   std::vector<WorkerView> last_views_;  // as of the latest heartbeat seen
   std::vector<WorkerView> views_;
-  std::vector<std::set<RequestId>> on_worker_;  // attempts in flight per worker
   std::vector<std::deque<std::size_t>> held_;      // messages waiting for a partition to heal
 
   WorkerHealth health_;
-  RetryPolicy retry_;
   LinkFaults links_;
-  std::vector<Flight> flights_;
+  std::unique_ptr<Dispatcher> dispatcher_;
+  TimeUs now_ = 0;  // the router thread's clock at the event it handles
   std::vector<Message> messages_;
   std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;
   std::uint64_t timer_order_ = 0;
@@ -235,9 +224,6 @@ class EmbeddedRouter {
   std::vector<TimeUs> start_decided_us_;  // per worker: when its latest cold start was decided
   std::vector<std::size_t> start_record_; // per worker: its latest cold start in loads_
   std::vector<LoadRecord> loads_;
-  bool router_down_ = false;
-  std::size_t ended_ = 0;
-  int queued_ = 0;  // admitted and not ended
   std::int64_t lost_on_crash_ = 0;
   nlohmann::json applied_ = nlohmann::json::array();
 

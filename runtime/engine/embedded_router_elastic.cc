@@ -133,7 +133,7 @@ void EmbeddedRouter::apply_change(const LifecycleChange& change, TimeUs decided_
 // be told to stop: it waits for the heal.
 void EmbeddedRouter::stop_drained(TimeUs now) {
   for (std::size_t w = 0; w < workers_.size(); ++w) {
-    if (lifecycle(int(w)) != Lifecycle::kDraining || !on_worker_[w].empty() || links_.partitioned(int(w))) continue;
+    if (lifecycle(int(w)) != Lifecycle::kDraining || dispatcher_->attempts_on(int(w)) > 0 || links_.partitioned(int(w))) continue;
     if (alive_[w] && workers_[w]->view().outstanding() > 0) continue;
     {
       std::lock_guard<std::mutex> lock(*parts_.recorder_mu);

@@ -8,7 +8,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "policies/error.h"
-#include "policies/lifecycle_reasons.h"
+#include "serving/lifecycle_reasons.h"
 #include "policies/worker_state.h"
 #include "runtime/rpc/twinfer.grpc.pb.h"
 #include "runtime/rpc/wire.h"

@@ -11,7 +11,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "policies/error.h"
-#include "policies/lifecycle_reasons.h"
+#include "serving/lifecycle_reasons.h"
 #include "policies/protection.h"
 #include "policies/registry.h"
 #include "policies/run_policies.h"

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 
-#include "policies/lifecycle_reasons.h"
+#include "serving/lifecycle_reasons.h"
 #include "runtime/rpc/wire.h"
 
 namespace twinfer::runtime {

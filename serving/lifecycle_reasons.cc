@@ -1,4 +1,4 @@
-#include "policies/lifecycle_reasons.h"
+#include "serving/lifecycle_reasons.h"
 
 #include "policies/params.h"
 
