@@ -17,13 +17,13 @@
 
 #include "policies/elastic/elastic_cluster.h"
 #include "policies/faults/fault_scenario.h"
-#include "policies/health/retry_policy.h"
 #include "policies/health/worker_health.h"
 #include "policies/protection.h"
 #include "policies/recorder.h"
 #include "policies/splits/version_choice.h"
 #include "policies/registry.h"
 #include "policies/worker_state.h"
+#include "serving/dispatcher.h"
 #include "sim/platform.h"
 #include "sim/progress.h"
 #include "sim/simulator.h"
@@ -67,7 +67,9 @@ struct SimWorker {
   std::vector<RequestId> cancel_after_tail;  // cancelled while in the running tail's plan
 };
 
-class Driver {
+// The simulator's carrier of the request lifecycle (serving/dispatcher.h): a send is a network
+// flow (or a latency timer), a timer a SimGrid timer.
+class Driver : private Carrier {
  public:
   Driver(const RunConfig& config, const Trace& trace, const SimRunOptions& options);
   nlohmann::json run();
@@ -77,15 +79,19 @@ class Driver {
   static std::vector<std::string> worker_names(const RunConfig& c);
   TimeUs now_us() const;
   double at_s(TimeUs t_us) const;
-  ClusterView view();
+
+  // Carrier.
+  ClusterView view() override;
+  void send(const Request& r, int worker, int attempt) override;
+  void cancel(RequestId id, int worker) override { cancel_on_worker(worker, id); }
+  void at(const DispatchTimer& timer) override;
 
   // The request path (sim_driver.cc).
   void schedule_arrival(std::size_t i);
   void bury(sg4::ActivityPtr activity);
   void on_arrival(std::size_t i);
-  // Routes an admitted request (first attempt or retry) and sends it to its worker.
-  void dispatch(RequestId id);
-  void send(Pending::Kind kind, int worker, RequestId id, TimeUs first_token_us, double bytes);
+  // A message between the router and a worker, across the link faults and then the network.
+  void post(Pending::Kind kind, int worker, RequestId id, TimeUs first_token_us, double bytes);
   void transmit(Pending* p, double bytes);
   Pending* new_pending();
   void on_completion(const sg4::Activity& a);
@@ -100,8 +106,6 @@ class Driver {
   void idle(int wi, TimeUs wake_at_us);
   void on_wake(int wi, TimeUs at);
   void on_batch_done(int wi);
-  // Whether request `id`'s current attempt is on worker `wi` (else a result from wi is stale).
-  bool current_on(RequestId id, int wi) const;
   void left_worker(int wi, RequestId id);
 
   // Elastic pools (driver_elastic.cc).
@@ -119,11 +123,6 @@ class Driver {
   void crash(int wi);
   void recover(int wi);
   void heal(int wi);
-  void restart_router_down();
-  void restart_router_up();
-  // The attempt of `id` on `wi` failed: retried after the policy's backoff, or dropped.
-  void attempt_failed(RequestId id, int wi, const std::string& failure, bool hard);
-  void on_timeout(RequestId id);
   void cancel_on_worker(int wi, RequestId id);
   void apply_cancels(int wi);
   void refresh_health();
@@ -165,18 +164,13 @@ class Driver {
   // Protection.
   const ProtectionOptions& protection_;
   WorkerHealth health_;
-  RetryPolicy retry_;
   bool track_health_ = false;     // health can leave kUp in this run (faults or slow-call breakers)
-  std::vector<int> current_worker_;  // per request: worker of its current attempt, -1 if none
-  int queued_ = 0;                   // admitted and not yet ended
-  std::priority_queue<TimeUs, std::vector<TimeUs>, std::greater<TimeUs>> retry_times_;
-  std::deque<std::pair<TimeUs, RequestId>> timeouts_;  // (when, id), in time order
   TimeUs health_check_at_us_ = kNever;
+  std::unique_ptr<Dispatcher> dispatcher_;
 
   // Faults.
   std::vector<FaultEvent> fault_events_;
   std::size_t next_fault_ = 0;
-  bool router_up_ = true;
   std::mt19937_64 loss_rng_;
   std::size_t health_changes_seen_ = 0;
 };

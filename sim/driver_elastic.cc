@@ -31,7 +31,7 @@ void Driver::on_decision() {
     busy[i] = workers_[i].busy_us + (workers_[i].busy ? now - workers_[i].busy_since_us : 0);
   }
   apply_changes(elastic_->decide(view(), busy));
-  if (next_arrival_us_ != kNever || queued_ > 0) schedule_decision(now + elastic_->interval_us());
+  if (next_arrival_us_ != kNever || dispatcher_->in_flight() > 0) schedule_decision(now + elastic_->interval_us());
 }
 
 void Driver::apply_changes(const std::vector<LifecycleChange>& changes) {

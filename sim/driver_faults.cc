@@ -6,7 +6,6 @@
 #include <simgrid/kernel/Timer.hpp>
 
 #include "policies/faults/fault_report.h"
-#include "serving/lifecycle_reasons.h"
 #include "sim/driver.h"
 
 namespace twinfer::sim {
@@ -56,7 +55,7 @@ void Driver::on_fault(const FaultEvent& e) {
       workers_[wi].partitioned = true;
       return refresh_health();
     case FaultType::kRouterRestart:
-      return e.starts ? restart_router_down() : restart_router_up();
+      return e.starts ? dispatcher_->router_down(now) : dispatcher_->router_up();
   }
 }
 
@@ -74,15 +73,10 @@ void Driver::crash(int wi) {
   w.has_tail = false;
   w.wake_at_us = kNever;
   w.cancel_after_tail.clear();
-  std::vector<Sequence> lost = w.state->clear();
+  for (const Sequence& seq : w.state->clear()) left_worker(wi, seq.request.id);
   refresh_view(wi);
   // Its connections reset: the router knows at once, and every attempt on it failed.
-  const std::string failure = reasons::worker_crashed(w.instance->name);
-  health_.call_failed(wi, now, failure, true);
-  for (const Sequence& seq : lost) {
-    left_worker(wi, seq.request.id);
-    if (current_on(seq.request.id, wi)) attempt_failed(seq.request.id, wi, failure, true);
-  }
+  dispatcher_->worker_crashed(wi, now);
   refresh_health();
 }
 
@@ -104,50 +98,6 @@ void Driver::heal(int wi) {
   for (auto& message : held) message();
   refresh_health();
   kick(wi);
-}
-
-void Driver::restart_router_down() {
-  router_up_ = false;
-  const TimeUs now = now_us();
-  const auto& records = recorder_.records();
-  for (RequestId id = 0; id < records.size(); ++id) {
-    if (records[id].attempts == 0 || records[id].ended) continue;
-    const int wi = current_worker_[id];
-    recorder_.lost(id, Outcome::kDropped, reasons::kRouterRestarted, now);
-    --queued_;
-    current_worker_[id] = -1;
-    if (wi >= 0) cancel_on_worker(wi, id);  // the worker sees its caller's connection close
-  }
-}
-
-void Driver::restart_router_up() { router_up_ = true; }
-
-void Driver::attempt_failed(RequestId id, int wi, const std::string& failure, bool hard) {
-  if (recorder_.ended(id)) return;
-  const TimeUs now = now_us();
-  current_worker_[id] = -1;
-  health_.call_failed(wi, now, failure, hard);
-  RetryDecision d = retry_.on_failure(requests_[id], recorder_.records()[id].attempts, failure, now);
-  if (!d.retry) {
-    --queued_;
-    return recorder_.lost(id, Outcome::kDropped, d.reason, now);
-  }
-  retry_times_.push(d.at_us);
-  Timer::set(at_s(d.at_us), [this, id] {
-    ++events_;
-    if (recorder_.ended(id) || current_worker_[id] >= 0) return;
-    dispatch(id);
-  });
-}
-
-void Driver::on_timeout(RequestId id) {
-  ++events_;
-  if (recorder_.ended(id)) return;
-  const int wi = current_worker_[id];
-  recorder_.lost(id, Outcome::kTimedOut, reasons::no_answer_within(protection_.request_timeout_us), now_us());
-  --queued_;
-  current_worker_[id] = -1;
-  if (wi >= 0) cancel_on_worker(wi, id);
 }
 
 // The router's cancellation reaches the worker (after the partition, if there is one).
@@ -216,27 +166,15 @@ void Driver::on_health_check() {
   refresh_health();
   const TimeUs now = now_us();
   for (std::size_t wi = 0; wi < workers_.size(); ++wi) {
-    const SimWorker& w = workers_[wi];
-    if (!w.partitioned || health_.health(int(wi), now) != Health::kDown) continue;
-    const std::string failure = reasons::worker_unreachable(w.instance->name, reasons::kHeartbeatLost);
-    for (RequestId id = 0; id < current_worker_.size(); ++id) {
-      if (current_on(id, int(wi))) {
-        cancel_on_worker(int(wi), id);
-        attempt_failed(id, int(wi), failure, false);
-      }
-    }
+    if (dispatcher_->attempts_on(int(wi)) == 0 || health_.heartbeat().health(int(wi), now) != Health::kDown) continue;
+    dispatcher_->heartbeat_lost(int(wi), now);
   }
 }
 
 TimeUs Driver::next_external_us() {
   const TimeUs now = now_us();
   TimeUs t = next_fault_ < fault_events_.size() ? fault_events_[next_fault_].at_us : kNever;
-  while (!retry_times_.empty() && retry_times_.top() < now) retry_times_.pop();
-  if (!retry_times_.empty()) t = std::min(t, retry_times_.top());
-  while (!timeouts_.empty() && (timeouts_.front().first < now || recorder_.ended(timeouts_.front().second))) {
-    timeouts_.pop_front();
-  }
-  if (!timeouts_.empty()) t = std::min(t, timeouts_.front().first);
+  t = std::min(t, dispatcher_->next_timer_us(now));
   if (health_check_at_us_ != kNever && health_check_at_us_ >= now) t = std::min(t, health_check_at_us_);
   return t;
 }

@@ -35,7 +35,6 @@ Driver::Driver(const RunConfig& config, const Trace& trace, const SimRunOptions&
       recorder_(trace.requests, worker_names(config), config.workload.slo, config.sim.timeline),
       predicted_work_us_(trace.requests.size(), 0), progress_(options.progress, trace.requests.size()),
       protection_(config.protection), health_(config.cluster.instances.size(), config.protection.health, 0),
-      retry_(config.protection.retry, options.seed), current_worker_(trace.requests.size(), -1),
       loss_rng_(options.seed ^ 0x9e3779b97f4a7c15ULL) {
   RunPolicies policies = make_run_policies(config, options.seed);
   cost_ = std::move(policies.cost);
@@ -65,6 +64,19 @@ Driver::Driver(const RunConfig& config, const Trace& trace, const SimRunOptions&
              : config.sim.network == "latency" ? Network::kLatency
                                                : Network::kNone;
   track_health_ = !options.faults.empty() || protection_.health.breaker.slow_call_us > 0;
+  DispatcherParts d;
+  d.requests = &requests_;
+  d.protection = &protection_;
+  d.router = router_.get();
+  d.shed = shed_.get();
+  d.admission = admission_.get();
+  d.worker_names = worker_names(config);
+  d.seed = options.seed;
+  d.versions = versions_.get();
+  d.elastic = elastic_.get();
+  d.health = track_health_ ? &health_ : nullptr;
+  d.recorder = &recorder_;
+  dispatcher_ = std::make_unique<Dispatcher>(std::move(d), static_cast<Carrier&>(*this));
 }
 
 nlohmann::json Driver::run() {
@@ -127,55 +139,29 @@ void Driver::on_arrival(std::size_t i) {
   progress_.update(i + 1, now_us());
   if (i + 1 < requests_.size()) schedule_arrival(i + 1);
   next_arrival_us_ = i + 1 < requests_.size() ? requests_[i + 1].arrival_us : kNever;
-  if (!router_up_) return recorder_.reject(requests_[i].id, now_us(), reasons::kRouterUnavailable);
-  ClusterView v = view();
-  Request scratch;
-  const Request& r = versions_->resolve(requests_[i], v.now_us, v.all(), scratch);
-  AdmissionDecision ad = admit_request(r, v, queued_, protection_, *shed_, *admission_);
-  if (!ad.admitted) return recorder_.reject(r.id, v.now_us, ad.reason);
-  RouteDecision rd = route_checked(*router_, r, v);
-  if (rd.rejected()) return recorder_.reject(r.id, v.now_us, rd.reason);
-  ++queued_;
-  retry_.on_request(v.now_us);
-  if (protection_.request_timeout_us > 0) {
-    TimeUs at = r.arrival_us + protection_.request_timeout_us;
-    timeouts_.emplace_back(at, r.id);
-    Timer::set(at_s(at), [this, id = r.id] { on_timeout(id); });
-  }
-  current_worker_[r.id] = rd.worker;
-  elastic_->on_routed(rd.worker, r);
-  dispatch(r.id);
+  dispatcher_->arrive(requests_[i].id, view());
 }
 
-void Driver::dispatch(RequestId id) {
-  const Request& r = requests_[id];
-  int w = current_worker_[id];
-  if (w < 0) {  // a retry: route again, to the version of its first attempt
-    ClusterView v = view();
-    Request scratch;
-    const Request& routed = versions_->resolve(r, v.now_us, v.all(), scratch);
-    RouteDecision rd = route_checked(*router_, routed, v);
-    if (rd.rejected()) {
-      --queued_;
-      return recorder_.lost(id, Outcome::kDropped, reasons::no_worker_to_retry_on(rd.reason), v.now_us);
-    }
-    w = rd.worker;
-    current_worker_[id] = w;
-  }
-  recorder_.routed(id, w);
-  predicted_work_us_[id] = request_work_us(*cost_, *workers_[w].instance, r.input_tokens, r.output_tokens);
-  views_[w].outstanding_work_us += predicted_work_us_[id];
+void Driver::send(const Request& r, int w, int attempt) {
+  predicted_work_us_[r.id] = request_work_us(*cost_, *workers_[w].instance, r.input_tokens, r.output_tokens);
+  views_[w].outstanding_work_us += predicted_work_us_[r.id];
   ++workers_[w].in_transit;
   ++views_[w].waiting;
-  if (track_health_) health_.call_sent(w, now_us());
   double bytes = config_.sim.message_overhead_bytes + config_.sim.request_bytes_per_token * r.input_tokens;
-  send(Pending::kToWorker, w, id, -1, bytes);
+  post(Pending::kToWorker, w, r.id, -1, bytes);
 }
 
-void Driver::send(Pending::Kind kind, int worker, RequestId id, TimeUs first_token_us, double bytes) {
+void Driver::at(const DispatchTimer& timer) {
+  Timer::set(at_s(timer.at_us), [this, timer] {
+    ++events_;
+    dispatcher_->fire(timer, now_us());
+  });
+}
+
+void Driver::post(Pending::Kind kind, int worker, RequestId id, TimeUs first_token_us, double bytes) {
   SimWorker& w = workers_[worker];
   if (w.partitioned) {
-    w.held.push_back([this, kind, worker, id, first_token_us, bytes] { send(kind, worker, id, first_token_us, bytes); });
+    w.held.push_back([this, kind, worker, id, first_token_us, bytes] { post(kind, worker, id, first_token_us, bytes); });
     return;
   }
   Pending* p = new_pending();
@@ -241,10 +227,6 @@ void Driver::handle(Pending& p) {
   free_.push_back(&p);
 }
 
-bool Driver::current_on(RequestId id, int wi) const {
-  return current_worker_[id] == wi && !recorder_.ended(id);
-}
-
 void Driver::left_worker(int wi, RequestId id) {
   TimeUs& work = views_[wi].outstanding_work_us;
   work = std::max<TimeUs>(0, work - predicted_work_us_[id]);
@@ -253,15 +235,15 @@ void Driver::left_worker(int wi, RequestId id) {
 void Driver::arrive_at_worker(const Pending& p) {
   SimWorker& w = workers_[p.worker];
   --w.in_transit;
-  if (!current_on(p.id, p.worker)) {  // abandoned on the way (timed out, router restarted)
+  if (!dispatcher_->current_on(p.id, p.worker)) {  // abandoned on the way (timed out, router restarted)
     left_worker(p.worker, p.id);
     return refresh_view(p.worker);
   }
   if (!w.alive) {
     left_worker(p.worker, p.id);
     refresh_view(p.worker);
-    return attempt_failed(p.id, p.worker, reasons::worker_unreachable(w.instance->name, reasons::kConnectionRefused),
-                          true);
+    return dispatcher_->attempt_failed(
+        p.id, p.worker, reasons::worker_unreachable(w.instance->name, reasons::kConnectionRefused), true, now_us());
   }
   w.state->enqueue(requests_[p.id], now_us());
   kick(p.worker);
@@ -272,12 +254,9 @@ void Driver::finish_request(const Pending& p) {
   if (it == pending_done_.end()) return;  // a stale result of the same request from the same worker took it
   Sequence seq = std::move(it->second);
   pending_done_.erase(it);
-  if (!current_on(p.id, p.worker)) return;  // stale: the request was retried elsewhere or ended
-  TimeUs latency = now_us() - seq.request.arrival_us;
-  recorder_.finished(seq, p.worker, Outcome::kCompleted, "", p.first_token_us, now_us());
-  --queued_;
-  current_worker_[p.id] = -1;
-  if (track_health_) health_.call_succeeded(p.worker, latency, now_us());
+  const TimeUs latency = now_us() - seq.request.arrival_us;
+  // Stale when the request was retried elsewhere or ended.
+  if (!dispatcher_->answered(p.id, p.worker, Outcome::kCompleted, "", now_us(), &seq, p.first_token_us)) return;
   double& ewma = views_[p.worker].latency_ewma_us;
   ewma = ewma == 0 ? double(latency) : 0.9 * ewma + 0.1 * double(latency);
 }
@@ -308,11 +287,9 @@ void Driver::end_on_worker(int wi, std::vector<Finished>& ended, TimeUs at_us) {
   for (auto& f : ended) {
     RequestId id = f.seq.request.id;
     left_worker(wi, id);
-    if (!current_on(id, wi)) continue;
+    if (!dispatcher_->current_on(id, wi)) continue;
     if (f.outcome != Outcome::kCompleted) {
-      recorder_.finished(f.seq, wi, f.outcome, f.reason, -1, at_us);
-      --queued_;
-      current_worker_[id] = -1;
+      dispatcher_->answered(id, wi, f.outcome, f.reason, at_us, &f.seq, -1);
       continue;
     }
     TimeUs first_token = f.seq.first_token_us + platform_.one_way_latency_us[wi];
@@ -320,11 +297,11 @@ void Driver::end_on_worker(int wi, std::vector<Finished>& ended, TimeUs at_us) {
         config_.sim.message_overhead_bytes + config_.sim.response_bytes_per_token * f.seq.request.output_tokens;
     pending_done_[done_key(id, wi)] = std::move(f.seq);
     if (at_us == now_us()) {
-      send(Pending::kToClient, wi, id, first_token, bytes);
+      post(Pending::kToClient, wi, id, first_token, bytes);
     } else {
       Timer::set(at_s(at_us), [this, wi, id, first_token, bytes] {
         ++events_;
-        send(Pending::kToClient, wi, id, first_token, bytes);
+        post(Pending::kToClient, wi, id, first_token, bytes);
       });
     }
   }
