@@ -11,11 +11,30 @@ namespace twinfer {
 Dispatcher::Dispatcher(DispatcherParts parts, Carrier& carrier)
     : parts_(std::move(parts)),
       carrier_(carrier),
-      requests_(*parts_.requests),
+      requests_(parts_.requests ? *parts_.requests : owned_),
       protection_(*parts_.protection),
       retry_(protection_.retry, parts_.seed),
       flights_(requests_.size()),
       attempts_on_(parts_.worker_names.size(), 0) {}
+
+RequestId Dispatcher::open(Request r) {
+  assert(parts_.requests == nullptr);
+  RequestId id;
+  if (free_.empty()) {
+    id = flights_.size();
+    flights_.emplace_back();
+    owned_.emplace_back();
+  } else {
+    id = free_.back();
+    free_.pop_back();
+    const std::uint32_t generation = flights_[id].generation + 1;
+    flights_[id] = Flight{};
+    flights_[id].generation = generation;
+  }
+  r.id = id;
+  owned_[id] = std::move(r);
+  return id;
+}
 
 void Dispatcher::arrive(RequestId id, const ClusterView& view) {
   const TimeUs now = view.now_us;
@@ -35,7 +54,8 @@ void Dispatcher::arrive(RequestId id, const ClusterView& view) {
   ++in_flight_;
   retry_.on_request(now);
   if (protection_.request_timeout_us > 0) {
-    const DispatchTimer timeout{DispatchTimer::kTimeout, id, arrived.arrival_us + protection_.request_timeout_us};
+    const DispatchTimer timeout{DispatchTimer::kTimeout, id, arrived.arrival_us + protection_.request_timeout_us,
+                                flights_[id].generation};
     timeouts_.emplace_back(timeout.at_us, id);
     carrier_.at(timeout);
   }
@@ -56,6 +76,7 @@ void Dispatcher::route(RequestId id, const ClusterView& view) {
 void Dispatcher::send(RequestId id, const Request& r, int worker, TimeUs now) {
   Flight& f = flights_[id];
   ++f.attempts;
+  f.ticket = next_ticket_++;
   f.worker = worker;
   f.on_worker = true;
   f.sent_us = now;
@@ -120,14 +141,14 @@ void Dispatcher::fail(RequestId id, const std::string& failure, TimeUs now) {
   off_worker(f);
   RetryDecision d = retry_.on_failure(requests_[id], f.attempts, failure, now);
   if (!d.retry) return end(id, Outcome::kDropped, d.reason, now);
-  const DispatchTimer timer{DispatchTimer::kRetry, id, std::max(d.at_us, now)};
+  const DispatchTimer timer{DispatchTimer::kRetry, id, std::max(d.at_us, now), f.generation};
   retry_times_.push(timer.at_us);
   carrier_.at(timer);
 }
 
 void Dispatcher::fire(const DispatchTimer& timer, TimeUs now) {
   const Flight& f = flights_[timer.id];
-  if (f.ended) return;
+  if (f.ended || f.generation != timer.generation) return;
   if (timer.kind == DispatchTimer::kRetry) {
     if (f.on_worker) return;
     route(timer.id, carrier_.view());
@@ -145,17 +166,43 @@ void Dispatcher::cancel_on_worker(RequestId id) {
   carrier_.cancel(id, f.worker);
 }
 
-void Dispatcher::router_down(TimeUs now) {
-  router_down_ = true;
+void Dispatcher::abandon(RequestId id, std::uint32_t generation, const std::string& reason, TimeUs now) {
+  const Flight& f = flights_[id];
+  if (f.ended || f.generation != generation) return;
+  cancel_on_worker(id);
+  end(id, Outcome::kDropped, reason, now);
+}
+
+void Dispatcher::end_all(const char* reason, TimeUs now) {
   for (RequestId id = 0; id < flights_.size() && in_flight_ > 0; ++id) {
     const Flight& f = flights_[id];
     if (!f.admitted || f.ended) continue;
     cancel_on_worker(id);  // the worker sees its caller's connection close
-    end(id, Outcome::kDropped, reasons::kRouterRestarted, now);
+    end(id, Outcome::kDropped, reason, now);
   }
 }
 
+void Dispatcher::router_down(TimeUs now) {
+  router_down_ = true;
+  end_all(reasons::kRouterRestarted, now);
+}
+
 void Dispatcher::router_up() { router_down_ = false; }
+
+void Dispatcher::shut_down(TimeUs now) {
+  router_down_ = true;
+  end_all(reasons::kRouterShuttingDown, now);
+}
+
+void Dispatcher::renew(Router* router, Admission* shed, Admission* admission) {
+  assert(in_flight_ == 0);
+  parts_.router = router;
+  parts_.shed = shed;
+  parts_.admission = admission;
+  retry_ = RetryPolicy(protection_.retry, parts_.seed);
+  retry_times_ = {};
+  timeouts_.clear();
+}
 
 TimeUs Dispatcher::next_timer_us(TimeUs now) {
   while (!retry_times_.empty() && retry_times_.top() < now) retry_times_.pop();
@@ -176,6 +223,10 @@ void Dispatcher::end(RequestId id, Outcome outcome, const std::string& reason, T
   ++ended_count_;
   record_end(id, outcome, reason, at_us, seq, first_token_us);
   carrier_.ended(Ending{id, f.worker, f.attempts, outcome, reason, at_us});
+  if (parts_.requests == nullptr) {  // online: the slot takes the next request
+    if (parts_.versions) parts_.versions->forget(id);
+    free_.push_back(id);
+  }
 }
 
 void Dispatcher::record_end(RequestId id, Outcome outcome, const std::string& reason, TimeUs at_us,

@@ -57,6 +57,7 @@ struct DispatchTimer {
   enum Kind { kRetry, kTimeout } kind = kRetry;
   RequestId id = 0;
   TimeUs at_us = 0;
+  std::uint32_t generation = 0;  // of the request's slot (online use reuses slots)
 };
 
 // How a request ended, as the Dispatcher tells its carrier (after recording it, when it has a
@@ -92,7 +93,8 @@ class Carrier {
 // What a Dispatcher borrows; everything must outlive it. Nullable parts are features a run may
 // not have.
 struct DispatcherParts {
-  const std::vector<Request>* requests = nullptr;  // ids 0..n-1
+  // A trace's requests, ids 0..n-1. Null: requests come one by one through open() (a server).
+  const std::vector<Request>* requests = nullptr;
   const ProtectionOptions* protection = nullptr;
   Router* router = nullptr;
   Admission* shed = nullptr;
@@ -109,6 +111,12 @@ struct DispatcherParts {
 class Dispatcher {
  public:
   Dispatcher(DispatcherParts parts, Carrier& carrier);
+
+  // Online use (parts.requests null): takes request `r` in and returns its id, a slot that is
+  // reused once the request ended (r.id is replaced by it; the carrier keeps the caller's own id).
+  // Timers and attempts of a slot's earlier request never touch its new one.
+  RequestId open(Request r);
+  std::uint32_t generation(RequestId id) const { return flights_[id].generation; }
 
   // Request `id` arrived at `view.now_us` (its arrival time, or later when the carrier runs late).
   void arrive(RequestId id, const ClusterView& view);
@@ -129,9 +137,17 @@ class Dispatcher {
   // cancel once it can) and fails "worker NAME unreachable: heartbeat lost".
   void heartbeat_lost(int worker, TimeUs now);
 
+  // The client of request `id` (of that generation) gave up: cancelled on its worker, dropped
+  // with `reason`. Nothing when it already ended.
+  void abandon(RequestId id, std::uint32_t generation, const std::string& reason, TimeUs now);
   void router_down(TimeUs now);
   void router_up();
   bool router_is_down() const { return router_down_; }
+  // The router stops: every admitted request not ended is cancelled on its worker and dropped
+  // "router shutting down".
+  void shut_down(TimeUs now);
+  // A restarted router's fresh policies (and a fresh retry budget). REQUIRES: nothing in flight.
+  void renew(Router* router, Admission* shed, Admission* admission);
 
   // A timer the Dispatcher asked for through Carrier::at() fell due.
   void fire(const DispatchTimer& timer, TimeUs now);
@@ -139,6 +155,13 @@ class Dispatcher {
   // Whether `id`'s current attempt is on `worker` (sent, not answered, failed or given up on);
   // with attempt > 0, also that it is that attempt.
   bool current_on(RequestId id, int worker, int attempt = 0) const;
+  // The number that identifies `id`'s latest attempt among every attempt this Dispatcher sent;
+  // current(id, ticket) says whether that attempt is still the one the router waits for.
+  std::uint32_t ticket(RequestId id) const { return flights_[id].ticket; }
+  bool current(RequestId id, std::uint32_t ticket) const {
+    const Flight& f = flights_[id];
+    return f.on_worker && !f.ended && f.ticket == ticket;
+  }
   bool ended(RequestId id) const { return flights_[id].ended; }
   // Admitted and not ended.
   int in_flight() const { return in_flight_; }
@@ -152,17 +175,20 @@ class Dispatcher {
  private:
   // The router's record of one request.
   struct Flight {
-    int worker = -1;  // of the latest attempt
-    int attempts = 0;
+    TimeUs sent_us = 0;
+    std::int32_t worker = -1;       // of the latest attempt
+    std::uint32_t ticket = 0;       // of the latest attempt
+    std::uint32_t generation = 0;   // times the slot was reused
+    std::uint16_t attempts = 0;
     bool admitted = false;
     bool on_worker = false;  // the latest attempt was sent and has not been answered, failed or given up on
     bool ended = false;
-    TimeUs sent_us = 0;
   };
 
   void route(RequestId id, const ClusterView& view);
   void send(RequestId id, const Request& r, int worker, TimeUs now);
   void off_worker(Flight& f);
+  void end_all(const char* reason, TimeUs now);
   void fail(RequestId id, const std::string& failure, TimeUs now);
   void cancel_on_worker(RequestId id);
   void end(RequestId id, Outcome outcome, const std::string& reason, TimeUs at_us, const Sequence* seq = nullptr,
@@ -173,10 +199,13 @@ class Dispatcher {
 
   DispatcherParts parts_;
   Carrier& carrier_;
+  std::vector<Request> owned_;  // online use: the requests by slot
   const std::vector<Request>& requests_;
   const ProtectionOptions& protection_;
   RetryPolicy retry_;
   std::vector<Flight> flights_;
+  std::vector<RequestId> free_;  // online use: slots whose request ended
+  std::uint32_t next_ticket_ = 0;
   std::vector<int> attempts_on_;
   int in_flight_ = 0;
   std::size_t ended_count_ = 0;

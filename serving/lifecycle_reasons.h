@@ -12,6 +12,8 @@ namespace twinfer::reasons {
 
 inline constexpr const char* kRouterRestarted = "router restarted";    // in flight at a router restart
 inline constexpr const char* kRouterUnavailable = "router unavailable";  // arrived while it was down
+inline constexpr const char* kRouterShuttingDown = "router shutting down";  // in flight when it stopped
+inline constexpr const char* kClientCancelled = "client cancelled the call";
 inline constexpr const char* kHeartbeatLost = "heartbeat lost";
 inline constexpr const char* kConnectionRefused = "connection refused";
 

@@ -38,6 +38,8 @@ class VersionChoice {
   const Request& resolve(const Request& r, TimeUs now_us, const std::vector<WorkerView>& workers, Request& scratch);
   // The request as resolve() last chose for it, without picking again (r itself when unresolved).
   const Request& chosen(const Request& r, Request& scratch) const;
+  // Forgets request `id`'s choice (a server reuses ids once their request ended).
+  void forget(RequestId id) { chosen_.erase(id); }
 
   // The versions of `model`'s family when the family has a split, else null.
   const std::vector<std::string>* family_versions(const std::string& model) const;

@@ -2,16 +2,13 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cassert>
 #include <condition_variable>
 #include <limits>
 #include <mutex>
-#include <unordered_map>
 
 #include <grpcpp/grpcpp.h>
 
 #include "policies/error.h"
-#include "serving/lifecycle_reasons.h"
 #include "policies/protection.h"
 #include "policies/registry.h"
 #include "policies/run_policies.h"
@@ -21,6 +18,8 @@
 #include "runtime/rpc/twinfer.grpc.pb.h"
 #include "runtime/rpc/wire.h"
 #include "runtime/rpc/worker_links.h"
+#include "serving/dispatcher.h"
+#include "serving/lifecycle_reasons.h"
 
 namespace twinfer::runtime {
 namespace {
@@ -55,46 +54,59 @@ std::chrono::system_clock::time_point after_ms(std::int64_t ms) {
 
 }  // namespace
 
-class RouterServer::Impl {
+// The gRPC carrier of the request lifecycle (serving/dispatcher.h). Every event (a call arrives, a
+// forward ends, a timer falls due, a client cancels, the router restarts) is handled under mu_,
+// which serializes the Dispatcher; the actions it asks for (forwards, cancels, answers) are
+// collected there and carried out once mu_ is released, since gRPC may run a callback in the
+// calling thread.
+class RouterServer::Impl : private Carrier {
  public:
-  struct Flight;
-
   // One Infer call; deletes itself when gRPC is done with it.
   class InferReactor final : public grpc::ServerUnaryReactor {
    public:
     explicit InferReactor(Impl* impl) : impl_(impl) {}
-    void OnCancel() override {
-      if (flight) impl_->end(*flight, Outcome::kDropped, "client cancelled the call");
-    }
+    void OnCancel() override { impl_->client_cancelled(this); }
     void OnDone() override { delete this; }
-    std::shared_ptr<Flight> flight;  // set before anything can end it
+    // Guarded by Impl::mu_: the Dispatcher's slot of its request, once admitted to the lifecycle.
+    bool opened = false;
+    RequestId id = 0;
+    std::uint32_t generation = 0;
 
    private:
     Impl* impl_;
   };
 
-  // A request admitted and not yet answered.
-  struct Flight {
-    std::uint64_t key = 0;
-    Request request;  // arrival on the monotonic clock
-    rpc::InferRequest wire;
+  // The client's side of one Dispatcher slot.
+  struct Call {
     InferReactor* reactor = nullptr;
     rpc::InferResult* result = nullptr;
-    // Guarded by Impl::flights_mu_.
-    bool ended = false;
-    int attempts = 0;
-    std::shared_ptr<grpc::ClientContext> call;  // the pending forward, if any
-    int worker = -1;                            // of the latest forward
+    Request request;  // the client's, with its own id; arrival on the monotonic clock
+    rpc::InferRequest wire;
+    std::shared_ptr<grpc::ClientContext> forward;  // the pending forward, if any
   };
 
-  // One forward of a flight to a worker; deletes itself when the worker answers or fails.
+  // One forward of a request to a worker; deleted once the worker answers or the call fails.
   struct Attempt {
-    std::shared_ptr<Flight> flight;
+    RequestId id = 0;
+    std::uint32_t ticket = 0;
+    int worker = 0;
+    TimeUs sent_us = 0;
     std::shared_ptr<grpc::ClientContext> context = std::make_shared<grpc::ClientContext>();
     rpc::InferRequest wire;
     rpc::InferResult reply;
-    int worker = 0;
-    TimeUs sent_us = 0;
+  };
+
+  // What one event asks the outside world for.
+  struct Actions {
+    std::vector<std::shared_ptr<grpc::ClientContext>> cancels;
+    std::vector<Attempt*> forwards;
+    struct Answer {
+      InferReactor* reactor = nullptr;
+      rpc::InferResult* result = nullptr;
+      rpc::InferResult value;
+      Request request;
+    };
+    std::vector<Answer> answers;
   };
 
   // The gRPC face of one server generation (a restarted router registers a new one).
@@ -123,6 +135,14 @@ class RouterServer::Impl {
         links_(check_workers(workers), instances_of(config_), link_options(options, config_)) {
     check_address(options.listen, "--listen");
     make_policies();
+    DispatcherParts d;
+    d.protection = &config_.protection;
+    d.router = router_.get();
+    d.shed = shed_.get();
+    d.admission = admission_.get();
+    for (const auto& inst : config_.cluster.instances) d.worker_names.push_back(inst.name);
+    d.seed = options_.seed;
+    dispatcher_ = std::make_unique<Dispatcher>(std::move(d), static_cast<Carrier&>(*this));
     links_.start();
     port_ = listen(options.listen);
     address_ = options.listen.substr(0, options.listen.rfind(':')) + ":" + std::to_string(port_);
@@ -139,7 +159,7 @@ class RouterServer::Impl {
     if (metrics_) metrics_->stop();
     stop_server(std::chrono::system_clock::now() +
                 std::chrono::microseconds(static_cast<std::int64_t>(options_.drain_timeout_s * 1e6)));
-    end_all("router shutting down");
+    handle([this] { dispatcher_->shut_down(monotonic_now_us()); });
     timers_.stop();
     wait_for_attempts();
     links_.stop();
@@ -148,17 +168,19 @@ class RouterServer::Impl {
   void stop_for_restart() {
     std::lock_guard<std::mutex> lock(lifecycle_mu_);
     if (!server_) return;
-    {
-      std::lock_guard<std::mutex> route(route_mu_);
+    handle([this] {
       accepting_ = false;
-    }
-    end_all(reasons::kRouterRestarted);
+      dispatcher_->router_down(monotonic_now_us());
+    });
     // Every call is answered by now; the grace lets those answers leave before the server closes
     // (at the deadline gRPC cancels what is still pending, which clients would see as CANCELLED).
     stop_server(after_ms(kRestartGraceMs));
     outcomes_.router_restarted();
-    std::lock_guard<std::mutex> route(route_mu_);
-    make_policies();
+    handle([this] {
+      make_policies();
+      dispatcher_->renew(router_.get(), shed_.get(), admission_.get());
+      dispatcher_->router_up();
+    });
     links_.reset_health();
   }
 
@@ -183,49 +205,35 @@ class RouterServer::Impl {
     first_request_us_.compare_exchange_strong(never, now);
     Request r = from_wire(*request);
     if (r.arrival_us == 0) r.arrival_us = now;
-    auto flight = std::make_shared<Flight>();
-    flight->request = r;
-    flight->wire = *request;
-    flight->wire.set_arrival_us(r.arrival_us);
-    flight->reactor = reactor;
-    flight->result = result;
-    RouteDecision decision;
     const std::string malformed = malformed_reason(*request);
-    {
-      // Policies may keep state (cycle positions, token buckets): one decision at a time.
-      std::lock_guard<std::mutex> lock(route_mu_);
-      if (!accepting_) {
-        reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "router restarting"));
-        return reactor;
-      }
-      std::vector<WorkerView> views = links_.views();
-      ClusterView view{now, &views};
-      std::lock_guard<std::mutex> flights(flights_mu_);
-      AdmissionDecision admitted = malformed.empty()
-                                       ? admit_request(r, view, static_cast<int>(flights_.size()), config_.protection,
-                                                       *shed_, *admission_)
-                                       : AdmissionDecision{false, "bad request: " + malformed};
-      decision = admitted.admitted ? route_checked(*router_, r, view) : RouteDecision::reject(admitted.reason);
-      if (!decision.rejected()) {
-        retry_->on_request(now);
-        flight->key = next_key_++;
-        flights_.emplace(flight->key, flight);
-        reactor->flight = flight;
-      }
-    }
-    if (decision.rejected()) {
-      *result = ended_without_worker(r.id, Outcome::kRejected, decision.reason, -1, now);
+    if (!malformed.empty()) {
+      *result = ended_without_worker(r.id, Outcome::kRejected, "bad request: " + malformed, -1, now);
       outcomes_.ended(r, *result);
       reactor->Finish(grpc::Status::OK);
       return reactor;
     }
-    const TimeUs timeout_us = config_.protection.request_timeout_us;
-    if (timeout_us > 0) {
-      timers_.at(r.arrival_us + timeout_us, [this, flight, timeout_us] {
-        end(*flight, Outcome::kTimedOut, reasons::no_answer_within(timeout_us));
-      });
-    }
-    forward(flight, decision.worker);
+    bool unavailable = false;
+    handle([&] {
+      if (!accepting_) {
+        unavailable = true;
+        return;
+      }
+      const RequestId id = dispatcher_->open(r);
+      if (calls_.size() <= id) calls_.resize(id + 1);
+      Call& call = calls_[id];
+      call = Call{};
+      call.reactor = reactor;
+      call.result = result;
+      call.request = r;
+      call.wire = *request;
+      call.wire.set_arrival_us(r.arrival_us);
+      reactor->opened = true;
+      reactor->id = id;
+      reactor->generation = dispatcher_->generation(id);
+      views_ = links_.views();
+      dispatcher_->arrive(id, ClusterView{now, &views_});
+    });
+    if (unavailable) reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "router restarting"));
     return reactor;
   }
 
@@ -243,32 +251,12 @@ class RouterServer::Impl {
     return reactor;
   }
 
-  // Ends `flight` once: answers the client and cancels its pending forward. Later calls do nothing.
-  void end(Flight& flight, Outcome outcome, const std::string& reason, const rpc::InferResult* reply = nullptr) {
-    std::shared_ptr<grpc::ClientContext> pending;
-    int worker;
-    int attempts;
-    {
-      std::lock_guard<std::mutex> lock(flights_mu_);
-      if (flight.ended) return;
-      attempts = flight.attempts;
-      flight.ended = true;
-      flights_.erase(flight.key);
-      pending = std::move(flight.call);
-      worker = flight.worker;
-    }
-    // The worker drops a request whose call is cancelled (it stops using the device).
-    if (pending) pending->TryCancel();
-    if (reply) {
-      *flight.result = *reply;
-      flight.result->set_id(flight.request.id);
-      flight.result->set_worker(worker);
-    } else {
-      *flight.result = ended_without_worker(flight.request.id, outcome, reason, worker, monotonic_now_us());
-    }
-    flight.result->set_attempts(attempts);
-    outcomes_.ended(flight.request, *flight.result);
-    flight.reactor->Finish(grpc::Status::OK);
+  void client_cancelled(InferReactor* reactor) {
+    handle([&] {
+      if (reactor->opened) {
+        dispatcher_->abandon(reactor->id, reactor->generation, reasons::kClientCancelled, monotonic_now_us());
+      }
+    });
   }
 
  private:
@@ -277,14 +265,87 @@ class RouterServer::Impl {
     return workers;
   }
 
-  // REQUIRES: route_mu_ held, or no calls yet.
+  // Runs `event` under mu_, then carries out the actions it asked for.
+  template <class Event>
+  void handle(Event&& event) {
+    Actions actions;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      actions_ = &actions;
+      event();
+      actions_ = nullptr;
+    }
+    for (auto& c : actions.cancels) c->TryCancel();  // the worker drops a request whose call is cancelled
+    for (Attempt* a : actions.forwards) {
+      links_.stub(a->worker).async()->Submit(a->context.get(), &a->wire, &a->reply,
+                                             [this, a](grpc::Status s) { attempt_done(a, s); });
+    }
+    for (auto& answer : actions.answers) {
+      *answer.result = std::move(answer.value);
+      outcomes_.ended(answer.request, *answer.result);
+      answer.reactor->Finish(grpc::Status::OK);
+    }
+  }
+
+  // Carrier; called by the Dispatcher, under mu_.
+  ClusterView view() override {
+    views_ = links_.views();
+    return ClusterView{monotonic_now_us(), &views_};
+  }
+
+  void send(const Request& r, int worker, int attempt) override {
+    Call& call = calls_[r.id];
+    auto* a = new Attempt;
+    a->id = r.id;
+    a->ticket = dispatcher_->ticket(r.id);
+    a->worker = worker;
+    a->sent_us = monotonic_now_us();
+    a->wire = call.wire;
+    a->context->set_deadline(after_ms(options_.forward_timeout_ms));
+    call.forward = a->context;
+    ++attempts_pending_;
+    if (attempt > 1) outcomes_.retried();
+    const InstanceSpec& inst = config_.cluster.instances[std::size_t(worker)];
+    links_.forwarded(worker, request_work_us(*cost_, inst, r.input_tokens, r.output_tokens), a->context);
+    actions_->forwards.push_back(a);
+  }
+
+  void cancel(RequestId id, int) override {
+    Call& call = calls_[id];
+    if (call.forward) actions_->cancels.push_back(std::move(call.forward));
+    call.forward.reset();
+  }
+
+  void at(const DispatchTimer& timer) override {
+    timers_.at(timer.at_us, [this, timer] { handle([&] { dispatcher_->fire(timer, monotonic_now_us()); }); });
+  }
+
+  void ended(const Ending& e) override {
+    Call& call = calls_[e.id];
+    Actions::Answer answer;
+    answer.reactor = call.reactor;
+    answer.result = call.result;
+    answer.request = call.request;
+    if (reply_ != nullptr) {
+      answer.value = *reply_;
+      answer.value.set_id(call.request.id);
+      answer.value.set_worker(e.worker);
+    } else {
+      answer.value = ended_without_worker(call.request.id, e.outcome, e.reason, e.worker, monotonic_now_us());
+    }
+    answer.value.set_attempts(e.attempts);
+    actions_->answers.push_back(std::move(answer));
+    if (call.forward) actions_->cancels.push_back(std::move(call.forward));
+    call = Call{};
+  }
+
+  // REQUIRES: mu_ held, or no calls yet.
   void make_policies() {
     RunPolicies policies = make_run_policies(config_, options_.seed);
     cost_ = std::move(policies.cost);
     admission_ = std::move(policies.admission);
     router_ = std::move(policies.router);
     shed_ = std::move(policies.shed);
-    retry_ = std::make_unique<RetryPolicy>(config_.protection.retry, options_.seed);
   }
 
   // Starts a server generation on `address`; returns its port.
@@ -299,7 +360,7 @@ class RouterServer::Impl {
     builder.RegisterService(service.get());
     auto server = builder.BuildAndStart();
     if (!server || port == 0) throw Error("serve: cannot listen on " + address);
-    std::lock_guard<std::mutex> lock(route_mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     service_ = std::move(service);
     server_ = std::move(server);
     accepting_ = true;
@@ -310,103 +371,38 @@ class RouterServer::Impl {
     if (!server_) return;
     server_->Shutdown(deadline);
     server_->Wait();
-    std::lock_guard<std::mutex> lock(route_mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     accepting_ = false;
     server_.reset();
     service_.reset();
   }
 
-  void end_all(const std::string& reason) {
-    std::vector<std::shared_ptr<Flight>> all;
-    {
-      std::lock_guard<std::mutex> lock(flights_mu_);
-      for (auto& f : flights_) all.push_back(f.second);
-    }
-    for (auto& f : all) end(*f, Outcome::kDropped, reason);
-  }
-
-  void forward(const std::shared_ptr<Flight>& flight, int worker) {
-    auto* attempt = new Attempt;
-    attempt->flight = flight;
-    attempt->wire = flight->wire;
-    attempt->worker = worker;
-    attempt->sent_us = monotonic_now_us();
-    attempt->context->set_deadline(after_ms(options_.forward_timeout_ms));
-    {
-      std::lock_guard<std::mutex> lock(flights_mu_);
-      if (flight->ended) {
-        delete attempt;
-        return;
-      }
-      ++flight->attempts;
-      flight->call = attempt->context;
-      flight->worker = worker;
-      ++attempts_pending_;
-    }
-    const InstanceSpec& inst = config_.cluster.instances[worker];
-    const Request& r = flight->request;
-    links_.forwarded(worker, request_work_us(*cost_, inst, r.input_tokens, r.output_tokens), attempt->context);
-    links_.stub(worker).async()->Submit(attempt->context.get(), &attempt->wire, &attempt->reply,
-                                        [this, attempt](grpc::Status s) { attempt_done(attempt, s); });
-  }
-
-  void attempt_done(Attempt* attempt, const grpc::Status& status) {
-    Flight& flight = *attempt->flight;
-    const grpc::ClientContext* call = attempt->context.get();
-    bool ended;
-    int attempts;
-    {
-      std::lock_guard<std::mutex> lock(flights_mu_);
-      ended = flight.ended;
-      attempts = flight.attempts;
-      if (flight.call.get() == call) flight.call.reset();
-    }
-    const TimeUs now = monotonic_now_us();
-    if (ended) {
-      links_.abandoned(attempt->worker, call);
-    } else if (status.ok()) {
-      links_.succeeded(attempt->worker, call, now - attempt->sent_us);
-      end(flight, from_wire(attempt->reply.outcome()), "", &attempt->reply);
-    } else {
-      const std::string failure = links_.failed(attempt->worker, call, status);
-      RetryDecision d;
-      {
-        std::lock_guard<std::mutex> lock(route_mu_);
-        d = retry_->on_failure(flight.request, attempts, failure, now);
-      }
-      if (d.retry) {
-        outcomes_.retried();
-        timers_.at(d.at_us, [this, f = attempt->flight] { retry(f); });
+  void attempt_done(Attempt* a, const grpc::Status& status) {
+    const grpc::ClientContext* context = a->context.get();
+    handle([&] {
+      const TimeUs now = monotonic_now_us();
+      if (!dispatcher_->current(a->id, a->ticket)) {
+        links_.abandoned(a->worker, context);  // an attempt the router gave up on
+      } else if (status.ok()) {
+        calls_[a->id].forward.reset();
+        links_.succeeded(a->worker, context, now - a->sent_us);
+        reply_ = &a->reply;
+        dispatcher_->answered(a->id, a->worker, from_wire(a->reply.outcome()), a->reply.reason(), now, nullptr, -1);
+        reply_ = nullptr;
       } else {
-        end(flight, Outcome::kDropped, d.reason);
+        calls_[a->id].forward.reset();
+        // The links feed the worker's health and word the failure.
+        const std::string failure = links_.failed(a->worker, context, status);
+        dispatcher_->attempt_failed(a->id, a->worker, failure, status.error_code() == grpc::StatusCode::UNAVAILABLE,
+                                    now);
       }
-    }
-    delete attempt;
-    std::lock_guard<std::mutex> lock(flights_mu_);
-    if (--attempts_pending_ == 0) attempts_cv_.notify_all();
-  }
-
-  void retry(const std::shared_ptr<Flight>& flight) {
-    RouteDecision decision;
-    {
-      std::lock_guard<std::mutex> lock(route_mu_);
-      {
-        std::lock_guard<std::mutex> flights(flights_mu_);
-        if (flight->ended) return;
-      }
-      std::vector<WorkerView> views = links_.views();
-      ClusterView view{monotonic_now_us(), &views};
-      decision = route_checked(*router_, flight->request, view);
-    }
-    if (decision.rejected()) {
-      end(*flight, Outcome::kDropped, reasons::no_worker_to_retry_on(decision.reason));
-    } else {
-      forward(flight, decision.worker);
-    }
+      if (--attempts_pending_ == 0) attempts_cv_.notify_all();
+    });
+    delete a;
   }
 
   void wait_for_attempts() {
-    std::unique_lock<std::mutex> lock(flights_mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     attempts_cv_.wait(lock, [this] { return attempts_pending_ == 0; });
   }
 
@@ -420,21 +416,22 @@ class RouterServer::Impl {
   RouterServerOptions options_;
   WorkerLinks links_;
   TimerQueue timers_;
-  std::mutex route_mu_;  // before flights_mu_ when both are held
+  std::mutex mu_;  // the Dispatcher and everything below it
   std::unique_ptr<CostModel> cost_;
   std::unique_ptr<Admission> admission_;
   std::unique_ptr<Admission> shed_;
   std::unique_ptr<Router> router_;
-  std::unique_ptr<RetryPolicy> retry_;
-  bool accepting_ = false;  // guarded by route_mu_
-  std::mutex flights_mu_;
-  std::unordered_map<std::uint64_t, std::shared_ptr<Flight>> flights_;  // guarded by flights_mu_
-  std::uint64_t next_key_ = 0;                                          // guarded by flights_mu_
-  int attempts_pending_ = 0;                                            // guarded by flights_mu_
+  std::unique_ptr<Dispatcher> dispatcher_;
+  std::vector<Call> calls_;              // by Dispatcher slot
+  std::vector<WorkerView> views_;        // the latest view handed to the Dispatcher
+  Actions* actions_ = nullptr;           // of the event being handled
+  const rpc::InferResult* reply_ = nullptr;  // the worker's answer being handled
+  bool accepting_ = false;
+  int attempts_pending_ = 0;
   std::condition_variable attempts_cv_;
   RouterMetrics outcomes_;
   std::atomic<TimeUs> first_request_us_{kNever};
-  std::unique_ptr<Service> service_;        // guarded by route_mu_ (with server_)
+  std::unique_ptr<Service> service_;  // guarded by mu_ (with server_)
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<HttpServer> metrics_;
   int port_ = 0;

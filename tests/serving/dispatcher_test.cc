@@ -324,5 +324,82 @@ TEST(Dispatcher, TheSameEventsGiveTheSameActions) {
   EXPECT_GT(first.size(), 20u);
 }
 
+// A server's requests come one by one: slots are reused once their request ended, and nothing of a
+// slot's earlier request (its time limit, a retry, a late answer) reaches the next one.
+struct OnlineFixture : Fixture {
+  OnlineFixture() : Fixture(with_timeout(), 0) {
+    DispatcherParts parts;
+    parts.protection = &config.protection;
+    parts.router = policies.router.get();
+    parts.shed = policies.shed.get();
+    parts.admission = policies.admission.get();
+    parts.worker_names = names;
+    parts.seed = 1;
+    dispatcher = std::make_unique<Dispatcher>(parts, carrier);
+  }
+  static json with_timeout() {
+    json c = config_json();
+    c["protection"]["request_timeout_ms"] = 5;
+    return c;
+  }
+  RequestId open(RequestId client_id, TimeUs at) {
+    carrier.now = at;
+    Request r = testing::make_request(client_id, at, 100, 10, "m-v1");
+    const RequestId id = dispatcher->open(r);
+    dispatcher->arrive(id, carrier.view());
+    return id;
+  }
+};
+
+TEST(Dispatcher, OnlineSlotsAreReusedAndAnEarlierRequestsTimersAndAnswersNeverReachTheNext) {
+  OnlineFixture f;
+  const RequestId a = f.open(1000, 0);
+  const std::uint32_t ticket_a = f.dispatcher->ticket(a);
+  const int worker_a = f.carrier.ends.count(a) ? -1 : (f.dispatcher->current_on(a, 0) ? 0 : 1);
+  ASSERT_GE(worker_a, 0);
+  EXPECT_TRUE(f.dispatcher->answered(a, worker_a, Outcome::kCompleted, "", 100, nullptr, -1));
+  // The next request takes the same slot, with a new generation and a new ticket.
+  const RequestId b = f.open(1001, 200);
+  EXPECT_EQ(b, a);
+  EXPECT_EQ(f.dispatcher->generation(b), 1u);
+  EXPECT_FALSE(f.dispatcher->current(b, ticket_a));
+  EXPECT_TRUE(f.dispatcher->current(b, f.dispatcher->ticket(b)));
+  // A's time limit (at 5 ms) falls due while B, admitted at 0.2 ms, still has until 5.2 ms.
+  f.carrier.advance(*f.dispatcher, 5'100);
+  EXPECT_EQ(f.carrier.ends.count(b), 1u);  // ends[] is keyed by slot: still A's completed end
+  EXPECT_EQ(f.carrier.ends[b].outcome, Outcome::kCompleted);
+  EXPECT_EQ(f.dispatcher->in_flight(), 1);
+  f.carrier.advance(*f.dispatcher, 5'300);
+  EXPECT_EQ(f.carrier.ends[b].outcome, Outcome::kTimedOut);
+  EXPECT_EQ(f.dispatcher->in_flight(), 0);
+  // A client that hangs up after its request ended changes nothing; one that hangs up before drops it.
+  const RequestId c = f.open(1002, 6'000);
+  f.dispatcher->abandon(c, f.dispatcher->generation(c) - 1, "client cancelled the call", 6'100);
+  EXPECT_EQ(f.dispatcher->in_flight(), 1);
+  f.dispatcher->abandon(c, f.dispatcher->generation(c), "client cancelled the call", 6'100);
+  EXPECT_EQ(f.carrier.ends[c].outcome, Outcome::kDropped);
+  EXPECT_EQ(f.carrier.ends[c].reason, "client cancelled the call");
+}
+
+TEST(Dispatcher, AShutDownDropsWhatIsInFlightAndARenewedRouterServesAgain) {
+  OnlineFixture f;
+  const RequestId a = f.open(1, 0);
+  const RequestId b = f.open(2, 0);
+  EXPECT_NE(a, b);
+  f.dispatcher->router_down(10);
+  EXPECT_EQ(f.carrier.ends[a].reason, "router restarted");
+  EXPECT_EQ(f.carrier.ends[b].reason, "router restarted");
+  RunPolicies fresh = make_run_policies(f.config, 2);
+  f.dispatcher->renew(fresh.router.get(), fresh.shed.get(), fresh.admission.get());
+  f.dispatcher->router_up();
+  const RequestId c = f.open(3, 20);
+  EXPECT_EQ(f.dispatcher->in_flight(), 1);
+  f.dispatcher->shut_down(30);
+  EXPECT_EQ(f.carrier.ends[c].outcome, Outcome::kDropped);
+  EXPECT_EQ(f.carrier.ends[c].reason, "router shutting down");
+  f.carrier.advance(*f.dispatcher, 100'000);  // stale time limits of every slot: nothing
+  EXPECT_EQ(f.dispatcher->in_flight(), 0);
+}
+
 }  // namespace
 }  // namespace twinfer
