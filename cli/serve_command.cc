@@ -33,6 +33,10 @@ const char kUsage[] =
     "worker after the retry policy's backoff, or ends dropped; protection.request_timeout_ms ends a\n"
     "request timed_out (its worker drops it). Every request is answered once: completed, rejected,\n"
     "dropped or timed_out, with its reason; /metrics counts them, and the health of each worker.\n"
+    "Traffic splits (policies.traffic_split) and elastic pools (autoscaling, with --spawn-workers) run\n"
+    "as in 'twinfer sim', on a clock that starts at the first request (a replay's time zero): a pool\n"
+    "that scales up starts a worker process (ready once it answers and the modeled cold start passed),\n"
+    "one that scales down drains a worker and stops its process once nothing is in flight to it.\n"
     "SIGINT or SIGTERM: stop accepting requests, answer those in flight, stop the workers it started, exit.\n"
     "\n"
     "  --workers ADDR,...      one worker address per instance of the config, in order (workers\n"
@@ -86,9 +90,9 @@ int serve_command(int argc, char** argv) {
              "restart-after-s", "device", "faults", "faults-start"},
             {"spawn-workers"}, {"set"});
   RunConfig config = load_run_config(args.required("config"), args.all("set"));
-  runtime::require_router_server_support(config);  // before any worker is started
   const std::size_t n = config.cluster.instances.size();
   const bool spawn = args.has("spawn-workers");
+  runtime::require_router_server_support(config, spawn);  // before any worker is started
   std::vector<std::string> workers = args.list("workers");
   if (spawn && !workers.empty()) throw Error("--workers and --spawn-workers exclude each other");
   if (!spawn && workers.empty()) {
@@ -119,6 +123,8 @@ int serve_command(int argc, char** argv) {
     runtime::SupervisorOptions s;
     s.binary = runtime::self_executable();
     s.restart_after_s = restart_after_s;
+    // Elastic pools: the router starts each worker when its pool first needs it.
+    if (config.autoscaling.enabled()) s.start_retired.assign(n, true);
     const std::vector<int> ports = runtime::free_loopback_ports(static_cast<int>(n));
     for (std::size_t w = 0; w < n; ++w) {
       s.args.push_back(worker_args(args, static_cast<int>(w), ports[w], opt.seed));
@@ -126,6 +132,7 @@ int serve_command(int argc, char** argv) {
     }
     supervisor = std::make_unique<runtime::WorkerSupervisor>(s);
     supervisor->start();
+    opt.processes = supervisor.get();
   }
   // Link faults need serve's connections to those workers to pass through a proxy.
   runtime::FaultTargets targets;

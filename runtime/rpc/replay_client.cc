@@ -141,6 +141,7 @@ ReplayRun replay_trace(const Trace& input, const std::string& target, const Repl
     sent.arrival_us = zero + r.arrival_us;
     if (r.deadline_us != kNever) sent.deadline_us = zero + r.deadline_us;
     call->request = to_wire(sent);
+    call->request.set_run_zero_us(zero);
     call->context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(options.request_timeout_ms));
     const RequestId id = r.id;
     stub->async()->Infer(&call->context, &call->request, &call->reply, [&collector, call, id, zero](grpc::Status s) {

@@ -135,14 +135,35 @@ class RouterServer::Impl : private Carrier {
         links_(check_workers(workers), instances_of(config_), link_options(options, config_)) {
     check_address(options.listen, "--listen");
     make_policies();
+    std::vector<std::string> names;
+    for (const auto& inst : config_.cluster.instances) names.push_back(inst.name);
+    versions_ = std::make_unique<VersionChoice>(config_.cluster, config_.traffic_split, options_.seed);
+    fleet_cost_ = make_run_policies(config_, options_.seed).cost;
+    fleet_log_ = std::make_unique<Recorder>(no_requests_, names, config_.workload.slo, /*keep_batches=*/false);
+    elastic_ = std::make_unique<ElasticCluster>(config_, *fleet_cost_, options_.seed, *fleet_log_, versions_.get());
+    const std::size_t n = names.size();
+    ready_since_us_.assign(n, -1);
+    start_decided_us_.assign(n, 0);
     DispatcherParts d;
     d.protection = &config_.protection;
     d.router = router_.get();
     d.shed = shed_.get();
     d.admission = admission_.get();
-    for (const auto& inst : config_.cluster.instances) d.worker_names.push_back(inst.name);
+    d.worker_names = names;
     d.seed = options_.seed;
+    d.versions = versions_.get();
+    d.elastic = elastic_.get();
     dispatcher_ = std::make_unique<Dispatcher>(std::move(d), static_cast<Carrier&>(*this));
+    if (elastic_->autoscaling()) {
+      // Only the initial replicas run from the start; the others wait for their pools.
+      for (std::size_t w = 0; w < n; ++w) {
+        if (elastic_->lifecycle(int(w)) == Lifecycle::kReady) {
+          options_.processes->launch(int(w), "an initial replica of its pool");
+        } else {
+          links_.set_monitored(int(w), false);
+        }
+      }
+    }
     links_.start();
     port_ = listen(options.listen);
     address_ = options.listen.substr(0, options.listen.rfind(':')) + ":" + std::to_string(port_);
@@ -159,7 +180,7 @@ class RouterServer::Impl : private Carrier {
     if (metrics_) metrics_->stop();
     stop_server(std::chrono::system_clock::now() +
                 std::chrono::microseconds(static_cast<std::int64_t>(options_.drain_timeout_s * 1e6)));
-    handle([this] { dispatcher_->shut_down(monotonic_now_us()); });
+    handle([this] { dispatcher_->shut_down(run_now()); });
     timers_.stop();
     wait_for_attempts();
     links_.stop();
@@ -170,7 +191,7 @@ class RouterServer::Impl : private Carrier {
     if (!server_) return;
     handle([this] {
       accepting_ = false;
-      dispatcher_->router_down(monotonic_now_us());
+      dispatcher_->router_down(run_now());
     });
     // Every call is answered by now; the grace lets those answers leave before the server closes
     // (at the deadline gRPC cancels what is still pending, which clients would see as CANCELLED).
@@ -218,7 +239,12 @@ class RouterServer::Impl : private Carrier {
         unavailable = true;
         return;
       }
-      const RequestId id = dispatcher_->open(r);
+      if (zero_us_ == kNever) start_clock(request->run_zero_us() > 0 ? request->run_zero_us() : r.arrival_us);
+      // The Dispatcher decides on the run's clock.
+      Request on_run_clock = r;
+      on_run_clock.arrival_us -= zero_us_;
+      if (on_run_clock.deadline_us != kNever) on_run_clock.deadline_us -= zero_us_;
+      const RequestId id = dispatcher_->open(on_run_clock);
       if (calls_.size() <= id) calls_.resize(id + 1);
       Call& call = calls_[id];
       call = Call{};
@@ -230,8 +256,7 @@ class RouterServer::Impl : private Carrier {
       reactor->opened = true;
       reactor->id = id;
       reactor->generation = dispatcher_->generation(id);
-      views_ = links_.views();
-      dispatcher_->arrive(id, ClusterView{now, &views_});
+      dispatcher_->arrive(id, view());
     });
     if (unavailable) reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "router restarting"));
     return reactor;
@@ -253,9 +278,7 @@ class RouterServer::Impl : private Carrier {
 
   void client_cancelled(InferReactor* reactor) {
     handle([&] {
-      if (reactor->opened) {
-        dispatcher_->abandon(reactor->id, reactor->generation, reasons::kClientCancelled, monotonic_now_us());
-      }
+      if (reactor->opened) dispatcher_->abandon(reactor->id, reactor->generation, reasons::kClientCancelled, run_now());
     });
   }
 
@@ -273,6 +296,7 @@ class RouterServer::Impl : private Carrier {
       std::lock_guard<std::mutex> lock(mu_);
       actions_ = &actions;
       event();
+      if (elastic_->autoscaling()) stop_drained();
       actions_ = nullptr;
     }
     for (auto& c : actions.cancels) c->TryCancel();  // the worker drops a request whose call is cancelled
@@ -287,10 +311,24 @@ class RouterServer::Impl : private Carrier {
     }
   }
 
+  // The run's clock: zero at the first request. REQUIRES: mu_ held.
+  TimeUs run_now() const { return zero_us_ == kNever ? 0 : monotonic_now_us() - zero_us_; }
+
+  // The first request set the run's time zero (monotonic): pools decide from now on. REQUIRES: mu_.
+  void start_clock(TimeUs zero_us) {
+    zero_us_ = zero_us;
+    if (elastic_->autoscaling()) schedule_decision(elastic_->interval_us());
+  }
+
   // Carrier; called by the Dispatcher, under mu_.
   ClusterView view() override {
+    const TimeUs now = run_now();
     views_ = links_.views();
-    return ClusterView{monotonic_now_us(), &views_};
+    for (std::size_t w = 0; w < views_.size(); ++w) {
+      views_[w].lifecycle = elastic_->lifecycle(int(w));
+      views_[w].ready_since_us = ready_since_us_[w];
+    }
+    return ClusterView{now, &views_};
   }
 
   void send(const Request& r, int worker, int attempt) override {
@@ -317,7 +355,65 @@ class RouterServer::Impl : private Carrier {
   }
 
   void at(const DispatchTimer& timer) override {
-    timers_.at(timer.at_us, [this, timer] { handle([&] { dispatcher_->fire(timer, monotonic_now_us()); }); });
+    timers_.at(zero_us_ + timer.at_us, [this, timer] { handle([&] { dispatcher_->fire(timer, run_now()); }); });
+  }
+
+  // Elastic pools, under mu_. A decision is dated at its due time on the run's clock (a late timer
+  // thread does not skew the autoscalers' windows), never before a change already dated later.
+  void schedule_decision(TimeUs due_us) {
+    timers_.at(zero_us_ + due_us, [this, due_us] { handle([&] { decide(due_us); }); });
+  }
+
+  void decide(TimeUs due_us) {
+    const TimeUs dated_us = std::max(due_us, elastic_dated_us_);
+    ClusterView v = view();
+    v.now_us = dated_us;
+    for (const LifecycleChange& c : elastic_->decide(v, links_.busy_us())) {
+      const int w = c.worker;
+      if (c.to == Lifecycle::kStarting) {
+        start_decided_us_[std::size_t(w)] = dated_us;
+        links_.set_monitored(w, false);  // answers from here on are the new process's
+        options_.processes->launch(w, "its pool scaled up");
+        check_started(w, elastic_->start_epoch(w), dated_us + elastic_->cold_start_us(w));
+      } else if (c.to == Lifecycle::kStopped) {  // a start cancelled: its process ends
+        options_.processes->retire(w);
+      }
+    }
+    // A timer thread late by more than an interval decides once, not once per missed interval.
+    TimeUs next = due_us + elastic_->interval_us();
+    if (next <= run_now()) next = run_now() + elastic_->interval_us();
+    schedule_decision(next);
+  }
+
+  // A started worker is ready once its process answers and the modeled cold start has passed: the
+  // runtime never pretends to be faster than the real start, nor slower than the model.
+  void check_started(int w, int epoch, TimeUs at_us) {
+    timers_.at(zero_us_ + at_us, [this, w, epoch] {
+      handle([&] {
+        if (elastic_->lifecycle(w) != Lifecycle::kStarting || elastic_->start_epoch(w) != epoch) return;
+        const TimeUs now = run_now();
+        if (links_.answered_us(w) == kNever) {
+          check_started(w, epoch, now + TimeUs(options_.poll_interval_ms) * 1000);
+          return;
+        }
+        if (!elastic_->ready(w, epoch, now)) return;
+        elastic_dated_us_ = std::max(elastic_dated_us_, now);
+        ready_since_us_[std::size_t(w)] = now;
+        links_.set_monitored(w, true);
+      });
+    });
+  }
+
+  // A draining worker with no request in flight to it stops: its process ends.
+  void stop_drained() {
+    for (std::size_t w = 0; w < ready_since_us_.size(); ++w) {
+      if (elastic_->lifecycle(int(w)) != Lifecycle::kDraining || dispatcher_->attempts_on(int(w)) > 0) continue;
+      const TimeUs now = run_now();
+      elastic_->stopped(int(w), now);
+      elastic_dated_us_ = std::max(elastic_dated_us_, now);
+      links_.set_monitored(int(w), false);
+      options_.processes->retire(int(w));
+    }
   }
 
   void ended(const Ending& e) override {
@@ -380,12 +476,12 @@ class RouterServer::Impl : private Carrier {
   void attempt_done(Attempt* a, const grpc::Status& status) {
     const grpc::ClientContext* context = a->context.get();
     handle([&] {
-      const TimeUs now = monotonic_now_us();
+      const TimeUs now = run_now();
       if (!dispatcher_->current(a->id, a->ticket)) {
         links_.abandoned(a->worker, context);  // an attempt the router gave up on
       } else if (status.ok()) {
         calls_[a->id].forward.reset();
-        links_.succeeded(a->worker, context, now - a->sent_us);
+        links_.succeeded(a->worker, context, monotonic_now_us() - a->sent_us);
         reply_ = &a->reply;
         dispatcher_->answered(a->id, a->worker, from_wire(a->reply.outcome()), a->reply.reason(), now, nullptr, -1);
         reply_ = nullptr;
@@ -421,7 +517,16 @@ class RouterServer::Impl : private Carrier {
   std::unique_ptr<Admission> admission_;
   std::unique_ptr<Admission> shed_;
   std::unique_ptr<Router> router_;
+  std::unique_ptr<VersionChoice> versions_;
+  std::unique_ptr<CostModel> fleet_cost_;  // sizes cold starts; made once (policies are renewed)
+  const std::vector<Request> no_requests_;
+  std::unique_ptr<Recorder> fleet_log_;    // the pools' markers and counters
+  std::unique_ptr<ElasticCluster> elastic_;
   std::unique_ptr<Dispatcher> dispatcher_;
+  TimeUs zero_us_ = kNever;                // the run clock's zero on the monotonic clock
+  TimeUs elastic_dated_us_ = 0;            // the latest time a lifecycle change was dated
+  std::vector<TimeUs> ready_since_us_;     // per worker: when a cold start made it ready; -1: from the start
+  std::vector<TimeUs> start_decided_us_;
   std::vector<Call> calls_;              // by Dispatcher slot
   std::vector<WorkerView> views_;        // the latest view handed to the Dispatcher
   Actions* actions_ = nullptr;           // of the event being handled
@@ -439,16 +544,18 @@ class RouterServer::Impl : private Carrier {
   std::mutex lifecycle_mu_;  // shutdown and restarts, one at a time
 };
 
-void require_router_server_support(const RunConfig& config) {
+void require_router_server_support(const RunConfig& config, bool can_start_workers) {
   const std::string where = config.source.empty() ? "config" : config.source;
-  const char* others = " is not supported by twinfer serve (the gRPC router) yet; twinfer sim and twinfer run apply it";
-  if (!config.traffic_split.is_null()) throw Error(where + ": traffic_split" + others);
-  if (config.autoscaling.enabled()) throw Error(where + ": autoscaling" + others);
+  if (config.autoscaling.enabled() && !can_start_workers) {
+    throw Error(where +
+                ": autoscaling needs a router that starts and stops its workers: twinfer serve --spawn-workers "
+                "(with --workers they run elsewhere)");
+  }
 }
 
 RouterServer::RouterServer(const RunConfig& config, const std::vector<std::string>& workers,
                            const RouterServerOptions& options) {
-  require_router_server_support(config);
+  require_router_server_support(config, options.processes != nullptr);
   if (workers.size() != config.cluster.instances.size()) {
     throw Error("--workers: " + std::to_string(workers.size()) + " address(es) for the config's " +
                 std::to_string(config.cluster.instances.size()) + " instance(s); give one per instance, in order");

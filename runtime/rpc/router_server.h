@@ -8,7 +8,16 @@
 // refused it), dropped (its forward failed and the RetryPolicy gave up, or the router restarted) or
 // timed_out (protection.request_timeout_ms after its arrival; the forwarded call is cancelled, and
 // the worker drops the request). A failed forward is retried on another worker after the policy's
-// backoff.
+// backoff. The lifecycle is serving/dispatcher.h's, as in `twinfer sim` and `twinfer run`.
+//
+// The run's clock starts at the first request: its run_zero_us (a replay's time zero) when it
+// gives one, else its arrival. Traffic splits read their schedules on that clock, and elastic
+// pools decide every autoscaling.interval_s of it, as in the simulator:
+//   - a worker that starts stopped has no process until its pool scales up: WorkerProcesses starts
+//     it (a real process start and model load), and it becomes ready once it answers and the
+//     config's modeled cold start has passed since the decision;
+//   - a draining worker takes no new request and is stopped (its process ends) once no request is
+//     in flight to it; stopped and starting workers are not monitored for heartbeats.
 #pragma once
 
 #include <cstdint>
@@ -21,6 +30,15 @@
 
 namespace twinfer::runtime {
 
+// Starts and stops the worker processes of elastic pools (`serve --spawn-workers`: its supervisor).
+class WorkerProcesses {
+ public:
+  virtual ~WorkerProcesses() = default;
+  // Start its process (it loads its model); `why` goes to the log ("its pool scaled up").
+  virtual void launch(int worker, const std::string& why) = 0;
+  virtual void retire(int worker) = 0;  // stop its process; no restart until launched again
+};
+
 struct RouterServerOptions {
   std::uint64_t seed = 1;              // randomized policies and retry jitter, as `twinfer run --seed`
   std::string listen = "127.0.0.1:0";  // HOST:PORT; port 0 picks a free one
@@ -31,12 +49,15 @@ struct RouterServerOptions {
   int forward_timeout_ms = 600000;     // longest one forwarded call may take
   double drain_timeout_s = 120;        // shutdown(): longest wait for requests in flight
   bool log = true;                     // report worker health changes on stderr
+  // Elastic pools: who starts and stops worker processes; must outlive the server. Null: the
+  // workers run elsewhere, and a config with autoscaling is refused.
+  WorkerProcesses* processes = nullptr;
 };
 
-// Throws twinfer::Error naming the config key when `config` asks for what the gRPC router does not
-// run yet: a traffic split ("traffic_split") or elastic pools ("autoscaling"); twinfer sim and
-// twinfer run carry both out. Never served as if the key were absent.
-void require_router_server_support(const RunConfig& config);
+// Throws twinfer::Error naming the config key when `config` asks for what this router cannot do:
+// elastic pools ("autoscaling") without `can_start_workers` (serve --workers: the workers run
+// elsewhere). Never served as if the key were absent.
+void require_router_server_support(const RunConfig& config, bool can_start_workers);
 
 // Thread safety: every method may be called from any thread.
 class RouterServer {
@@ -45,7 +66,8 @@ class RouterServer {
   // the workers as LinkOptions::connect_timeout_ms says, then listens. Its gRPC maximum receive
   // message size is config.protection.limits.max_request_bytes. Throws twinfer::Error on a config
   // it does not support (require_router_server_support()), a worker count that does not match the
-  // config, bad policies or an address it cannot listen on.
+  // config, bad policies or an address it cannot listen on. With elastic pools, the workers that
+  // start stopped are not waited for; options.processes starts them when their pools scale up.
   RouterServer(const RunConfig& config, const std::vector<std::string>& workers, const RouterServerOptions& options);
   ~RouterServer();  // shutdown()
 

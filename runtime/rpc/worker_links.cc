@@ -54,9 +54,19 @@ void WorkerLinks::start() {
   std::mutex done_mu;
   std::condition_variable done_cv;
   std::size_t done = 0;
+  std::vector<bool> monitored;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& link : links_) monitored.push_back(link->monitored);
+  }
   for (std::size_t w = 0; w < links_.size(); ++w) {
     calls.push_back(std::make_unique<StateCall>());
     StateCall* c = calls.back().get();
+    if (!monitored[w]) {  // not running: nothing to wait for
+      results[w] = grpc::Status(grpc::StatusCode::UNAVAILABLE, "not running");
+      ++done;
+      continue;
+    }
     c->context.set_wait_for_ready(true);
     c->context.set_deadline(after_ms(options_.connect_timeout_ms));
     links_[w]->stub->async()->State(&c->context, &c->empty, &c->state, [&, w](grpc::Status s) {
@@ -77,6 +87,7 @@ void WorkerLinks::start() {
     changes_seen_ = 0;
   }
   for (std::size_t w = 0; w < links_.size(); ++w) {
+    if (!monitored[w]) continue;
     if (!results[w].ok() && options_.log) {
       std::fprintf(stderr, "twinfer serve: worker %zu (%s) did not answer at startup: %s\n", w,
                    links_[w]->address.c_str(), results[w].error_message().c_str());
@@ -138,15 +149,23 @@ void WorkerLinks::polled(int w, const grpc::Status& s, const rpc::WorkerState& s
   Link& link = *links_[w];
   // A failed poll is a missed heartbeat; the monitor counts the misses by time.
   if (!s.ok()) {
-    link.last_error = s.error_message();
+    if (link.monitored) link.last_error = s.error_message();
     return;
   }
-  health_.beat(w, monotonic_now_us());
+  const TimeUs now = monotonic_now_us();
+  health_.beat(w, now);
   link.polled = state;
   link.work_sent_at_poll_us = work_sent_us;
+  link.answered_us = now;
+  const TimeUs busy = state.busy_us();
+  link.busy_us += busy >= link.busy_reported_us ? busy - link.busy_reported_us : busy;  // restarted: from 0
+  link.busy_reported_us = busy;
 }
 
 std::vector<std::shared_ptr<grpc::ClientContext>> WorkerLinks::refresh_health(TimeUs now) {
+  for (std::size_t w = 0; w < links_.size(); ++w) {
+    if (!links_[w]->monitored) health_.beat(int(w), now);  // not running: not monitored
+  }
   health_.refresh(now);
   const auto& changes = health_.changes();
   for (; changes_seen_ < changes.size(); ++changes_seen_) {
@@ -280,6 +299,27 @@ void WorkerLinks::gather_batches(const rpc::BatchQuery& query, rpc::BatchList* l
       gather->done();
     });
   }
+}
+
+void WorkerLinks::set_monitored(int w, bool monitored) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Link& link = *links_[std::size_t(w)];
+  if (link.monitored == monitored) return;
+  link.monitored = monitored;
+  if (!monitored) link.answered_us = kNever;
+  health_.beat(w, monotonic_now_us());  // its heartbeats count from now
+}
+
+TimeUs WorkerLinks::answered_us(int w) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return links_[std::size_t(w)]->answered_us;
+}
+
+std::vector<TimeUs> WorkerLinks::busy_us() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<TimeUs> out;
+  for (const auto& link : links_) out.push_back(link->busy_us);
+  return out;
 }
 
 void WorkerLinks::reset_health() {

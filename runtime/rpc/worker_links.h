@@ -50,8 +50,8 @@ class WorkerLinks {
   WorkerLinks(std::vector<std::string> addresses, std::vector<const InstanceSpec*> instances, LinkOptions options);
   ~WorkerLinks();  // stop()
 
-  // Waits up to connect_timeout_ms for every worker's first State (those that do not answer miss
-  // heartbeats from then on), then polls in the background.
+  // Waits up to connect_timeout_ms for every monitored worker's first State (those that do not
+  // answer miss heartbeats from then on), then polls in the background.
   void start();
   void stop();
 
@@ -83,6 +83,16 @@ class WorkerLinks {
   // Forgets what the heartbeats and breakers learned (a restarted router starts afresh).
   void reset_health();
 
+  // Elastic pools: a worker that is not running (stopped, or its process starting) is not
+  // monitored: its missing answers are no missed heartbeats. It is still polled, so that
+  // answered_us() tells when a started process answered. Every worker is monitored at first.
+  void set_monitored(int worker, bool monitored);
+  // When `worker` last answered a State poll; kNever if it has not since set_monitored(w, false).
+  TimeUs answered_us(int worker) const;
+  // Per worker: the summed durations of its batches, as its State answers report them (a restarted
+  // process counts from zero again; this sum goes on).
+  std::vector<TimeUs> busy_us() const;
+
   std::vector<LinkStatus> status() const;
 
  private:
@@ -105,6 +115,10 @@ class WorkerLinks {
     TimeUs work_sent_us = 0;          // all forwarded work, ever
     TimeUs work_sent_at_poll_us = 0;  // of it, what the latest poll's answer already counts
     bool polling = false;
+    bool monitored = true;
+    TimeUs answered_us = kNever;
+    TimeUs busy_reported_us = 0;  // by the latest answer
+    TimeUs busy_us = 0;
   };
 
   void poll_loop();

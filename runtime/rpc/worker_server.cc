@@ -121,6 +121,7 @@ class WorkerServer::Impl final : public rpc::Worker::CallbackService {
     *state = to_wire(engine_->view(), clock_.now_us());
     // The router's servable check needs the block size to tell what can never fit.
     if (kv_.blocks_total > 0) state->set_kv_block_tokens(kv_.block_tokens);
+    state->set_busy_us(busy_us_.load());  // what elastic pools' autoscalers measure utilization by
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
     reactor->Finish(grpc::Status::OK);
     return reactor;
@@ -203,6 +204,7 @@ class WorkerServer::Impl final : public rpc::Worker::CallbackService {
   }
 
   void keep(const BatchRecord& b) {
+    busy_us_ += b.end_us - b.start_us;
     std::lock_guard<std::mutex> lock(batches_mu_);
     if (batches_.size() == kMaxBatches) batches_.pop_front();
     batches_.push_back(b);
@@ -220,6 +222,7 @@ class WorkerServer::Impl final : public rpc::Worker::CallbackService {
   int port_ = 0;
   std::string address_;
   std::atomic<RequestId> next_id_{0};
+  std::atomic<TimeUs> busy_us_{0};
   std::mutex pending_mu_;
   std::unordered_map<RequestId, Pending> pending_;
   std::mutex batches_mu_;

@@ -47,7 +47,11 @@ std::vector<int> free_loopback_ports(int count) {
 }
 
 WorkerSupervisor::WorkerSupervisor(SupervisorOptions options)
-    : options_(std::move(options)), children_(options_.args.size()) {}
+    : options_(std::move(options)), children_(options_.args.size()) {
+  for (std::size_t w = 0; w < options_.start_retired.size() && w < children_.size(); ++w) {
+    children_[w].retired = options_.start_retired[w];
+  }
+}
 
 WorkerSupervisor::~WorkerSupervisor() { stop(); }
 
@@ -76,6 +80,7 @@ void WorkerSupervisor::stop() {
 void WorkerSupervisor::crash(int w) {
   std::lock_guard<std::mutex> lock(mu_);
   Child& c = children_.at(std::size_t(w));
+  if (c.retired) return;  // not running: nothing to crash
   c.held = true;
   c.restart_at_us = kNever;
   if (c.pid > 0) ::kill(c.pid, SIGKILL);
@@ -85,9 +90,32 @@ void WorkerSupervisor::crash(int w) {
 void WorkerSupervisor::recover(int w) {
   std::lock_guard<std::mutex> lock(mu_);
   Child& c = children_.at(std::size_t(w));
+  if (c.retired) return;
   c.held = false;
   c.restart_at_us = monotonic_now_us();
   cv_.notify_all();
+}
+
+void WorkerSupervisor::launch(int w, const std::string& why) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Child& c = children_.at(std::size_t(w));
+  c.retired = false;
+  c.held = false;
+  c.launched = why.empty() ? "launched" : why;
+  c.restart_at_us = monotonic_now_us();
+  cv_.notify_all();
+}
+
+void WorkerSupervisor::retire(int w) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Child& c = children_.at(std::size_t(w));
+  c.retired = true;
+  c.held = false;
+  c.restart_at_us = kNever;
+  if (c.pid > 0) {
+    ::kill(c.pid, SIGTERM);
+    if (options_.log) std::fprintf(stderr, "twinfer serve: stopping worker %d (pid %d): drained\n", w, int(c.pid));
+  }
 }
 
 pid_t WorkerSupervisor::pid(int w) const {
@@ -97,8 +125,7 @@ pid_t WorkerSupervisor::pid(int w) const {
 
 int WorkerSupervisor::restarts(int w) const {
   std::lock_guard<std::mutex> lock(mu_);
-  const Child& c = children_.at(std::size_t(w));
-  return c.starts > 0 ? c.starts - 1 : 0;
+  return children_.at(std::size_t(w)).restarts;
 }
 
 void WorkerSupervisor::spawn(int w) {
@@ -126,11 +153,15 @@ void WorkerSupervisor::spawn(int w) {
   }
   c.pid = pid;
   c.restart_at_us = kNever;
-  if (c.starts++ > 0 && options_.log) {
-    std::fprintf(stderr, "twinfer serve: restarted worker %d (pid %d)\n", w, int(pid));
-  } else if (options_.log) {
-    std::fprintf(stderr, "twinfer serve: started worker %d (pid %d)\n", w, int(pid));
+  const char* how = "started";
+  const std::string why = c.launched.empty() ? "" : ": " + c.launched;
+  if (c.launched.empty() && c.starts > 0) {
+    how = "restarted";
+    ++c.restarts;
   }
+  c.launched.clear();
+  ++c.starts;
+  if (options_.log) std::fprintf(stderr, "twinfer serve: %s worker %d (pid %d)%s\n", how, w, int(pid), why.c_str());
 }
 
 void WorkerSupervisor::reap(TimeUs now) {
@@ -148,7 +179,7 @@ void WorkerSupervisor::reap(TimeUs now) {
       }
     }
     c.pid = -1;
-    if (!c.held && !stopping_) {
+    if (!c.held && !c.retired && !stopping_) {
       c.restart_at_us = now + static_cast<TimeUs>(options_.restart_after_s * 1e6);
       if (options_.log) {
         std::fprintf(stderr, "twinfer serve: restarting worker %zu in %g s\n", w, options_.restart_after_s);
@@ -159,7 +190,9 @@ void WorkerSupervisor::reap(TimeUs now) {
 
 void WorkerSupervisor::loop() {
   std::unique_lock<std::mutex> lock(mu_);
-  for (std::size_t w = 0; w < children_.size() && spawn_error_.empty(); ++w) spawn(int(w));
+  for (std::size_t w = 0; w < children_.size() && spawn_error_.empty(); ++w) {
+    if (!children_[w].retired) spawn(int(w));
+  }
   started_ = true;
   cv_.notify_all();
   while (!stopping_) {
@@ -167,7 +200,7 @@ void WorkerSupervisor::loop() {
     reap(now);
     for (std::size_t w = 0; w < children_.size(); ++w) {
       Child& c = children_[w];
-      if (c.pid <= 0 && !c.held && c.restart_at_us <= now) spawn(int(w));
+      if (c.pid <= 0 && !c.held && !c.retired && c.restart_at_us <= now) spawn(int(w));
     }
     cv_.wait_for(lock, std::chrono::milliseconds(20));
   }

@@ -1,7 +1,8 @@
 // `twinfer serve --spawn-workers`: the router process starts one `twinfer worker` child per
 // instance, each on a loopback port chosen up front (so that a restarted worker comes back on the
 // same address), restarts a child that exits unexpectedly after a delay, and stops them all at the
-// end. A crash fault kills a child on purpose and holds it down until its recovery.
+// end. A crash fault kills a child on purpose and holds it down until its recovery. Elastic pools
+// start a worker's process when it scales up (launch) and stop it once it drained (retire).
 #pragma once
 
 #include <sys/types.h>
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "policies/time.h"
+#include "runtime/rpc/router_server.h"
 
 namespace twinfer::runtime {
 
@@ -29,12 +31,13 @@ struct SupervisorOptions {
   double restart_after_s = 1;              // delay before restarting a child that exited unexpectedly
   double stop_timeout_s = 30;              // stop(): SIGTERM, then SIGKILL after this long
   bool log = true;                         // report exits and restarts on stderr
+  std::vector<bool> start_retired;         // per worker: not started until launch(); empty: none
 };
 
 // Children inherit this process's stdout and stderr, and die with the thread that supervises
 // them (PR_SET_PDEATHSIG), so that no worker outlives its router.
 // Thread safety: every method may be called from any thread.
-class WorkerSupervisor {
+class WorkerSupervisor : public WorkerProcesses {
  public:
   explicit WorkerSupervisor(SupervisorOptions options);
   ~WorkerSupervisor();  // stop()
@@ -45,21 +48,29 @@ class WorkerSupervisor {
   // SIGTERM to every child, SIGKILL to those alive after stop_timeout_s; reaps them. Idempotent.
   void stop();
 
-  // A crash: SIGKILL to worker w's process, which is not restarted until recover(w).
+  // A crash: SIGKILL to worker w's process, which is not restarted until recover(w). Nothing when
+  // w is retired.
   void crash(int w);
-  // The end of a crash: worker w starts again now.
+  // The end of a crash: worker w starts again now (unless it was retired meanwhile).
   void recover(int w);
+  // Elastic pools: worker w's process starts now (a cold start); retire(w): it is stopped (SIGTERM)
+  // and not restarted until launched again.
+  void launch(int w, const std::string& why) override;
+  void retire(int w) override;
 
   std::size_t size() const { return options_.args.size(); }
   pid_t pid(int w) const;        // -1 while not running
-  int restarts(int w) const;     // times it was started again after an exit
+  int restarts(int w) const;     // times it was started again after an exit (launches not counted)
 
  private:
   struct Child {
     pid_t pid = -1;
     bool held = false;             // crashed on purpose: wait for recover()
+    bool retired = false;          // stopped by its pool: wait for launch()
+    std::string launched;          // why launch() asked for its next start; empty: not launched
     TimeUs restart_at_us = kNever; // when to start it again
     int starts = 0;
+    int restarts = 0;              // starts after an unexpected exit (or a crash's recovery)
   };
 
   void loop();

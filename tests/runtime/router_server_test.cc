@@ -124,19 +124,19 @@ grpc::Status raw_call(const std::string& address, const std::string& method, con
   return status;
 }
 
-// What the gRPC router does not run yet is refused by the config key that asks for it, before any
-// worker is contacted, instead of being served as if the key were absent.
-TEST(RouterServer, TrafficSplitsAndAutoscalingAreRefusedByName) {
-  const std::pair<const char*, const char*> cases[] = {{"cpu_canary.json", "cpu_canary.json: traffic_split is not"},
-                                                       {"cpu_elastic.json", "cpu_elastic.json: autoscaling is not"}};
-  for (const auto& [file, expected] : cases) {
-    const RunConfig config = testing::cpu_config(file);
-    std::vector<std::string> addresses(config.cluster.instances.size(), "127.0.0.1:1");
-    const std::string message = testing::error_of([&] { RouterServer server(config, addresses, {}); });
-    EXPECT_NE(message.find(expected), std::string::npos) << message;
-    EXPECT_NE(message.find("twinfer sim and twinfer run apply it"), std::string::npos) << message;
-  }
-  EXPECT_NO_THROW(require_router_server_support(testing::cpu_tiny_config()));
+// Elastic pools need a router that starts and stops its workers: without one the config key is
+// refused, before any worker is contacted, instead of being served as if it were absent. Traffic
+// splits need nothing more.
+TEST(RouterServer, AutoscalingWithoutWorkerProcessesIsRefusedByName) {
+  const RunConfig elastic = testing::cpu_config("cpu_elastic.json");
+  std::vector<std::string> addresses(elastic.cluster.instances.size(), "127.0.0.1:1");
+  const std::string message = testing::error_of([&] { RouterServer server(elastic, addresses, {}); });
+  EXPECT_NE(message.find("cpu_elastic.json: autoscaling needs a router that starts and stops its workers"),
+            std::string::npos)
+      << message;
+  EXPECT_NO_THROW(require_router_server_support(elastic, /*can_start_workers=*/true));
+  EXPECT_NO_THROW(require_router_server_support(testing::cpu_config("cpu_canary.json"), false));
+  EXPECT_NO_THROW(require_router_server_support(testing::cpu_tiny_config(), false));
 }
 
 TEST(RouterProtection, ARequestPastItsTimeLimitEndsTimedOutAndLeavesItsWorker) {

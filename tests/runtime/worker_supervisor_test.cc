@@ -55,6 +55,33 @@ TEST(WorkerSupervisor, AChildKilledFromOutsideIsStartedAgainAfterTheDelay) {
   EXPECT_NE(::kill(second, 0), 0) << "stopped and reaped";
 }
 
+// Elastic pools: a retired child runs only between launch() and retire(), is not restarted when it
+// exits meanwhile, and crash faults leave it alone.
+TEST(WorkerSupervisor, ARetiredChildRunsOnlyOnceLaunchedAndStopsForGoodWhenRetired) {
+  SupervisorOptions o = sleepers(2, 0.05);
+  o.start_retired = {false, true};
+  WorkerSupervisor s(o);
+  s.start();
+  EXPECT_GT(s.pid(0), 0);
+  EXPECT_EQ(s.pid(1), -1);
+  s.crash(1);  // not running: nothing to crash, and no recovery starts it
+  s.recover(1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(s.pid(1), -1);
+  s.launch(1, "its pool scaled up");
+  const pid_t launched = wait_new_pid(s, 1, -1, 5);
+  ASSERT_GT(launched, 0);
+  s.retire(1);
+  const auto until = Clock::now() + std::chrono::seconds(5);
+  while (s.pid(1) != -1 && Clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(s.pid(1), -1) << "retired: stopped and reaped";
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // past the restart delay
+  EXPECT_EQ(s.pid(1), -1) << "a retired child is not restarted";
+  EXPECT_EQ(s.restarts(1), 0);
+  EXPECT_GT(s.pid(0), 0);
+  s.stop();
+}
+
 TEST(WorkerSupervisor, ACrashHoldsTheChildDownUntilRecovery) {
   WorkerSupervisor s(sleepers(1, 0.05));
   s.start();
