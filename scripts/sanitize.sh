@@ -38,7 +38,7 @@ case "${1:-}" in
     # - The elastic pool's load-step, drain, canary and hot-swap tests: they need the CPU model to keep up
     #   with a real-time load (a quiet phase must stay quiet, a drain must come while long requests
     #   are in flight); the elastic tests that check structure only run here.
-    exclude='^(Queueing\.|TwinOutcomes\.|TwinGolden\.|Scenarios\/TwinGolden\.|EmbeddedElastic\.(ALoadStep|ADraining|ACanary|AHotSwap)|RpcProcesses\.|RpcFaultsProcesses\.|RpcElasticProcesses\.|Profiler\.|EmbeddedRouter\.RequestTimeout|RouterProtection\.ARequestPastItsTimeLimit|EmbeddedRouter\.(APartitioned|ASlowed|ACrashed|RouterRestart)|RouterProtection\.(AForwardToAGone|WithoutRetriesAGone))'
+    exclude='^(Queueing\.|TwinOutcomes\.|Scenarios/TwinGolden\.|EmbeddedElastic\.(ALoadStep|ADraining|ACanary|AHotSwap)|RpcProcesses\.|RpcFaultsProcesses\.|RpcElasticProcesses\.|Profiler\.|EmbeddedRouter\.RequestTimeout|RouterProtection\.ARequestPastItsTimeLimit|EmbeddedRouter\.(APartitioned|ASlowed|ACrashed|RouterRestart)|RouterProtection\.(AForwardToAGone|WithoutRetriesAGone))'
     ;;
   tsan)
     sanitize=thread
@@ -51,7 +51,7 @@ case "${1:-}" in
     # here by the WorkerEngine, elastic and gRPC fault tests. Two of the nine routers run the
     # embedded router's per-router test (the same threads; the router is single-threaded policy).
     # The elastic pool's real-time tests are left out as for asan.
-    exclude='^(TwinOutcomes\.|TwinGolden\.|Scenarios\/TwinGolden\.|EmbeddedElastic\.(ALoadStep|ADraining|ACanary|AHotSwap)|RpcProcesses\.|RpcFaultsProcesses\.|RpcElasticProcesses\.|Profiler\.|EmbeddedRouter\.RequestTimeout|RouterProtection\.ARequestPastItsTimeLimit|EmbeddedRouter\.(ACrashed|APartitioned|ASlowed|RouterRestart)|Routers/EmbeddedRouterTest\..*"(consistent_hash|cost_aware|least_outstanding|multi_resource|power_of_two|queue_feedback|random)")'
+    exclude='^(TwinOutcomes\.|Scenarios/TwinGolden\.|EmbeddedElastic\.(ALoadStep|ADraining|ACanary|AHotSwap)|RpcProcesses\.|RpcFaultsProcesses\.|RpcElasticProcesses\.|Profiler\.|EmbeddedRouter\.RequestTimeout|RouterProtection\.ARequestPastItsTimeLimit|EmbeddedRouter\.(ACrashed|APartitioned|ASlowed|RouterRestart)|Routers/EmbeddedRouterTest\..*"(consistent_hash|cost_aware|least_outstanding|multi_resource|power_of_two|queue_feedback|random)")'
     ;;
   *)
     echo "usage: $0 asan|tsan" >&2
