@@ -1,7 +1,5 @@
 #include "bindings/python_policies.h"
 
-#include <mutex>
-#include <unordered_set>
 #include <vector>
 
 #include "bindings/bindings.h"
@@ -10,10 +8,6 @@
 
 namespace twinfer::py_bindings {
 namespace {
-
-std::mutex g_deferred_mu;
-bool g_deferring = false;              // guarded by g_deferred_mu
-std::vector<std::string> g_deferred;  // guarded by g_deferred_mu
 
 // The simulator's child leaves with _exit(), which would lose what a policy printed: its Python
 // streams are flushed whenever a policy is let go (at the latest, when the run ends).
@@ -65,19 +59,17 @@ struct Held {
   }
 };
 
+// The adapters only name a Python policy's errors after its config key. What the policies return is
+// checked where it is used, as for C++ policies: route_checked() and admit_request() (a worker out
+// of range, a refusal without a reason), ElasticCluster::decide() (a negative replica count),
+// WorkerState::plan_error() (a plan the worker cannot carry out, checked here because C++
+// batchers are trusted to keep begin()'s preconditions and Python ones are not).
 class HeldRouter final : public Router {
  public:
   explicit HeldRouter(Held<Router> held) : held_(std::move(held)) {}
   RouteDecision route(const Request& request, const ClusterView& view) override {
     py::gil_scoped_acquire gil;
-    RouteDecision d = held_.call("route", [&] { return held_.impl->route(request, view); });
-    // An index the driver would use out of bounds is an error of the policy, not a crash.
-    if (d.worker >= static_cast<int>(view.size())) {
-      throw Error(held_.where + ".route(): returned worker " + std::to_string(d.worker) + "; the cluster has " +
-                  std::to_string(view.size()) + " workers");
-    }
-    if (d.rejected() && d.reason.empty()) d.reason = "rejected by router " + held_.registered;
-    return d;
+    return held_.call("route", [&] { return held_.impl->route(request, view); });
   }
   std::string name() const override {
     py::gil_scoped_acquire gil;
@@ -93,9 +85,7 @@ class HeldAdmission final : public Admission {
   explicit HeldAdmission(Held<Admission> held) : held_(std::move(held)) {}
   AdmissionDecision admit(const Request& request, const ClusterView& view) override {
     py::gil_scoped_acquire gil;
-    AdmissionDecision d = held_.call("admit", [&] { return held_.impl->admit(request, view); });
-    if (!d.admitted && d.reason.empty()) d.reason = "rejected by admission " + held_.registered;
-    return d;
+    return held_.call("admit", [&] { return held_.impl->admit(request, view); });
   }
   std::string name() const override {
     py::gil_scoped_acquire gil;
@@ -106,22 +96,17 @@ class HeldAdmission final : public Admission {
   Held<Admission> held_;
 };
 
+// An exception (or a plan the worker cannot carry out) is an error of the run: the simulator
+// stops with it; in the embedded runtime the worker ends its requests dropped and the run raises
+// it once it returns (WorkerCallbacks::on_policy_error).
 class HeldBatcher final : public Batcher {
  public:
   explicit HeldBatcher(Held<Batcher> held) : held_(std::move(held)) {}
   BatchPlan next(const WorkerState& state, TimeUs now_us) override {
-    if (!failed_.empty()) return end_everything(state, now_us);
     py::gil_scoped_acquire gil;
-    BatchPlan plan;
-    try {
-      plan = held_.impl->next(state, now_us);
-    } catch (py::error_already_set& e) {
-      return failed(held_.where + ".next(): " + describe(e), state, now_us);
-    } catch (const Error& e) {
-      return failed(held_.where + ".next(): " + e.what(), state, now_us);
-    }
-    std::string bad = invalid_ids(plan, state);
-    if (!bad.empty()) return failed(held_.where + ".next(): " + bad, state, now_us);
+    BatchPlan plan = held_.call("next", [&] { return held_.impl->next(state, now_us); });
+    const std::string bad = state.plan_error(plan);
+    if (!bad.empty()) throw Error(held_.where + ".next(): " + bad);
     return plan;
   }
   KvCapacity kv_capacity() const override {
@@ -134,63 +119,7 @@ class HeldBatcher final : public Batcher {
   }
 
  private:
-  // WorkerState asserts on ids that are not where a plan says; a Python plan is checked first.
-  static std::string invalid_ids(const BatchPlan& plan, const WorkerState& state) {
-    if (plan.entries.empty() && plan.preempt.empty() && plan.drop.empty()) return {};
-    std::unordered_set<RequestId> waiting(state.waiting().begin(), state.waiting().end());
-    std::unordered_set<RequestId> running(state.running().begin(), state.running().end());
-    for (const BatchEntry& e : plan.entries) {
-      if (!waiting.count(e.id) && !running.count(e.id)) {
-        return "batch entry " + std::to_string(e.id) + " is not on this worker";
-      }
-      if (plan.kind == BatchKind::kIteration) {
-        std::string bad = invalid_iteration_entry(e, state.get(e.id));
-        if (!bad.empty()) return "batch entry " + std::to_string(e.id) + ": " + bad;
-      }
-    }
-    for (RequestId id : plan.preempt) {
-      if (!running.count(id)) return "preempted request " + std::to_string(id) + " is not running";
-    }
-    for (const BatchDrop& d : plan.drop) {
-      if (!waiting.count(d.id)) return "dropped request " + std::to_string(d.id) + " is not waiting";
-    }
-    return {};
-  }
-
-  // The preconditions WorkerState asserts for an iteration's entry.
-  static std::string invalid_iteration_entry(const BatchEntry& e, const Sequence& seq) {
-    if (e.prefill_tokens < 0) return "negative prefill_tokens";
-    if (e.prefill_tokens > 0 && e.decode) return "an entry either prefills or decodes";
-    if (!e.decode && e.prefill_tokens == 0) return "neither prefills nor decodes";
-    if (!e.decode && e.prefill_tokens > seq.prefill_remaining()) {
-      return "prefill_tokens " + std::to_string(e.prefill_tokens) + " past the " +
-             std::to_string(seq.prefill_remaining()) + " left to prefill";
-    }
-    if (e.decode && (seq.in_prefill() || seq.done())) return "decode of a sequence that is not decoding";
-    return {};
-  }
-
-  // In the simulator the error propagates; in the embedded runtime (a worker thread) it is kept
-  // for the run to raise, and this worker's requests end as dropped so that the run finishes.
-  BatchPlan failed(const std::string& message, const WorkerState& state, TimeUs now_us) {
-    if (!DeferredPolicyErrors::active()) throw Error(message);
-    DeferredPolicyErrors::keep(message);
-    failed_ = message;
-    return end_everything(state, now_us);
-  }
-
-  // Drops every waiting sequence and preempts every running one; the preempted are dropped on the
-  // next call, which wake_at_us asks for at once.
-  BatchPlan end_everything(const WorkerState& state, TimeUs now_us) const {
-    BatchPlan plan;
-    for (RequestId id : state.waiting()) plan.drop.push_back({id, "batcher failed: " + failed_});
-    plan.preempt = state.running();
-    if (!plan.preempt.empty()) plan.wake_at_us = now_us;
-    return plan;
-  }
-
   Held<Batcher> held_;
-  std::string failed_;  // the error, once next() failed
 };
 
 class HeldAutoscaler final : public Autoscaler {
@@ -198,13 +127,7 @@ class HeldAutoscaler final : public Autoscaler {
   explicit HeldAutoscaler(Held<Autoscaler> held) : held_(std::move(held)) {}
   ScaleDecision decide(const PoolSample& sample) override {
     py::gil_scoped_acquire gil;
-    ScaleDecision d = held_.call("decide", [&] { return held_.impl->decide(sample); });
-    // The driver clamps to the pool's bounds; a negative count is a mistake of the policy.
-    if (d.desired < 0) {
-      throw Error(held_.where + ".decide(): returned " + std::to_string(d.desired) + " replicas; want >= 0");
-    }
-    if (d.reason.empty()) d.reason = "autoscaler " + held_.registered;
-    return d;
+    return held_.call("decide", [&] { return held_.impl->decide(sample); });
   }
   std::string name() const override {
     py::gil_scoped_acquire gil;
@@ -248,32 +171,6 @@ void add_python_policy(PolicyRegistry<T>& registry, const std::string& name, py:
 }
 
 }  // namespace
-
-DeferredPolicyErrors::DeferredPolicyErrors() {
-  std::lock_guard<std::mutex> lock(g_deferred_mu);
-  g_deferring = true;
-  g_deferred.clear();
-}
-
-DeferredPolicyErrors::~DeferredPolicyErrors() {
-  std::lock_guard<std::mutex> lock(g_deferred_mu);
-  g_deferring = false;
-}
-
-void DeferredPolicyErrors::rethrow_first() const {
-  std::lock_guard<std::mutex> lock(g_deferred_mu);
-  if (!g_deferred.empty()) throw Error(g_deferred.front());
-}
-
-bool DeferredPolicyErrors::active() {
-  std::lock_guard<std::mutex> lock(g_deferred_mu);
-  return g_deferring;
-}
-
-void DeferredPolicyErrors::keep(const std::string& message) {
-  std::lock_guard<std::mutex> lock(g_deferred_mu);
-  g_deferred.push_back(message);
-}
 
 void add_python_router(const std::string& name, py::object factory) {
   add_python_policy<Router, HeldRouter>(router_registry(), name, std::move(factory), "twinfer.Router");

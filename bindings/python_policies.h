@@ -48,21 +48,6 @@ class PyAutoscaler : public Autoscaler {
   std::string name() const override;
 };
 
-// While a run of the embedded runtime is under way, an exception in a Python batcher (which runs
-// on a worker thread, where it cannot propagate) is kept here, the batcher ends its worker's
-// requests as dropped, and the run raises the kept error once it returns.
-class DeferredPolicyErrors {
- public:
-  // Starts deferring; the destructor stops. Runs of the embedded runtime do not nest.
-  DeferredPolicyErrors();
-  ~DeferredPolicyErrors();
-  // Throws twinfer::Error with the first kept message, if any.
-  void rethrow_first() const;
-
-  static bool active();
-  static void keep(const std::string& message);
-};
-
 // Adds a Python factory (a callable taking the parameters dict and returning an instance of a
 // twinfer.Router / Admission / Batcher / Autoscaler subclass) to the C++ registry under `name`.
 void add_python_router(const std::string& name, py::object factory);

@@ -50,12 +50,8 @@ py::object run(const RunConfig& config, const Trace& trace, std::uint64_t seed, 
   options.pin_threads = pin_threads;
   nlohmann::json summary;
   {
-    DeferredPolicyErrors deferred;
-    {
-      py::gil_scoped_release released;
-      summary = runtime::run_embedded(config, trace, options);
-    }
-    deferred.rethrow_first();
+    py::gil_scoped_release released;
+    summary = runtime::run_embedded(config, trace, options);
   }
   return to_python(summary);
 }

@@ -79,15 +79,26 @@ std::string oversize_reason(std::int64_t request_bytes, const RequestLimits& lim
          std::to_string(limits.max_request_bytes);
 }
 
+namespace {
+
+// A refusal always says why: one without a reason is named after its policy.
+AdmissionDecision admitted_by(Admission& policy, const Request& r, const ClusterView& view) {
+  AdmissionDecision d = policy.admit(r, view);
+  if (!d.admitted && d.reason.empty()) d.reason = "rejected by admission " + policy.name();
+  return d;
+}
+
+}  // namespace
+
 AdmissionDecision admit_request(const Request& r, const ClusterView& view, int queued_requests,
                                 const ProtectionOptions& p, Admission& shed, Admission& admission) {
   std::string why = limit_reason(r, queued_requests, p.limits);
   if (!why.empty()) return AdmissionDecision::reject(std::move(why));
   why = unservable_reason(r, view);
   if (!why.empty()) return AdmissionDecision::reject(std::move(why));
-  AdmissionDecision d = shed.admit(r, view);
+  AdmissionDecision d = admitted_by(shed, r, view);
   if (!d.admitted) return d;
-  return admission.admit(r, view);
+  return admitted_by(admission, r, view);
 }
 
 }  // namespace twinfer

@@ -217,6 +217,37 @@ void WorkerState::start_entry(const BatchEntry& entry, BatchKind kind, TimeUs no
   }
 }
 
+std::string WorkerState::plan_error(const BatchPlan& plan) const {
+  const auto find = [this](RequestId id) -> const Slot* {
+    auto it = slots_.find(id);
+    return it == slots_.end() ? nullptr : &it->second;
+  };
+  for (const BatchEntry& e : plan.entries) {
+    const Slot* s = find(e.id);
+    const std::string entry = "batch entry " + std::to_string(e.id);
+    if (s == nullptr) return entry + " is not on this worker";
+    if (plan.kind != BatchKind::kIteration) continue;
+    const Sequence& seq = s->seq;
+    if (e.prefill_tokens < 0) return entry + ": negative prefill_tokens";
+    if (e.prefill_tokens > 0 && e.decode) return entry + ": an entry either prefills or decodes";
+    if (!e.decode && e.prefill_tokens == 0) return entry + ": neither prefills nor decodes";
+    if (!e.decode && e.prefill_tokens > seq.prefill_remaining()) {
+      return entry + ": prefill_tokens " + std::to_string(e.prefill_tokens) + " past the " +
+             std::to_string(seq.prefill_remaining()) + " left to prefill";
+    }
+    if (e.decode && (seq.in_prefill() || seq.done())) return entry + ": decode of a sequence that is not decoding";
+  }
+  for (RequestId id : plan.preempt) {
+    const Slot* s = find(id);
+    if (s == nullptr || !s->running) return "preempted request " + std::to_string(id) + " is not running";
+  }
+  for (const BatchDrop& d : plan.drop) {
+    const Slot* s = find(d.id);
+    if (s == nullptr || s->running) return "dropped request " + std::to_string(d.id) + " is not waiting";
+  }
+  return {};
+}
+
 std::vector<Finished> WorkerState::begin(const BatchPlan& plan, TimeUs now_us) {
   std::vector<Finished> dropped;
   if (!plan.drop.empty()) {

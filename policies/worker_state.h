@@ -111,8 +111,14 @@ class WorkerState {
 
   // Carries out the bookkeeping of `plan` before it runs: drops, then preemptions (back to the front
   // of the waiting queue, blocks freed), then entries (waiting ones start; KV blocks for the tokens
-  // this step adds are taken). Dropped sequences are returned. REQUIRES: the plan fits the KV cache.
+  // this step adds are taken). Dropped sequences are returned. REQUIRES: the plan fits the KV cache,
+  // and plan_error(plan) is empty.
   std::vector<Finished> begin(const BatchPlan& plan, TimeUs now_us);
+  // What begin() requires of a plan's ids, checked: "" when every entry is a sequence here (for
+  // an iteration: one that prefills within what it has left, or decodes while decoding), every
+  // preempted one runs and every dropped one waits; else what is wrong. For batchers that are not
+  // trusted to keep begin()'s preconditions (those written in Python).
+  std::string plan_error(const BatchPlan& plan) const;
 
   // The plan's effects once it ran, ending at `now_us`: token counts, first tokens, completions
   // (blocks freed). Returns the completed sequences. Request batches complete every entry.

@@ -250,6 +250,11 @@ std::vector<LifecycleChange> ElasticCluster::decide(const ClusterView& view, con
   for (auto& pool : pools_) {
     PoolSample s = sample(*pool, view, busy_us);
     ScaleDecision d = pool->autoscaler->decide(s);
+    if (d.desired < 0) {
+      throw Error("autoscaling.autoscaler (" + pool->autoscaler->name() + ") for " + pool->model + ": decided " +
+                  std::to_string(d.desired) + " replicas; want >= 0");
+    }
+    if (d.reason.empty()) d.reason = "autoscaler " + pool->autoscaler->name();
     std::string split_reason;
     auto [lo, hi] = split_bounds(*pool, view.now_us, split_reason);
     int desired = std::clamp(d.desired, lo, hi);

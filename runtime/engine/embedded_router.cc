@@ -108,6 +108,10 @@ WorkerCallbacks EmbeddedRouter::callbacks() {
     }
     mail_cv_.notify_one();
   };
+  cb.on_policy_error = [this](int worker, const std::string& error) {
+    std::lock_guard<std::mutex> lock(mail_mu_);
+    if (policy_error_.empty()) policy_error_ = "worker " + worker_name(worker) + ": " + error;
+  };
   cb.on_batch = [this](const BatchRecord& b) {
     std::lock_guard<std::mutex> lock(*parts_.recorder_mu);
     parts_.recorder->batch(b);
@@ -115,6 +119,11 @@ WorkerCallbacks EmbeddedRouter::callbacks() {
     ++steps_;
   };
   return cb;
+}
+
+std::string EmbeddedRouter::policy_error() const {
+  std::lock_guard<std::mutex> lock(mail_mu_);
+  return policy_error_;
 }
 
 void EmbeddedRouter::start_worker(int w) {

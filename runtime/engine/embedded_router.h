@@ -97,6 +97,9 @@ class EmbeddedRouter : private Carrier {
   void run();
 
   std::int64_t steps() const { return steps_.load(); }
+  // The first error a policy threw on a worker thread ("worker NAME: ..."), or "". The worker's
+  // requests ended dropped; the run is to raise it once its outputs are written.
+  std::string policy_error() const;
   // summary.json's "faults" section: fault_report() plus "applied": [{"type", "worker", "event",
   // "at_s", "applied_s"}...] (each fault's "start" and "end", at_s planned, applied_s on the run's
   // clock, and for a crash "rejoined" when the recovered worker had loaded its model and started)
@@ -227,11 +230,12 @@ class EmbeddedRouter : private Carrier {
   std::int64_t lost_on_crash_ = 0;
   nlohmann::json applied_ = nlohmann::json::array();
 
-  std::mutex mail_mu_;
+  mutable std::mutex mail_mu_;
   std::condition_variable mail_cv_;
   std::vector<Message> mail_;  // guarded by mail_mu_: ends posted by worker threads
   std::vector<Loaded> loaded_;  // guarded by mail_mu_: built by loaders, not yet taken by the router
   std::string load_error_;      // guarded by mail_mu_
+  std::string policy_error_;    // guarded by mail_mu_
   std::vector<TimeUs> busy_us_; // guarded by *parts_.recorder_mu: per worker, summed batch durations
   std::vector<std::thread> loaders_;
   std::atomic<std::int64_t> steps_{0};

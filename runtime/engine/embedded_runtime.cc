@@ -75,6 +75,9 @@ nlohmann::json run_embedded(const RunConfig& config, const Trace& input, const E
   }
   if (options.records_out != nullptr) *options.records_out = recorder.records();
   if (!options.out_dir.empty()) write_run_outputs(recorder, summary, options.out_dir, config.sim.timeline);
+  // A policy that threw on a worker thread is an error of the run, as it is in the simulator.
+  const std::string policy_error = router.policy_error();
+  if (!policy_error.empty()) throw Error(policy_error);
   return summary;
 }
 

@@ -318,11 +318,17 @@ void WorkerEngine::serve() {
     if (crashed_) return;
     TimeUs now = clock.now_us();
     take_inbox(now);
-    if (parts_.admission->may_drop_before_start()) {
-      auto dropped = state_.purge_waiting(*parts_.admission, now);
-      end(dropped, now);
+    BatchPlan plan;
+    try {
+      if (parts_.admission->may_drop_before_start()) {
+        auto dropped = state_.purge_waiting(*parts_.admission, now);
+        end(dropped, now);
+      }
+      plan = parts_.batcher->next(state_, now);
+    } catch (const std::exception& e) {
+      if (callbacks_.on_policy_error) callbacks_.on_policy_error(parts_.index, e.what());
+      throw;
     }
-    BatchPlan plan = parts_.batcher->next(state_, now);
     auto dropped = state_.begin(plan, now);
     end(dropped, now);
     for (RequestId id : plan.preempt) parts_.backend->release(id);

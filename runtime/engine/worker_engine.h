@@ -28,6 +28,9 @@ namespace twinfer::runtime {
 struct WorkerCallbacks {
   std::function<void(int worker, const Finished& ended, TimeUs end_us)> on_end;  // completed or dropped
   std::function<void(const BatchRecord& batch)> on_batch;
+  // A policy (the batcher, the admission's purge) threw: an error of the run, reported before the
+  // worker fails (its requests end dropped with it). May be empty.
+  std::function<void(int worker, const std::string& error)> on_policy_error;
 };
 
 // Everything a worker borrows; all must outlive it. `admission` and `cost` are only used through

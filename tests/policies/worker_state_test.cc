@@ -47,6 +47,29 @@ TEST(KvBlocksTest, UntrackedIgnoresTakeAndGive) {
   EXPECT_EQ(kv.free(), 0);
 }
 
+// What begin() requires of a plan, checked for batchers that are not trusted to keep it.
+TEST(WorkerStateTest, PlanErrorNamesWhatBeginWouldRefuse) {
+  WorkerState state(KvCapacity{100, 16});
+  state.enqueue(make_request(1, 0, 40, 3), 0);
+  state.enqueue(make_request(2, 0, 40, 3), 0);
+  const BatchPlan first = iteration({prefill(2, 16)});
+  state.begin(first, 0);
+  state.finish(first, 10);  // 2 runs with 24 tokens left to prefill; 1 waits
+  EXPECT_EQ(state.plan_error(iteration({prefill(1, 16), prefill(2, 24)})), "");
+  EXPECT_EQ(state.plan_error(iteration({prefill(7, 16)})), "batch entry 7 is not on this worker");
+  EXPECT_EQ(state.plan_error(iteration({prefill(2, 25)})),
+            "batch entry 2: prefill_tokens 25 past the 24 left to prefill");
+  EXPECT_EQ(state.plan_error(iteration({decode(2)})), "batch entry 2: decode of a sequence that is not decoding");
+  EXPECT_EQ(state.plan_error(iteration({BatchEntry{1, 0, false}})), "batch entry 1: neither prefills nor decodes");
+  EXPECT_EQ(state.plan_error(iteration({BatchEntry{1, 4, true}})), "batch entry 1: an entry either prefills or decodes");
+  EXPECT_EQ(state.plan_error(iteration({}, {1})), "preempted request 1 is not running");
+  BatchPlan drop;
+  drop.drop.push_back(BatchDrop{2, "no"});
+  EXPECT_EQ(state.plan_error(drop), "dropped request 2 is not waiting");
+  drop.drop[0].id = 1;
+  EXPECT_EQ(state.plan_error(drop), "");
+}
+
 TEST(WorkerStateTest, ChunkedPrefillThenDecodeToCompletion) {
   WorkerState state(KvCapacity{100, 16});
   state.enqueue(make_request(1, 0, /*input=*/40, /*output=*/3), 5);

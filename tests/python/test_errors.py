@@ -112,7 +112,7 @@ def test_wrong_return_type_is_explained(h100x8):
 
 
 def test_worker_index_out_of_range_is_an_error_not_a_crash(h100x8):
-    with pytest.raises(twinfer.Error, match="returned worker 99; the cluster has 8 workers"):
+    with pytest.raises(twinfer.Error, match="router 'out_of_range' chose worker 99 for request 0, but the cluster has 8 workers"):
         twinfer.simulate(h100x8.with_overrides(["policies.router.name=out_of_range"]), twinfer.synthetic_trace(TRACE))
 
 

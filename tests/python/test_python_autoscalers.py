@@ -131,5 +131,5 @@ def test_errors_in_a_python_autoscaler_name_the_key_and_method():
     trace = steady_trace(1, 10)
     with pytest.raises(twinfer.Error, match=r"autoscal.*decide\(\): ValueError: no forecast for you"):
         twinfer.simulate(elastic(["autoscaling.autoscaler.name=raises"]), trace)
-    with pytest.raises(twinfer.Error, match=r"decide\(\): returned -1 replicas"):
+    with pytest.raises(twinfer.Error, match=r"autoscaling.autoscaler \(negative\) for tiny-llm: decided -1 replicas; want >= 0"):
         twinfer.simulate(elastic(["autoscaling.autoscaler.name=negative"]), trace)
