@@ -217,8 +217,9 @@ std::string known_names(const std::vector<T>& items) {
   return s.empty() ? "(none)" : s;
 }
 
-std::string instance_name(const std::string& host, const std::vector<int>& gpus) {
-  std::string name = host + "/gpu" + std::to_string(gpus.front());
+// "node/gpu3", "node/gpu0-1" (tensor parallel); on a CPU device (one CPU worker per slot) "cpu/cpu0".
+std::string instance_name(const std::string& host, const std::vector<int>& gpus, const DeviceProfile& device) {
+  std::string name = host + (device.name == "CPU" ? "/cpu" : "/gpu") + std::to_string(gpus.front());
   if (gpus.size() > 1) name += "-" + std::to_string(gpus.back());
   return name;
 }
@@ -367,7 +368,7 @@ void add_instances(const HostEntry& entry, const HostSpec& host, const std::stri
       inst.index = static_cast<int>(cfg.instances.size());
       inst.host = host.name;
       inst.gpus = allocate_gpus(e, gpus, host, iwhere);
-      inst.name = instance_name(host.name, inst.gpus);
+      inst.name = instance_name(host.name, inst.gpus, device);
       inst.device = device;
       inst.model = *model;
       inst.gpu_link = host.gpu_link;

@@ -1,7 +1,7 @@
 // The reasons a request's lifecycle gives when it ends other than by its worker's answer, worded
 // once for the simulator, the embedded runtime and the gRPC router, so that a simulated and a real
 // run of the same scenario end each request with the same words. Workers are named by their
-// instance's name ("cpu/gpu1"), as in requests.csv.
+// instance's name ("cpu/cpu1"), as in requests.csv.
 #pragma once
 
 #include <string>
@@ -17,9 +17,9 @@ inline constexpr const char* kClientCancelled = "client cancelled the call";
 inline constexpr const char* kHeartbeatLost = "heartbeat lost";
 inline constexpr const char* kConnectionRefused = "connection refused";
 
-// "worker cpu/gpu1 crashed"
+// "worker cpu/cpu1 crashed"
 std::string worker_crashed(const std::string& worker);
-// "worker cpu/gpu1 unreachable: heartbeat lost"
+// "worker cpu/cpu1 unreachable: heartbeat lost"
 std::string worker_unreachable(const std::string& worker, const std::string& why);
 // "no answer within 2000 ms" (milliseconds as few digits as they need: "2.5")
 std::string no_answer_within(TimeUs timeout_us);

@@ -262,7 +262,7 @@ TEST(RouterProtection, GarbageAndTruncatedMessagesLeaveRouterAndWorkersServing) 
     EXPECT_FALSE(s.ok());
   }
   EXPECT_TRUE(cluster.serves());
-  EXPECT_EQ(cluster.router->metrics_text().find("twinfer_worker_up{worker=\"cpu/gpu1\"} 0"), std::string::npos);
+  EXPECT_EQ(cluster.router->metrics_text().find("twinfer_worker_up{worker=\"cpu/cpu1\"} 0"), std::string::npos);
 }
 
 TEST(RouterProtection, AClientThatHangsUpMidCallFreesItsWorker) {
@@ -306,7 +306,7 @@ TEST(RouterProtection, AForwardToAGoneWorkerIsRetriedOnAnother) {
   }
   EXPECT_EQ(completed, 30);
   const std::string metrics = cluster.router->metrics_text();
-  EXPECT_NE(metrics.find("twinfer_worker_up{worker=\"cpu/gpu1\"} 0\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("twinfer_worker_up{worker=\"cpu/cpu1\"} 0\n"), std::string::npos) << metrics;
   EXPECT_EQ(metrics.find("twinfer_retries_total 0\n"), std::string::npos) << "the first forward there failed";
 }
 
@@ -319,7 +319,7 @@ TEST(RouterProtection, WithoutRetriesAGoneWorkersRequestsEndDropped) {
     if (r.outcome == Outcome::kCompleted) continue;
     ASSERT_EQ(r.outcome, Outcome::kDropped) << r.reason;
     EXPECT_EQ(r.worker, 1);
-    EXPECT_EQ(r.reason.rfind("worker cpu/gpu1 unreachable: ", 0), 0u) << r.reason;
+    EXPECT_EQ(r.reason.rfind("worker cpu/cpu1 unreachable: ", 0), 0u) << r.reason;
     ++dropped;
   }
   EXPECT_GE(dropped, 1);

@@ -97,8 +97,8 @@ class RpcElasticProcesses : public ::testing::Test {
   std::unique_ptr<Children> children_;
 };
 
-// configs/cpu_canary.json: tiny-v1 (cpu/gpu0) gets everything until 1 s, then 10 %, 50 % from 2 s,
-// nothing from 3 s; tiny-v2 (cpu/gpu1) the rest. The schedule runs on the replay's clock.
+// configs/cpu_canary.json: tiny-v1 (cpu/cpu0) gets everything until 1 s, then 10 %, 50 % from 2 s,
+// nothing from 3 s; tiny-v2 (cpu/cpu1) the rest. The schedule runs on the replay's clock.
 TEST_F(RpcElasticProcesses, ACanaryScheduleMovesTrafficToTheNewVersionOnTheReplaysClock) {
   const auto ended = serve_and_replay(config_path("cpu_canary.json"), steady_trace(4, 25, 8, "tiny"));
   ASSERT_EQ(ended.size(), 100u);
@@ -107,13 +107,13 @@ TEST_F(RpcElasticProcesses, ACanaryScheduleMovesTrafficToTheNewVersionOnTheRepla
     EXPECT_EQ(e.outcome, "completed") << "request " << id << ": " << e.reason;
     per_second[int(e.arrival_us / kS)][e.worker]++;
   }
-  EXPECT_EQ(per_second[0]["cpu/gpu1"], 0);
-  EXPECT_EQ(per_second[0]["cpu/gpu0"], 25);
-  EXPECT_GT(per_second[2]["cpu/gpu0"], 0);
-  EXPECT_GT(per_second[2]["cpu/gpu1"], 0);
-  EXPECT_LT(per_second[1]["cpu/gpu1"], per_second[2]["cpu/gpu1"]);
-  EXPECT_EQ(per_second[3]["cpu/gpu0"], 0);
-  EXPECT_EQ(per_second[3]["cpu/gpu1"], 25);
+  EXPECT_EQ(per_second[0]["cpu/cpu1"], 0);
+  EXPECT_EQ(per_second[0]["cpu/cpu0"], 25);
+  EXPECT_GT(per_second[2]["cpu/cpu0"], 0);
+  EXPECT_GT(per_second[2]["cpu/cpu1"], 0);
+  EXPECT_LT(per_second[1]["cpu/cpu1"], per_second[2]["cpu/cpu1"]);
+  EXPECT_EQ(per_second[3]["cpu/cpu0"], 0);
+  EXPECT_EQ(per_second[3]["cpu/cpu1"], 25);
 }
 
 // configs/cpu_hot_swap.json: tiny-v1 (workers 0 and 1) serves until 2 s, then tiny-v2 (workers 2
@@ -134,13 +134,13 @@ TEST_F(RpcElasticProcesses, AHotSwapStartsTheNewVersionsProcessesAndStopsTheOldO
   for (const auto& [id, e] : ended) {
     EXPECT_EQ(e.outcome, "completed") << "request " << id << ": " << e.reason;
     if (e.arrival_us < 2 * kS) {
-      EXPECT_TRUE(e.worker == "cpu/gpu0" || e.worker == "cpu/gpu1") << id;
+      EXPECT_TRUE(e.worker == "cpu/cpu0" || e.worker == "cpu/cpu1") << id;
     }
     // A process start and a model load take well under a second here: tiny-v2 serves by 3 s.
     if (e.arrival_us >= 3 * kS) {
-      EXPECT_TRUE(e.worker == "cpu/gpu2" || e.worker == "cpu/gpu3") << id;
+      EXPECT_TRUE(e.worker == "cpu/cpu2" || e.worker == "cpu/cpu3") << id;
     }
-    on_v2 += e.worker == "cpu/gpu2" || e.worker == "cpu/gpu3";
+    on_v2 += e.worker == "cpu/cpu2" || e.worker == "cpu/cpu3";
   }
   EXPECT_GE(on_v2, 25);
 }

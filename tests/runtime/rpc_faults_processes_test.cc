@@ -162,7 +162,7 @@ class RpcFaultsProcesses : public ::testing::Test {
       ++completed;
       const double latency = row.end_s - row.arrival_s;
       (row.arrival_s < killed_s ? before : row.arrival_s < rejoined_s ? during : after).push_back(latency);
-      if (row.worker == "cpu/gpu1" && row.start_s > rejoined_s) ++worker1_after_rejoin;
+      if (row.worker == "cpu/cpu1" && row.start_s > rejoined_s) ++worker1_after_rejoin;
     }
     EXPECT_EQ(ids.size(), 120u);
     EXPECT_EQ(*ids.begin(), 0);
@@ -172,10 +172,10 @@ class RpcFaultsProcesses : public ::testing::Test {
     EXPECT_GE(worker1_after_rejoin, 1) << "the restarted worker served nothing after it came back";
 
     const std::string metrics = http_get(metrics_port_, "/metrics");
-    EXPECT_NE(metrics.find("twinfer_worker_up{worker=\"cpu/gpu1\"} 1\n"), std::string::npos) << metrics;
+    EXPECT_NE(metrics.find("twinfer_worker_up{worker=\"cpu/cpu1\"} 1\n"), std::string::npos) << metrics;
     std::smatch m;
     const std::string page = metrics;
-    ASSERT_TRUE(std::regex_search(page, m, std::regex("twinfer_worker_failures_total\\{worker=\"cpu/gpu1\"\\} ([0-9]+)")));
+    ASSERT_TRUE(std::regex_search(page, m, std::regex("twinfer_worker_failures_total\\{worker=\"cpu/cpu1\"\\} ([0-9]+)")));
     EXPECT_GE(std::stoi(m[1].str()), 1) << "the kill was seen";
     std::smatch retries;
     ASSERT_TRUE(std::regex_search(page, retries, std::regex("twinfer_retries_total ([0-9]+)")));
@@ -216,7 +216,7 @@ TEST_F(RpcFaultsProcesses, KillNineOfOneWorkerLosesNoRequestAndTheWorkerRejoins)
   while (Clock::now() < until && worker_pid(1) == victim) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   ASSERT_NE(worker_pid(1), victim) << log("serve.log");
   while (Clock::now() < until &&
-         http_get(metrics_port_, "/metrics").find("twinfer_worker_up{worker=\"cpu/gpu1\"} 1\n") == std::string::npos) {
+         http_get(metrics_port_, "/metrics").find("twinfer_worker_up{worker=\"cpu/cpu1\"} 1\n") == std::string::npos) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   const double rejoined_s = seconds_since(began);
@@ -290,7 +290,7 @@ TEST_F(RpcFaultsProcesses, PartitionLinkSlowdownAndRouterRestartEndEveryRequestO
     } else {
       EXPECT_EQ(row.outcome, "dropped") << "request " << row.id << ": " << row.reason;
       // Lost at the restart, or cut off the partitioned worker and refused a retry.
-      const bool known = row.reason == "router restarted" || row.reason == "worker cpu/gpu2 unreachable: heartbeat lost";
+      const bool known = row.reason == "router restarted" || row.reason == "worker cpu/cpu2 unreachable: heartbeat lost";
       EXPECT_TRUE(known) << "request " << row.id << ": " << row.reason;
     }
   }

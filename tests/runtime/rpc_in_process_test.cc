@@ -84,7 +84,7 @@ TEST(RpcInProcess, EveryRequestEndsOnceOnAWorkerWithOrderedTimes) {
   EXPECT_EQ(used.size(), 3u) << "least_outstanding spreads overlapping requests over every worker";
 
   // The Recorder's view of the same run, with the workers' batches.
-  nlohmann::json s = record_replay(run, {"cpu/gpu0", "cpu/gpu1", "cpu/gpu2"}, config.workload.slo, 1.0, "");
+  nlohmann::json s = record_replay(run, {"cpu/cpu0", "cpu/cpu1", "cpu/cpu2"}, config.workload.slo, 1.0, "");
   EXPECT_EQ(s["requests"]["total"], 40);
   EXPECT_EQ(s["requests"]["completed"], 40);
   EXPECT_TRUE(run.batch_errors.empty());
@@ -196,8 +196,8 @@ TEST(RpcInProcess, MetricsAndHealthzAnswerOverHttp) {
   for (const char* line :
        {"twinfer_requests_total{outcome=\"completed\"} 6\n", "twinfer_requests_total{outcome=\"rejected\"} 0\n",
         "twinfer_requests_total{outcome=\"dropped\"} 0\n", "twinfer_latency_seconds_count 6\n",
-        "twinfer_latency_seconds_bucket{le=\"+Inf\"} 6\n", "twinfer_worker_up{worker=\"cpu/gpu0\"} 1\n",
-        "twinfer_worker_up{worker=\"cpu/gpu2\"} 1\n", "twinfer_worker_in_flight{worker=\"cpu/gpu1\"} 0\n",
+        "twinfer_latency_seconds_bucket{le=\"+Inf\"} 6\n", "twinfer_worker_up{worker=\"cpu/cpu0\"} 1\n",
+        "twinfer_worker_up{worker=\"cpu/cpu2\"} 1\n", "twinfer_worker_in_flight{worker=\"cpu/cpu1\"} 0\n",
         "# TYPE twinfer_ttft_seconds histogram\n", "# TYPE twinfer_worker_waiting gauge\n"}) {
     EXPECT_NE(metrics.find(line), std::string::npos) << "missing: " << line << metrics;
   }

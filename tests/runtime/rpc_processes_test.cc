@@ -181,8 +181,8 @@ TEST_F(RpcProcesses, WithoutRetriesAKilledWorkersRequestsEndAsDroppedAndLaterOne
     const std::string& reason = row[7];
     if (outcome == "dropped") {
       ++dropped;
-      EXPECT_EQ(worker, "cpu/gpu1");
-      EXPECT_EQ(reason.rfind("worker cpu/gpu1 unreachable: ", 0), 0u) << reason;
+      EXPECT_EQ(worker, "cpu/cpu1");
+      EXPECT_EQ(reason.rfind("worker cpu/cpu1 unreachable: ", 0), 0u) << reason;
     } else {
       EXPECT_EQ(outcome, "completed") << reason;
     }
@@ -190,7 +190,7 @@ TEST_F(RpcProcesses, WithoutRetriesAKilledWorkersRequestsEndAsDroppedAndLaterOne
     if (std::stod(row[1]) * 1e-6 > killed_s + 1.0) {
       ++after_kill;
       EXPECT_EQ(outcome, "completed") << "request " << row[0];
-      EXPECT_NE(worker, "cpu/gpu1") << "request " << row[0];
+      EXPECT_NE(worker, "cpu/cpu1") << "request " << row[0];
     }
   }
   EXPECT_EQ(q["dropped"], dropped);
@@ -199,8 +199,8 @@ TEST_F(RpcProcesses, WithoutRetriesAKilledWorkersRequestsEndAsDroppedAndLaterOne
   EXPECT_NE(children_->log("serve.log").find("-> down: "), std::string::npos) << children_->log("serve.log");
 
   const std::string metrics = http_get(metrics_port_, "/metrics");
-  EXPECT_NE(metrics.find("twinfer_worker_up{worker=\"cpu/gpu1\"} 0\n"), std::string::npos) << metrics;
-  EXPECT_NE(metrics.find("twinfer_worker_up{worker=\"cpu/gpu0\"} 1\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("twinfer_worker_up{worker=\"cpu/cpu1\"} 0\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("twinfer_worker_up{worker=\"cpu/cpu0\"} 1\n"), std::string::npos) << metrics;
   EXPECT_NE(metrics.find("twinfer_requests_total{outcome=\"dropped\"} " + std::to_string(dropped) + "\n"),
             std::string::npos)
       << metrics;

@@ -150,7 +150,7 @@ TEST_F(TwinOutcomes, ACrashWithoutRetriesDropsWithTheSameReasonInTheSimulatorAnd
         EXPECT_EQ(ended.first, "completed") << "request " << id << ": " << ended.second;
       }
     }
-    EXPECT_EQ(dropped_reasons, std::set<std::string>{"worker cpu/gpu1 crashed; gave up after 1 attempt"});
+    EXPECT_EQ(dropped_reasons, std::set<std::string>{"worker cpu/cpu1 crashed; gave up after 1 attempt"});
   }
 }
 

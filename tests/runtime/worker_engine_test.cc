@@ -196,7 +196,7 @@ TEST(WorkerEngine, AFailingBackendDropsEverythingWithTheReasonAndReportsTheWorke
     ids.insert(f.seq.request.id);
     if (f.outcome != Outcome::kDropped) continue;
     ++dropped;
-    EXPECT_EQ(f.reason, "worker cpu/gpu0 failed: injected fault");
+    EXPECT_EQ(f.reason, "worker cpu/cpu0 failed: injected fault");
   }
   EXPECT_GE(dropped, 2);
   EXPECT_EQ(h.ended_.size(), t.requests.size() + 1);
