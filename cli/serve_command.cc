@@ -4,12 +4,9 @@
 
 #include "policies/error.h"
 #include "policies/faults/fault_scenario.h"
-#include "runtime/rpc/fault_proxy.h"
 #include "runtime/rpc/router_server.h"
-#include "runtime/rpc/serve_faults.h"
+#include "runtime/rpc/serve_stack.h"
 #include "runtime/rpc/stop_signals.h"
-#include "runtime/rpc/wire.h"
-#include "runtime/rpc/worker_supervisor.h"
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/help.h"
@@ -69,18 +66,6 @@ int integer_option(const Args& args, const std::string& name, int fallback, int 
   return static_cast<int>(v);
 }
 
-// The arguments of `twinfer worker` for instance w of the config.
-std::vector<std::string> worker_args(const Args& args, int w, int port, std::uint64_t seed) {
-  std::vector<std::string> out = {"worker",   "--config", args.required("config"), "--id", std::to_string(w),
-                                  "--listen", "127.0.0.1:" + std::to_string(port), "--seed", std::to_string(seed),
-                                  "--device", args.get("device", "cpu")};
-  for (const auto& s : args.all("set")) {
-    out.push_back("--set");
-    out.push_back(s);
-  }
-  return out;
-}
-
 }  // namespace
 
 int serve_command(int argc, char** argv) {
@@ -89,100 +74,44 @@ int serve_command(int argc, char** argv) {
             {"config", "workers", "listen", "metrics-port", "seed", "poll-ms", "state-timeout-ms", "connect-timeout-s",
              "restart-after-s", "device", "faults", "faults-start"},
             {"spawn-workers"}, {"set"});
-  RunConfig config = load_run_config(args.required("config"), args.all("set"));
-  const std::size_t n = config.cluster.instances.size();
-  const bool spawn = args.has("spawn-workers");
-  runtime::require_router_server_support(config, spawn);  // before any worker is started
-  std::vector<std::string> workers = args.list("workers");
-  if (spawn && !workers.empty()) throw Error("--workers and --spawn-workers exclude each other");
-  if (!spawn && workers.empty()) {
-    throw Error("--workers (one HOST:PORT per instance of the config) or --spawn-workers is required");
-  }
-  if (!spawn && (args.has("restart-after-s") || args.has("device"))) {
+  runtime::ServeStackOptions o;
+  o.config_path = args.required("config");
+  o.overrides = args.all("set");
+  o.config = load_run_config(o.config_path, o.overrides);
+  o.spawn_workers = args.has("spawn-workers");
+  o.workers = args.list("workers");
+  if (!o.spawn_workers && (args.has("restart-after-s") || args.has("device"))) {
     throw Error("--restart-after-s and --device need --spawn-workers");
   }
-  runtime::RouterServerOptions opt;
-  opt.listen = args.get("listen", "127.0.0.1:50060");
-  opt.metrics_port = args.has("metrics-port") ? integer_option(args, "metrics-port", 0, 0) : -1;
-  opt.seed = static_cast<std::uint64_t>(integer_option(args, "seed", 1, 0));
-  opt.poll_interval_ms = integer_option(args, "poll-ms", 5, 1);
-  opt.state_timeout_ms = integer_option(args, "state-timeout-ms", 2000, 1);
-  opt.connect_timeout_ms = 1000 * integer_option(args, "connect-timeout-s", 30, 0);
-  const double restart_after_s = args.number("restart-after-s", 1);
-  if (!(restart_after_s >= 0)) throw Error("--restart-after-s: expected a number >= 0");
+  o.device = args.get("device", "cpu");
+  o.router.listen = args.get("listen", "127.0.0.1:50060");
+  o.router.metrics_port = args.has("metrics-port") ? integer_option(args, "metrics-port", 0, 0) : -1;
+  o.router.seed = static_cast<std::uint64_t>(integer_option(args, "seed", 1, 0));
+  o.router.poll_interval_ms = integer_option(args, "poll-ms", 5, 1);
+  o.router.state_timeout_ms = integer_option(args, "state-timeout-ms", 2000, 1);
+  o.router.connect_timeout_ms = 1000 * integer_option(args, "connect-timeout-s", 30, 0);
+  o.restart_after_s = args.number("restart-after-s", 1);
+  if (!(o.restart_after_s >= 0)) throw Error("--restart-after-s: expected a number >= 0");
   const std::string faults_start = args.get("faults-start", "listen");
   if (faults_start != "listen" && faults_start != "first-request") {
     throw Error("--faults-start: expected 'listen' or 'first-request', got '" + faults_start + "'");
   }
-  FaultScenario scenario;
-  if (args.has("faults")) scenario = load_fault_scenario(args.get("faults"), config.cluster);
+  o.faults_from_first_request = faults_start == "first-request";
+  if (args.has("faults")) o.faults = load_fault_scenario(args.get("faults"), o.config.cluster);
 
   const sigset_t stop = runtime::block_stop_signals();
-  std::unique_ptr<runtime::WorkerSupervisor> supervisor;
-  if (spawn) {
-    runtime::SupervisorOptions s;
-    s.binary = runtime::self_executable();
-    s.restart_after_s = restart_after_s;
-    // Elastic pools: the router starts each worker when its pool first needs it.
-    if (config.autoscaling.enabled()) s.start_retired.assign(n, true);
-    const std::vector<int> ports = runtime::free_loopback_ports(static_cast<int>(n));
-    for (std::size_t w = 0; w < n; ++w) {
-      s.args.push_back(worker_args(args, static_cast<int>(w), ports[w], opt.seed));
-      workers.push_back("127.0.0.1:" + std::to_string(ports[w]));
-    }
-    supervisor = std::make_unique<runtime::WorkerSupervisor>(s);
-    supervisor->start();
-    opt.processes = supervisor.get();
-  }
-  // Link faults need serve's connections to those workers to pass through a proxy.
-  runtime::FaultTargets targets;
-  targets.supervisor = supervisor.get();
-  targets.workers = workers;
-  std::vector<std::unique_ptr<runtime::FaultProxy>> proxies;
-  std::vector<std::string> routed = workers;
-  const std::vector<bool> needs_proxy = runtime::workers_needing_proxies(scenario, workers.size());
-  for (std::size_t w = 0; w < workers.size(); ++w) {
-    if (!needs_proxy[w]) {
-      targets.proxies.push_back(nullptr);
-      continue;
-    }
-    runtime::check_address(workers[w], "--workers");
-    const std::size_t colon = workers[w].rfind(':');
-    proxies.push_back(std::make_unique<runtime::FaultProxy>(workers[w].substr(0, colon),
-                                                            std::stoi(workers[w].substr(colon + 1)), opt.seed + w));
-    targets.proxies.push_back(proxies.back().get());
-    routed[w] = proxies.back()->address();
-  }
-  if (!scenario.empty()) {
-    runtime::FaultTargets check = targets;
-    check.router = nullptr;
-    runtime::check_fault_targets(scenario, check);
-  }
-  runtime::RouterServer server(config, routed, opt);
-  targets.router = &server;
-  std::unique_ptr<runtime::FaultInjector> injector;
-  if (!scenario.empty()) injector = std::make_unique<runtime::FaultInjector>(scenario, targets);
-  const TimeUs listening_us = runtime::monotonic_now_us();
-  std::printf("twinfer serve listening on %s, routing to %zu worker(s)", server.address().c_str(), workers.size());
-  if (spawn) std::printf(" (started by serve)");
+  runtime::ServeStack stack(std::move(o));
+  runtime::RouterServer& server = stack.router();
+  std::printf("twinfer serve listening on %s, routing to %zu worker(s)", server.address().c_str(), stack.workers());
+  if (stack.spawned()) std::printf(" (started by serve)");
   if (server.metrics_port() >= 0) std::printf(", metrics on port %d (/metrics, /healthz)", server.metrics_port());
-  if (injector) std::printf(", %zu fault(s) from %s", scenario.faults.size(), faults_start.c_str());
+  if (stack.has_faults()) std::printf(", %zu fault(s) from %s", stack.faults().faults.size(), faults_start.c_str());
   std::printf("\n");
   std::fflush(stdout);
-  if (injector) {
-    if (faults_start == "listen") {
-      injector->start([listening_us] { return listening_us; });
-    } else {
-      injector->start([&server] { return server.first_request_us(); });
-    }
-  }
+  stack.start_faults();
   const int signal = runtime::wait_for_stop_signal(stop);
   std::fprintf(stderr, "twinfer serve: %s, answering the requests in flight\n", strsignal(signal));
-  if (injector) injector->stop();
-  server.start_after_restart();  // a router down for a restart when the signal came
-  server.shutdown();
-  if (supervisor) supervisor->stop();
-  for (auto& p : proxies) p->stop();
+  stack.stop();
   std::fprintf(stderr, "twinfer serve: stopped\n");
   return 0;
 }
