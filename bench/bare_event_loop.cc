@@ -5,7 +5,7 @@
 #include <queue>
 #include <vector>
 
-#include "policies/run_policies.h"
+#include "serving/run_policies.h"
 #include "policies/worker_state.h"
 
 namespace twinfer::bench {

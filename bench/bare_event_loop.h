@@ -5,7 +5,7 @@
 
 #include <cstdint>
 
-#include "policies/run_config.h"
+#include "serving/run_config.h"
 #include "traces/trace.h"
 
 namespace twinfer::bench {

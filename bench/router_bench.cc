@@ -24,8 +24,8 @@
 
 #include <grpcpp/grpcpp.h>
 
-#include "policies/error.h"
-#include "policies/run_config.h"
+#include "core/error.h"
+#include "serving/run_config.h"
 #include "runtime/engine/embedded_runtime.h"
 #include "runtime/rpc/router_server.h"
 #include "runtime/rpc/twinfer.grpc.pb.h"

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "bench/bare_event_loop.h"
-#include "policies/error.h"
+#include "core/error.h"
 #include "policies/registry.h"
 #include "sim/simulator.h"
 #include "traces/synthetic.h"

@@ -4,7 +4,7 @@
 #include <pybind11/stl.h>
 
 #include "bindings/bindings.h"
-#include "policies/run_config.h"
+#include "serving/run_config.h"
 
 namespace twinfer::py_bindings {
 namespace {

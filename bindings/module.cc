@@ -1,6 +1,6 @@
 #include "bindings/bindings.h"
 
-#include "policies/error.h"
+#include "core/error.h"
 
 namespace twinfer::py_bindings {
 

@@ -5,7 +5,7 @@
 
 #include "bindings/bindings.h"
 #include "bindings/python_policies.h"
-#include "policies/error.h"
+#include "core/error.h"
 #include "policies/registry.h"
 
 namespace twinfer::py_bindings {

@@ -11,7 +11,7 @@
 #include "policies/autoscaler.h"
 #include "policies/batcher.h"
 #include "policies/cluster_view.h"
-#include "policies/request.h"
+#include "core/request.h"
 #include "policies/router.h"
 #include "policies/worker_state.h"
 

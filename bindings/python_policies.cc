@@ -3,7 +3,7 @@
 #include <vector>
 
 #include "bindings/bindings.h"
-#include "policies/error.h"
+#include "core/error.h"
 #include "policies/registry.h"
 
 namespace twinfer::py_bindings {

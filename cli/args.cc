@@ -2,7 +2,7 @@
 
 #include <cstdlib>
 
-#include "policies/error.h"
+#include "core/error.h"
 
 namespace twinfer::cli {
 

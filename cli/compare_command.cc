@@ -1,7 +1,7 @@
 #include <iostream>
 
-#include "policies/error.h"
-#include "policies/recorder.h"
+#include "core/error.h"
+#include "serving/recorder.h"
 #include "policies/registry.h"
 #include "cli/args.h"
 #include "cli/commands.h"

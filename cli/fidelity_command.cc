@@ -4,8 +4,8 @@
 #include <fstream>
 #include <iostream>
 
-#include "policies/error.h"
-#include "policies/recorder.h"
+#include "core/error.h"
+#include "serving/recorder.h"
 #include "runtime/engine/embedded_runtime.h"
 #include "runtime/engine/profiler.h"
 #include "cli/args.h"

@@ -3,7 +3,7 @@
 #include <cstring>
 #include <string>
 
-#include "policies/error.h"
+#include "core/error.h"
 #include "cli/commands.h"
 
 namespace {

@@ -1,7 +1,7 @@
 #include <fstream>
 #include <iostream>
 
-#include "policies/error.h"
+#include "core/error.h"
 #include "runtime/engine/profiler.h"
 #include "cli/args.h"
 #include "cli/commands.h"

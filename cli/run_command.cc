@@ -1,6 +1,6 @@
 #include <iostream>
 
-#include "policies/error.h"
+#include "core/error.h"
 #include "runtime/engine/embedded_runtime.h"
 #include "cli/args.h"
 #include "cli/commands.h"

@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "policies/error.h"
+#include "core/error.h"
 
 namespace twinfer::cli {
 

@@ -1,9 +1,9 @@
 // Loading the config, trace and run options that sim, run, compare and fidelity share.
 #pragma once
 
-#include "policies/faults/fault_scenario.h"
-#include "policies/run_config.h"
-#include "policies/run_options.h"
+#include "serving/faults/fault_scenario.h"
+#include "serving/run_config.h"
+#include "serving/run_options.h"
 #include "cli/args.h"
 #include "traces/trace.h"
 

@@ -2,8 +2,8 @@
 #include <cstring>
 #include <memory>
 
-#include "policies/error.h"
-#include "policies/faults/fault_scenario.h"
+#include "core/error.h"
+#include "serving/faults/fault_scenario.h"
 #include "runtime/rpc/router_server.h"
 #include "runtime/rpc/serve_stack.h"
 #include "runtime/rpc/stop_signals.h"

@@ -1,7 +1,7 @@
 #include <iostream>
 
-#include "policies/error.h"
-#include "policies/run_config.h"
+#include "core/error.h"
+#include "serving/run_config.h"
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/help.h"

@@ -5,7 +5,7 @@
 #include <fstream>
 #include <iomanip>
 
-#include "policies/error.h"
+#include "core/error.h"
 
 namespace twinfer::cli {
 

@@ -3,10 +3,10 @@
 #include <iostream>
 #include <sstream>
 
-#include "policies/error.h"
-#include "policies/json_file.h"
-#include "policies/recorder.h"
-#include "policies/run_config.h"
+#include "core/error.h"
+#include "core/json_file.h"
+#include "serving/recorder.h"
+#include "serving/run_config.h"
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/help.h"

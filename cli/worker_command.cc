@@ -1,7 +1,7 @@
 #include <cstdio>
 #include <cstring>
 
-#include "policies/error.h"
+#include "core/error.h"
 #include "runtime/rpc/stop_signals.h"
 #include "runtime/rpc/worker_server.h"
 #include "cli/args.h"

@@ -1,13 +1,13 @@
 // Autoscaler: how many replicas a pool of workers should have. A pool is the set of workers that
-// serve one model (see policies/elastic/elastic_cluster.h); the driver asks the pool's autoscaler once per
+// serve one model (see serving/elastic/elastic_cluster.h); the driver asks the pool's autoscaler once per
 // decision interval and starts (with a cold start) or drains workers to reach the answer.
 #pragma once
 
 #include <cstdint>
 #include <string>
 
-#include "policies/cluster_config.h"
-#include "policies/time.h"
+#include "core/cluster_config.h"
+#include "core/time.h"
 
 namespace twinfer {
 

@@ -1,7 +1,7 @@
 // The only way anything in the policy layer learns the time (STYLE.md rule 2).
 #pragma once
 
-#include "policies/time.h"
+#include "core/time.h"
 
 namespace twinfer {
 

@@ -5,9 +5,9 @@
 #include <string>
 #include <vector>
 
-#include "policies/cluster_config.h"
-#include "policies/request.h"
-#include "policies/time.h"
+#include "core/cluster_config.h"
+#include "core/request.h"
+#include "core/time.h"
 
 namespace twinfer {
 

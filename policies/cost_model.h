@@ -5,8 +5,8 @@
 #include <cstdint>
 #include <string>
 
-#include "policies/cluster_config.h"
-#include "policies/time.h"
+#include "core/cluster_config.h"
+#include "core/time.h"
 
 namespace twinfer {
 

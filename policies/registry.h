@@ -15,7 +15,7 @@
 #include "policies/autoscaler.h"
 #include "policies/batcher.h"
 #include "policies/cost_model.h"
-#include "policies/params.h"
+#include "core/params.h"
 #include "policies/router.h"
 #include "policies/traffic_split.h"
 

@@ -1,6 +1,6 @@
 #include "policies/router.h"
 
-#include "policies/error.h"
+#include "core/error.h"
 
 namespace twinfer {
 

@@ -4,7 +4,7 @@
 #include <string>
 
 #include "policies/cluster_view.h"
-#include "policies/request.h"
+#include "core/request.h"
 
 namespace twinfer {
 

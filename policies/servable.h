@@ -6,7 +6,7 @@
 #include <string>
 
 #include "policies/cluster_view.h"
-#include "policies/request.h"
+#include "core/request.h"
 #include "policies/worker_state.h"
 
 namespace twinfer {

@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "policies/request.h"
-#include "policies/time.h"
+#include "core/request.h"
+#include "core/time.h"
 
 namespace twinfer {
 

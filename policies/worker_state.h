@@ -11,8 +11,8 @@
 #include "policies/admission.h"
 #include "policies/batcher.h"
 #include "policies/cost_model.h"
-#include "policies/request.h"
-#include "policies/time.h"
+#include "core/request.h"
+#include "core/time.h"
 
 namespace twinfer {
 

@@ -39,15 +39,15 @@
 
 #include "policies/admission.h"
 #include "policies/cluster_view.h"
-#include "policies/elastic/elastic_cluster.h"
-#include "policies/health/retry_policy.h"
-#include "policies/health/worker_health.h"
-#include "policies/protection.h"
-#include "policies/recorder.h"
-#include "policies/request.h"
+#include "serving/elastic/elastic_cluster.h"
+#include "serving/health/retry_policy.h"
+#include "serving/health/worker_health.h"
+#include "serving/protection.h"
+#include "serving/recorder.h"
+#include "core/request.h"
 #include "policies/router.h"
-#include "policies/splits/version_choice.h"
-#include "policies/time.h"
+#include "serving/splits/version_choice.h"
+#include "core/time.h"
 
 namespace twinfer {
 

@@ -1,6 +1,6 @@
 #include "serving/lifecycle_reasons.h"
 
-#include "policies/params.h"
+#include "core/params.h"
 
 namespace twinfer::reasons {
 

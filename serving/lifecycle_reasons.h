@@ -6,7 +6,7 @@
 
 #include <string>
 
-#include "policies/time.h"
+#include "core/time.h"
 
 namespace twinfer::reasons {
 

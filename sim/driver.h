@@ -15,12 +15,12 @@
 #include <nlohmann/json.hpp>
 #include <simgrid/s4u.hpp>
 
-#include "policies/elastic/elastic_cluster.h"
-#include "policies/faults/fault_scenario.h"
-#include "policies/health/worker_health.h"
-#include "policies/protection.h"
-#include "policies/recorder.h"
-#include "policies/splits/version_choice.h"
+#include "serving/elastic/elastic_cluster.h"
+#include "serving/faults/fault_scenario.h"
+#include "serving/health/worker_health.h"
+#include "serving/protection.h"
+#include "serving/recorder.h"
+#include "serving/splits/version_choice.h"
 #include "policies/registry.h"
 #include "policies/worker_state.h"
 #include "serving/dispatcher.h"

@@ -5,7 +5,7 @@
 
 #include <simgrid/kernel/Timer.hpp>
 
-#include "policies/faults/fault_report.h"
+#include "serving/faults/fault_report.h"
 #include "sim/driver.h"
 
 namespace twinfer::sim {

@@ -6,8 +6,8 @@
 
 #include <simgrid/s4u.hpp>
 
-#include "policies/cluster_config.h"
-#include "policies/time.h"
+#include "core/cluster_config.h"
+#include "core/time.h"
 
 namespace twinfer::sim {
 

@@ -4,7 +4,7 @@
 #include <chrono>
 #include <cstddef>
 
-#include "policies/time.h"
+#include "core/time.h"
 
 namespace twinfer::sim {
 

@@ -11,9 +11,9 @@
 #include <simgrid/kernel/Timer.hpp>
 #include <xbt/log.h>
 
-#include "policies/error.h"
+#include "core/error.h"
 #include "serving/lifecycle_reasons.h"
-#include "policies/run_policies.h"
+#include "serving/run_policies.h"
 #include "sim/driver.h"
 
 namespace twinfer::sim {

@@ -3,7 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "policies/run_config.h"
+#include "serving/run_config.h"
 #include "sim/simulator.h"
 #include "traces/trace.h"
 

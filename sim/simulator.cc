@@ -9,8 +9,8 @@
 #include <cstring>
 #include <string>
 
-#include "policies/error.h"
-#include "policies/recorder.h"
+#include "core/error.h"
+#include "serving/recorder.h"
 #include "sim/sim_driver.h"
 
 namespace twinfer::sim {

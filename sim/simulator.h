@@ -8,8 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "policies/run_config.h"
-#include "policies/run_options.h"
+#include "serving/run_config.h"
+#include "serving/run_options.h"
 #include "traces/trace.h"
 
 namespace twinfer::sim {

@@ -11,10 +11,10 @@
 #include <string>
 #include <vector>
 
-#include "policies/cluster_config.h"
+#include "core/cluster_config.h"
 #include "policies/cluster_view.h"
 #include "policies/cost_model.h"
-#include "policies/request.h"
+#include "core/request.h"
 
 namespace twinfer::testing {
 

@@ -1,6 +1,6 @@
 // Azure LLM inference trace 2023 (Splitwise): TIMESTAMP,ContextTokens,GeneratedTokens with
 // wall-clock timestamps such as "2023-11-16 18:17:03.9799600".
-#include "policies/error.h"
+#include "core/error.h"
 #include "traces/csv_table.h"
 #include "traces/trace_formats.h"
 

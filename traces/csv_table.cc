@@ -1,6 +1,6 @@
 #include "traces/csv_table.h"
 
-#include "policies/error.h"
+#include "core/error.h"
 
 namespace twinfer {
 

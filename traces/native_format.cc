@@ -4,7 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "policies/error.h"
+#include "core/error.h"
 #include "traces/csv_table.h"
 #include "traces/json_line.h"
 #include "traces/trace_formats.h"

@@ -1,7 +1,7 @@
 #include <cmath>
 #include <string>
 
-#include "policies/error.h"
+#include "core/error.h"
 #include "traces/sampling.h"
 #include "traces/trace.h"
 

@@ -5,8 +5,8 @@
 #include <memory>
 #include <random>
 
-#include "policies/error.h"
-#include "policies/params.h"
+#include "core/error.h"
+#include "core/params.h"
 #include "traces/sampling.h"
 
 namespace twinfer {

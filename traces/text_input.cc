@@ -9,7 +9,7 @@
 #include <limits>
 #include <memory>
 
-#include "policies/error.h"
+#include "core/error.h"
 
 namespace twinfer {
 

@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "policies/time.h"
+#include "core/time.h"
 
 namespace twinfer {
 

@@ -6,7 +6,7 @@
 #include <string_view>
 #include <vector>
 
-#include "policies/request.h"
+#include "core/request.h"
 
 namespace twinfer {
 

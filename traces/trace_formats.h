@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "policies/request.h"
+#include "core/request.h"
 #include "traces/text_input.h"
 #include "traces/trace.h"
 

@@ -4,7 +4,7 @@
 #include <cstdio>
 #include <cstring>
 
-#include "policies/error.h"
+#include "core/error.h"
 #include "traces/csv_table.h"
 #include "traces/json_line.h"
 #include "traces/trace.h"

@@ -6,7 +6,7 @@
 
 #include "policies/admission.h"
 #include "policies/cost_model.h"
-#include "policies/params.h"
+#include "core/params.h"
 
 namespace twinfer {
 

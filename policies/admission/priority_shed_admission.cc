@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cassert>
 
-#include "policies/params.h"
+#include "core/params.h"
 #include "policies/router.h"
 
 namespace twinfer {

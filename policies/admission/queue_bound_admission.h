@@ -5,7 +5,7 @@
 #include <string>
 
 #include "policies/admission.h"
-#include "policies/params.h"
+#include "core/params.h"
 
 namespace twinfer {
 

@@ -5,7 +5,7 @@
 #include "policies/autoscalers/queue_depth_autoscaler.h"
 #include "policies/autoscalers/target_utilization_autoscaler.h"
 #include "policies/registry.h"
-#include "policies/slo.h"
+#include "core/slo.h"
 
 namespace twinfer {
 namespace {

@@ -4,7 +4,7 @@
 #include <cassert>
 #include <cmath>
 
-#include "policies/model_dimensions.h"
+#include "core/model_dimensions.h"
 
 namespace twinfer {
 namespace {

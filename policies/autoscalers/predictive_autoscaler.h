@@ -13,8 +13,8 @@
 #include "policies/autoscalers/rate_forecast.h"
 #include "policies/autoscalers/stabilization.h"
 #include "policies/cost_model.h"
-#include "policies/params.h"
-#include "policies/slo.h"
+#include "core/params.h"
+#include "core/slo.h"
 
 namespace twinfer {
 

@@ -7,8 +7,8 @@
 #include <utility>
 
 #include "policies/autoscaler.h"
-#include "policies/params.h"
-#include "policies/time.h"
+#include "core/params.h"
+#include "core/time.h"
 
 namespace twinfer {
 

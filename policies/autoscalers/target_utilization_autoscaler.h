@@ -6,7 +6,7 @@
 
 #include "policies/autoscaler.h"
 #include "policies/autoscalers/stabilization.h"
-#include "policies/params.h"
+#include "core/params.h"
 
 namespace twinfer {
 

@@ -4,10 +4,10 @@
 #include <cstdint>
 #include <string>
 
-#include "policies/cluster_config.h"
+#include "core/cluster_config.h"
 #include "policies/cost_model.h"
-#include "policies/params.h"
-#include "policies/request.h"
+#include "core/params.h"
+#include "core/request.h"
 
 namespace twinfer {
 

@@ -7,7 +7,7 @@
 #include <numeric>
 
 #include "policies/batchers/waiting_delta.h"
-#include "policies/model_dimensions.h"
+#include "core/model_dimensions.h"
 #include "policies/servable.h"
 
 namespace twinfer {

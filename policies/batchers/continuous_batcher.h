@@ -9,8 +9,8 @@
 
 #include "policies/batcher.h"
 #include "policies/batchers/batcher_queue_order.h"
-#include "policies/cluster_config.h"
-#include "policies/params.h"
+#include "core/cluster_config.h"
+#include "core/params.h"
 #include "policies/registry.h"
 #include "policies/worker_state.h"
 

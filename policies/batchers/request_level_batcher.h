@@ -9,7 +9,7 @@
 
 #include "policies/batcher.h"
 #include "policies/batchers/batcher_queue_order.h"
-#include "policies/params.h"
+#include "core/params.h"
 #include "policies/registry.h"
 #include "policies/worker_state.h"
 

@@ -4,7 +4,7 @@
 #include <cstddef>
 #include <deque>
 
-#include "policies/request.h"
+#include "core/request.h"
 
 namespace twinfer {
 

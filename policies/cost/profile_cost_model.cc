@@ -5,9 +5,9 @@
 #include <fstream>
 #include <sstream>
 
-#include "policies/error.h"
-#include "policies/json_file.h"
-#include "policies/params.h"
+#include "core/error.h"
+#include "core/json_file.h"
+#include "core/params.h"
 
 namespace twinfer {
 namespace {

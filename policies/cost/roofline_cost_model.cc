@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
-#include "policies/error.h"
-#include "policies/model_dimensions.h"
+#include "core/error.h"
+#include "core/model_dimensions.h"
 
 namespace twinfer {
 namespace {

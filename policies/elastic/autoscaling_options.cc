@@ -2,8 +2,8 @@
 
 #include <cmath>
 
-#include "policies/model_dimensions.h"
-#include "policies/params.h"
+#include "core/model_dimensions.h"
+#include "core/params.h"
 
 namespace twinfer {
 

@@ -7,7 +7,7 @@
 #include <string_view>
 #include <vector>
 
-#include "policies/params.h"
+#include "core/params.h"
 #include "policies/router.h"
 
 namespace twinfer {

@@ -4,7 +4,7 @@
 #include <utility>
 
 #include "policies/routers/router_candidates.h"
-#include "policies/slo.h"
+#include "core/slo.h"
 
 namespace twinfer {
 

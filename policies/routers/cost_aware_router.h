@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "policies/cost_model.h"
-#include "policies/params.h"
+#include "core/params.h"
 #include "policies/router.h"
 
 namespace twinfer {

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "policies/params.h"
+#include "core/params.h"
 #include "policies/router.h"
 
 namespace twinfer {

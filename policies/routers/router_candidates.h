@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "policies/cluster_view.h"
-#include "policies/request.h"
+#include "core/request.h"
 #include "policies/router.h"
 
 namespace twinfer {

@@ -6,7 +6,7 @@
 #include <cstdio>
 #include <iterator>
 
-#include "policies/error.h"
+#include "core/error.h"
 #include "policies/routers/consistent_hash_router.h"
 #include "policies/routers/router_candidates.h"
 

@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-#include "policies/params.h"
+#include "core/params.h"
 #include "policies/traffic_split.h"
 
 namespace twinfer {

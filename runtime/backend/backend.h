@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "policies/error.h"
-#include "policies/request.h"
+#include "core/error.h"
+#include "core/request.h"
 #include "runtime/model/transformer_config.h"
 
 namespace twinfer::runtime {

@@ -1,6 +1,6 @@
 #include <string>
 
-#include "policies/error.h"
+#include "core/error.h"
 #include "runtime/backend/backend.h"
 
 namespace twinfer::runtime {

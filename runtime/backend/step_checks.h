@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "policies/error.h"
+#include "core/error.h"
 #include "runtime/backend/backend.h"
 
 namespace twinfer::runtime {

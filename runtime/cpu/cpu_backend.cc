@@ -8,7 +8,7 @@
 
 #include <Eigen/Core>
 
-#include "policies/error.h"
+#include "core/error.h"
 #include "runtime/cpu/cpu_kernels.h"
 #include "runtime/cpu/paged_kv_cache.h"
 #include "runtime/model/transformer_weights.h"

@@ -4,7 +4,7 @@
 #include <cstring>
 #include <string>
 
-#include "policies/error.h"
+#include "core/error.h"
 #include "runtime/cuda/cuda_backend_impl.h"
 #include "runtime/cuda/cuda_check.h"
 #include "runtime/backend/step_checks.h"

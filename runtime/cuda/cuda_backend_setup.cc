@@ -3,7 +3,7 @@
 #include <climits>
 #include <string>
 
-#include "policies/error.h"
+#include "core/error.h"
 #include "runtime/cuda/cuda_backend.h"
 #include "runtime/cuda/cuda_backend_impl.h"
 #include "runtime/cuda/cuda_check.h"

@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "policies/error.h"
+#include "core/error.h"
 
 namespace twinfer::runtime {
 namespace {

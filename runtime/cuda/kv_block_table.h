@@ -6,7 +6,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "policies/request.h"
+#include "core/request.h"
 
 namespace twinfer::runtime {
 

@@ -1,4 +1,4 @@
-#include "policies/error.h"
+#include "core/error.h"
 #include "runtime/backend/backend.h"
 #include "runtime/cpu/cpu_backend.h"
 #include "runtime/engine/noop_backend.h"

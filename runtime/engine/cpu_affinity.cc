@@ -7,7 +7,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "policies/error.h"
+#include "core/error.h"
 
 namespace twinfer::runtime {
 

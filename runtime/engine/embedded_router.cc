@@ -1,15 +1,15 @@
 #include "runtime/engine/embedded_router.h"
 
-#include "policies/faults/fault_report.h"
+#include "serving/faults/fault_report.h"
 
 #include <algorithm>
 #include <cassert>
 #include <thread>
 
 #include "policies/cluster_view.h"
-#include "policies/error.h"
+#include "core/error.h"
 #include "serving/lifecycle_reasons.h"
-#include "policies/protection.h"
+#include "serving/protection.h"
 #include "policies/router.h"
 #include "runtime/engine/cpu_affinity.h"
 

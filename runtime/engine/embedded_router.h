@@ -4,7 +4,7 @@
 //
 // Every request ends exactly once, through the Recorder: completed or dropped by its worker,
 // rejected before routing, dropped by the router (retries given up, router restarted), or
-// timed_out. Faults (see policies/faults/fault_scenario.h):
+// timed_out. Faults (see serving/faults/fault_scenario.h):
 //   crash       WorkerEngine::crash(); its requests fail "worker NAME crashed" (a hard call failure)
 //               and go to the retry policy; recovery builds a fresh engine (model reloaded) that
 //               rejoins when its heartbeats are seen again.
@@ -16,7 +16,7 @@
 //   router_restart  requests not ended end dropped "router restarted" (their workers cancel
 //               them); arrivals until the router is back are rejected "router unavailable".
 //
-// Elastic pools and model versions (policies/elastic/elastic_cluster.h, policies/splits/
+// Elastic pools and model versions (serving/elastic/elastic_cluster.h, policies/splits/
 // version_choice.h), as in the simulator:
 //   - A request for a model family is sent to the version VersionChoice picks at its arrival
 //     (before admission; the split's schedule is read at the trace's arrival time); its retries
@@ -52,13 +52,13 @@
 
 #include <nlohmann/json.hpp>
 
-#include "policies/elastic/elastic_cluster.h"
-#include "policies/faults/fault_scenario.h"
-#include "policies/health/worker_health.h"
-#include "policies/recorder.h"
-#include "policies/run_config.h"
-#include "policies/run_policies.h"
-#include "policies/splits/version_choice.h"
+#include "serving/elastic/elastic_cluster.h"
+#include "serving/faults/fault_scenario.h"
+#include "serving/health/worker_health.h"
+#include "serving/recorder.h"
+#include "serving/run_config.h"
+#include "serving/run_policies.h"
+#include "serving/splits/version_choice.h"
 #include "runtime/engine/link_faults.h"
 #include "runtime/engine/steady_clock.h"
 #include "runtime/engine/worker_engine.h"

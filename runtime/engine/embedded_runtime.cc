@@ -3,10 +3,10 @@
 #include <memory>
 #include <mutex>
 
-#include "policies/error.h"
-#include "policies/recorder.h"
-#include "policies/run_policies.h"
-#include "policies/splits/version_choice.h"
+#include "core/error.h"
+#include "serving/recorder.h"
+#include "serving/run_policies.h"
+#include "serving/splits/version_choice.h"
 #include "runtime/engine/cpu_affinity.h"
 #include "runtime/engine/embedded_router.h"
 #include "runtime/engine/steady_clock.h"

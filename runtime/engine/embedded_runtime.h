@@ -11,9 +11,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "policies/recorder.h"
-#include "policies/run_config.h"
-#include "policies/run_options.h"
+#include "serving/recorder.h"
+#include "serving/run_config.h"
+#include "serving/run_options.h"
 #include "traces/trace.h"
 
 namespace twinfer::runtime {

@@ -7,8 +7,8 @@
 #include <random>
 #include <vector>
 
-#include "policies/faults/fault_scenario.h"
-#include "policies/time.h"
+#include "serving/faults/fault_scenario.h"
+#include "core/time.h"
 
 namespace twinfer::runtime {
 

@@ -4,7 +4,7 @@
 #include <string>
 #include <unordered_map>
 
-#include "policies/error.h"
+#include "core/error.h"
 #include "runtime/backend/step_checks.h"
 
 namespace twinfer::runtime {

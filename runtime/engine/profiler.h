@@ -8,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "policies/run_config.h"
+#include "serving/run_config.h"
 
 namespace twinfer::runtime {
 

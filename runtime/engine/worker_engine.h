@@ -18,7 +18,7 @@
 #include "policies/clock.h"
 #include "policies/cluster_view.h"
 #include "policies/cost_model.h"
-#include "policies/recorder.h"
+#include "serving/recorder.h"
 #include "policies/worker_state.h"
 #include "runtime/backend/backend.h"
 

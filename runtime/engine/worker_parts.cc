@@ -1,6 +1,6 @@
 #include "runtime/engine/worker_parts.h"
 
-#include "policies/error.h"
+#include "core/error.h"
 #include "runtime/model/transformer_config.h"
 
 namespace twinfer::runtime {

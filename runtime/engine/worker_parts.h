@@ -4,8 +4,8 @@
 #include <cstdint>
 #include <string>
 
-#include "policies/run_policies.h"
-#include "policies/run_config.h"
+#include "serving/run_policies.h"
+#include "serving/run_config.h"
 #include "runtime/engine/worker_engine.h"
 
 namespace twinfer::runtime {

@@ -1,6 +1,6 @@
 #include "runtime/model/transformer_config.h"
 
-#include "policies/error.h"
+#include "core/error.h"
 
 namespace twinfer::runtime {
 namespace {

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <string>
 
-#include "policies/cluster_config.h"
+#include "core/cluster_config.h"
 
 namespace twinfer::runtime {
 

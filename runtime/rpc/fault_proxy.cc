@@ -15,7 +15,7 @@
 #include <deque>
 #include <vector>
 
-#include "policies/error.h"
+#include "core/error.h"
 #include "runtime/rpc/wire.h"
 
 namespace twinfer::runtime {

@@ -16,8 +16,8 @@
 #include <string>
 #include <thread>
 
-#include "policies/faults/fault_scenario.h"
-#include "policies/time.h"
+#include "serving/faults/fault_scenario.h"
+#include "core/time.h"
 
 namespace twinfer::runtime {
 

@@ -10,7 +10,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "policies/error.h"
+#include "core/error.h"
 
 namespace twinfer::runtime {
 namespace {

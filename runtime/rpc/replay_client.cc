@@ -7,7 +7,7 @@
 
 #include <grpcpp/grpcpp.h>
 
-#include "policies/error.h"
+#include "core/error.h"
 #include "serving/lifecycle_reasons.h"
 #include "policies/worker_state.h"
 #include "runtime/rpc/twinfer.grpc.pb.h"

@@ -9,9 +9,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "policies/recorder.h"
-#include "policies/request.h"
-#include "policies/run_config.h"
+#include "serving/recorder.h"
+#include "core/request.h"
+#include "serving/run_config.h"
 #include "traces/trace.h"
 
 namespace twinfer::runtime {

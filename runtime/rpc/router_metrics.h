@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "policies/request.h"
+#include "core/request.h"
 #include "runtime/rpc/twinfer.pb.h"
 #include "runtime/rpc/worker_links.h"
 

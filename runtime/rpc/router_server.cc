@@ -8,10 +8,10 @@
 
 #include <grpcpp/grpcpp.h>
 
-#include "policies/error.h"
-#include "policies/protection.h"
+#include "core/error.h"
+#include "serving/protection.h"
 #include "policies/registry.h"
-#include "policies/run_policies.h"
+#include "serving/run_policies.h"
 #include "runtime/rpc/http_server.h"
 #include "runtime/rpc/router_metrics.h"
 #include "runtime/rpc/timer_queue.h"

@@ -25,8 +25,8 @@
 #include <string>
 #include <vector>
 
-#include "policies/run_config.h"
-#include "policies/time.h"
+#include "serving/run_config.h"
+#include "core/time.h"
 
 namespace twinfer::runtime {
 

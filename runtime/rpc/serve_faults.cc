@@ -5,7 +5,7 @@
 
 #include <grpcpp/grpcpp.h>
 
-#include "policies/error.h"
+#include "core/error.h"
 #include "runtime/rpc/twinfer.grpc.pb.h"
 #include "runtime/rpc/wire.h"
 

@@ -1,4 +1,4 @@
-// `twinfer serve --faults F`: plays a fault scenario (policies/faults/fault_scenario.h) against the
+// `twinfer serve --faults F`: plays a fault scenario (serving/faults/fault_scenario.h) against the
 // real processes, in real time from a start moment the caller gives:
 //   crash          SIGKILL to the worker's process (WorkerSupervisor::crash); recovery starts it again
 //   slowdown       the worker's InjectFault rpc (every engine step takes `factor` times as long)
@@ -15,7 +15,7 @@
 #include <thread>
 #include <vector>
 
-#include "policies/faults/fault_scenario.h"
+#include "serving/faults/fault_scenario.h"
 #include "runtime/rpc/fault_proxy.h"
 #include "runtime/rpc/router_server.h"
 #include "runtime/rpc/worker_supervisor.h"

@@ -1,6 +1,6 @@
 #include "runtime/rpc/serve_stack.h"
 
-#include "policies/error.h"
+#include "core/error.h"
 #include "runtime/rpc/wire.h"
 
 namespace twinfer::runtime {

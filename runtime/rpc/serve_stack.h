@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "policies/faults/fault_scenario.h"
-#include "policies/run_config.h"
+#include "serving/faults/fault_scenario.h"
+#include "serving/run_config.h"
 #include "runtime/rpc/fault_proxy.h"
 #include "runtime/rpc/router_server.h"
 #include "runtime/rpc/serve_faults.h"

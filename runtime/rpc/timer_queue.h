@@ -10,7 +10,7 @@
 #include <thread>
 #include <utility>
 
-#include "policies/time.h"
+#include "core/time.h"
 
 namespace twinfer::runtime {
 

@@ -9,8 +9,8 @@
 
 #include "policies/clock.h"
 #include "policies/cluster_view.h"
-#include "policies/recorder.h"
-#include "policies/request.h"
+#include "serving/recorder.h"
+#include "core/request.h"
 #include "policies/worker_state.h"
 #include "runtime/rpc/twinfer.pb.h"
 

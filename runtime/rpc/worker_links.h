@@ -16,7 +16,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "policies/cluster_view.h"
-#include "policies/health/worker_health.h"
+#include "serving/health/worker_health.h"
 #include "runtime/rpc/twinfer.grpc.pb.h"
 
 namespace twinfer::runtime {

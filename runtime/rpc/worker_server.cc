@@ -7,8 +7,8 @@
 
 #include <grpcpp/grpcpp.h>
 
-#include "policies/error.h"
-#include "policies/run_policies.h"
+#include "core/error.h"
+#include "serving/run_policies.h"
 #include "policies/servable.h"
 #include "runtime/engine/worker_engine.h"
 #include "runtime/engine/worker_parts.h"

@@ -12,7 +12,7 @@
 #include <memory>
 #include <string>
 
-#include "policies/run_config.h"
+#include "serving/run_config.h"
 
 namespace twinfer::runtime {
 

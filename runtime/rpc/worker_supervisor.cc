@@ -12,7 +12,7 @@
 #include <cstdio>
 #include <cstring>
 
-#include "policies/error.h"
+#include "core/error.h"
 #include "runtime/rpc/wire.h"
 
 namespace twinfer::runtime {

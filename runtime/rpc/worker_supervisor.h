@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "policies/time.h"
+#include "core/time.h"
 #include "runtime/rpc/router_server.h"
 
 namespace twinfer::runtime {

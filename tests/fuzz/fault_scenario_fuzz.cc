@@ -1,4 +1,4 @@
-// Fuzz target: the fault scenario parser (policies/faults/fault_scenario.h) on arbitrary JSON text,
+// Fuzz target: the fault scenario parser (serving/faults/fault_scenario.h) on arbitrary JSON text,
 // against the cluster of configs/h100x8.json (8 workers, node/gpu0 .. node/gpu7).
 #include <cstddef>
 #include <cstdint>
@@ -6,9 +6,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "policies/error.h"
-#include "policies/faults/fault_scenario.h"
-#include "policies/run_config.h"
+#include "core/error.h"
+#include "serving/faults/fault_scenario.h"
+#include "serving/run_config.h"
 #include "tests/fuzz/fuzz_input.h"
 
 namespace {

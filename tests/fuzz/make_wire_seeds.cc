@@ -5,9 +5,9 @@
 #include <fstream>
 #include <string>
 
-#include "policies/request.h"
+#include "core/request.h"
 #include "policies/cluster_view.h"
-#include "policies/recorder.h"
+#include "serving/recorder.h"
 #include "runtime/rpc/wire.h"
 
 namespace {

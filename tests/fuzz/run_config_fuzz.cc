@@ -1,5 +1,5 @@
-// Fuzz target: the run config (policies/run_config.h) and the policies it builds
-// (policies/run_policies.h). The input is a JSON config, optionally followed by a line "--set" and
+// Fuzz target: the run config (serving/run_config.h) and the policies it builds
+// (serving/run_policies.h). The input is a JSON config, optionally followed by a line "--set" and
 // one "a.b.c=value" override a line, applied in order before parsing.
 #include <cstddef>
 #include <cstdint>
@@ -9,9 +9,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "policies/error.h"
-#include "policies/run_config.h"
-#include "policies/run_policies.h"
+#include "core/error.h"
+#include "serving/run_config.h"
+#include "serving/run_policies.h"
 #include "tests/fuzz/fuzz_input.h"
 
 namespace {

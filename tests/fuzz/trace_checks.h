@@ -5,7 +5,7 @@
 #include <string>
 #include <string_view>
 
-#include "policies/error.h"
+#include "core/error.h"
 #include "tests/fuzz/fuzz_input.h"
 #include "traces/trace.h"
 #include "traces/trace_formats.h"

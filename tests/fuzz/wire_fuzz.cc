@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <string>
 
-#include "policies/error.h"
+#include "core/error.h"
 #include "runtime/rpc/wire.h"
 #include "tests/fuzz/fuzz_input.h"
 

@@ -4,8 +4,7 @@
 
 #include <gtest/gtest.h>
 
-#include "policies/error.h"
-#include "policies/run_config.h"
+#include "core/error.h"
 #include "tests/testing.h"
 
 namespace twinfer {
@@ -55,30 +54,6 @@ TEST(ColdStart, IsStartupPlusTheWeightShareOverTheLoadBandwidth) {
   c.startup_s = 5;
   c.load_gbps = 4;
   EXPECT_EQ(cold_start_us(c, inst), 7'000'000);  // 5 s + 8e9 / 4e9 s
-}
-
-// The shipped autoscaling configs load whole (cluster, policies, autoscaler) with the pools and
-// cold starts that bench/RESULTS.md describes: 10 s + 16.06 GB of Llama-3-8B at 2 GB/s.
-TEST(ParseAutoscaling, TheShippedConfigsLoad) {
-  struct Shipped {
-    const char* name;
-    std::size_t instances;
-    int initial;
-    const char* device;
-  };
-  for (const Shipped& c : {Shipped{"autoscaling_azure.json", 16, 8, "L4"}, Shipped{"autoscaling_code_h100.json", 8, 3, "H100"}}) {
-    SCOPED_TRACE(c.name);
-    RunConfig rc = load_run_config(std::string(TWINFER_SOURCE_DIR) + "/configs/" + c.name);
-    ASSERT_TRUE(rc.autoscaling.enabled());
-    EXPECT_EQ(rc.autoscaling.autoscaler["name"], "predictive");
-    EXPECT_EQ(rc.cluster.instances.size(), c.instances);
-    EXPECT_EQ(rc.cluster.instances[0].device.name, c.device);
-    EXPECT_EQ(rc.autoscaling.min_replicas, 1);
-    EXPECT_EQ(rc.autoscaling.max_replicas, int(c.instances));
-    EXPECT_EQ(rc.autoscaling.initial_replicas, c.initial);
-    EXPECT_EQ(rc.autoscaling.interval_us, 30'000'000);
-    EXPECT_NEAR(s_from_us(cold_start_us(rc.autoscaling.cold_start, rc.cluster.instances[0])), 18.03, 0.01);
-  }
 }
 
 }  // namespace

@@ -1,8 +1,8 @@
 // The autoscaler registry: every built-in by name, its parameters, and the errors naming keys.
 #include <gtest/gtest.h>
 
+#include "core/slo.h"
 #include "policies/registry.h"
-#include "policies/run_config.h"
 #include "tests/testing.h"
 
 namespace twinfer {

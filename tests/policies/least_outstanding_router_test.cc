@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include "policies/error.h"
+#include "core/error.h"
 #include "tests/testing.h"
 
 namespace twinfer {

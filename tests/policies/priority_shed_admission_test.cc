@@ -4,7 +4,7 @@
 
 #include <gtest/gtest.h>
 
-#include "policies/error.h"
+#include "core/error.h"
 #include "policies/registry.h"
 #include "tests/testing.h"
 

@@ -5,7 +5,7 @@
 
 #include <gtest/gtest.h>
 
-#include "policies/error.h"
+#include "core/error.h"
 #include "runtime/model/transformer_weights.h"
 #include "tests/runtime/runtime_testing.h"
 

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "policies/error.h"
+#include "core/error.h"
 #include "runtime/backend/backend.h"
 #include "runtime/cpu/cpu_backend.h"
 #include "runtime/cuda/cuda_backend.h"

@@ -11,7 +11,7 @@
 
 #include <gtest/gtest.h>
 
-#include "policies/json_file.h"
+#include "core/json_file.h"
 #include "runtime/engine/embedded_runtime.h"
 #include "tests/runtime/runtime_testing.h"
 

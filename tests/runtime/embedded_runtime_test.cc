@@ -7,7 +7,7 @@
 
 #include <gtest/gtest.h>
 
-#include "policies/error.h"
+#include "core/error.h"
 #include "policies/registry.h"
 #include "tests/runtime/runtime_testing.h"
 

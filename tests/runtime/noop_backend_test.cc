@@ -7,7 +7,7 @@
 
 #include <gtest/gtest.h>
 
-#include "policies/error.h"
+#include "core/error.h"
 #include "runtime/cpu/cpu_backend.h"
 #include "tests/runtime/runtime_testing.h"
 #include "tests/testing.h"

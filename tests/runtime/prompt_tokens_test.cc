@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "policies/error.h"
+#include "core/error.h"
 #include "runtime/backend/backend.h"
 
 namespace twinfer::runtime {

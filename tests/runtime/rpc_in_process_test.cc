@@ -13,7 +13,7 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
-#include "policies/error.h"
+#include "core/error.h"
 #include "runtime/rpc/replay_client.h"
 #include "runtime/rpc/router_server.h"
 #include "runtime/rpc/twinfer.grpc.pb.h"

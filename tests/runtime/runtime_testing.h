@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "policies/run_config.h"
+#include "serving/run_config.h"
 #include "runtime/backend/backend.h"
 #include "traces/synthetic.h"
 #include "traces/trace.h"

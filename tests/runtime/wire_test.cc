@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "policies/error.h"
+#include "core/error.h"
 
 namespace twinfer::runtime {
 namespace {

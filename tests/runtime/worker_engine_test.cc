@@ -8,7 +8,7 @@
 
 #include <gtest/gtest.h>
 
-#include "policies/error.h"
+#include "core/error.h"
 #include "policies/registry.h"
 #include "runtime/cpu/cpu_backend.h"
 #include "runtime/engine/steady_clock.h"

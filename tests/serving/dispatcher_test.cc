@@ -7,8 +7,8 @@
 
 #include <gtest/gtest.h>
 
-#include "policies/run_config.h"
-#include "policies/run_policies.h"
+#include "serving/run_config.h"
+#include "serving/run_policies.h"
 #include "tests/testing.h"
 
 namespace twinfer {

@@ -6,8 +6,8 @@
 
 #include <gtest/gtest.h>
 
-#include "policies/faults/fault_scenario.h"
-#include "policies/run_config.h"
+#include "serving/faults/fault_scenario.h"
+#include "serving/run_config.h"
 #include "sim/simulator.h"
 #include "tests/sim/sim_testing.h"
 #include "traces/trace.h"

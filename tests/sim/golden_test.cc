@@ -9,7 +9,7 @@
 
 #include <gtest/gtest.h>
 
-#include "policies/run_config.h"
+#include "serving/run_config.h"
 #include "sim/simulator.h"
 #include "tests/sim/sim_testing.h"
 #include "traces/trace.h"

@@ -2,7 +2,7 @@
 // the textbook mean waiting times of M/D/1 and M/M/1 queues.
 #include <gtest/gtest.h>
 
-#include "policies/run_config.h"
+#include "serving/run_config.h"
 #include "sim/simulator.h"
 #include "tests/sim/sim_testing.h"
 #include "traces/synthetic.h"

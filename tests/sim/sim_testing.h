@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "policies/registry.h"
-#include "policies/run_config.h"
+#include "serving/run_config.h"
 #include "tests/testing.h"
 
 namespace twinfer::testing {

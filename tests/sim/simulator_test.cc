@@ -4,8 +4,8 @@
 
 #include <gtest/gtest.h>
 
-#include "policies/error.h"
-#include "policies/run_config.h"
+#include "core/error.h"
+#include "serving/run_config.h"
 #include "tests/sim/sim_testing.h"
 #include "traces/trace.h"
 

@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "policies/error.h"
+#include "core/error.h"
 #include "tests/traces/trace_test_files.h"
 #include "traces/trace.h"
 

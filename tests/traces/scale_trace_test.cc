@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include "policies/error.h"
+#include "core/error.h"
 #include "traces/trace.h"
 
 namespace twinfer {

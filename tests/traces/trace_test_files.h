@@ -8,7 +8,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include "policies/error.h"
+#include "core/error.h"
 
 namespace twinfer::testing {
 

@@ -1,0 +1,43 @@
+// One inference request and how it ended.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/time.h"
+
+namespace twinfer {
+
+using RequestId = std::uint64_t;
+
+// One request of a trace. Tokens count prompt (input) and generated (output) tokens; a request of a
+// non-LLM model uses input_tokens as its size and output_tokens = 0 or 1.
+struct Request {
+  RequestId id = 0;
+  TimeUs arrival_us = 0;      // offset from the start of the trace
+  std::string model;          // empty: any model (every worker may serve it)
+  int priority = 0;           // higher is more important; 0 is the default class
+  std::int32_t input_tokens = 0;
+  std::int32_t output_tokens = 0;
+  TimeUs deadline_us = kNever;  // absolute time by which it must complete; kNever if none
+  std::string session;          // affinity key for session-aware routing; may be empty
+};
+
+// How a request ended. Every request ends exactly once with one of these.
+// kRejected: refused before reaching a worker (admission, routing, limits, nothing can serve it).
+// kDropped: lost after admission (a worker or link failed, retries exhausted, deadline passed).
+// kTimedOut: the request's own time limit (protection.request_timeout_ms) ran out first.
+enum class Outcome { kCompleted, kRejected, kDropped, kTimedOut };
+inline constexpr int kOutcomeCount = 4;
+
+inline const char* outcome_name(Outcome o) {
+  switch (o) {
+    case Outcome::kCompleted: return "completed";
+    case Outcome::kRejected: return "rejected";
+    case Outcome::kDropped: return "dropped";
+    case Outcome::kTimedOut: return "timed_out";
+  }
+  return "unknown";
+}
+
+}  // namespace twinfer

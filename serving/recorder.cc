@@ -1,0 +1,356 @@
+#include "serving/recorder.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+
+#include "core/error.h"
+#include "policies/worker_state.h"
+
+namespace twinfer {
+namespace {
+
+struct FileCloser {
+  void operator()(std::FILE* f) const { std::fclose(f); }
+};
+using File = std::unique_ptr<std::FILE, FileCloser>;
+
+File open_for_write(const std::string& path) {
+  File f(std::fopen(path.c_str(), "w"));
+  if (!f) throw Error(path + ": cannot open for writing");
+  return f;
+}
+
+void close_checked(File f, const std::string& path) {
+  bool bad = std::ferror(f.get()) != 0;
+  if (std::fclose(f.release()) != 0 || bad) throw Error(path + ": write failed");
+}
+
+nlohmann::json stats_ms(std::vector<double> values_ms) {
+  nlohmann::json j;
+  if (values_ms.empty()) {
+    for (const char* k : {"mean", "p50", "p90", "p99", "max"}) j[k] = nullptr;
+    return j;
+  }
+  std::sort(values_ms.begin(), values_ms.end());
+  double sum = 0;
+  for (double v : values_ms) sum += v;
+  j["mean"] = sum / static_cast<double>(values_ms.size());
+  j["p50"] = percentile(values_ms, 50);
+  j["p90"] = percentile(values_ms, 90);
+  j["p99"] = percentile(values_ms, 99);
+  j["max"] = values_ms.back();
+  return j;
+}
+
+// CSV field quoting per RFC 4180, only when needed.
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+}  // namespace
+
+BatchRecord BatchRecord::of(int worker, const BatchPlan& plan, TimeUs start_us, TimeUs end_us) {
+  BatchRecord b;
+  b.worker = worker;
+  b.start_us = start_us;
+  b.end_us = end_us;
+  b.size = static_cast<std::int32_t>(plan.entries.size());
+  for (const auto& e : plan.entries) {
+    b.prefill_tokens += e.prefill_tokens;
+    b.decode_seqs += e.decode ? 1 : 0;
+  }
+  return b;
+}
+
+double percentile(const std::vector<double>& sorted, double p) {
+  assert(!sorted.empty());
+  double rank = p / 100.0 * static_cast<double>(sorted.size() - 1);
+  auto lo = static_cast<std::size_t>(rank);
+  if (lo + 1 >= sorted.size()) return sorted.back();
+  double frac = rank - static_cast<double>(lo);
+  return sorted[lo] + (sorted[lo + 1] - sorted[lo]) * frac;
+}
+
+Recorder::Recorder(const std::vector<Request>& requests, std::vector<std::string> workers, SloSpec slo,
+                   bool keep_batches)
+    : workers_(std::move(workers)), slo_(slo), keep_batches_(keep_batches), last_batch_(workers_.size(), -1),
+      totals_(workers_.size()) {
+  records_.resize(requests.size());
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    const Request& r = requests[i];
+    assert(r.id == i);
+    RequestRecord& rec = records_[i];
+    rec.id = r.id;
+    rec.arrival_us = r.arrival_us;
+    rec.input_tokens = r.input_tokens;
+    rec.output_tokens = r.output_tokens;
+    rec.priority = r.priority;
+    rec.deadline_us = r.deadline_us;
+  }
+}
+
+RequestRecord& Recorder::end(RequestId id, Outcome outcome, const std::string& reason, TimeUs now_us) {
+  assert(id < records_.size());
+  RequestRecord& r = records_[id];
+  assert(!r.ended && "a request ended twice");
+  r.ended = true;
+  r.outcome = outcome;
+  r.reason = reason;
+  r.end_us = now_us;
+  return r;
+}
+
+void Recorder::reject(RequestId id, TimeUs now_us, const std::string& reason) {
+  end(id, Outcome::kRejected, reason, now_us);
+}
+
+void Recorder::routed(RequestId id, int worker) {
+  records_[id].worker = worker;
+  ++records_[id].attempts;
+}
+
+void Recorder::lost(RequestId id, Outcome outcome, const std::string& reason, TimeUs now_us) {
+  assert(outcome != Outcome::kCompleted);
+  end(id, outcome, reason, now_us);
+}
+
+void Recorder::counter(TimeUs at_us, const std::string& name,
+                       const std::vector<std::pair<std::string, double>>& values) {
+  counters_.push_back({at_us, name, values});
+}
+
+void Recorder::marker(TimeUs at_us, int worker, const std::string& name, const std::string& detail) {
+  markers_.push_back({at_us, worker, name, detail});
+}
+
+void Recorder::finished(const Sequence& seq, int worker, Outcome outcome, const std::string& reason,
+                        TimeUs first_token_us, TimeUs end_us) {
+  RequestRecord& r = end(seq.request.id, outcome, reason, end_us);
+  r.worker = worker;
+  r.start_us = seq.started_us == kNever ? -1 : seq.started_us;
+  r.first_token_us = outcome == Outcome::kCompleted ? first_token_us : -1;
+  r.preemptions = seq.preemptions;
+  WorkerTotals& t = totals_[worker];
+  t.preemptions += seq.preemptions;
+  if (outcome == Outcome::kCompleted) ++t.completed;
+}
+
+void Recorder::batch(const BatchRecord& b) {
+  WorkerTotals& t = totals_[b.worker];
+  t.busy_us += b.end_us - b.start_us;
+  ++t.batches;
+  t.sequences += b.size;
+  ++batch_count_;
+  if (!keep_batches_) return;
+  std::int64_t& last = last_batch_[b.worker];
+  if (last >= 0 && b.prefill_tokens == 0) {
+    BatchRecord& prev = batches_[last];
+    if (prev.prefill_tokens == 0 && prev.size == b.size && prev.end_us == b.start_us) {
+      prev.end_us = b.end_us;
+      prev.iterations += b.iterations;
+      return;
+    }
+  }
+  last = static_cast<std::int64_t>(batches_.size());
+  batches_.push_back(b);
+}
+
+void Recorder::check_all_ended() const {
+  std::string missing;
+  int n = 0;
+  for (const auto& r : records_) {
+    if (r.ended) continue;
+    if (++n <= 10) missing += (missing.empty() ? "" : ", ") + std::to_string(r.id);
+  }
+  if (n > 0) throw Error(std::to_string(n) + " request(s) never ended (ids " + missing + (n > 10 ? ", ..." : "") + ")");
+}
+
+bool Recorder::meets_slo(const RequestRecord& r) const {
+  if (!r.ended || r.outcome != Outcome::kCompleted) return false;
+  double latency_ms = ms_from_us(r.end_us - r.arrival_us);
+  double ttft_ms = ms_from_us(r.first_token_us - r.arrival_us);
+  if (slo_.latency_ms > 0 && latency_ms > slo_.latency_ms) return false;
+  if (slo_.ttft_ms > 0 && ttft_ms > slo_.ttft_ms) return false;
+  if (slo_.tpot_ms > 0 && r.output_tokens > 1 &&
+      ms_from_us(r.end_us - r.first_token_us) / (r.output_tokens - 1) > slo_.tpot_ms) {
+    return false;
+  }
+  return r.deadline_us == kNever || r.end_us <= r.deadline_us;
+}
+
+nlohmann::json Recorder::request_stats(const std::function<bool(const RequestRecord&)>& selected) const {
+  std::int64_t total = 0, retried = 0, retries = 0;
+  std::int64_t completed = 0, rejected = 0, dropped = 0, timed_out = 0, met = 0, out_tokens = 0, in_tokens = 0;
+  std::map<std::string, std::int64_t> rejected_why, dropped_why, timed_out_why;
+  std::vector<double> latency, ttft, tpot, queue;
+  TimeUs first = kNever, last = 0;
+  for (const auto& r : records_) {
+    if (!selected(r)) continue;
+    ++total;
+    first = std::min(first, r.arrival_us);
+    if (r.ended) last = std::max(last, r.end_us);
+    if (r.attempts > 1) {
+      ++retried;
+      retries += r.attempts - 1;
+    }
+    if (!r.ended) continue;
+    if (r.outcome == Outcome::kRejected) {
+      ++rejected;
+      ++rejected_why[r.reason];
+      continue;
+    }
+    if (r.outcome == Outcome::kDropped) {
+      ++dropped;
+      ++dropped_why[r.reason];
+      continue;
+    }
+    if (r.outcome == Outcome::kTimedOut) {
+      ++timed_out;
+      ++timed_out_why[r.reason];
+      continue;
+    }
+    ++completed;
+    out_tokens += r.output_tokens;
+    in_tokens += r.input_tokens;
+    if (meets_slo(r)) ++met;
+    latency.push_back(ms_from_us(r.end_us - r.arrival_us));
+    ttft.push_back(ms_from_us(r.first_token_us - r.arrival_us));
+    queue.push_back(ms_from_us(r.start_us - r.arrival_us));
+    // Responses returned whole (request-level batches) have no time per output token.
+    if (r.output_tokens > 1 && r.end_us > r.first_token_us) {
+      tpot.push_back(ms_from_us(r.end_us - r.first_token_us) / (r.output_tokens - 1));
+    }
+  }
+  double span_s = total == 0 || last <= first ? 0.0 : s_from_us(last - first);
+  auto per_s = [&](double n) { return span_s > 0 ? n / span_s : 0.0; };
+
+  nlohmann::json j;
+  j["requests"] = {{"total", total}, {"completed", completed}, {"rejected", rejected}, {"dropped", dropped},
+                     {"timed_out", timed_out}, {"retried", retried}, {"retries", retries}};
+  j["reasons"] = {{"rejected", rejected_why}, {"dropped", dropped_why}, {"timed_out", timed_out_why}};
+  j["latency_ms"] = stats_ms(std::move(latency));
+  j["ttft_ms"] = stats_ms(std::move(ttft));
+  j["tpot_ms"] = stats_ms(std::move(tpot));
+  j["queue_ms"] = stats_ms(std::move(queue));
+  j["duration_s"] = span_s;
+  j["throughput_rps"] = per_s(double(completed));
+  j["tokens_per_s"] = per_s(double(out_tokens));
+  j["input_tokens_per_s"] = per_s(double(in_tokens));
+  j["goodput_rps"] = per_s(double(met));
+  j["slo_attainment"] = total == 0 ? 0.0 : double(met) / double(total);
+  return j;
+}
+
+nlohmann::json Recorder::summary_by(const std::vector<std::string>& group_of_worker) const {
+  std::map<std::string, std::vector<bool>> groups;
+  for (std::size_t w = 0; w < group_of_worker.size(); ++w) {
+    auto& members = groups[group_of_worker[w]];
+    members.resize(group_of_worker.size(), false);
+    members[w] = true;
+  }
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& [name, members] : groups) {
+    out[name] = request_stats([&members](const RequestRecord& r) {
+      return r.worker >= 0 && std::size_t(r.worker) < members.size() && members[r.worker];
+    });
+  }
+  return out;
+}
+
+nlohmann::json Recorder::summary() const {
+  nlohmann::json j = request_stats([](const RequestRecord&) { return true; });
+  const double span_s = j["duration_s"].get<double>();
+  j["slo"] = {{"ttft_ms", slo_.ttft_ms}, {"tpot_ms", slo_.tpot_ms}, {"latency_ms", slo_.latency_ms}};
+  nlohmann::json workers = nlohmann::json::array();
+  for (std::size_t w = 0; w < workers_.size(); ++w) {
+    const WorkerTotals& t = totals_[w];
+    workers.push_back({{"name", workers_[w]},
+                       {"utilization", span_s > 0 ? s_from_us(t.busy_us) / span_s : 0.0},
+                       {"batches", t.batches},
+                       {"mean_batch_size", t.batches ? double(t.sequences) / double(t.batches) : 0.0},
+                       {"preemptions", t.preemptions},
+                       {"completed", t.completed}});
+  }
+  j["workers"] = workers;
+  return j;
+}
+
+void Recorder::write_requests_csv(const std::string& path) const {
+  File f = open_for_write(path);
+  std::fputs("id,arrival_us,worker,start_us,first_token_us,end_us,outcome,reason,input_tokens,output_tokens,priority,"
+             "preemptions,attempts\n",
+             f.get());
+  for (const auto& r : records_) {
+    const std::string worker = r.worker >= 0 ? csv_field(workers_[r.worker]) : "";
+    std::fprintf(f.get(), "%llu,%lld,%s,%lld,%lld,%lld,%s,%s,%d,%d,%d,%d,%d\n", (unsigned long long)r.id,
+                 (long long)r.arrival_us, worker.c_str(), (long long)r.start_us, (long long)r.first_token_us,
+                 (long long)r.end_us, r.ended ? outcome_name(r.outcome) : "unfinished", csv_field(r.reason).c_str(),
+                 r.input_tokens, r.output_tokens, r.priority, r.preemptions, r.attempts);
+  }
+  close_checked(std::move(f), path);
+}
+
+void Recorder::write_timeline_json(const std::string& path) const {
+  File f = open_for_write(path);
+  std::fputs("{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n", f.get());
+  std::fputs("{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":0,\"args\":{\"name\":\"workers\"}}", f.get());
+  for (std::size_t w = 0; w < workers_.size(); ++w) {
+    std::fprintf(f.get(), ",\n{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":0,\"tid\":%zu,\"args\":{\"name\":%s}}", w,
+                 nlohmann::json(workers_[w]).dump().c_str());
+  }
+  for (const auto& b : batches_) {
+    std::fprintf(f.get(),
+                 ",\n{\"name\":\"batch\",\"ph\":\"X\",\"pid\":0,\"tid\":%d,\"ts\":%lld,\"dur\":%lld,"
+                 "\"args\":{\"size\":%d,\"prefill_tokens\":%lld,\"decode_seqs\":%d,\"iterations\":%d}}",
+                 b.worker, (long long)b.start_us, (long long)(b.end_us - b.start_us), b.size,
+                 (long long)b.prefill_tokens, b.decode_seqs, b.iterations);
+  }
+  if (!markers_.empty()) {
+    std::fprintf(f.get(), ",\n{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":0,\"tid\":%zu,\"args\":{\"name\":\"router\"}}",
+                 workers_.size());
+  }
+  for (const auto& m : markers_) {
+    std::fprintf(f.get(), ",\n{\"name\":%s,\"ph\":\"i\",\"s\":\"t\",\"pid\":0,\"tid\":%zu,\"ts\":%lld,\"args\":{\"detail\":%s}}",
+                 nlohmann::json(m.name).dump().c_str(), m.worker >= 0 ? std::size_t(m.worker) : workers_.size(),
+                 (long long)m.at_us, nlohmann::json(m.detail).dump().c_str());
+  }
+  for (const auto& c : counters_) {
+    nlohmann::json args = nlohmann::json::object();
+    for (const auto& kv : c.values) args[kv.first] = kv.second;
+    std::fprintf(f.get(), ",\n{\"name\":%s,\"ph\":\"C\",\"pid\":0,\"ts\":%lld,\"args\":%s}",
+                 nlohmann::json(c.name).dump().c_str(), (long long)c.at_us, args.dump().c_str());
+  }
+  std::fputs("\n]}\n", f.get());
+  close_checked(std::move(f), path);
+}
+
+void make_output_dir(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw Error(dir + ": cannot create output folder: " + ec.message());
+}
+
+void write_run_outputs(const Recorder& recorder, const nlohmann::json& summary, const std::string& dir,
+                       bool timeline) {
+  make_output_dir(dir);
+  recorder.write_requests_csv(dir + "/requests.csv");
+  if (timeline) recorder.write_timeline_json(dir + "/timeline.json");
+  const std::string path = dir + "/summary.json";
+  File f = open_for_write(path);
+  const std::string text = summary.dump(2) + "\n";
+  std::fwrite(text.data(), 1, text.size(), f.get());
+  close_checked(std::move(f), path);
+}
+
+}  // namespace twinfer

@@ -1,0 +1,145 @@
+// Records how every request of a run went and turns it into the run's outputs: summary.json,
+// requests.csv and timeline.json. The simulator and the runtime write the same files through it.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "policies/batcher.h"
+#include "core/request.h"
+#include "core/slo.h"
+#include "core/time.h"
+
+namespace twinfer {
+
+struct Sequence;
+
+// One row of requests.csv. Times are absolute run times in microseconds; -1 when it never happened.
+struct RequestRecord {
+  RequestId id = 0;
+  TimeUs arrival_us = 0;
+  std::int32_t input_tokens = 0;
+  std::int32_t output_tokens = 0;
+  int priority = 0;
+  TimeUs deadline_us = kNever;
+  int worker = -1;
+  TimeUs start_us = -1;
+  TimeUs first_token_us = -1;
+  TimeUs end_us = -1;
+  int preemptions = 0;
+  int attempts = 0;  // times it was sent to a worker (1 + retries)
+  bool ended = false;
+  Outcome outcome = Outcome::kCompleted;
+  std::string reason;
+};
+
+// One batch or iteration on one worker, for timeline.json and per-worker statistics.
+struct BatchRecord {
+  int worker = 0;
+  TimeUs start_us = 0;
+  TimeUs end_us = 0;
+  std::int32_t size = 0;            // sequences in the batch
+  std::int64_t prefill_tokens = 0;
+  std::int32_t decode_seqs = 0;
+  std::int32_t iterations = 1;      // back-to-back decode-only iterations of one size merged in the timeline
+
+  // The record of `plan` run by `worker` from start_us to end_us.
+  static BatchRecord of(int worker, const BatchPlan& plan, TimeUs start_us, TimeUs end_us);
+};
+
+// Thread safety: none; the driver serializes calls.
+class Recorder {
+ public:
+  // `requests` are the run's requests with ids 0..n-1; `workers` names the workers by index.
+  Recorder(const std::vector<Request>& requests, std::vector<std::string> workers, SloSpec slo,
+           bool keep_batches = true);
+
+  // Each request ends exactly once through one of these; a second end is a programming error.
+  void reject(RequestId id, TimeUs now_us, const std::string& reason);
+  // Each attempt to serve the request (the first and every retry) is routed to a worker.
+  void routed(RequestId id, int worker);
+  // Ends a request that is on no worker any more: dropped (its worker failed and it was not
+  // retried), timed out, or lost with the router. Keeps the worker of its last attempt.
+  void lost(RequestId id, Outcome outcome, const std::string& reason, TimeUs now_us);
+  bool ended(RequestId id) const { return records_[id].ended; }
+  // An instant event in the timeline (a fault, a health change) on `worker`'s track, or on the
+  // router's track when worker < 0.
+  void marker(TimeUs at_us, int worker, const std::string& name, const std::string& detail);
+  // A counter sample in the timeline (a "C" event: one track per name, one series per key), e.g.
+  // the replicas of a pool.
+  void counter(TimeUs at_us, const std::string& name, const std::vector<std::pair<std::string, double>>& values);
+  // A sequence left `worker` completed (end_us = when its response reached the client) or dropped.
+  void finished(const Sequence& seq, int worker, Outcome outcome, const std::string& reason, TimeUs first_token_us,
+                TimeUs end_us);
+  // A batch ran. The timeline merges a decode-only iteration into the worker's previous slice when
+  // that one is decode-only too, of the same size, and ends where this one starts.
+  void batch(const BatchRecord& b);
+
+  const std::vector<RequestRecord>& records() const { return records_; }
+  const std::vector<std::string>& worker_names() const { return workers_; }
+  std::int64_t batches() const { return batch_count_; }
+  // Throws twinfer::Error listing requests that never ended.
+  void check_all_ended() const;
+
+  // The summary object; `run` is merged in as the "sim" (or "run") section by the caller.
+  nlohmann::json summary() const;
+  // The request figures of summary() (requests, reasons, latencies, throughput, SLO attainment) for
+  // each group of workers: group_of_worker[w] names worker w's group (e.g. its model version).
+  // Requests that never reached a worker belong to no group.
+  nlohmann::json summary_by(const std::vector<std::string>& group_of_worker) const;
+
+  void write_requests_csv(const std::string& path) const;
+  void write_timeline_json(const std::string& path) const;
+
+ private:
+  RequestRecord& end(RequestId id, Outcome outcome, const std::string& reason, TimeUs now_us);
+  bool meets_slo(const RequestRecord& r) const;
+  nlohmann::json request_stats(const std::function<bool(const RequestRecord&)>& selected) const;
+
+  std::vector<RequestRecord> records_;
+  std::vector<std::string> workers_;
+  SloSpec slo_;
+  bool keep_batches_;
+  std::vector<BatchRecord> batches_;
+  struct Marker {
+    TimeUs at_us;
+    int worker;
+    std::string name;
+    std::string detail;
+  };
+  std::vector<Marker> markers_;
+  struct Counter {
+    TimeUs at_us;
+    std::string name;
+    std::vector<std::pair<std::string, double>> values;
+  };
+  std::vector<Counter> counters_;
+  std::vector<std::int64_t> last_batch_;  // per worker: index in batches_ of its latest slice, or -1
+  std::int64_t batch_count_ = 0;
+  struct WorkerTotals {
+    TimeUs busy_us = 0;
+    std::int64_t batches = 0;
+    std::int64_t sequences = 0;
+    std::int64_t preemptions = 0;
+    std::int64_t completed = 0;
+  };
+  std::vector<WorkerTotals> totals_;
+};
+
+// Creates `dir` and its parents if needed. Throws twinfer::Error naming the folder.
+void make_output_dir(const std::string& dir);
+
+// Writes a run's files into `dir` (created if needed): summary.json (`summary` as given),
+// requests.csv and, if `timeline`, timeline.json.
+void write_run_outputs(const Recorder& recorder, const nlohmann::json& summary, const std::string& dir,
+                       bool timeline);
+
+// Percentile of sorted values with linear interpolation between ranks (numpy's default).
+// REQUIRES: sorted ascending, p in [0, 100].
+double percentile(const std::vector<double>& sorted, double p);
+
+}  // namespace twinfer
