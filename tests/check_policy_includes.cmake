@@ -1,13 +1,22 @@
-# Fails when a file under DIR includes a SimGrid, CUDA, Eigen, gRPC or pybind11 header.
+# Fails when a file under DIR includes a SimGrid, CUDA, Eigen, gRPC or pybind11 header, or a header
+# of a folder above it (UP: a regex of folder names, e.g. "policies|serving|sim|runtime" for core/).
+# ENGINES=OFF checks the folders only (sim/ and runtime/ carry engines by design).
 file(GLOB_RECURSE files ${DIR}/*.h ${DIR}/*.cc)
 set(bad "")
 foreach(f ${files})
-  file(STRINGS ${f} lines REGEX "^[ \t]*#[ \t]*include[ \t]*[<\"](simgrid|cuda|cublas|Eigen|grpc|grpcpp|pybind11)")
+  set(lines "")
+  if(NOT ENGINES STREQUAL "OFF")
+    file(STRINGS ${f} lines REGEX "^[ \t]*#[ \t]*include[ \t]*[<\"](simgrid|cuda|cublas|Eigen|grpc|grpcpp|pybind11)")
+  endif()
+  if(UP)
+    file(STRINGS ${f} up REGEX "^[ \t]*#[ \t]*include[ \t]*\"(${UP})/")
+    list(APPEND lines ${up})
+  endif()
   if(lines)
     list(APPEND bad "${f}: ${lines}")
   endif()
 endforeach()
 if(bad)
-  message(FATAL_ERROR "${DIR} must not include engine headers (DESIGN.md):\n${bad}")
+  message(FATAL_ERROR "${DIR} must include neither engine headers nor the folders above it (DESIGN.md):\n${bad}")
 endif()
-message(STATUS "no engine headers in ${DIR}")
+message(STATUS "no engine headers and no upward includes in ${DIR}")
