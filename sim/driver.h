@@ -24,6 +24,7 @@
 #include "policies/registry.h"
 #include "policies/worker_state.h"
 #include "serving/dispatcher.h"
+#include "serving/link_faults.h"
 #include "sim/platform.h"
 #include "sim/progress.h"
 #include "sim/simulator.h"
@@ -59,9 +60,6 @@ struct SimWorker {
   // Faults.
   bool alive = true;
   double slowdown = 1;              // step time multiplier
-  TimeUs link_latency_us = 0;       // added to each message to or from it
-  double link_loss = 0;             // probability that a message is lost and resent
-  bool partitioned = false;
   TimeUs silent_since_us = kNever;  // crashed or partitioned: no heartbeat since then
   std::vector<std::function<void()>> held;  // messages waiting for the partition to heal, in order
   std::vector<RequestId> cancel_after_tail;  // cancelled while in the running tail's plan
@@ -171,7 +169,7 @@ class Driver : private Carrier {
   // Faults.
   std::vector<FaultEvent> fault_events_;
   std::size_t next_fault_ = 0;
-  std::mt19937_64 loss_rng_;
+  LinkFaults links_;
   std::size_t health_changes_seen_ = 0;
 };
 

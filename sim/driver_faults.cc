@@ -43,8 +43,7 @@ void Driver::on_fault(const FaultEvent& e) {
       workers_[wi].slowdown = e.starts ? f.factor : 1.0;
       return;
     case FaultType::kLink:
-      workers_[wi].link_latency_us = e.starts ? f.latency_us : 0;
-      workers_[wi].link_loss = e.starts ? f.loss : 0.0;
+      links_.set_link(wi, e.starts ? f.latency_us : 0, e.starts ? f.loss : 0.0);
       return;
     case FaultType::kPartition:
       if (!e.starts) return heal(wi);
@@ -52,7 +51,7 @@ void Driver::on_fault(const FaultEvent& e) {
         health_.beat(wi, now);  // its last heartbeat got through
         workers_[wi].silent_since_us = now;
       }
-      workers_[wi].partitioned = true;
+      links_.set_partitioned(wi, true);
       return refresh_health();
     case FaultType::kRouterRestart:
       return e.starts ? dispatcher_->router_down(now) : dispatcher_->router_up();
@@ -83,7 +82,7 @@ void Driver::crash(int wi) {
 void Driver::recover(int wi) {
   SimWorker& w = workers_[wi];
   w.alive = true;
-  if (!w.partitioned) w.silent_since_us = kNever;
+  if (!links_.partitioned(wi)) w.silent_since_us = kNever;
   refresh_view(wi);
   refresh_health();
   kick(wi);
@@ -91,7 +90,7 @@ void Driver::recover(int wi) {
 
 void Driver::heal(int wi) {
   SimWorker& w = workers_[wi];
-  w.partitioned = false;
+  links_.set_partitioned(wi, false);
   if (w.alive) w.silent_since_us = kNever;
   std::vector<std::function<void()>> held;
   held.swap(w.held);
@@ -103,7 +102,7 @@ void Driver::heal(int wi) {
 // The router's cancellation reaches the worker (after the partition, if there is one).
 void Driver::cancel_on_worker(int wi, RequestId id) {
   SimWorker& w = workers_[wi];
-  if (w.partitioned) {
+  if (links_.partitioned(wi)) {
     w.held.push_back([this, wi, id] { cancel_on_worker(wi, id); });
     return;
   }

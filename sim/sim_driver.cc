@@ -35,7 +35,7 @@ Driver::Driver(const RunConfig& config, const Trace& trace, const SimRunOptions&
       recorder_(trace.requests, worker_names(config), config.workload.slo, config.sim.timeline),
       predicted_work_us_(trace.requests.size(), 0), progress_(options.progress, trace.requests.size()),
       protection_(config.protection), health_(config.cluster.instances.size(), config.protection.health, 0),
-      loss_rng_(options.seed ^ 0x9e3779b97f4a7c15ULL) {
+      links_(config.cluster.instances.size(), options.seed + 104729) {
   RunPolicies policies = make_run_policies(config, options.seed);
   cost_ = std::move(policies.cost);
   admission_ = std::move(policies.admission);
@@ -160,7 +160,7 @@ void Driver::at(const DispatchTimer& timer) {
 
 void Driver::post(Pending::Kind kind, int worker, RequestId id, TimeUs first_token_us, double bytes) {
   SimWorker& w = workers_[worker];
-  if (w.partitioned) {
+  if (links_.partitioned(worker)) {
     w.held.push_back([this, kind, worker, id, first_token_us, bytes] { post(kind, worker, id, first_token_us, bytes); });
     return;
   }
@@ -169,7 +169,9 @@ void Driver::post(Pending::Kind kind, int worker, RequestId id, TimeUs first_tok
   p->worker = worker;
   p->id = id;
   p->first_token_us = first_token_us;
-  TimeUs extra = w.link_latency_us > 0 || w.link_loss > 0 ? link_delay_us(w.link_latency_us, w.link_loss, loss_rng_) : 0;
+  const TimeUs now = now_us();
+  const auto direction = kind == Pending::kToWorker ? LinkDirection::kToWorker : LinkDirection::kToRouter;
+  const TimeUs extra = links_.delivery_us(worker, direction, now) - now;
   if (extra == 0) return transmit(p, bytes);
   Timer::set(at_s(now_us() + extra), [this, p, bytes] {
     ++events_;

@@ -59,7 +59,7 @@
 #include "serving/run_config.h"
 #include "serving/run_policies.h"
 #include "serving/splits/version_choice.h"
-#include "runtime/engine/link_faults.h"
+#include "serving/link_faults.h"
 #include "runtime/engine/steady_clock.h"
 #include "runtime/engine/worker_engine.h"
 #include "serving/dispatcher.h"

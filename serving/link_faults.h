@@ -1,6 +1,8 @@
-// The in-process hand-off between the embedded router and its workers, as faults shape it: added
-// latency, lost messages resent after a retransmission timeout, partitions. Messages on one link
-// and in one direction are delivered in the order they were sent, as over one TCP connection.
+// The links between a router and its workers as faults shape them, for every carrier that models
+// its own messages (the simulator, the embedded runtime; the gRPC runtime puts a real TCP proxy in
+// between instead): added latency, lost messages resent after a retransmission timeout,
+// partitions. Messages on one link and in one direction are delivered in the order they were
+// sent, as over one TCP connection.
 #pragma once
 
 #include <cstdint>
@@ -10,11 +12,11 @@
 #include "serving/faults/fault_scenario.h"
 #include "core/time.h"
 
-namespace twinfer::runtime {
+namespace twinfer {
 
 enum class LinkDirection { kToWorker = 0, kToRouter = 1 };
 
-// Thread safety: none (the router thread owns it).
+// Thread safety: none (the carrier's router thread owns it).
 class LinkFaults {
  public:
   LinkFaults(std::size_t workers, std::uint64_t seed);
@@ -41,4 +43,4 @@ class LinkFaults {
   std::mt19937_64 rng_;
 };
 
-}  // namespace twinfer::runtime
+}  // namespace twinfer

@@ -1,9 +1,9 @@
-#include "runtime/engine/link_faults.h"
+#include "serving/link_faults.h"
 
 #include <algorithm>
 #include <cassert>
 
-namespace twinfer::runtime {
+namespace twinfer {
 
 LinkFaults::LinkFaults(std::size_t workers, std::uint64_t seed) : links_(workers), rng_(seed) {}
 
@@ -25,4 +25,4 @@ TimeUs LinkFaults::delivery_us(int w, LinkDirection direction, TimeUs now_us) {
   return last;
 }
 
-}  // namespace twinfer::runtime
+}  // namespace twinfer

@@ -1,8 +1,8 @@
-#include "runtime/engine/link_faults.h"
+#include "serving/link_faults.h"
 
 #include <gtest/gtest.h>
 
-namespace twinfer::runtime {
+namespace twinfer {
 namespace {
 
 TEST(LinkFaults, AHealthyLinkDeliversAtOnce) {
@@ -48,4 +48,4 @@ TEST(LinkFaults, PartitionIsAFlag) {
 }
 
 }  // namespace
-}  // namespace twinfer::runtime
+}  // namespace twinfer
