@@ -18,30 +18,11 @@
 namespace twinfer::runtime {
 namespace {
 
+using testing::phases;
+
 constexpr TimeUs kS = 1'000'000;
 constexpr TimeUs kColdStartUs = 300'000;  // configs/cpu_elastic.json: startup_s 0.3, loading ~free
 
-// Requests at `rate` per second for each (duration_s, rate) phase in turn, evenly spaced;
-// 32 prompt tokens, `output` generated.
-Trace phases(const std::vector<std::pair<double, double>>& p, int output, const std::string& model = "") {
-  Trace t;
-  TimeUs start = 0;
-  for (const auto& [duration_s, rate] : p) {
-    const TimeUs gap = us_from_s(1.0 / rate);
-    for (TimeUs at = start; at < start + us_from_s(duration_s); at += gap) {
-      Request r;
-      r.id = t.requests.size();
-      r.arrival_us = at;
-      r.input_tokens = 32;
-      r.output_tokens = output;
-      r.model = model;
-      t.requests.push_back(r);
-    }
-    start += us_from_s(duration_s);
-  }
-  t.source = "phases";
-  return t;
-}
 
 std::string out_dir(const std::string& name) {
   return ::testing::TempDir() + "/twinfer_embedded_elastic_" + name + "_" + std::to_string(::getpid());

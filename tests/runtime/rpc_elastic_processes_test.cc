@@ -15,6 +15,7 @@
 
 #include "tests/runtime/net_testing.h"
 #include "tests/runtime/process_testing.h"
+#include "tests/runtime/runtime_testing.h"
 #include "tests/testing.h"
 #include "traces/trace.h"
 
@@ -43,21 +44,10 @@ class RpcElasticProcesses : public ::testing::Test {
     children_ = std::make_unique<Children>(dir_);
   }
 
-  // `rate` requests a second for `seconds`, for model family `model`, 32 prompt tokens and
-  // `output` output tokens each, sessions spread over 97 keys.
+  // testing::phases() of one phase, for model family `model`, sessions spread over 97 keys.
   std::string steady_trace(double seconds, double rate, int output, const std::string& model) {
-    Trace t;
-    const TimeUs gap = us_from_s(1.0 / rate);
-    for (TimeUs at = 0; at < us_from_s(seconds); at += gap) {
-      Request r;
-      r.id = t.requests.size();
-      r.arrival_us = at;
-      r.input_tokens = 32;
-      r.output_tokens = output;
-      r.model = model;
-      r.session = "s" + std::to_string(r.id % 97);
-      t.requests.push_back(r);
-    }
+    Trace t = testing::phases({{seconds, rate}}, output, model);
+    for (Request& r : t.requests) r.session = "s" + std::to_string(r.id % 97);
     const std::string path = dir_ + "/trace.csv";
     write_trace(t, path);
     return path;
@@ -148,22 +138,9 @@ TEST_F(RpcElasticProcesses, AHotSwapStartsTheNewVersionsProcessesAndStopsTheOldO
 // configs/cpu_elastic.json: one replica at first, up to three. A load step makes the pool start
 // worker processes, and the quiet tail stops them again; no request is lost.
 TEST_F(RpcElasticProcesses, ALoadStepStartsWorkerProcessesAndTheQuietAfterItStopsThem) {
-  Trace t;
-  const auto add = [&](TimeUs from, TimeUs to, TimeUs gap, int output) {
-    for (TimeUs at = from; at < to; at += gap) {
-      Request r;
-      r.id = t.requests.size();
-      r.arrival_us = at;
-      r.input_tokens = 32;
-      r.output_tokens = output;
-      t.requests.push_back(r);
-    }
-  };
   // As the embedded runtime's test: 1 s quiet, a 1 s burst, 6 s quiet; 64 tokens per answer keep
   // more than 2 requests per replica outstanding in the burst even on a fast machine.
-  add(0, kS, kS / 5, 64);
-  add(kS, 2 * kS, kS / 100, 64);
-  add(2 * kS, 8 * kS, kS / 5, 64);
+  const Trace t = testing::phases({{1, 5}, {1, 100}, {6, 5}}, 64);
   const std::string trace = dir_ + "/step.csv";
   write_trace(t, trace);
   const auto ended = serve_and_replay(config_path("cpu_elastic.json"), trace);

@@ -93,17 +93,22 @@ struct Fixture {
     }
     versions = std::make_unique<VersionChoice>(config.cluster, config.traffic_split, 1);
     health = std::make_unique<WorkerHealth>(views.size(), config.protection.health, 0);
-    DispatcherParts parts;
+    DispatcherParts parts = bare_parts();
     parts.requests = &trace;
+    parts.versions = versions.get();
+    parts.health = health.get();
+    dispatcher = std::make_unique<Dispatcher>(parts, carrier);
+  }
+  // The policies and names, and nothing a run may lack.
+  DispatcherParts bare_parts() {
+    DispatcherParts parts;
     parts.protection = &config.protection;
     parts.router = policies.router.get();
     parts.shed = policies.shed.get();
     parts.admission = policies.admission.get();
     parts.worker_names = names;
     parts.seed = 1;
-    parts.versions = versions.get();
-    parts.health = health.get();
-    dispatcher = std::make_unique<Dispatcher>(parts, carrier);
+    return parts;
   }
   void arrive(RequestId id) {
     carrier.now = std::max(carrier.now, trace[id].arrival_us);
@@ -327,16 +332,7 @@ TEST(Dispatcher, TheSameEventsGiveTheSameActions) {
 // A server's requests come one by one: slots are reused once their request ended, and nothing of a
 // slot's earlier request (its time limit, a retry, a late answer) reaches the next one.
 struct OnlineFixture : Fixture {
-  OnlineFixture() : Fixture(with_timeout(), 0) {
-    DispatcherParts parts;
-    parts.protection = &config.protection;
-    parts.router = policies.router.get();
-    parts.shed = policies.shed.get();
-    parts.admission = policies.admission.get();
-    parts.worker_names = names;
-    parts.seed = 1;
-    dispatcher = std::make_unique<Dispatcher>(parts, carrier);
-  }
+  OnlineFixture() : Fixture(with_timeout(), 0) { dispatcher = std::make_unique<Dispatcher>(bare_parts(), carrier); }
   static json with_timeout() {
     json c = config_json();
     c["protection"]["request_timeout_ms"] = 5;
