@@ -180,10 +180,12 @@ class Dispatcher {
     std::uint32_t ticket = 0;       // of the latest attempt
     std::uint32_t generation = 0;   // times the slot was reused
     std::uint16_t attempts = 0;
-    bool admitted = false;
-    bool on_worker = false;  // the latest attempt was sent and has not been answered, failed or given up on
-    bool ended = false;
+    bool admitted : 1;
+    bool on_worker : 1;  // the latest attempt was sent and has not been answered, failed or given up on
+    bool ended : 1;
+    Flight() : admitted(false), on_worker(false), ended(false) {}
   };
+  static_assert(sizeof(Flight) <= 24, "one Flight per request of a trace: keep it small");
 
   void route(RequestId id, const ClusterView& view);
   void send(RequestId id, const Request& r, int worker, TimeUs now);
