@@ -35,6 +35,7 @@
 #include <mutex>
 #include <queue>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "policies/admission.h"
@@ -67,7 +68,7 @@ struct Ending {
   int worker = -1;  // of its latest attempt; -1 when it was never sent
   int attempts = 0;
   Outcome outcome = Outcome::kCompleted;
-  std::string reason;
+  std::string_view reason;  // valid during Carrier::ended() only
   TimeUs at_us = 0;
 };
 

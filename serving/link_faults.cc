@@ -12,6 +12,7 @@ void LinkFaults::set_link(int w, TimeUs latency_us, double loss) {
   Link& l = links_.at(std::size_t(w));
   l.latency_us = latency_us;
   l.loss = loss;
+  l.touched = l.touched || latency_us > 0 || loss > 0;
 }
 
 void LinkFaults::set_partitioned(int w, bool partitioned) { links_.at(std::size_t(w)).partitioned = partitioned; }

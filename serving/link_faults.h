@@ -26,6 +26,8 @@ class LinkFaults {
   void set_link(int w, TimeUs latency_us, double loss);
   void set_partitioned(int w, bool partitioned);
   bool partitioned(int w) const { return links_.at(std::size_t(w)).partitioned; }
+  // True while no link fault ever touched w's link: its messages go at once, in order.
+  bool pristine(int w) const { return !links_[std::size_t(w)].touched; }
 
   // When a message sent now on w's link in `direction` arrives: now + latency + k * 200 ms, k the
   // number of losses before a send gets through (geometric, seeded draws), and never before the
@@ -37,6 +39,7 @@ class LinkFaults {
     TimeUs latency_us = 0;
     double loss = 0;
     bool partitioned = false;
+    bool touched = false;  // a link fault set latency or loss once
     TimeUs last_delivery_us[2] = {0, 0};
   };
   std::vector<Link> links_;

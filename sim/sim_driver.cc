@@ -169,6 +169,7 @@ void Driver::post(Pending::Kind kind, int worker, RequestId id, TimeUs first_tok
   p->worker = worker;
   p->id = id;
   p->first_token_us = first_token_us;
+  if (links_.pristine(worker)) return transmit(p, bytes);
   const TimeUs now = now_us();
   const auto direction = kind == Pending::kToWorker ? LinkDirection::kToWorker : LinkDirection::kToRouter;
   const TimeUs extra = links_.delivery_us(worker, direction, now) - now;

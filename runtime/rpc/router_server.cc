@@ -427,7 +427,7 @@ class RouterServer::Impl : private Carrier {
       answer.value.set_id(call.request.id);
       answer.value.set_worker(e.worker);
     } else {
-      answer.value = ended_without_worker(call.request.id, e.outcome, e.reason, e.worker, monotonic_now_us());
+      answer.value = ended_without_worker(call.request.id, e.outcome, std::string(e.reason), e.worker, monotonic_now_us());
     }
     answer.value.set_attempts(e.attempts);
     actions_->answers.push_back(std::move(answer));

@@ -29,8 +29,16 @@ class FakeCarrier : public Carrier {
     log.push_back("cancel " + std::to_string(id) + " w" + std::to_string(worker));
   }
   void at(const DispatchTimer& timer) override { timers.push_back(timer); }
+  // An Ending, kept (its reason is only valid during the call).
+  struct Ended {
+    int worker = -1;
+    int attempts = 0;
+    Outcome outcome = Outcome::kCompleted;
+    std::string reason;
+    TimeUs at_us = 0;
+  };
   void ended(const Ending& e) override {
-    ends[e.id] = e;
+    ends[e.id] = Ended{e.worker, e.attempts, e.outcome, std::string(e.reason), e.at_us};
     log.push_back("end " + std::to_string(e.id) + " " + outcome_name(e.outcome));
   }
 
@@ -53,7 +61,7 @@ class FakeCarrier : public Carrier {
   TimeUs now = 0;
   std::vector<std::string> log;
   std::vector<DispatchTimer> timers;
-  std::map<RequestId, Ending> ends;
+  std::map<RequestId, Ended> ends;
 
  private:
   std::vector<WorkerView>* views_;
