@@ -2,8 +2,8 @@
 # Builds and runs tests under sanitizers, each mode in its own build directory (Debug, -O1, line
 # tables only: reports name file:line, and the build takes a third less time than with -g):
 #   asan: AddressSanitizer + UndefinedBehaviorSanitizer (with LeakSanitizer) on the unit test
-#         programs policies_tests, traces_tests, serving_tests, sim_tests, runtime_tests and the CLI tests.
-#         Build dir build-asan/.
+#         programs core_tests, policies_tests, traces_tests, serving_tests, sim_tests and
+#         runtime_tests, and the CLI tests. Build dir build-asan/.
 #   tsan: ThreadSanitizer on runtime_tests (worker engine, embedded runtime, gRPC in one process
 #         and across processes). Build dir build-tsan/.
 # A finding fails its test: the programs stop at the first report with a non-zero status.
@@ -17,7 +17,7 @@ supp="$root/tests/sanitizers"
 case "${1:-}" in
   asan)
     sanitize=address,undefined
-    targets=(policies_tests traces_tests serving_tests sim_tests runtime_tests twinfer trace_native_csv_fuzz trace_native_jsonl_fuzz
+    targets=(core_tests policies_tests traces_tests serving_tests sim_tests runtime_tests twinfer trace_native_csv_fuzz trace_native_jsonl_fuzz
              trace_azure_fuzz trace_burstgpt_fuzz trace_mooncake_fuzz run_config_fuzz fault_scenario_fuzz wire_fuzz)
     select=()  # every test of the build: the four programs, the CLI, the fuzz corpora and the include check
     # Too slow instrumented (the Eigen kernels run about 10x slower); other tests cover their code:
