@@ -47,6 +47,15 @@ int main(int argc, char** argv) {
   } catch (const twinfer::Error& e) {
     std::fprintf(stderr, "twinfer %s: error: %s\n", cmd.c_str(), e.what());
     return 1;
+  } catch (const std::exception& e) {
+    // Whatever escaped is still an error message and exit code 1, never an abort.
+    std::fprintf(stderr, "twinfer %s: error: %s\n(an unexpected error: please report it with the command that caused it)\n",
+                 cmd.c_str(), e.what());
+    return 1;
+  } catch (...) {
+    std::fprintf(stderr, "twinfer %s: error: an unknown exception (please report it with the command that caused it)\n",
+                 cmd.c_str());
+    return 1;
   }
   std::fprintf(stderr, "twinfer: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
   return 2;

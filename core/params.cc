@@ -1,5 +1,6 @@
 #include "core/params.h"
 
+#include <cmath>
 #include <cstdio>
 
 namespace twinfer {
@@ -23,6 +24,17 @@ void JsonParams::done() const {
 
 void JsonParams::require(bool ok, const std::string& key, const std::string& message) const {
   if (!ok) throw Error(where_ + "." + key + ": " + message);
+}
+
+std::string JsonParams::integer_error(const nlohmann::json& v, double lo, double hi) {
+  if (!v.is_number()) return "expected an integer, got " + v.dump();
+  const double d = v.get<double>();
+  if (v.is_number_float() && (!std::isfinite(d) || d != std::floor(d))) return "expected an integer, got " + v.dump();
+  // Exact for the integers a config holds; a huge one is out of range either way.
+  if (v.is_number_unsigned() ? double(v.get<std::uint64_t>()) > hi : (d < lo || d > hi)) {
+    return "expected an integer in [" + format_number(lo) + ", " + format_number(hi) + "], got " + v.dump();
+  }
+  return {};
 }
 
 std::string format_number(double x) {

@@ -1,6 +1,9 @@
 // Policy parameters from JSON, with unknown keys rejected by name (STYLE.md rule 5).
 #pragma once
 
+#include <cmath>
+#include <cstdint>
+#include <limits>
 #include <set>
 #include <string>
 #include <vector>
@@ -28,6 +31,20 @@ class JsonParams {
     known_.insert(key);
     auto it = object_.find(key);
     if (it == object_.end()) return;
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+      // Checked before narrowing: 2^32 + 2 is not 2, and 1e12 is no count of GPUs.
+      const std::string why = integer_error(*it, double(std::numeric_limits<T>::min()),
+                                            double(std::numeric_limits<T>::max()));
+      if (!why.empty()) throw Error(where_ + "." + key + ": " + why);
+      if (it->is_number_unsigned()) {
+        value = static_cast<T>(it->template get<std::uint64_t>());
+      } else if (it->is_number_integer()) {
+        value = static_cast<T>(it->template get<std::int64_t>());
+      } else {
+        value = static_cast<T>(it->template get<double>());  // integral and in range: checked above
+      }
+      return;
+    }
     try {
       value = it->template get<T>();
     } catch (const nlohmann::json::exception&) {
@@ -44,6 +61,10 @@ class JsonParams {
   const nlohmann::json& object() const { return object_; }
 
  private:
+  // Why `v` is not an integer within [lo, hi] ("expected an integer, got 2.5", "... out of range"),
+  // or "".
+  static std::string integer_error(const nlohmann::json& v, double lo, double hi);
+
   template <class T>
   static const char* type_name(const T&) {
     if constexpr (std::is_same_v<T, bool>) return "a boolean";

@@ -22,6 +22,11 @@ std::int64_t peak_kv_blocks(const Request& request, const KvBlocks& kv) {
 }
 
 std::string unservable_reason(const Request& request, const ClusterView& view) {
+  // A model starts from at least one prompt token (a chat template's first token, BOS): a request
+  // without any, which traces may hold, is refused here by every engine rather than sent.
+  if (request.input_tokens < 1) {
+    return "a prompt of " + std::to_string(request.input_tokens) + " tokens: a request needs at least one prompt token";
+  }
   const std::int64_t tokens = peak_kv_tokens(request);
   bool served = false;
   std::int64_t longest_context = 0;  // of the serving workers' models

@@ -2,13 +2,22 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/params.h"
 #include "traces/sampling.h"
 #include "traces/trace.h"
 
 namespace twinfer {
 
 Trace scale_trace(const Trace& trace, double rate_scale) {
-  if (!(rate_scale > 0)) throw Error("--rate-scale must be > 0, got " + std::to_string(rate_scale));
+  if (!(rate_scale > 0) || !std::isfinite(rate_scale)) {
+    throw Error("--rate-scale must be a finite number > 0, got " + format_number(rate_scale));
+  }
+  // No arrival past what a run's clock holds: 2^62 microseconds (146,000 years) at the most.
+  constexpr double kLatestUs = 4.6e18;
+  if (!trace.requests.empty() && double(trace.requests.back().arrival_us) / rate_scale > kLatestUs) {
+    throw Error("--rate-scale " + format_number(rate_scale) + " stretches the trace's last arrival past " +
+                "the run clock's range; use a larger scale");
+  }
   Trace out = trace;
   for (auto& r : out.requests) {
     TimeUs arrival = static_cast<TimeUs>(std::llround(static_cast<double>(r.arrival_us) / rate_scale));

@@ -1,5 +1,7 @@
 #include "traces/text_input.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <charconv>
 #include <cerrno>
@@ -53,6 +55,9 @@ TimeUs parse_duration_us(std::string_view text, std::string_view field, const Li
 }  // namespace
 
 std::string read_whole_file(const std::string& path) {
+  // Regular files only: a directory fails oddly, /dev/zero or a pipe never ends.
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) throw Error(path + ": not a regular file (trace file)");
   std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
   if (!file) throw Error(path + ": cannot open trace file: " + std::strerror(errno));
   std::string content;

@@ -66,8 +66,20 @@ TEST(Servable, LongerThanTheContextOfEveryWorkerOfItsModel) {
   EXPECT_EQ(unservable_reason(make_request(1, 0, 1190, 10, "m"), b.view()), "");  // 1200 fits worker 1 exactly
   EXPECT_EQ(unservable_reason(make_request(2, 0, 1191, 10, "m"), b.view()),
             "needs 1201 tokens of context (input + output); the longest context of model 'm' is 1200 (max_context)");
-  EXPECT_EQ(unservable_reason(make_request(3, 0, 0, 1200, "m"), b.view()),  // a prompt holds one token at least
+  EXPECT_EQ(unservable_reason(make_request(3, 0, 1, 1200, "m"), b.view()),
             "needs 1201 tokens of context (input + output); the longest context of model 'm' is 1200 (max_context)");
+}
+
+// A trace may hold a row without prompt tokens; no model can start from nothing, and every engine
+// refuses it here, before it reaches a worker (where it once crashed the process).
+TEST(Servable, APromptOfNoTokensIsRefusedWithItsReason) {
+  ViewBuilder b;
+  b.add_worker(test_device(), model_with_context("m", 1000));
+  EXPECT_EQ(unservable_reason(make_request(1, 0, 0, 10, "m"), b.view()),
+            "a prompt of 0 tokens: a request needs at least one prompt token");
+  EXPECT_EQ(unservable_reason(make_request(2, 0, -3, 10, "m"), b.view()),
+            "a prompt of -3 tokens: a request needs at least one prompt token");
+  EXPECT_EQ(unservable_reason(make_request(3, 0, 1, 0, "m"), b.view()), "");  // no output: a prefill alone
 }
 
 TEST(Servable, TheKvCacheCountsOnlyOnWorkersWhoseContextHoldsTheRequest) {

@@ -108,7 +108,10 @@ TEST(Simulator, RateScaleCompressesArrivals) {
   Trace t = trace_of({req(0, 10, 1), req(1000000, 10, 1)});
   Trace fast = scale_trace(t, 4);
   EXPECT_EQ(fast.requests[1].arrival_us, 250000);
-  EXPECT_NE(error_of([&] { scale_trace(t, 0); }).find("--rate-scale must be > 0"), std::string::npos);
+  EXPECT_NE(error_of([&] { scale_trace(t, 0); }).find("--rate-scale must be a finite number > 0, got 0"),
+            std::string::npos);
+  // A scale so small that the arrivals would overflow the clock (they once wrapped negative).
+  EXPECT_NE(error_of([&] { scale_trace(t, 1e-300); }).find("past the run clock's range"), std::string::npos);
   auto s = sim::simulate(c, t, {});
   sim::SimRunOptions opt;
   opt.rate_scale = 4;

@@ -94,5 +94,11 @@ TEST(ReadWholeFile, ReadsBytesAndNamesAMissingPath) {
   EXPECT_NE(message.find("/no/such/dir/trace.csv: cannot open trace file"), std::string::npos) << message;
 }
 
+// A directory once aborted the reader, and /dev/zero was read until memory ran out.
+TEST(ReadWholeFile, OnlyRegularFilesAreRead) {
+  EXPECT_EQ(error_of([] { read_whole_file("/tmp"); }), "/tmp: not a regular file (trace file)");
+  EXPECT_EQ(error_of([] { read_whole_file("/dev/zero"); }), "/dev/zero: not a regular file (trace file)");
+}
+
 }  // namespace
 }  // namespace twinfer
