@@ -147,6 +147,7 @@ void Dispatcher::fail(RequestId id, const std::string& failure, TimeUs now) {
 }
 
 void Dispatcher::fire(const DispatchTimer& timer, TimeUs now) {
+  prune(now);  // a server never asks next_timer_us(): what fell due goes here
   const Flight& f = flights_[timer.id];
   if (f.ended || f.generation != timer.generation) return;
   if (timer.kind == DispatchTimer::kRetry) {
@@ -204,11 +205,15 @@ void Dispatcher::renew(Router* router, Admission* shed, Admission* admission) {
   timeouts_.clear();
 }
 
-TimeUs Dispatcher::next_timer_us(TimeUs now) {
+void Dispatcher::prune(TimeUs now) {
   while (!retry_times_.empty() && retry_times_.top() < now) retry_times_.pop();
   while (!timeouts_.empty() && (timeouts_.front().first < now || flights_[timeouts_.front().second].ended)) {
     timeouts_.pop_front();
   }
+}
+
+TimeUs Dispatcher::next_timer_us(TimeUs now) {
+  prune(now);
   TimeUs t = retry_times_.empty() ? kNever : retry_times_.top();
   if (!timeouts_.empty()) t = std::min(t, timeouts_.front().first);
   return t;
@@ -233,8 +238,7 @@ void Dispatcher::record_end(RequestId id, Outcome outcome, const std::string& re
                             const Sequence* seq, TimeUs first_token_us) {
   Recorder* rec = parts_.recorder;
   if (rec == nullptr) return;
-  std::unique_lock<std::mutex> lock;
-  if (parts_.recorder_mu) lock = std::unique_lock<std::mutex>(*parts_.recorder_mu);
+  const auto lock = recorder_lock();
   if (outcome == Outcome::kRejected) {
     rec->reject(id, at_us, reason);
   } else if (seq != nullptr) {
@@ -247,9 +251,12 @@ void Dispatcher::record_end(RequestId id, Outcome outcome, const std::string& re
 void Dispatcher::record_routed(RequestId id, int worker) {
   Recorder* rec = parts_.recorder;
   if (rec == nullptr) return;
-  std::unique_lock<std::mutex> lock;
-  if (parts_.recorder_mu) lock = std::unique_lock<std::mutex>(*parts_.recorder_mu);
+  const auto lock = recorder_lock();
   rec->routed(id, worker);
+}
+
+std::unique_lock<std::mutex> Dispatcher::recorder_lock() const {
+  return parts_.recorder_mu ? std::unique_lock<std::mutex>(*parts_.recorder_mu) : std::unique_lock<std::mutex>();
 }
 
 }  // namespace twinfer

@@ -199,6 +199,9 @@ class Dispatcher {
   void record_end(RequestId id, Outcome outcome, const std::string& reason, TimeUs at_us, const Sequence* seq,
                   TimeUs first_token_us);
   void record_routed(RequestId id, int worker);
+  std::unique_lock<std::mutex> recorder_lock() const;  // held when the recorder is shared
+  // Forgets the retry and time-limit times before `now`, and time limits of ended requests.
+  void prune(TimeUs now);
 
   DispatcherParts parts_;
   Carrier& carrier_;

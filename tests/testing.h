@@ -15,6 +15,7 @@
 #include "policies/cluster_view.h"
 #include "policies/cost_model.h"
 #include "core/request.h"
+#include "traces/trace.h"
 
 namespace twinfer::testing {
 
@@ -119,6 +120,29 @@ class ViewBuilder {
   std::deque<std::unique_ptr<InstanceSpec>> instances_;
   std::vector<WorkerView> workers_;
 };
+
+// Requests at `rate` per second for each (duration_s, rate) phase in turn, evenly spaced;
+// `input` prompt tokens, `output` generated, for `model` (empty: any).
+inline Trace phases(const std::vector<std::pair<double, double>>& p, int output, const std::string& model = "",
+                    int input = 32) {
+  Trace t;
+  TimeUs start = 0;
+  for (const auto& [duration_s, rate] : p) {
+    const TimeUs gap = us_from_s(1.0 / rate);
+    for (TimeUs at = start; at < start + us_from_s(duration_s); at += gap) {
+      Request r;
+      r.id = t.requests.size();
+      r.arrival_us = at;
+      r.input_tokens = input;
+      r.output_tokens = output;
+      r.model = model;
+      t.requests.push_back(r);
+    }
+    start += us_from_s(duration_s);
+  }
+  t.source = "phases";
+  return t;
+}
 
 inline Request make_request(RequestId id, TimeUs arrival_us = 0, int input = 100, int output = 10,
                             const std::string& model = "", int priority = 0) {

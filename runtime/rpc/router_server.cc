@@ -138,12 +138,10 @@ class RouterServer::Impl : private Carrier {
     std::vector<std::string> names;
     for (const auto& inst : config_.cluster.instances) names.push_back(inst.name);
     versions_ = std::make_unique<VersionChoice>(config_.cluster, config_.traffic_split, options_.seed);
-    fleet_cost_ = make_run_policies(config_, options_.seed).cost;
     fleet_log_ = std::make_unique<Recorder>(no_requests_, names, config_.workload.slo, /*keep_batches=*/false);
-    elastic_ = std::make_unique<ElasticCluster>(config_, *fleet_cost_, options_.seed, *fleet_log_, versions_.get());
+    elastic_ = std::make_unique<ElasticCluster>(config_, *cost_, options_.seed, *fleet_log_, versions_.get());
     const std::size_t n = names.size();
     ready_since_us_.assign(n, -1);
-    start_decided_us_.assign(n, 0);
     DispatcherParts d;
     d.protection = &config_.protection;
     d.router = router_.get();
@@ -371,7 +369,6 @@ class RouterServer::Impl : private Carrier {
     for (const LifecycleChange& c : elastic_->decide(v, links_.busy_us())) {
       const int w = c.worker;
       if (c.to == Lifecycle::kStarting) {
-        start_decided_us_[std::size_t(w)] = dated_us;
         links_.set_monitored(w, false);  // answers from here on are the new process's
         options_.processes->launch(w, "its pool scaled up");
         check_started(w, elastic_->start_epoch(w), dated_us + elastic_->cold_start_us(w));
@@ -435,10 +432,11 @@ class RouterServer::Impl : private Carrier {
     call = Call{};
   }
 
-  // REQUIRES: mu_ held, or no calls yet.
+  // REQUIRES: mu_ held, or no calls yet. The cost model holds nothing a restart forgets; the pools
+  // size their cold starts by it, so it is made once.
   void make_policies() {
     RunPolicies policies = make_run_policies(config_, options_.seed);
-    cost_ = std::move(policies.cost);
+    if (!cost_) cost_ = std::move(policies.cost);
     admission_ = std::move(policies.admission);
     router_ = std::move(policies.router);
     shed_ = std::move(policies.shed);
@@ -518,7 +516,6 @@ class RouterServer::Impl : private Carrier {
   std::unique_ptr<Admission> shed_;
   std::unique_ptr<Router> router_;
   std::unique_ptr<VersionChoice> versions_;
-  std::unique_ptr<CostModel> fleet_cost_;  // sizes cold starts; made once (policies are renewed)
   const std::vector<Request> no_requests_;
   std::unique_ptr<Recorder> fleet_log_;    // the pools' markers and counters
   std::unique_ptr<ElasticCluster> elastic_;
@@ -526,7 +523,6 @@ class RouterServer::Impl : private Carrier {
   TimeUs zero_us_ = kNever;                // the run clock's zero on the monotonic clock
   TimeUs elastic_dated_us_ = 0;            // the latest time a lifecycle change was dated
   std::vector<TimeUs> ready_since_us_;     // per worker: when a cold start made it ready; -1: from the start
-  std::vector<TimeUs> start_decided_us_;
   std::vector<Call> calls_;              // by Dispatcher slot
   std::vector<WorkerView> views_;        // the latest view handed to the Dispatcher
   Actions* actions_ = nullptr;           // of the event being handled

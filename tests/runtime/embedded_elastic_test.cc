@@ -14,6 +14,7 @@
 #include "core/json_file.h"
 #include "runtime/engine/embedded_runtime.h"
 #include "tests/runtime/runtime_testing.h"
+#include "tests/testing.h"
 
 namespace twinfer::runtime {
 namespace {

@@ -30,28 +30,6 @@ inline Trace small_trace(int n, double rate_rps, std::uint64_t seed = 3, int out
   return generate_synthetic(parse_synthetic_spec(spec, "test"), seed);
 }
 
-// Requests at `rate` per second for each (duration_s, rate) phase in turn, evenly spaced;
-// 32 prompt tokens, `output` generated, for `model` (empty: any).
-inline Trace phases(const std::vector<std::pair<double, double>>& p, int output, const std::string& model = "") {
-  Trace t;
-  TimeUs start = 0;
-  for (const auto& [duration_s, rate] : p) {
-    const TimeUs gap = us_from_s(1.0 / rate);
-    for (TimeUs at = start; at < start + us_from_s(duration_s); at += gap) {
-      Request r;
-      r.id = t.requests.size();
-      r.arrival_us = at;
-      r.input_tokens = 32;
-      r.output_tokens = output;
-      r.model = model;
-      t.requests.push_back(r);
-    }
-    start += us_from_s(duration_s);
-  }
-  t.source = "phases";
-  return t;
-}
-
 // A two-layer transformer (hidden 64, 4 heads, 2 KV heads, FFN 128, vocab 97) that backend tests
 // can check against a naive reference in milliseconds.
 inline runtime::TransformerConfig tiny_transformer(int max_context = 256, std::uint64_t seed = 42) {

@@ -51,24 +51,7 @@ std::vector<Row> read_rows(const std::string& dir) {
 
 // Requests at `rate` per second for each (duration_s, rate) phase in turn; 2000 prompt tokens,
 // 50 generated.
-Trace phases(const std::vector<std::pair<double, double>>& p) {
-  Trace t;
-  TimeUs start = 0;
-  for (const auto& [duration_s, rate] : p) {
-    const TimeUs gap = us_from_s(1.0 / rate);
-    for (TimeUs at = start; at < start + us_from_s(duration_s); at += gap) {
-      Request r;
-      r.id = t.requests.size();
-      r.arrival_us = at;
-      r.input_tokens = 2000;
-      r.output_tokens = 50;
-      t.requests.push_back(r);
-    }
-    start += us_from_s(duration_s);
-  }
-  t.source = "phases";
-  return t;
-}
+Trace phases(const std::vector<std::pair<double, double>>& p) { return testing::phases(p, 50, "", 2000); }
 
 // 8 instances of a 1B model on H100s, scaled by queue depth between 1 and 8 replicas.
 RunConfig elastic_config(const std::string& autoscaling) {
