@@ -107,6 +107,7 @@ int serve_command(int argc, char** argv) {
   if (server.metrics_port() >= 0) std::printf(", metrics on port %d (/metrics, /healthz)", server.metrics_port());
   if (stack.has_faults()) std::printf(", %zu fault(s) from %s", stack.faults().faults.size(), faults_start.c_str());
   std::printf("\n");
+  for (const std::string& warning : stack.warnings()) std::fprintf(stderr, "twinfer serve: %s\n", warning.c_str());
   std::fflush(stdout);
   stack.start_faults();
   const int signal = runtime::wait_for_stop_signal(stop);

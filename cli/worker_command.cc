@@ -3,6 +3,7 @@
 
 #include "core/error.h"
 #include "runtime/rpc/stop_signals.h"
+#include "runtime/rpc/wire.h"
 #include "runtime/rpc/worker_server.h"
 #include "cli/args.h"
 #include "cli/commands.h"
@@ -22,10 +23,19 @@ const char kUsage[] =
     "router cancels (time limit, router restart) is dropped at once. 'twinfer serve --spawn-workers'\n"
     "starts and supervises workers itself.\n"
     "SIGINT or SIGTERM: stop accepting requests, finish those accepted, exit.\n"
+    "A step that fails with an error no one request answers for (a device error) fails the worker:\n"
+    "the requests it was running end dropped, the others go back to the router, and it exits with\n"
+    "status 3 for its supervisor to start it afresh.\n"
     "\n"
     "  --device cpu|cuda:N  backend (default cpu)\n"
     "  --listen HOST:PORT   gRPC address (default 127.0.0.1:50061; port 0 picks a free one)\n"
-    "  --seed N             model weights and randomized batchers (default 1, as 'twinfer run')\n";
+    "  --seed N             model weights and randomized batchers (default 1, as 'twinfer run')\n"
+    "  --allow-faults       take InjectFault calls (slowdowns, device errors): 'twinfer serve\n"
+    "                       --spawn-workers --faults F' starts its workers so; refused otherwise\n";
+
+// A failed engine is of no more use (a device error may poison the process): the worker exits
+// with this status, and a supervisor ('twinfer serve --spawn-workers', systemd) starts it afresh.
+constexpr int kFailedStatus = 3;
 
 int integer_option(const Args& args, const std::string& name, int fallback) {
   double v = args.number(name, fallback);
@@ -37,7 +47,7 @@ int integer_option(const Args& args, const std::string& name, int fallback) {
 
 int worker_command(int argc, char** argv) {
   if (wants_help(argc, argv, kUsage)) return 0;
-  Args args(argc, argv, {"config", "id", "device", "listen", "seed"}, {}, {"set"});
+  Args args(argc, argv, {"config", "id", "device", "listen", "seed"}, {"allow-faults"}, {"set"});
   RunConfig config = load_run_config(args.required("config"), args.all("set"));
   runtime::WorkerServerOptions opt;
   opt.index = integer_option(args, "id", -1);
@@ -45,12 +55,21 @@ int worker_command(int argc, char** argv) {
   opt.device = args.get("device", "cpu");
   opt.listen = args.get("listen", "127.0.0.1:50061");
   opt.seed = static_cast<std::uint64_t>(integer_option(args, "seed", 1));
+  opt.allow_faults = args.has("allow-faults");
   const sigset_t stop = runtime::block_stop_signals();
   runtime::WorkerServer server(config, opt);
   std::printf("twinfer worker %d (%s) on %s listening on %s\n", opt.index, server.name().c_str(), opt.device.c_str(),
               server.address().c_str());
   std::fflush(stdout);
-  const int signal = runtime::wait_for_stop_signal(stop);
+  const std::string warning = runtime::exposure_warning(opt.listen, "the worker");
+  if (!warning.empty()) std::fprintf(stderr, "twinfer worker %d: %s\n", opt.index, warning.c_str());
+  const int signal = runtime::wait_for_stop_signal(stop, [&] { return !server.failure().empty(); });
+  if (signal == 0) {
+    std::fprintf(stderr, "twinfer worker %d: %s; every request it held is answered, exiting (status %d)\n", opt.index,
+                 server.failure().c_str(), kFailedStatus);
+    server.shutdown();
+    return kFailedStatus;
+  }
   std::fprintf(stderr, "twinfer worker %d: %s, finishing the requests in flight\n", opt.index, strsignal(signal));
   server.shutdown();
   std::fprintf(stderr, "twinfer worker %d: stopped\n", opt.index);

@@ -151,6 +151,20 @@ Finished WorkerState::fail_entry(BatchPlan& plan, RequestId id, std::string reas
   return take_out(id, Outcome::kDropped, std::move(reason));
 }
 
+std::vector<Finished> WorkerState::fail_running(const std::string& reason) {
+  std::vector<Finished> out;
+  out.reserve(running_.size());
+  const std::vector<RequestId> running = running_;
+  for (RequestId id : running) {
+    Slot& s = slot(id);
+    release_blocks(s.seq);
+    s.leaving = true;
+  }
+  sweep_running();
+  for (RequestId id : running) out.push_back(take_out(id, Outcome::kDropped, reason));
+  return out;
+}
+
 std::vector<Sequence> WorkerState::clear() {
   std::vector<Sequence> out;
   out.reserve(slots_.size());

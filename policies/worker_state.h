@@ -102,6 +102,10 @@ class WorkerState {
   // plan may then run and finish. REQUIRES: begin(plan) ran and plan has an entry for id.
   Finished fail_entry(BatchPlan& plan, RequestId id, std::string reason);
 
+  // The worker failed in a step (an error no one sequence answers for): every running sequence
+  // ends kDropped with `reason`, its KV blocks freed; waiting ones stay. In running order.
+  std::vector<Finished> fail_running(const std::string& reason);
+
   // Removes every sequence (the worker crashed): returns them in queue order, waiting ones first.
   // The KV cache is all free again.
   std::vector<Sequence> clear();

@@ -113,7 +113,10 @@ void Dispatcher::attempt_failed(RequestId id, int worker, const std::string& fai
 }
 
 void Dispatcher::worker_crashed(int worker, TimeUs now) {
-  const std::string failure = reasons::worker_crashed(parts_.worker_names[std::size_t(worker)]);
+  worker_failed(worker, reasons::worker_crashed(parts_.worker_names[std::size_t(worker)]), now);
+}
+
+void Dispatcher::worker_failed(int worker, const std::string& failure, TimeUs now) {
   if (parts_.health) parts_.health->call_failed(worker, now, failure, /*hard=*/true);
   if (attempts_on_[std::size_t(worker)] == 0) return;
   // The router's list, not the worker's, is complete: attempts on the way to it and answers on the

@@ -18,7 +18,7 @@
 //               (protection.request_timeout_ms after its arrival) and attempt 1 is sent.
 //   answered    the worker of the current attempt answered: the request ends with the worker's
 //               outcome and reason. Answers of attempts given up on are stale (answered() says so).
-//   attempt_failed / worker_crashed / worker_unreachable
+//   attempt_failed / worker_crashed / worker_failed / worker_unreachable
 //               the attempt failed; the RetryPolicy retries it after its backoff (routed again,
 //               to the same version) or gives up: dropped with the policy's reason. A retry that
 //               the router cannot place is dropped "no worker to retry on: <why>".
@@ -134,6 +134,9 @@ class Dispatcher {
   // `worker` crashed: one hard failure for its health, and every attempt on it or on the way to or
   // from it fails "worker NAME crashed".
   void worker_crashed(int worker, TimeUs now);
+  // `worker` failed (WorkerEngine's on_failed: `failure` is reasons::worker_failed()): as a crash,
+  // with that failure. The attempts its failed step held ended first, dropped by the worker.
+  void worker_failed(int worker, const std::string& failure, TimeUs now);
   // `worker`'s heartbeats stopped: each attempt on it is cancelled there (the carrier delivers the
   // cancel once it can) and fails "worker NAME unreachable: heartbeat lost".
   void heartbeat_lost(int worker, TimeUs now);

@@ -6,6 +6,10 @@ namespace twinfer::reasons {
 
 std::string worker_crashed(const std::string& worker) { return "worker " + worker + " crashed"; }
 
+std::string worker_failed(const std::string& worker, const std::string& what) {
+  return "worker " + worker + " failed: " + what;
+}
+
 std::string worker_unreachable(const std::string& worker, const std::string& why) {
   return "worker " + worker + " unreachable: " + why;
 }

@@ -16,9 +16,12 @@ inline constexpr const char* kRouterShuttingDown = "router shutting down";  // i
 inline constexpr const char* kClientCancelled = "client cancelled the call";
 inline constexpr const char* kHeartbeatLost = "heartbeat lost";
 inline constexpr const char* kConnectionRefused = "connection refused";
+inline constexpr const char* kInjectedDeviceError = "device error (injected)";  // a device_error fault
 
 // "worker cpu/cpu1 crashed"
 std::string worker_crashed(const std::string& worker);
+// "worker cpu/cpu1 failed: <what>": a step failed with an error no one sequence answers for
+std::string worker_failed(const std::string& worker, const std::string& what);
 // "worker cpu/cpu1 unreachable: heartbeat lost"
 std::string worker_unreachable(const std::string& worker, const std::string& why);
 // "no answer within 2000 ms" (milliseconds as few digits as they need: "2.5")

@@ -60,6 +60,8 @@ struct SimWorker {
   // Faults.
   bool alive = true;
   double slowdown = 1;              // step time multiplier
+  bool device_error = false;        // a device_error fault: the next step fails
+  bool failed = false;              // down since a step failed: restarts when the fault ends
   TimeUs silent_since_us = kNever;  // crashed or partitioned: no heartbeat since then
   std::vector<std::function<void()>> held;  // messages waiting for the partition to heal, in order
   std::vector<RequestId> cancel_after_tail;  // cancelled while in the running tail's plan
@@ -119,6 +121,8 @@ class Driver : private Carrier {
   void schedule_faults();
   void on_fault(const FaultEvent& e);
   void crash(int wi);
+  void device_failed(int wi);
+  void go_down(int wi, const std::string& failure);
   void recover(int wi);
   void heal(int wi);
   void cancel_on_worker(int wi, RequestId id);

@@ -6,6 +6,7 @@
 #include <simgrid/kernel/Timer.hpp>
 
 #include "serving/faults/fault_report.h"
+#include "serving/lifecycle_reasons.h"
 #include "sim/driver.h"
 
 namespace twinfer::sim {
@@ -55,10 +56,32 @@ void Driver::on_fault(const FaultEvent& e) {
       return refresh_health();
     case FaultType::kRouterRestart:
       return e.starts ? dispatcher_->router_down(now) : dispatcher_->router_up();
+    case FaultType::kDeviceError:
+      workers_[wi].device_error = e.starts;
+      if (!e.starts && workers_[wi].failed) {
+        workers_[wi].failed = false;
+        recover(wi);
+      }
+      return;
   }
 }
 
-void Driver::crash(int wi) {
+void Driver::crash(int wi) { go_down(wi, reasons::worker_crashed(workers_[wi].instance->name)); }
+
+// A step on a faulty device fails the worker, as WorkerEngine fails: the sequences it runs end
+// dropped with the failure, and the rest goes back to the router with it.
+void Driver::device_failed(int wi) {
+  SimWorker& w = workers_[wi];
+  const std::string failure = reasons::worker_failed(w.instance->name, reasons::kInjectedDeviceError);
+  auto dropped = w.state->fail_running(failure);
+  end_on_worker(wi, dropped, now_us());
+  w.failed = true;
+  go_down(wi, failure);
+}
+
+// The worker stops (crashed or failed): its batch, queue and KV cache are gone, and every attempt
+// on it fails with `failure`.
+void Driver::go_down(int wi, const std::string& failure) {
   SimWorker& w = workers_[wi];
   const TimeUs now = now_us();
   if (w.silent_since_us == kNever) w.silent_since_us = now;
@@ -75,7 +98,7 @@ void Driver::crash(int wi) {
   for (const Sequence& seq : w.state->clear()) left_worker(wi, seq.request.id);
   refresh_view(wi);
   // Its connections reset: the router knows at once, and every attempt on it failed.
-  dispatcher_->worker_crashed(wi, now);
+  dispatcher_->worker_failed(wi, failure, now);
   refresh_health();
 }
 

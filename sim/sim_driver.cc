@@ -340,6 +340,8 @@ void Driver::kick(int wi) {
       if (t == now) return idle(wi, plan.wake_at_us);
       break;  // busy until t, then asks again
     }
+    // The flag was set before this kick began (a fault is an external event): t is now.
+    if (w.device_error) return device_failed(wi);
     TimeUs step = std::max<TimeUs>(1, w.state->plan_time_us(plan, *cost_, *w.instance));
     if (w.slowdown != 1) step = static_cast<TimeUs>(std::llround(double(step) * w.slowdown));
     if (t + step < horizon) {

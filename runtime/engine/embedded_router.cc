@@ -41,6 +41,7 @@ EmbeddedRouter::EmbeddedRouter(RouterParts parts)
   alive_.assign(n, false);
   crashed_.assign(n, false);
   slowdown_.assign(n, 1.0);
+  device_error_.assign(n, false);
   held_.resize(n);
   busy_us_.assign(n, 0);
   start_decided_us_.assign(n, 0);
@@ -108,6 +109,17 @@ WorkerCallbacks EmbeddedRouter::callbacks() {
     }
     mail_cv_.notify_one();
   };
+  cb.on_failed = [this](int worker, const std::string& failure) {
+    Message m;
+    m.kind = Kind::kFailed;
+    m.worker = worker;
+    m.ended.reason = failure;
+    {
+      std::lock_guard<std::mutex> lock(mail_mu_);
+      mail_.push_back(std::move(m));
+    }
+    mail_cv_.notify_one();
+  };
   cb.on_policy_error = [this](int worker, const std::string& error) {
     std::lock_guard<std::mutex> lock(mail_mu_);
     if (policy_error_.empty()) policy_error_ = "worker " + worker_name(worker) + ": " + error;
@@ -129,6 +141,7 @@ std::string EmbeddedRouter::policy_error() const {
 void EmbeddedRouter::start_worker(int w) {
   const std::size_t i = std::size_t(w);
   workers_[i]->set_slowdown(slowdown_[i]);
+  workers_[i]->set_device_error(device_error_[i]);
   workers_[i]->start(i < parts_.cores.size() ? parts_.cores[i] : -1);
 }
 
@@ -272,7 +285,8 @@ void EmbeddedRouter::post(Message m, TimeUs now) {
     held_[std::size_t(w)].push_back(index);
     return;
   }
-  const auto direction = messages_[index].kind == Kind::kEnd ? LinkDirection::kToRouter : LinkDirection::kToWorker;
+  const Kind kind = messages_[index].kind;
+  const auto direction = kind == Kind::kEnd || kind == Kind::kFailed ? LinkDirection::kToRouter : LinkDirection::kToWorker;
   const TimeUs at = links_.delivery_us(w, direction, now);
   if (at <= now) {
     deliver(messages_[index], now);
@@ -290,6 +304,10 @@ void EmbeddedRouter::deliver(const Message& m, TimeUs now) {
   if (m.kind == Kind::kEnd) {
     dispatcher_->answered(m.id, m.worker, m.ended.outcome, m.ended.reason, now, &m.ended.seq,
                           m.ended.seq.first_token_us);
+    return;
+  }
+  if (m.kind == Kind::kFailed) {
+    failed(m.worker, m.ended.reason, now);
     return;
   }
   if (m.kind == Kind::kCancel) {
@@ -341,6 +359,11 @@ void EmbeddedRouter::apply_fault(const FaultEvent& e, TimeUs now) {
         dispatcher_->router_up();
       }
       break;
+    case FaultType::kDeviceError:
+      device_error_[std::size_t(w)] = e.starts;
+      if (alive_[std::size_t(w)]) workers_[std::size_t(w)]->set_device_error(e.starts);
+      if (!e.starts) recover(w, now);  // restarts it if the fault failed it
+      break;
   }
 }
 
@@ -352,6 +375,24 @@ void EmbeddedRouter::crash(int w, TimeUs now) {
   crashed_[i] = true;
   held_[i].clear();
   dispatcher_->worker_crashed(w, now);
+}
+
+// The worker failed (its failed step's requests ended dropped before this news): what it holds
+// goes back to the Dispatcher as failed attempts, and it restarts as a crashed worker recovers,
+// as a supervisor restarts a failed worker process: at once, or when its device_error fault ends.
+// Not after a policy's error, which the run raises (a restarted worker would fail the same way).
+void EmbeddedRouter::failed(int w, const std::string& failure, TimeUs now) {
+  const std::size_t i = std::size_t(w);
+  // News of an engine that is gone (crashed meanwhile, or already replaced) changes nothing.
+  if (!alive_[i] || workers_[i]->failure() != failure) return;
+  workers_[i]->crash();
+  alive_[i] = false;
+  crashed_[i] = true;
+  held_[i].clear();
+  applied_.push_back({{"type", "failure"}, {"worker", w}, {"event", "failed"}, {"reason", failure},
+                      {"applied_s", seconds(now)}});
+  dispatcher_->worker_failed(w, failure, now);
+  if (policy_error().empty() && !device_error_[i]) load(w, -1, now);
 }
 
 // The restarted worker loads its model on its own thread, as a restarted process would: the
@@ -376,7 +417,8 @@ void EmbeddedRouter::heal(int w, TimeUs now) {
   held.swap(held_[std::size_t(w)]);
   for (std::size_t index : held) {
     const Message& m = messages_[index];
-    const auto direction = m.kind == Kind::kEnd ? LinkDirection::kToRouter : LinkDirection::kToWorker;
+    const auto direction =
+        m.kind == Kind::kEnd || m.kind == Kind::kFailed ? LinkDirection::kToRouter : LinkDirection::kToWorker;
     const TimeUs at = links_.delivery_us(w, direction, now);
     if (at <= now) {
       deliver(m, now);

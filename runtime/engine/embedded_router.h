@@ -15,6 +15,10 @@
 //               unreachable: heartbeat lost" and are retried, and their cancels wait for the heal.
 //   router_restart  requests not ended end dropped "router restarted" (their workers cancel
 //               them); arrivals until the router is back are rejected "router unavailable".
+//   device_error  WorkerEngine::set_device_error(): its next step fails the worker (on_failed),
+//               whose running sequences end dropped "worker NAME failed: device error (injected)"
+//               and whose other requests fail with those words (retried); it restarts (model
+//               reloaded) when the fault ends. A worker that fails on its own restarts at once.
 //
 // Elastic pools and model versions (serving/elastic/elastic_cluster.h, policies/splits/
 // version_choice.h), as in the simulator:
@@ -116,9 +120,9 @@ class EmbeddedRouter : private Carrier {
   nlohmann::json loads_json() const;
 
  private:
-  enum class Kind { kSubmit, kCancel, kEnd, kReady };
-  // A hand-off between router and worker; kEnd goes to the router, kSubmit and kCancel to the
-  // worker. kReady (mail only): a loader thread finished loading a worker's model (its engine
+  enum class Kind { kSubmit, kCancel, kEnd, kFailed, kReady };
+  // A hand-off between router and worker; kEnd and kFailed (the worker failed: WorkerCallbacks::
+  // on_failed) go to the router, kSubmit and kCancel to the worker. kReady (mail only): a loader thread finished loading a worker's model (its engine
   // waits in loaded_).
   struct Message {
     Kind kind = Kind::kSubmit;
@@ -126,7 +130,7 @@ class EmbeddedRouter : private Carrier {
     RequestId id = 0;
     int attempt = 0;  // kSubmit: the attempt it carries
     int epoch = -1;   // kReady: as Loaded::epoch
-    Finished ended;   // kEnd
+    Finished ended;   // kEnd; kFailed: ended.reason is the failure
     TimeUs end_us = 0;
   };
   // kDispatch: the Dispatcher's; kColdStart: a started worker's modeled cold start has elapsed.
@@ -174,6 +178,7 @@ class EmbeddedRouter : private Carrier {
 
   void apply_fault(const FaultEvent& e, TimeUs now);
   void crash(int w, TimeUs now);
+  void failed(int w, const std::string& failure, TimeUs now);
   void recover(int w, TimeUs now);
   void rejoin(int w, std::unique_ptr<WorkerEngine> engine, TimeUs now);
   void heal(int w, TimeUs now);
@@ -210,6 +215,7 @@ class EmbeddedRouter : private Carrier {
   std::vector<bool> alive_;
   std::vector<bool> crashed_;
   std::vector<double> slowdown_;
+  std::vector<bool> device_error_;  // a device_error fault lasts
   std::vector<WorkerView> last_views_;  // as of the latest heartbeat seen
   std::vector<WorkerView> views_;
   std::vector<std::deque<std::size_t>> held_;      // messages waiting for a partition to heal

@@ -6,7 +6,9 @@
 #include <cmath>
 #include <thread>
 
+#include "core/error.h"
 #include "runtime/engine/cpu_affinity.h"
+#include "serving/lifecycle_reasons.h"
 
 namespace twinfer::runtime {
 namespace {
@@ -62,6 +64,8 @@ void WorkerEngine::set_slowdown(double factor) {
   std::lock_guard<std::mutex> lock(mu_);
   slowdown_ = factor;
 }
+
+void WorkerEngine::set_device_error(bool on) { device_error_ = on; }
 
 void WorkerEngine::cancel(RequestId id) {
   {
@@ -255,6 +259,7 @@ void WorkerEngine::run_request_batch(const BatchPlan& plan) {
 // without it: its batch-mates go on. A request batch that decoded before the refusal starts over
 // from its prompts.
 void WorkerEngine::run_plan(BatchPlan& plan, TimeUs now) {
+  if (device_error_) throw Error(reasons::kInjectedDeviceError);
   for (;;) {
     try {
       if (plan.kind == BatchKind::kIteration) {
@@ -282,33 +287,43 @@ void WorkerEngine::loop() {
   try {
     serve();
   } catch (const std::exception& e) {
-    fail("worker " + parts_.instance->name + " failed: " + e.what());
+    fail(reasons::worker_failed(parts_.instance->name, e.what()));
   }
 }
 
+std::string WorkerEngine::failure() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return failure_;
+}
+
 // A failed step (a backend error, a policy's exception) must not lose requests nor take the
-// process down: everything here ends as dropped with the reason, the worker reports itself down
-// so that routers send nothing more, and whatever still arrives is dropped the same way.
+// process down. The sequences it was running (the failed step's) end dropped with the reason: any of them may
+// have caused it, and sent elsewhere it would fail the next worker too. The worker reports itself
+// down, so that routers send nothing more, and holds what it has not started for crash() to give
+// back (their sender may place them elsewhere); a stop() with nobody to claim them drops them.
 void WorkerEngine::fail(const std::string& reason) {
-  for (;;) {
-    const TimeUs now = parts_.clock->now_us();
-    take_inbox(now);
-    BatchPlan evict;
-    evict.preempt = state_.running();
-    state_.begin(evict, now);
-    BatchPlan drop;
-    for (RequestId id : state_.waiting()) drop.drop.push_back(BatchDrop{id, reason});
-    auto dropped = state_.begin(drop, now);
-    end(dropped, now);
-    std::unique_lock<std::mutex> lock(mu_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    failure_ = reason;  // failure() tells the ends below from the worker's other drops
     view_.health = Health::kDown;
-    view_.waiting = static_cast<int>(inbox_.size());
-    view_.running = 0;
-    if (crashed_) return;
-    if (!inbox_.empty()) continue;
-    if (stopping_) return;
-    cv_.wait(lock, [this] { return !inbox_.empty() || stopping_ || crashed_; });
   }
+  TimeUs now = parts_.clock->now_us();
+  auto dropped = state_.fail_running(reason);
+  end(dropped, now);
+  publish_view(false, now);
+  if (callbacks_.on_failed) callbacks_.on_failed(parts_.index, reason);
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return stopping_ || crashed_; });
+    if (crashed_) return;
+  }
+  // Stopped with nobody to claim them.
+  now = parts_.clock->now_us();
+  take_inbox(now);
+  BatchPlan drop;
+  for (RequestId id : state_.waiting()) drop.drop.push_back(BatchDrop{id, reason});
+  dropped = state_.begin(drop, now);
+  end(dropped, now);
 }
 
 void WorkerEngine::serve() {

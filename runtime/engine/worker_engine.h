@@ -29,8 +29,14 @@ struct WorkerCallbacks {
   std::function<void(int worker, const Finished& ended, TimeUs end_us)> on_end;  // completed or dropped
   std::function<void(const BatchRecord& batch)> on_batch;
   // A policy (the batcher, the admission's purge) threw: an error of the run, reported before the
-  // worker fails (its requests end dropped with it). May be empty.
+  // worker fails (see on_failed). May be empty.
   std::function<void(int worker, const std::string& error)> on_policy_error;
+  // The worker failed: a step failed with an error that no one sequence answers for (a backend's,
+  // a policy's). The sequences it was running ended dropped with `reason` first (on_end: they may
+  // have caused it, so they are not sent elsewhere); the worker reports itself down and keeps the
+  // requests still waiting, and any that arrive later, for crash() to give back to their sender.
+  // stop() drops them with `reason` instead. May be empty.
+  std::function<void(int worker, const std::string& reason)> on_failed;
 };
 
 // Everything a worker borrows; all must outlive it. `admission` and `cost` are only used through
@@ -58,6 +64,7 @@ class WorkerEngine {
 
   // Thread-safe. The request joins the worker's queue at the next step boundary. A request with
   // the id of one still resident here replaces it (a retry of a request its sender gave up on).
+  // On a failed worker it waits for crash() (see WorkerCallbacks::on_failed).
   // REQUIRES: not crashed().
   void submit(const Request& request);
 
@@ -69,6 +76,8 @@ class WorkerEngine {
   // call returns nothing. Recovery is a new WorkerEngine with fresh parts.
   std::vector<Request> crash();
   bool crashed() const { return crashed_.load(); }
+  // Why the worker failed (see WorkerCallbacks::on_failed); empty while it has not.
+  std::string failure() const;
 
   // Thread-safe snapshot for routers: queue, running, KV, outstanding work, utilization, latency.
   WorkerView view() const;
@@ -77,6 +86,9 @@ class WorkerEngine {
   // measured duration, so that it takes `factor` times as long (a throttled or sick device).
   // 1 is normal speed. REQUIRES: factor >= 1.
   void set_slowdown(double factor);
+  // Thread-safe. While on, the worker's next step fails with reasons::kInjectedDeviceError, which
+  // fails the worker (a device_error fault; see WorkerCallbacks::on_failed).
+  void set_device_error(bool on);
 
   // Thread-safe. At the next step boundary the request leaves the worker (WorkerState::cancel):
   // its backend KV cache is released and on_end is not called (the caller ends it). A no-op when
@@ -115,7 +127,9 @@ class WorkerEngine {
   double slowdown_ = 1;         // guarded by mu_
   bool stopping_ = false;       // guarded by mu_
   WorkerView view_;             // guarded by mu_
+  std::string failure_;         // guarded by mu_
   std::atomic<bool> crashed_{false};
+  std::atomic<bool> device_error_{false};
   TimeUs util_updated_us_ = 0;  // worker thread only
   std::thread thread_;
 };

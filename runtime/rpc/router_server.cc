@@ -477,9 +477,18 @@ class RouterServer::Impl : private Carrier {
       const TimeUs now = run_now();
       if (!dispatcher_->current(a->id, a->ticket)) {
         links_.abandoned(a->worker, context);  // an attempt the router gave up on
+      } else if (status.ok() && a->reply.outcome() == rpc::RETURNED) {
+        // The worker failed before starting it: placed elsewhere, as after a refused connection.
+        calls_[a->id].forward.reset();
+        links_.worker_failed(a->worker, context, a->reply.worker_failure());
+        dispatcher_->attempt_failed(a->id, a->worker, a->reply.worker_failure(), /*hard=*/true, now);
       } else if (status.ok()) {
         calls_[a->id].forward.reset();
-        links_.succeeded(a->worker, context, monotonic_now_us() - a->sent_us);
+        if (a->reply.worker_failure().empty()) {
+          links_.succeeded(a->worker, context, monotonic_now_us() - a->sent_us);
+        } else {
+          links_.worker_failed(a->worker, context, a->reply.worker_failure());  // it ends with the worker's drop
+        }
         reply_ = &a->reply;
         dispatcher_->answered(a->id, a->worker, from_wire(a->reply.outcome()), a->reply.reason(), now, nullptr, -1);
         reply_ = nullptr;
@@ -502,7 +511,13 @@ class RouterServer::Impl : private Carrier {
 
   HttpResponse page(const std::string& path) {
     if (path == "/metrics") return {200, "text/plain; version=0.0.4; charset=utf-8", metrics_text()};
-    if (path == "/healthz") return {200, "text/plain; charset=utf-8", "ok\n"};
+    if (path == "/healthz") {
+      // As Health's `serving`: some worker is not down.
+      rpc::HealthStatus health;
+      fill_health(links_.status(), health);
+      if (health.serving()) return {200, "text/plain; charset=utf-8", "ok\n"};
+      return {503, "text/plain; charset=utf-8", "no worker is up\n"};
+    }
     return {404, "text/plain; charset=utf-8", "not found; try /metrics or /healthz\n"};
   }
 

@@ -19,13 +19,11 @@ std::string seconds(TimeUs us) {
 }
 
 // The worker's InjectFault rpc, straight to its own address (not through a faulty link).
-std::string set_slowdown(const std::string& address, double factor) {
+std::string inject(const std::string& address, const rpc::FaultCommand& command) {
   auto channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
   auto stub = rpc::Worker::NewStub(channel);
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  rpc::FaultCommand command;
-  command.set_slowdown(factor);
   rpc::Empty empty;
   grpc::Status s = stub->InjectFault(&context, command, &empty);
   return s.ok() ? "" : s.error_message();
@@ -46,8 +44,9 @@ std::vector<bool> workers_needing_proxies(const FaultScenario& scenario, std::si
 
 void check_fault_targets(const FaultScenario& scenario, const FaultTargets& t) {
   for (const Fault& f : scenario.faults) {
-    if (f.type == FaultType::kCrash && !t.supervisor) {
-      throw Error(f.where + ": crash faults need --spawn-workers (serve must own the worker processes)");
+    if ((f.type == FaultType::kCrash || f.type == FaultType::kDeviceError) && !t.supervisor) {
+      throw Error(f.where + ": " + fault_type_name(f.type) +
+                  " faults need --spawn-workers (serve must own the worker processes)");
     }
     if ((f.type == FaultType::kLink || f.type == FaultType::kPartition) &&
         (std::size_t(f.worker) >= t.proxies.size() || !t.proxies[std::size_t(f.worker)])) {
@@ -114,11 +113,26 @@ void FaultInjector::apply(const FaultEvent& e) {
       }
       break;
     case FaultType::kSlowdown: {
-      const std::string error = set_slowdown(targets_.workers[std::size_t(f.worker)], e.starts ? f.factor : 1.0);
+      rpc::FaultCommand command;
+      command.set_slowdown(e.starts ? f.factor : 1.0);
+      const std::string error = inject(targets_.workers[std::size_t(f.worker)], command);
       if (!error.empty() && log_) {
         std::fprintf(stderr, "twinfer serve: %s: cannot set the slowdown of worker %d: %s\n", f.where.c_str(),
                      f.worker, error.c_str());
       }
+      break;
+    }
+    case FaultType::kDeviceError: {
+      // A worker that fails exits; held, it is not restarted before the fault ends.
+      if (e.starts) targets_.supervisor->hold(f.worker);
+      rpc::FaultCommand command;
+      command.set_device_error(e.starts ? rpc::DEVICE_ERROR_ON : rpc::DEVICE_ERROR_OFF);
+      const std::string error = inject(targets_.workers[std::size_t(f.worker)], command);
+      if (!error.empty() && e.starts && log_) {
+        std::fprintf(stderr, "twinfer serve: %s: cannot fail the device of worker %d: %s\n", f.where.c_str(),
+                     f.worker, error.c_str());
+      }
+      if (!e.starts) targets_.supervisor->recover(f.worker);  // started again if it failed meanwhile
       break;
     }
     case FaultType::kLink:

@@ -11,6 +11,7 @@ std::vector<std::string> worker_args(const ServeStackOptions& o, int w, int port
   std::vector<std::string> out = {"worker", "--config", o.config_path, "--id", std::to_string(w), "--listen",
                                   "127.0.0.1:" + std::to_string(port), "--seed", std::to_string(o.router.seed),
                                   "--device", o.device};
+  if (!o.faults.empty()) out.push_back("--allow-faults");  // the fault injector's slowdowns, device errors
   for (const auto& s : o.overrides) {
     out.push_back("--set");
     out.push_back(s);
@@ -75,6 +76,18 @@ ServeStack::ServeStack(ServeStackOptions options) : options_(std::move(options))
 }
 
 ServeStack::~ServeStack() { stop(); }
+
+std::vector<std::string> ServeStack::warnings() const {
+  std::vector<std::string> out;
+  const std::string router = exposure_warning(router_->address(), "the router");
+  if (!router.empty()) out.push_back(router);
+  if (options_.config.protection.limits.max_queued_requests == 0) {
+    out.push_back("warning: protection.limits.max_queued_requests is 0: the router admits without bound, and a "
+                  "burst holds every request it admitted in memory; set a bound to shed the excess at admission "
+                  "(rejected \"queue full\")");
+  }
+  return out;
+}
 
 void ServeStack::start_faults() {
   if (!injector_) return;

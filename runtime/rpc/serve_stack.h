@@ -47,6 +47,9 @@ class ServeStack {
   bool has_faults() const { return injector_ != nullptr; }
   const FaultScenario& faults() const { return options_.faults; }
   WorkerSupervisor* supervisor() { return supervisor_.get(); }
+  // What an operator should know before trusting this stack: a router or metrics address beyond
+  // this host (exposure_warning()), a router queue without bound.
+  std::vector<std::string> warnings() const;
 
   // Starts playing the fault scenario from its zero (the router's listening moment or its first
   // request). Nothing without faults.

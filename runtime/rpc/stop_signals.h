@@ -5,6 +5,8 @@
 #include <pthread.h>
 
 #include <csignal>
+#include <ctime>
+#include <functional>
 
 namespace twinfer::runtime {
 
@@ -25,6 +27,17 @@ inline int wait_for_stop_signal(const sigset_t& set) {
   while (sigwait(&set, &signal) != 0) {
   }
   return signal;
+}
+
+// Waits for one of `set`'s signals and returns its number, or returns 0 once done() holds (asked
+// every poll_ms).
+inline int wait_for_stop_signal(const sigset_t& set, const std::function<bool()>& done, int poll_ms = 100) {
+  const timespec poll{poll_ms / 1000, long(poll_ms % 1000) * 1000000L};
+  for (;;) {
+    const int signal = sigtimedwait(&set, nullptr, &poll);
+    if (signal > 0) return signal;
+    if (done()) return 0;
+  }
 }
 
 }  // namespace twinfer::runtime

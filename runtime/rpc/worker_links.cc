@@ -41,6 +41,12 @@ WorkerLinks::WorkerLinks(std::vector<std::string> addresses, std::vector<const I
     args.SetMaxReceiveMessageSize(-1);  // Batches() lists may be large
     link->channel = grpc::CreateCustomChannel(addresses[i], grpc::InsecureChannelCredentials(), args);
     link->stub = rpc::Worker::NewStub(link->channel);
+    // State polls (the heartbeats) on a connection of their own: behind thousands of forwarded
+    // calls on the request connection they would miss their deadline and call a live worker down.
+    grpc::ChannelArguments beat_args = fast_reconnect_channel_args();
+    beat_args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    link->heartbeat_stub =
+        rpc::Worker::NewStub(grpc::CreateCustomChannel(addresses[i], grpc::InsecureChannelCredentials(), beat_args));
     links_.push_back(std::move(link));
   }
 }
@@ -69,7 +75,7 @@ void WorkerLinks::start() {
     }
     c->context.set_wait_for_ready(true);
     c->context.set_deadline(after_ms(options_.connect_timeout_ms));
-    links_[w]->stub->async()->State(&c->context, &c->empty, &c->state, [&, w](grpc::Status s) {
+    links_[w]->heartbeat_stub->async()->State(&c->context, &c->empty, &c->state, [&, w](grpc::Status s) {
       std::lock_guard<std::mutex> lock(done_mu);
       results[w] = std::move(s);
       ++done;
@@ -134,7 +140,7 @@ void WorkerLinks::poll_loop() {
 void WorkerLinks::poll(int w, TimeUs work_sent_us) {
   auto* call = new StateCall;
   call->context.set_deadline(after_ms(options_.state_timeout_ms));
-  links_[w]->stub->async()->State(&call->context, &call->empty, &call->state,
+  links_[w]->heartbeat_stub->async()->State(&call->context, &call->empty, &call->state,
                                   [this, w, call, work_sent_us](grpc::Status s) {
                                     polled(w, s, call->state, work_sent_us);
                                     delete call;
@@ -157,6 +163,12 @@ void WorkerLinks::polled(int w, const grpc::Status& s, const rpc::WorkerState& s
   link.polled = state;
   link.work_sent_at_poll_us = work_sent_us;
   link.answered_us = now;
+  // A worker that reports its own failure is down now, not once its calls fail (once per failure).
+  if (!state.failure().empty() && state.failure() != link.failure) {
+    link.last_error = state.failure();
+    health_.call_failed(w, now, state.failure(), /*hard=*/true);
+  }
+  link.failure = state.failure();
   const TimeUs busy = state.busy_us();
   link.busy_us += busy >= link.busy_reported_us ? busy - link.busy_reported_us : busy;  // restarted: from 0
   link.busy_reported_us = busy;
@@ -228,7 +240,9 @@ void WorkerLinks::forget(Link& link, const grpc::ClientContext* call) {
 void WorkerLinks::succeeded(int w, const grpc::ClientContext* call, TimeUs latency_us) {
   std::lock_guard<std::mutex> lock(mu_);
   forget(*links_[w], call);
-  health_.call_succeeded(w, latency_us, monotonic_now_us());
+  const TimeUs now = monotonic_now_us();
+  health_.call_succeeded(w, latency_us, now);
+  health_.beat(w, now);  // an answer is news that it lives, as good as a heartbeat
 }
 
 std::string WorkerLinks::failed(int w, const grpc::ClientContext* call, const grpc::Status& s) {
@@ -250,6 +264,15 @@ std::string WorkerLinks::failed(int w, const grpc::ClientContext* call, const gr
   link.last_error = reason;
   forget(link, call);
   return reason;
+}
+
+void WorkerLinks::worker_failed(int w, const grpc::ClientContext* call, const std::string& failure) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Link& link = *links_[w];
+  ++link.forwards_failed;
+  link.last_error = failure;
+  forget(link, call);
+  health_.call_failed(w, monotonic_now_us(), failure, /*hard=*/true);
 }
 
 void WorkerLinks::abandoned(int w, const grpc::ClientContext* call) {

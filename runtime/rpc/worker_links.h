@@ -1,7 +1,8 @@
 // The router process's side of its workers: one gRPC channel each, their latest polled state, the
 // requests forwarded and not yet answered, and their health (WorkerHealth: polled State answers
 // are heartbeats, forward outcomes feed the circuit breakers). Feeds the ClusterView that the
-// router's policies decide on.
+// router's policies decide on. State polls travel on a connection of their own, so that a burst
+// of forwarded requests never delays a heartbeat; an answered request counts as one too.
 #pragma once
 
 #include <condition_variable>
@@ -71,6 +72,9 @@ class WorkerLinks {
   // `call` failed with `status`: feeds the worker's health (connection refused or reset marks it
   // down at once) and returns the reason to report, "worker W unreachable: <why>".
   std::string failed(int worker, const grpc::ClientContext* call, const grpc::Status& status);
+  // `call` was answered by a worker that failed (InferResult.worker_failure: `failure`): marks it
+  // down at once, as a refused connection does.
+  void worker_failed(int worker, const grpc::ClientContext* call, const std::string& failure);
   // The router cancelled `call` itself (the request timed out, the router restarted): no news of
   // the worker's health.
   void abandoned(int worker, const grpc::ClientContext* call);
@@ -100,7 +104,8 @@ class WorkerLinks {
     std::string address;
     const InstanceSpec* instance = nullptr;
     std::shared_ptr<grpc::Channel> channel;
-    std::unique_ptr<rpc::Worker::Stub> stub;
+    std::unique_ptr<rpc::Worker::Stub> stub;            // forwarded requests, Batches
+    std::unique_ptr<rpc::Worker::Stub> heartbeat_stub;  // State polls, on a connection of their own
     // Guarded by WorkerLinks::mu_.
     rpc::WorkerState polled;
     std::int64_t failures = 0;
@@ -119,6 +124,7 @@ class WorkerLinks {
     TimeUs answered_us = kNever;
     TimeUs busy_reported_us = 0;  // by the latest answer
     TimeUs busy_us = 0;
+    std::string failure;  // as the latest State answer reported it
   };
 
   void poll_loop();

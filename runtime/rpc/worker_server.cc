@@ -3,11 +3,13 @@
 #include <atomic>
 #include <deque>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
 
 #include <grpcpp/grpcpp.h>
 
 #include "core/error.h"
+#include "core/params.h"
 #include "serving/run_policies.h"
 #include "policies/servable.h"
 #include "runtime/engine/worker_engine.h"
@@ -18,6 +20,9 @@
 
 namespace twinfer::runtime {
 namespace {
+
+// The largest slowdown InjectFault takes, as a fault scenario's.
+constexpr double kMaxSlowdown = 1e6;
 
 // Batches kept for Batches(): the newest ones, about 100 MB at most.
 constexpr std::size_t kMaxBatches = 2'000'000;
@@ -48,6 +53,12 @@ class WorkerServer::Impl final : public rpc::Worker::CallbackService {
     WorkerCallbacks callbacks;
     callbacks.on_end = [this](int, const Finished& f, TimeUs end_us) { answer(f, end_us); };
     callbacks.on_batch = [this](const BatchRecord& b) { keep(b); };
+    callbacks.on_failed = [this](int, const std::string& failure) {
+      // crash() joins the engine's thread: not from that thread.
+      std::lock_guard<std::mutex> lock(pending_mu_);
+      failure_ = failure;
+      if (!stopping_) reclaimer_ = std::thread([this] { give_back(); });  // else stop() drops them
+    };
     engine_ = std::make_unique<WorkerEngine>(std::move(parts), std::move(callbacks));
 
     grpc::ServerBuilder builder;
@@ -67,12 +78,22 @@ class WorkerServer::Impl final : public rpc::Worker::CallbackService {
   void shutdown() {
     std::lock_guard<std::mutex> lock(shutdown_mu_);
     if (!server_) return;
+    {
+      std::lock_guard<std::mutex> lock(pending_mu_);
+      stopping_ = true;
+    }
+    if (reclaimer_.joinable()) reclaimer_.join();
     // New calls are refused from here on; accepted ones are answered by the still-running engine.
     server_->Shutdown(std::chrono::system_clock::now() +
                       std::chrono::microseconds(static_cast<std::int64_t>(options_.drain_timeout_s * 1e6)));
     engine_->stop();
     server_->Wait();
     server_.reset();
+  }
+
+  std::string failure() const {
+    std::lock_guard<std::mutex> lock(pending_mu_);
+    return given_back_ ? failure_ : std::string();
   }
 
   int port() const { return port_; }
@@ -95,23 +116,37 @@ class WorkerServer::Impl final : public rpc::Worker::CallbackService {
     // Clients (several routers) choose ids independently; the engine keys its sequences by id.
     r.id = next_id_++;
     auto* reactor = new SubmitReactor(this, r.id);
-    {
-      std::lock_guard<std::mutex> lock(pending_mu_);
-      pending_[r.id] = Pending{reactor, result, request->id()};
+    std::unique_lock<std::mutex> lock(pending_mu_);
+    if (!failure_.empty()) {
+      // Failed: nothing more reaches the engine; the sender may place the request elsewhere.
+      lock.unlock();
+      *result = returned(request->id());
+      reactor->Finish(grpc::Status::OK);
+      return reactor;
     }
-    engine_->submit(r);
+    pending_[r.id] = Pending{reactor, result, request->id()};
+    engine_->submit(r);  // before give_back() crashes the engine, which then returns it
     return reactor;
   }
 
   grpc::ServerUnaryReactor* InjectFault(grpc::CallbackServerContext* context, const rpc::FaultCommand* command,
                                         rpc::Empty*) override {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    if (!(command->slowdown() >= 1)) {
-      reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                   "slowdown " + std::to_string(command->slowdown()) + ": must be >= 1"));
+    if (!options_.allow_faults) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                                   "fault injection is off: this worker was not started with --allow-faults"));
       return reactor;
     }
-    engine_->set_slowdown(command->slowdown());
+    const double slowdown = command->slowdown();
+    if (slowdown != 0 && !(slowdown >= 1 && slowdown <= kMaxSlowdown)) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                   "slowdown " + format_number(slowdown) + ": must be in [1, 1e6] (0: unchanged)"));
+      return reactor;
+    }
+    if (slowdown != 0) engine_->set_slowdown(slowdown);
+    if (command->device_error() != rpc::DEVICE_ERROR_UNCHANGED) {
+      engine_->set_device_error(command->device_error() == rpc::DEVICE_ERROR_ON);
+    }
     reactor->Finish(grpc::Status::OK);
     return reactor;
   }
@@ -122,6 +157,7 @@ class WorkerServer::Impl final : public rpc::Worker::CallbackService {
     // The router's servable check needs the block size to tell what can never fit.
     if (kv_.blocks_total > 0) state->set_kv_block_tokens(kv_.block_tokens);
     state->set_busy_us(busy_us_.load());  // what elastic pools' autoscalers measure utilization by
+    state->set_failure(engine_->failure());
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
     reactor->Finish(grpc::Status::OK);
     return reactor;
@@ -200,7 +236,43 @@ class WorkerServer::Impl final : public rpc::Worker::CallbackService {
     }
     *p.result = result_of(f, options_.index, end_us);
     p.result->set_id(p.client_id);
+    // The engine's failure is set before it drops the requests it was running when it failed.
+    if (f.outcome == Outcome::kDropped) {
+      const std::string failure = engine_->failure();
+      if (!failure.empty() && f.reason == failure) p.result->set_worker_failure(failure);
+    }
     p.reactor->Finish(grpc::Status::OK);
+  }
+
+  rpc::InferResult returned(RequestId client_id) {
+    rpc::InferResult result;
+    result.set_id(client_id);
+    result.set_outcome(rpc::RETURNED);
+    result.set_worker(options_.index);
+    result.set_end_us(clock_.now_us());
+    result.set_reason(failure_);
+    result.set_worker_failure(failure_);
+    return result;
+  }
+
+  // The engine failed: it gives back what it had not started, and each of those calls is answered
+  // RETURNED, for the router to place elsewhere.
+  void give_back() {
+    const std::vector<Request> held = engine_->crash();
+    std::vector<Pending> answers;
+    {
+      std::lock_guard<std::mutex> lock(pending_mu_);
+      for (const Request& r : held) {
+        auto it = pending_.find(r.id);
+        if (it == pending_.end()) continue;
+        Pending p = it->second;
+        pending_.erase(it);
+        *p.result = returned(p.client_id);
+        answers.push_back(p);
+      }
+      given_back_ = true;
+    }
+    for (const Pending& p : answers) p.reactor->Finish(grpc::Status::OK);
   }
 
   void keep(const BatchRecord& b) {
@@ -223,8 +295,12 @@ class WorkerServer::Impl final : public rpc::Worker::CallbackService {
   std::string address_;
   std::atomic<RequestId> next_id_{0};
   std::atomic<TimeUs> busy_us_{0};
-  std::mutex pending_mu_;
+  mutable std::mutex pending_mu_;
   std::unordered_map<RequestId, Pending> pending_;
+  std::string failure_;     // guarded by pending_mu_: the engine failed; nothing more reaches it
+  bool given_back_ = false;  // guarded by pending_mu_: give_back() answered what the engine held
+  bool stopping_ = false;    // guarded by pending_mu_: shutdown() began
+  std::thread reclaimer_;    // runs give_back()
   std::mutex batches_mu_;
   std::deque<BatchRecord> batches_;
   std::mutex shutdown_mu_;
@@ -237,5 +313,6 @@ int WorkerServer::port() const { return impl_->port(); }
 std::string WorkerServer::address() const { return impl_->address(); }
 const std::string& WorkerServer::name() const { return impl_->name(); }
 void WorkerServer::shutdown() { impl_->shutdown(); }
+std::string WorkerServer::failure() const { return impl_->failure(); }
 
 }  // namespace twinfer::runtime

@@ -96,6 +96,13 @@ void WorkerSupervisor::recover(int w) {
   cv_.notify_all();
 }
 
+void WorkerSupervisor::hold(int w) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Child& c = children_.at(std::size_t(w));
+  if (c.retired) return;
+  c.held = true;
+}
+
 void WorkerSupervisor::launch(int w, const std::string& why) {
   std::lock_guard<std::mutex> lock(mu_);
   Child& c = children_.at(std::size_t(w));

@@ -51,8 +51,11 @@ class WorkerSupervisor : public WorkerProcesses {
   // A crash: SIGKILL to worker w's process, which is not restarted until recover(w). Nothing when
   // w is retired.
   void crash(int w);
-  // The end of a crash: worker w starts again now (unless it was retired meanwhile).
+  // The end of a crash: worker w starts again now (unless it was retired meanwhile, or it still runs).
   void recover(int w);
+  // Worker w runs on, but once it exits it is not restarted until recover(w) (a device error
+  // fault: a failed worker stays down until the fault ends).
+  void hold(int w);
   // Elastic pools: worker w's process starts now (a cold start); retire(w): it is stopped (SIGTERM)
   // and not restarted until launched again.
   void launch(int w, const std::string& why) override;

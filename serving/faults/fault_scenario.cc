@@ -21,11 +21,11 @@ FaultType type_of(const nlohmann::json& f, const std::string& where) {
   if (!it->is_string()) throw Error(where + ".type: expected a string, got " + it->dump());
   const std::string t = it->get<std::string>();
   for (FaultType k : {FaultType::kCrash, FaultType::kSlowdown, FaultType::kLink, FaultType::kPartition,
-                      FaultType::kRouterRestart}) {
+                      FaultType::kRouterRestart, FaultType::kDeviceError}) {
     if (t == fault_type_name(k)) return k;
   }
   throw Error(where + ".type: unknown fault type '" + t +
-              "'; valid: crash, slowdown, link, partition, router_restart");
+              "'; valid: crash, slowdown, link, partition, router_restart, device_error");
 }
 
 int worker_of(const nlohmann::json& f, const std::string& where, const ClusterConfig& cluster) {
@@ -95,6 +95,7 @@ Fault parse_one(const nlohmann::json& f, const std::string& where, const Cluster
       break;
     }
     case FaultType::kPartition:
+    case FaultType::kDeviceError:
       get_time(p, "duration_s", 1e6, fault.duration_us);
       break;
     case FaultType::kRouterRestart:
@@ -105,18 +106,25 @@ Fault parse_one(const nlohmann::json& f, const std::string& where, const Cluster
   return fault;
 }
 
+// Sorted by type, worker and start, faults overlap only with their neighbour: n log n, not n^2.
 void check_overlaps(const std::vector<Fault>& faults) {
-  for (std::size_t i = 0; i < faults.size(); ++i) {
-    for (std::size_t k = i + 1; k < faults.size(); ++k) {
-      const Fault& a = faults[i];
-      const Fault& b = faults[k];
-      if (a.type != b.type || a.worker != b.worker) continue;
-      bool apart = a.end_us() <= b.at_us || b.end_us() <= a.at_us;
-      if (!apart) {
-        throw Error(b.where + ": overlaps " + a.where.substr(a.where.rfind(' ') + 1) + " (both " +
-                    fault_type_name(a.type) + (a.worker >= 0 ? " of worker " + std::to_string(a.worker) : "") + ")");
-      }
-    }
+  std::vector<const Fault*> order;
+  order.reserve(faults.size());
+  for (const Fault& f : faults) order.push_back(&f);
+  std::stable_sort(order.begin(), order.end(), [](const Fault* a, const Fault* b) {
+    if (a->type != b->type) return a->type < b->type;
+    if (a->worker != b->worker) return a->worker < b->worker;
+    return a->at_us < b->at_us;
+  });
+  for (std::size_t k = 1; k < order.size(); ++k) {
+    const Fault& a = *order[k - 1];
+    const Fault& b = *order[k];
+    if (a.type != b.type || a.worker != b.worker || a.end_us() <= b.at_us) continue;
+    // Name them in file order, the later one first.
+    const Fault& first = &a < &b ? a : b;
+    const Fault& second = &a < &b ? b : a;
+    throw Error(second.where + ": overlaps " + first.where.substr(first.where.rfind(' ') + 1) + " (both " +
+                fault_type_name(a.type) + (a.worker >= 0 ? " of worker " + std::to_string(a.worker) : "") + ")");
   }
 }
 
@@ -136,6 +144,7 @@ const char* fault_type_name(FaultType type) {
     case FaultType::kLink: return "link";
     case FaultType::kPartition: return "partition";
     case FaultType::kRouterRestart: return "router_restart";
+    case FaultType::kDeviceError: return "device_error";
   }
   return "unknown";
 }

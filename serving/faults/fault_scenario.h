@@ -6,7 +6,8 @@
 //     {"at_s": 300, "type": "slowdown", "worker": "node0/gpu1", "factor": 3, "duration_s": 60},
 //     {"at_s": 100, "type": "link", "worker": 2, "latency_ms": 50, "loss": 0.05, "duration_s": 30},
 //     {"at_s": 100, "type": "partition", "worker": 2, "duration_s": 30},
-//     {"at_s": 900, "type": "router_restart", "downtime_s": 5}
+//     {"at_s": 900, "type": "router_restart", "downtime_s": 5},
+//     {"at_s": 400, "type": "device_error", "worker": 1, "duration_s": 20}
 //   ]}
 //
 // Times are from the start of the run (the trace's time 0). A worker is named by its index in the
@@ -32,6 +33,9 @@ enum class FaultType {
                    // probability `loss` (and resent by the transport after a retransmission timeout)
   kPartition,      // nothing crosses the link; the worker keeps running
   kRouterRestart,  // the router is down for duration_us: new requests are refused, those in flight are lost
+  kDeviceError,    // the worker's device fails its next step while the fault lasts: the worker fails (the
+                   // sequences it runs end dropped, the requests it holds go back to the router) and is
+                   // down until the fault ends, then restarts empty
 };
 
 const char* fault_type_name(FaultType type);

@@ -30,11 +30,12 @@ std::vector<std::string> three_workers(std::vector<std::string> more = {}) {
 }
 
 struct Cluster {
-  explicit Cluster(const RunConfig& config) {
+  explicit Cluster(const RunConfig& config, bool allow_faults = false) {
     std::vector<std::string> addresses;
     for (int i = 0; i < 3; ++i) {
       WorkerServerOptions w;
       w.index = i;
+      w.allow_faults = allow_faults;
       workers.push_back(std::make_unique<WorkerServer>(config, w));
       addresses.push_back(workers.back()->address());
     }
@@ -349,23 +350,105 @@ TEST(RouterProtection, ARouterRestartDropsWhatWasInFlightAndServesAgainOnTheSame
   EXPECT_NE(cluster.router->metrics_text().find("twinfer_router_restarts_total 1\n"), std::string::npos);
 }
 
-TEST(RouterProtection, ASlowdownIsSetThroughTheWorkersFaultRpc) {
-  Cluster cluster(testing::cpu_tiny_config(three_workers()));
-  auto ch = grpc::CreateChannel(cluster.workers[0]->address(), grpc::InsecureChannelCredentials());
-  auto worker = rpc::Worker::NewStub(ch);
+rpc::FaultCommand slowdown(double factor) {
   rpc::FaultCommand command;
+  command.set_slowdown(factor);
+  return command;
+}
+
+rpc::FaultCommand device_error() {
+  rpc::FaultCommand command;
+  command.set_device_error(rpc::DEVICE_ERROR_ON);
+  return command;
+}
+
+grpc::Status inject(const std::string& address, const rpc::FaultCommand& command) {
+  auto worker = rpc::Worker::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
   rpc::Empty empty;
-  command.set_slowdown(0.5);
-  {
-    grpc::ClientContext c;
-    grpc::Status s = worker->InjectFault(&c, command, &empty);
-    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-    EXPECT_EQ(s.error_message(), "slowdown 0.500000: must be >= 1");
-  }
-  command.set_slowdown(2);
   grpc::ClientContext c;
-  EXPECT_TRUE(worker->InjectFault(&c, command, &empty).ok());
+  return worker->InjectFault(&c, command, &empty);
+}
+
+// A client that reaches a worker's port cannot slow it down or fail it: fault injection is off
+// unless the worker was started to take faults, and even then factors are bounded.
+TEST(RouterProtection, FaultInjectionIsRefusedUnlessAllowedAndBounded) {
+  {
+    Cluster closed(testing::cpu_tiny_config(three_workers()));
+    for (const rpc::FaultCommand& command : {slowdown(10000), device_error()}) {
+      grpc::Status s = inject(closed.workers[0]->address(), command);
+      EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+      EXPECT_EQ(s.error_message(), "fault injection is off: this worker was not started with --allow-faults");
+    }
+    EXPECT_TRUE(closed.serves());
+  }
+  Cluster cluster(testing::cpu_tiny_config(three_workers()), /*allow_faults=*/true);
+  const std::string address = cluster.workers[0]->address();
+  grpc::Status s = inject(address, slowdown(0.5));
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(s.error_message(), "slowdown 0.5: must be in [1, 1e6] (0: unchanged)");
+  s = inject(address, slowdown(1e7));
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(s.error_message(), "slowdown 10000000: must be in [1, 1e6] (0: unchanged)");
+  EXPECT_TRUE(inject(address, slowdown(2)).ok());
   EXPECT_TRUE(cluster.serves());
+}
+
+// A worker whose step fails (a device error) answers the request it was running DROPPED with the
+// failure and gives the others back RETURNED, as it answers everything sent to it afterwards; its
+// State reports the failure.
+TEST(RouterProtection, AFailedWorkerDropsWhatItRanAndReturnsTheRest) {
+  Cluster cluster(testing::cpu_tiny_config(three_workers({"policies.batcher.max_num_seqs=1"})), true);
+  const std::string address = cluster.workers[1]->address();
+  ASSERT_TRUE(inject(address, device_error()).ok());
+  auto worker = rpc::Worker::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  std::vector<rpc::InferResult> results(6);
+  std::vector<std::thread> calls;
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    calls.emplace_back([&, i] {
+      grpc::ClientContext c;
+      c.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+      EXPECT_TRUE(worker->Submit(&c, Cluster::request(i, 64, 16), &results[i]).ok());
+    });
+  }
+  for (auto& t : calls) t.join();
+  const std::string failure = "worker cpu/cpu1 failed: device error (injected)";
+  int dropped = 0;
+  int returned = 0;
+  for (const rpc::InferResult& r : results) {
+    EXPECT_EQ(r.worker_failure(), failure);
+    dropped += r.outcome() == rpc::DROPPED;
+    returned += r.outcome() == rpc::RETURNED;
+  }
+  EXPECT_EQ(dropped, 1);  // one sequence at a time: the one in the failed step
+  EXPECT_EQ(returned, 5);
+  rpc::WorkerState state;
+  grpc::ClientContext c;
+  ASSERT_TRUE(worker->State(&c, rpc::Empty(), &state).ok());
+  EXPECT_EQ(state.failure(), failure);
+  EXPECT_EQ(state.kv_blocks_free(), state.kv_blocks_total());
+  EXPECT_EQ(cluster.workers[1]->failure(), failure);
+}
+
+// Through the router: the request in the failed step ends dropped with the failure, not retried;
+// the worker is called down at once (metrics, Health) and every later request completes elsewhere.
+TEST(RouterProtection, TheRouterCallsAFailedWorkerDownAndServesOnTheOthers) {
+  Cluster cluster(testing::cpu_tiny_config(three_workers({"policies.router.name=round_robin"})), true);
+  ASSERT_TRUE(inject(cluster.workers[1]->address(), device_error()).ok());
+  int dropped = 0;
+  for (int i = 0; i < 9; ++i) {
+    rpc::InferResult result;
+    ASSERT_TRUE(cluster.infer(Cluster::request(std::uint64_t(i), 20, 4), result).ok());
+    if (result.outcome() == rpc::COMPLETED) continue;
+    ++dropped;
+    EXPECT_EQ(result.outcome(), rpc::DROPPED);
+    EXPECT_EQ(result.reason(), "worker cpu/cpu1 failed: device error (injected)");
+    EXPECT_EQ(result.worker(), 1);
+    EXPECT_EQ(result.attempts(), 1);
+  }
+  EXPECT_EQ(dropped, 1);
+  const std::string metrics = cluster.router->metrics_text();
+  EXPECT_NE(metrics.find("twinfer_worker_up{worker=\"cpu/cpu1\"} 0"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("twinfer_worker_up{worker=\"cpu/cpu0\"} 1"), std::string::npos) << metrics;
 }
 
 }  // namespace

@@ -107,7 +107,7 @@ TEST_P(TwinGolden, EveryEngineEndsEveryRequestAsWritten) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Scenarios, TwinGolden,
-                         ::testing::Values("crash_with_retries", "partition", "router_restart", "hot_swap"));
+                         ::testing::Values("crash_with_retries", "partition", "router_restart", "hot_swap", "device_error"));
 
 }  // namespace
 }  // namespace twinfer

@@ -77,6 +77,12 @@ class WorkerHarness {
       step_us_.push_back(b.end_us - b.start_us);
       ++batches_;
     };
+    cb.on_failed = [this](int, const std::string& why) {
+      if (on_failed_) on_failed_(why);
+      std::lock_guard<std::mutex> lock(mu_);
+      failed_ = true;
+      cv_.notify_all();
+    };
     engine_ = std::make_unique<WorkerEngine>(std::move(parts), cb);
     engine_->start();
   }
@@ -90,6 +96,13 @@ class WorkerHarness {
         << "only " << ended_.size() << " of " << n << " requests ended";
   }
 
+  void wait_failed() {
+    std::unique_lock<std::mutex> lock(mu_);
+    ASSERT_TRUE(cv_.wait_for(lock, std::chrono::seconds(60), [&] { return failed_; })) << "the worker never failed";
+  }
+
+  std::function<void(const std::string&)> on_failed_;  // set before the failure
+  bool failed_ = false;                                // guarded by mu_
   RunConfig config_;
   std::unique_ptr<CostModel> cost_;
   std::unique_ptr<Admission> admission_;
@@ -179,28 +192,61 @@ TEST(WorkerEngine, DeadlineAdmissionDropsRequestsThatWaitedTooLong) {
   EXPECT_EQ(h.ended_.size(), t.requests.size());
 }
 
-TEST(WorkerEngine, AFailingBackendDropsEverythingWithTheReasonAndReportsTheWorkerDown) {
+// A step that fails with an error no one sequence answers for fails the worker: the sequences it
+// was running end dropped with the reason (not to be sent elsewhere), it reports itself down with
+// its KV cache free, and what it had not started, or receives afterwards, is given back by crash()
+// (whose sender may place it elsewhere). Every request is accounted for exactly once.
+TEST(WorkerEngine, AFailedStepDropsItsSequencesAndGivesTheRestBack) {
   WorkerHarness h(nlohmann::json{{"name", "continuous"}, {"kv_blocks", 256}, {"max_num_batched_tokens", 64},
-                                 {"max_num_seqs", 8}},
+                                 {"max_num_seqs", 4}},
                   "accept_all", /*fail_at_step=*/3);
+  std::string failure;
+  h.on_failed_ = [&](const std::string& why) { failure = why; };
   Trace t = testing::small_trace(10, 1000);
+  for (auto& r : t.requests) r.arrival_us = 0;
   h.submit_all(t);
-  h.wait_for(t.requests.size());
-  h.engine_->submit(testing::small_trace(1, 10, 77).requests[0]);  // arrives after the failure
-  h.wait_for(t.requests.size() + 1);
-  EXPECT_EQ(h.engine_->view().health, Health::kDown);
-  h.engine_->stop();
-  int dropped = 0;
+  h.wait_failed();
+  Request later = testing::small_trace(1, 10, 77).requests[0];
+  later.id = 100;
+  h.engine_->submit(later);  // arrives after the failure
+  EXPECT_EQ(failure, "worker cpu/cpu0 failed: injected fault");
+  EXPECT_EQ(h.engine_->failure(), failure);
+  const WorkerView view = h.engine_->view();
+  EXPECT_EQ(view.health, Health::kDown);
+  EXPECT_EQ(view.running, 0);
+  EXPECT_EQ(view.kv_blocks_free, view.kv_blocks_total);
+  const std::vector<Request> back = h.engine_->crash();
   std::set<RequestId> ids;
+  {
+    std::lock_guard<std::mutex> lock(h.mu_);
+    ASSERT_GE(h.ended_.size(), 1u);
+    ASSERT_LE(h.ended_.size(), 4u);  // at most max_num_seqs were running
+    for (const auto& f : h.ended_) {
+      EXPECT_EQ(f.outcome, Outcome::kDropped);
+      EXPECT_EQ(f.reason, failure);
+      EXPECT_TRUE(ids.insert(f.seq.request.id).second);
+    }
+  }
+  for (const Request& r : back) EXPECT_TRUE(ids.insert(r.id).second) << "request " << r.id << " twice";
+  EXPECT_EQ(ids.size(), t.requests.size() + 1);
+  EXPECT_EQ(ids.count(100), 1u);
+}
+
+// Stopped with nobody to take them back, a failed worker drops what it held with the reason.
+TEST(WorkerEngine, AFailedWorkerStoppedDropsWhatItHeld) {
+  WorkerHarness h(nlohmann::json{{"name", "continuous"}, {"kv_blocks", 256}, {"max_num_batched_tokens", 64},
+                                 {"max_num_seqs", 4}},
+                  "accept_all", /*fail_at_step=*/2);
+  Trace t = testing::small_trace(8, 1000);
+  for (auto& r : t.requests) r.arrival_us = 0;
+  h.submit_all(t);
+  h.wait_failed();
+  h.engine_->stop();
+  EXPECT_EQ(h.ended_.size(), t.requests.size());
   for (const auto& f : h.ended_) {
-    ids.insert(f.seq.request.id);
-    if (f.outcome != Outcome::kDropped) continue;
-    ++dropped;
+    EXPECT_EQ(f.outcome, Outcome::kDropped);
     EXPECT_EQ(f.reason, "worker cpu/cpu0 failed: injected fault");
   }
-  EXPECT_GE(dropped, 2);
-  EXPECT_EQ(h.ended_.size(), t.requests.size() + 1);
-  EXPECT_EQ(h.backend_->kv_blocks_used(), 0);
 }
 
 // A request that the worker's model cannot hold (admission would have rejected it; here it reaches
