@@ -13,7 +13,8 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 seconds="${1:-180}"
 shift || true
-all_targets=(trace_native_csv trace_native_jsonl trace_azure trace_burstgpt trace_mooncake run_config fault_scenario wire)
+all_targets=(trace_native_csv trace_native_jsonl trace_azure trace_burstgpt trace_mooncake run_config fault_scenario wire
+  http_request grpc_server)
 targets=("${@:-${all_targets[@]}}")
 build="$root/build-fuzz"
 jobs="${FUZZ_BUILD_JOBS:-2}"
@@ -34,7 +35,7 @@ for t in "${targets[@]}"; do
   echo "== $t: ${seconds}s"
   set +e
   "$build/bin/${t}_fuzz" "$out/corpus" "${dict[@]}" -max_total_time="$seconds" -timeout=5 -rss_limit_mb=2048 \
-    -max_len=65536 -print_final_stats=1 -artifact_prefix="$out/artifacts/" \
+    -max_len=1048576 -print_final_stats=1 -artifact_prefix="$out/artifacts/" \
     >"$out/log.txt" 2>&1
   rc=$?
   set -e

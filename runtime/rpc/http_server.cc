@@ -1,127 +1,174 @@
 #include "runtime/rpc/http_server.h"
 
-#include <netdb.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <unistd.h>
+#include <atomic>
+#include <chrono>
+#include <optional>
+#include <thread>
+#include <vector>
 
-#include <cerrno>
-#include <cstring>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 
 #include "core/error.h"
 
 namespace twinfer::runtime {
 namespace {
 
-constexpr std::size_t kMaxRequestBytes = 16 * 1024;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
 
-const char* status_text(int status) {
-  switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-  }
-  return "Error";
-}
-
-void send_all(int fd, const std::string& data) {
-  std::size_t sent = 0;
-  while (sent < data.size()) {
-    ssize_t n = ::send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;  // the client went away; nothing to do
-    sent += std::size_t(n);
-  }
-}
+// Requests carry no body here; a few bytes are tolerated (some clients send an empty one).
+constexpr std::uint64_t kMaxBodyBytes = 1024;
 
 }  // namespace
 
-HttpServer::HttpServer(const std::string& host, int port, Handler handler) : handler_(std::move(handler)) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-  addrinfo* found = nullptr;
-  const std::string where = host + ":" + std::to_string(port);
-  if (int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), std::to_string(port).c_str(), &hints, &found)) {
-    throw Error("metrics server: cannot resolve " + where + ": " + gai_strerror(rc));
-  }
-  std::string error = "no address";
-  for (addrinfo* a = found; a && listen_fd_ < 0; a = a->ai_next) {
-    int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
-    if (fd < 0) continue;
-    int one = 1;
-    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (::bind(fd, a->ai_addr, a->ai_addrlen) == 0 && ::listen(fd, 64) == 0) {
-      listen_fd_ = fd;
-    } else {
-      error = std::strerror(errno);
-      ::close(fd);
+class HttpServer::Impl {
+ public:
+  Impl(const std::string& host, int port, Handler handler, HttpServerOptions options)
+      : options_(options),
+        handler_(std::move(handler)),
+        ioc_(std::max(1, options.threads)),
+        acceptor_(net::make_strand(ioc_)) {
+    const std::string where = host + ":" + std::to_string(port);
+    beast::error_code ec;
+    tcp::resolver resolver(ioc_);
+    auto found = resolver.resolve(host, std::to_string(port), tcp::resolver::passive | tcp::resolver::numeric_service,
+                                  ec);
+    if (ec) throw Error("metrics server: cannot resolve " + where + ": " + ec.message());
+    std::string error = "no address";
+    for (const auto& entry : found) {
+      beast::error_code e;
+      tcp::acceptor a(acceptor_.get_executor());
+      a.open(entry.endpoint().protocol(), e);
+      if (!e) a.set_option(net::socket_base::reuse_address(true), e);
+      if (!e) a.bind(entry.endpoint(), e);
+      if (!e) a.listen(net::socket_base::max_listen_connections, e);
+      if (e) {
+        error = e.message();
+        continue;
+      }
+      acceptor_ = std::move(a);
+      break;
     }
+    if (!acceptor_.is_open()) throw Error("metrics server: cannot listen on " + where + ": " + error);
+    port_ = acceptor_.local_endpoint().port();
+    accept();
+    for (int i = 0; i < std::max(1, options_.threads); ++i) threads_.emplace_back([this] { ioc_.run(); });
   }
-  ::freeaddrinfo(found);
-  if (listen_fd_ < 0) throw Error("metrics server: cannot listen on " + where + ": " + error);
-  sockaddr_storage bound{};
-  socklen_t len = sizeof bound;
-  ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&bound), &len);
-  port_ = bound.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
-                                      : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
-  thread_ = std::thread([this] { loop(); });
-}
 
-HttpServer::~HttpServer() { stop(); }
+  ~Impl() { stop(); }
 
-void HttpServer::stop() {
-  stopping_ = true;
-  if (thread_.joinable()) thread_.join();
-  if (listen_fd_ >= 0) ::close(listen_fd_);
-  listen_fd_ = -1;
-}
+  int port() const { return port_; }
 
-void HttpServer::loop() {
-  // Wakes every 100 ms to notice stop().
-  while (!stopping_) {
-    pollfd p{listen_fd_, POLLIN, 0};
-    if (::poll(&p, 1, 100) <= 0) continue;
-    int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) continue;
-    timeval timeout{2, 0};  // a client that sends nothing must not stall the others for long
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
-    serve(fd);
-    ::close(fd);
+  void stop() {
+    if (stopped_.exchange(true)) return;
+    ioc_.stop();  // every pending operation is abandoned; the connections close with ioc_
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+    beast::error_code ignored;
+    acceptor_.close(ignored);  // no thread runs now
   }
-}
 
-void HttpServer::serve(int fd) {
-  std::string request;
-  char buf[4096];
-  while (request.find("\r\n\r\n") == std::string::npos && request.size() < kMaxRequestBytes) {
-    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    request.append(buf, std::size_t(n));
+ private:
+  // One connection: read a request under the deadline, answer it, and again while it keeps alive.
+  class Session : public std::enable_shared_from_this<Session> {
+   public:
+    Session(Impl* server, tcp::socket socket) : server_(server), stream_(std::move(socket)) { ++server_->open_; }
+    ~Session() { --server_->open_; }
+
+    void read() {
+      parser_.emplace();
+      parser_->header_limit(static_cast<std::uint32_t>(server_->options_.max_header_bytes));
+      parser_->body_limit(kMaxBodyBytes);
+      stream_.expires_after(std::chrono::milliseconds(server_->options_.request_deadline_ms));
+      http::async_read(stream_, buffer_, *parser_,
+                       [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
+    }
+
+   private:
+    void on_read(beast::error_code ec) {
+      if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == net::error::operation_aborted ||
+          ec == net::error::connection_reset || ec == net::error::eof) {
+        return close();
+      }
+      keep_alive_ = false;
+      if (ec == http::error::header_limit) {
+        return answer({431, "text/plain; charset=utf-8", "request header too large\n"}, false);
+      }
+      if (ec == http::error::body_limit) return answer({413, "text/plain; charset=utf-8", "body too large\n"}, false);
+      if (ec) return answer({400, "text/plain; charset=utf-8", "bad request\n"}, false);
+      const auto& request = parser_->get();
+      keep_alive_ = request.keep_alive();
+      const bool head = request.method() == http::verb::head;
+      if (!head && request.method() != http::verb::get) {
+        keep_alive_ = false;
+        return answer({405, "text/plain; charset=utf-8", "only GET and HEAD\n"}, false);
+      }
+      const std::string target(request.target());
+      HttpResponse response;
+      try {
+        response = server_->handler_(target.substr(0, target.find('?')));
+      } catch (const std::exception& e) {
+        response = {500, "text/plain; charset=utf-8", std::string("error: ") + e.what() + "\n"};
+      }
+      answer(std::move(response), head);
+    }
+
+    void answer(HttpResponse r, bool head) {
+      response_ = {};
+      response_.version(11);
+      response_.result(static_cast<unsigned>(r.status));
+      response_.set(http::field::content_type, r.content_type);
+      response_.content_length(r.body.size());
+      response_.keep_alive(keep_alive_);
+      if (!head) response_.body() = std::move(r.body);
+      stream_.expires_after(std::chrono::milliseconds(server_->options_.request_deadline_ms));
+      http::async_write(stream_, response_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+        if (ec || !self->keep_alive_) return self->close();
+        self->read();
+      });
+    }
+
+    void close() {
+      beast::error_code ignored;
+      stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    }
+
+    Impl* server_;
+    beast::tcp_stream stream_;
+    beast::flat_buffer buffer_;
+    std::optional<http::request_parser<http::string_body>> parser_;
+    http::response<http::string_body> response_;
+    bool keep_alive_ = false;
+  };
+
+  void accept() {
+    acceptor_.async_accept(net::make_strand(ioc_), [this](beast::error_code ec, tcp::socket socket) {
+      if (ec == net::error::operation_aborted) return;
+      // Past the limit the connection is closed at once (the socket goes out of scope).
+      if (!ec && open_.load() < options_.max_connections) std::make_shared<Session>(this, std::move(socket))->read();
+      accept();
+    });
   }
-  HttpResponse response;
-  const std::string line = request.substr(0, request.find("\r\n"));
-  const auto sp1 = line.find(' ');
-  const auto sp2 = sp1 == std::string::npos ? std::string::npos : line.find(' ', sp1 + 1);
-  const std::string method = line.substr(0, sp1);
-  if (sp2 == std::string::npos || line.compare(sp2 + 1, 5, "HTTP/") != 0) {
-    response = {400, "text/plain; charset=utf-8", "bad request\n"};
-  } else if (method != "GET" && method != "HEAD") {
-    response = {405, "text/plain; charset=utf-8", "only GET and HEAD\n"};
-  } else {
-    std::string target = line.substr(sp1 + 1, sp2 - sp1 - 1);
-    response = handler_(target.substr(0, target.find('?')));
-  }
-  std::string head = "HTTP/1.1 " + std::to_string(response.status) + " " + status_text(response.status) +
-                     "\r\nContent-Type: " + response.content_type +
-                     "\r\nContent-Length: " + std::to_string(response.body.size()) + "\r\nConnection: close\r\n\r\n";
-  send_all(fd, method == "HEAD" ? head : head + response.body);
-}
+
+  HttpServerOptions options_;
+  Handler handler_;
+  std::atomic<int> open_{0};  // connections: outlives the sessions that ioc_'s destruction frees
+  std::atomic<bool> stopped_{false};
+  net::io_context ioc_;
+  tcp::acceptor acceptor_;
+  int port_ = 0;
+  std::vector<std::thread> threads_;
+};
+
+HttpServer::HttpServer(const std::string& host, int port, Handler handler, HttpServerOptions options)
+    : impl_(std::make_unique<Impl>(host, port, std::move(handler), options)) {}
+HttpServer::~HttpServer() = default;
+int HttpServer::port() const { return impl_->port(); }
+void HttpServer::stop() { impl_->stop(); }
 
 }  // namespace twinfer::runtime

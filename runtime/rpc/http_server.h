@@ -1,11 +1,13 @@
-// A minimal HTTP/1.1 server on POSIX sockets, one thread, one connection at a time, for /metrics
-// and /healthz: GET and HEAD only, no keep-alive (every response closes its connection).
+// The HTTP/1.1 server of the serving processes (/metrics, /healthz), on Boost.Beast: asynchronous,
+// so that many connections are served at once by a few threads, and each request has a deadline
+// for the whole of it (a client that trickles its header, or reads its answer slowly, is cut off
+// when the deadline passes instead of holding a thread). Keep-alive connections wait for their
+// next request under the same deadline. GET and HEAD only.
 #pragma once
 
-#include <atomic>
 #include <functional>
+#include <memory>
 #include <string>
-#include <thread>
 
 namespace twinfer::runtime {
 
@@ -15,7 +17,16 @@ struct HttpResponse {
   std::string body;
 };
 
-// Thread safety: the handler runs in the server's thread; port() and stop() from any thread.
+struct HttpServerOptions {
+  int threads = 2;                  // serving the connections
+  int request_deadline_ms = 5000;   // to read one whole request (or wait for it on a kept-alive
+                                    // connection), and again to write its response
+  int max_connections = 512;        // open at once; more are closed as soon as they are accepted
+  std::size_t max_header_bytes = 16 * 1024;  // a larger request header is answered 431
+};
+
+// Thread safety: the handler runs in the server's threads, possibly several at once; port() and
+// stop() from any thread.
 class HttpServer {
  public:
   // Answers a GET of `path` (without the query string).
@@ -23,21 +34,16 @@ class HttpServer {
 
   // Listens on host:port (port 0: a free one) and serves until stop(). Throws twinfer::Error when
   // it cannot listen there.
-  HttpServer(const std::string& host, int port, Handler handler);
+  HttpServer(const std::string& host, int port, Handler handler, HttpServerOptions options = {});
   ~HttpServer();  // stop()
 
-  int port() const { return port_; }
+  int port() const;
+  // Closes the listener and every connection, and joins the threads. Idempotent.
   void stop();
 
  private:
-  void loop();
-  void serve(int fd);
-
-  Handler handler_;
-  int listen_fd_ = -1;
-  int port_ = 0;
-  std::atomic<bool> stopping_{false};
-  std::thread thread_;
+  class Impl;
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace twinfer::runtime

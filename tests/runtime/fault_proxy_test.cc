@@ -12,6 +12,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/runtime/net_testing.h"
+
 namespace twinfer::runtime {
 namespace {
 
@@ -54,19 +56,6 @@ class EchoServer {
   std::thread thread_;
 };
 
-int connect_to(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 // Sends `text` and returns the echo, or "" if none arrived within timeout_ms.
 std::string echo(int fd, const std::string& text, int timeout_ms) {
   ::send(fd, text.data(), text.size(), MSG_NOSIGNAL);
@@ -90,7 +79,7 @@ double ms_since(Clock::time_point t) { return std::chrono::duration<double, std:
 TEST(FaultProxy, AHealthyLinkForwardsBothWays) {
   EchoServer server;
   FaultProxy proxy("127.0.0.1", server.port(), 1);
-  int fd = connect_to(proxy.port());
+  int fd = testing::connect_to(proxy.port());
   ASSERT_GE(fd, 0);
   const auto t = Clock::now();
   EXPECT_EQ(echo(fd, "hello", 2000), "hello");
@@ -102,7 +91,7 @@ TEST(FaultProxy, LatencyDelaysEachDirection) {
   EchoServer server;
   FaultProxy proxy("127.0.0.1", server.port(), 1);
   proxy.set_link(100'000, 0);
-  int fd = connect_to(proxy.port());
+  int fd = testing::connect_to(proxy.port());
   const auto t = Clock::now();
   EXPECT_EQ(echo(fd, "ping", 3000), "ping");
   EXPECT_GE(ms_since(t), 200);  // 100 ms there, 100 ms back
@@ -116,7 +105,7 @@ TEST(FaultProxy, LatencyDelaysEachDirection) {
 TEST(FaultProxy, APartitionHoldsEverythingUntilHealed) {
   EchoServer server;
   FaultProxy proxy("127.0.0.1", server.port(), 1);
-  int fd = connect_to(proxy.port());
+  int fd = testing::connect_to(proxy.port());
   EXPECT_EQ(echo(fd, "a", 2000), "a");
   proxy.set_partitioned(true);
   EXPECT_EQ(echo(fd, "b", 300), "");  // the connection stays open; nothing crosses
@@ -156,7 +145,7 @@ TEST(FaultProxy, ATargetThatIsDownClosesTheClientsConnection) {
     port = gone.port();
   }
   FaultProxy proxy("127.0.0.1", port, 1);
-  int fd = connect_to(proxy.port());
+  int fd = testing::connect_to(proxy.port());
   ASSERT_GE(fd, 0);
   EXPECT_EQ(echo(fd, "x", 1000), "");
   ::close(fd);
