@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "runtime/rpc/replay_client.h"
 #include "cli/args.h"
+#include "cli/security_options.h"
 #include "cli/commands.h"
 #include "cli/help.h"
 #include "cli/table.h"
@@ -13,6 +14,7 @@ namespace {
 const char kUsage[] =
     "usage: twinfer replay --trace T --target HOST:PORT [--out DIR] [--rate-scale X] [--config C]\n"
     "                      [--set key=value ...] [--format F] [--timeout-s S] [--poisson [--seed N]] [--json]\n"
+    "                      [--tls-ca F] [--token-file F]\n"
     "\n"
     "Open-loop load generator for 'twinfer serve': sends each request of trace T at its trace time\n"
     "(never waiting for earlier answers), collects every result, and writes the same summary.json,\n"
@@ -26,8 +28,9 @@ const char kUsage[] =
 }  // namespace
 
 int replay_command(int argc, char** argv) {
-  if (wants_help(argc, argv, kUsage)) return 0;
-  Args args(argc, argv, {"trace", "target", "out", "rate-scale", "config", "format", "timeout-s", "seed"},
+  if (wants_help(argc, argv, (std::string(kUsage) + kSecurityUsage).c_str())) return 0;
+  Args args(argc, argv,
+            {"trace", "target", "out", "rate-scale", "config", "format", "timeout-s", "seed", "tls-ca", "token-file"},
             {"json", "poisson"}, {"set"});
   const std::string target = args.required("target");
   Trace trace = read_trace(args.required("trace"), args.get("format", "auto"));
@@ -44,6 +47,7 @@ int replay_command(int argc, char** argv) {
     throw Error("--set needs --config");
   }
   runtime::ReplayOptions opt;
+  opt.security = security_options(args);
   opt.rate_scale = args.number("rate-scale", 1.0);
   if (!(opt.rate_scale > 0)) throw Error("--rate-scale: expected a number > 0");
   const double timeout_s = args.number("timeout-s", 600);

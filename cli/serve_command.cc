@@ -8,6 +8,7 @@
 #include "runtime/rpc/serve_stack.h"
 #include "runtime/rpc/stop_signals.h"
 #include "cli/args.h"
+#include "cli/security_options.h"
 #include "cli/commands.h"
 #include "cli/help.h"
 
@@ -19,6 +20,7 @@ const char kUsage[] =
     "                     [--device cpu|cuda:N]) [--faults F [--faults-start listen|first-request]]\n"
     "                     [--listen HOST:PORT] [--metrics-port P] [--seed N] [--poll-ms MS]\n"
     "                     [--state-timeout-ms MS] [--connect-timeout-s S] [--set key=value ...]\n"
+    "                     [--tls-cert F --tls-key F] [--tls-ca F] [--token-file F]\n"
     "\n"
     "The router process: answers Infer calls (from 'twinfer replay' or any gRPC client) with the\n"
     "config's protection checks (limits, servable, shed), admission and router, the same policies as\n"
@@ -56,7 +58,10 @@ const char kUsage[] =
     "  --metrics-port P        HTTP /metrics (Prometheus) and /healthz on the --listen host\n"
     "  --poll-ms MS            worker state polling interval (default 5)\n"
     "  --state-timeout-ms MS   deadline of one state poll (default 2000)\n"
-    "  --connect-timeout-s S   at startup, wait this long for every worker (default 30)\n";
+    "  --connect-timeout-s S   at startup, wait this long for every worker (default 30)\n"
+    "Security (README: Security): with --spawn-workers the workers get serve's certificate, key and\n"
+    "token, and --tls-ca is what serve verifies them against.\n";
+const std::string kFullUsage = std::string(kUsage) + kSecurityUsage;
 
 int integer_option(const Args& args, const std::string& name, int fallback, int min) {
   double v = args.number(name, fallback);
@@ -69,10 +74,10 @@ int integer_option(const Args& args, const std::string& name, int fallback, int 
 }  // namespace
 
 int serve_command(int argc, char** argv) {
-  if (wants_help(argc, argv, kUsage)) return 0;
+  if (wants_help(argc, argv, kFullUsage.c_str())) return 0;
   Args args(argc, argv,
             {"config", "workers", "listen", "metrics-port", "seed", "poll-ms", "state-timeout-ms", "connect-timeout-s",
-             "restart-after-s", "device", "faults", "faults-start"},
+             "restart-after-s", "device", "faults", "faults-start", "tls-cert", "tls-key", "tls-ca", "token-file"},
             {"spawn-workers"}, {"set"});
   runtime::ServeStackOptions o;
   o.config_path = args.required("config");
@@ -85,6 +90,7 @@ int serve_command(int argc, char** argv) {
   }
   o.device = args.get("device", "cpu");
   o.router.listen = args.get("listen", "127.0.0.1:50060");
+  o.router.security = security_options(args);
   o.router.metrics_port = args.has("metrics-port") ? integer_option(args, "metrics-port", 0, 0) : -1;
   o.router.seed = static_cast<std::uint64_t>(integer_option(args, "seed", 1, 0));
   o.router.poll_interval_ms = integer_option(args, "poll-ms", 5, 1);

@@ -3,9 +3,10 @@
 
 #include "core/error.h"
 #include "runtime/rpc/stop_signals.h"
-#include "runtime/rpc/wire.h"
+#include "runtime/rpc/transport_security.h"
 #include "runtime/rpc/worker_server.h"
 #include "cli/args.h"
+#include "cli/security_options.h"
 #include "cli/commands.h"
 #include "cli/help.h"
 
@@ -14,7 +15,7 @@ namespace {
 
 const char kUsage[] =
     "usage: twinfer worker --config C --id W [--device cpu|cuda:N] [--listen HOST:PORT] [--seed N]\n"
-    "                      [--set key=value ...]\n"
+    "                      [--set key=value ...] [--allow-faults] [--tls-cert F --tls-key F] [--token-file F]\n"
     "\n"
     "Serves model instance W of config C (its index among the config's instances, as in\n"
     "summary.json's workers) over gRPC: the config's batcher on a real transformer, exactly as one\n"
@@ -46,8 +47,9 @@ int integer_option(const Args& args, const std::string& name, int fallback) {
 }  // namespace
 
 int worker_command(int argc, char** argv) {
-  if (wants_help(argc, argv, kUsage)) return 0;
-  Args args(argc, argv, {"config", "id", "device", "listen", "seed"}, {"allow-faults"}, {"set"});
+  if (wants_help(argc, argv, (std::string(kUsage) + kSecurityUsage).c_str())) return 0;
+  Args args(argc, argv, {"config", "id", "device", "listen", "seed", "tls-cert", "tls-key", "token-file"},
+            {"allow-faults"}, {"set"});
   RunConfig config = load_run_config(args.required("config"), args.all("set"));
   runtime::WorkerServerOptions opt;
   opt.index = integer_option(args, "id", -1);
@@ -56,12 +58,13 @@ int worker_command(int argc, char** argv) {
   opt.listen = args.get("listen", "127.0.0.1:50061");
   opt.seed = static_cast<std::uint64_t>(integer_option(args, "seed", 1));
   opt.allow_faults = args.has("allow-faults");
+  opt.security = security_options(args);
   const sigset_t stop = runtime::block_stop_signals();
   runtime::WorkerServer server(config, opt);
   std::printf("twinfer worker %d (%s) on %s listening on %s\n", opt.index, server.name().c_str(), opt.device.c_str(),
               server.address().c_str());
   std::fflush(stdout);
-  const std::string warning = runtime::exposure_warning(opt.listen, "the worker");
+  const std::string warning = runtime::exposure_warning(opt.listen, "the worker", opt.security);
   if (!warning.empty()) std::fprintf(stderr, "twinfer worker %d: %s\n", opt.index, warning.c_str());
   const int signal = runtime::wait_for_stop_signal(stop, [&] { return !server.failure().empty(); });
   if (signal == 0) {

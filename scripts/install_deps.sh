@@ -14,7 +14,7 @@ build_packages=(
   nlohmann-json3-dev      # configs, traces, outputs
   libeigen3-dev           # CPU kernels of the runtime
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc  # the runtime's transport
-  libboost-dev            # Boost.Beast: the HTTP server of /metrics and /healthz
+  libboost-dev libssl-dev # Boost.Beast and OpenSSL: the HTTP(S) server of /metrics and /healthz
   pybind11-dev python3-dev python3-numpy python3-pandas                   # the Python module
 )
 test_packages=(

@@ -27,6 +27,13 @@ inline std::string slurp(const std::string& path) {
   return ss.str();
 }
 
+// How many times `needle` occurs in `text` (not overlapping).
+inline int count_of(const std::string& text, const std::string& needle) {
+  int n = 0;
+  for (std::size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + needle.size())) ++n;
+  return n;
+}
+
 // The fields of one CSV line (quoted fields may hold commas and doubled quotes).
 inline std::vector<std::string> csv_fields(const std::string& line) {
   std::vector<std::string> out(1);

@@ -1,17 +1,22 @@
 #include "runtime/rpc/http_server.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <optional>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 
 #include "core/error.h"
+#include "runtime/rpc/bearer_token.h"
 
 namespace twinfer::runtime {
 namespace {
@@ -19,6 +24,7 @@ namespace {
 namespace beast = boost::beast;
 namespace http = beast::http;
 namespace net = boost::asio;
+namespace ssl = net::ssl;
 using tcp = net::ip::tcp;
 
 // Requests carry no body here; a few bytes are tolerated (some clients send an empty one).
@@ -29,10 +35,24 @@ constexpr std::uint64_t kMaxBodyBytes = 1024;
 class HttpServer::Impl {
  public:
   Impl(const std::string& host, int port, Handler handler, HttpServerOptions options)
-      : options_(options),
+      : options_(std::move(options)),
         handler_(std::move(handler)),
-        ioc_(std::max(1, options.threads)),
+        tls_(ssl::context::tls_server),
+        ioc_(std::max(1, options_.threads)),
         acceptor_(net::make_strand(ioc_)) {
+    if (options_.tls_cert_file.empty() != options_.tls_key_file.empty()) {
+      throw Error("metrics server: HTTPS needs both a certificate and a key");
+    }
+    if (!options_.tls_cert_file.empty()) {
+      beast::error_code ec;
+      tls_.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                       ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+      tls_.use_certificate_chain_file(options_.tls_cert_file, ec);
+      if (ec) throw Error("--tls-cert " + options_.tls_cert_file + ": " + ec.message());
+      tls_.use_private_key_file(options_.tls_key_file, ssl::context::pem, ec);
+      if (ec) throw Error("--tls-key " + options_.tls_key_file + ": " + ec.message());
+      https_ = true;
+    }
     const std::string where = host + ":" + std::to_string(port);
     beast::error_code ec;
     tcp::resolver resolver(ioc_);
@@ -74,25 +94,46 @@ class HttpServer::Impl {
   }
 
  private:
-  // One connection: read a request under the deadline, answer it, and again while it keeps alive.
-  class Session : public std::enable_shared_from_this<Session> {
+  // One connection (plain or TLS): read a request under the deadline, answer it, and again while
+  // it keeps alive.
+  template <class Stream>
+  class Session : public std::enable_shared_from_this<Session<Stream>> {
    public:
-    Session(Impl* server, tcp::socket socket) : server_(server), stream_(std::move(socket)) { ++server_->open_; }
+    template <class... Args>
+    Session(Impl* server, Args&&... args) : server_(server), stream_(std::forward<Args>(args)...) {
+      ++server_->open_;
+    }
     ~Session() { --server_->open_; }
 
-    void read() {
-      parser_.emplace();
-      parser_->header_limit(static_cast<std::uint32_t>(server_->options_.max_header_bytes));
-      parser_->body_limit(kMaxBodyBytes);
-      stream_.expires_after(std::chrono::milliseconds(server_->options_.request_deadline_ms));
-      http::async_read(stream_, buffer_, *parser_,
-                       [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
+    void start() {
+      if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+        read();
+      } else {
+        deadline();
+        stream_.async_handshake(ssl::stream_base::server, [self = this->shared_from_this()](beast::error_code ec) {
+          if (!ec) self->read();  // a failed handshake closes the connection with the session
+        });
+      }
     }
 
    private:
+    const HttpServerOptions& options() const { return server_->options_; }
+    void deadline() {
+      beast::get_lowest_layer(stream_).expires_after(std::chrono::milliseconds(options().request_deadline_ms));
+    }
+
+    void read() {
+      parser_.emplace();
+      parser_->header_limit(static_cast<std::uint32_t>(options().max_header_bytes));
+      parser_->body_limit(kMaxBodyBytes);
+      deadline();
+      http::async_read(stream_, buffer_, *parser_,
+                       [self = this->shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
+    }
+
     void on_read(beast::error_code ec) {
       if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == net::error::operation_aborted ||
-          ec == net::error::connection_reset || ec == net::error::eof) {
+          ec == net::error::connection_reset || ec == net::error::eof || ec == ssl::error::stream_truncated) {
         return close();
       }
       keep_alive_ = false;
@@ -109,25 +150,33 @@ class HttpServer::Impl {
         return answer({405, "text/plain; charset=utf-8", "only GET and HEAD\n"}, false);
       }
       const std::string target(request.target());
+      const std::string path = target.substr(0, target.find('?'));
+      const auto& open = options().open_paths;
+      const auto authorization = request[http::field::authorization];
+      if (std::find(open.begin(), open.end(), path) == open.end() &&
+          !bearer_matches(std::string_view(authorization.data(), authorization.size()), options().token)) {
+        return answer({401, "text/plain; charset=utf-8", "missing or wrong bearer token\n"}, head, true);
+      }
       HttpResponse response;
       try {
-        response = server_->handler_(target.substr(0, target.find('?')));
+        response = server_->handler_(path);
       } catch (const std::exception& e) {
         response = {500, "text/plain; charset=utf-8", std::string("error: ") + e.what() + "\n"};
       }
       answer(std::move(response), head);
     }
 
-    void answer(HttpResponse r, bool head) {
+    void answer(HttpResponse r, bool head, bool challenge = false) {
       response_ = {};
       response_.version(11);
       response_.result(static_cast<unsigned>(r.status));
       response_.set(http::field::content_type, r.content_type);
+      if (challenge) response_.set(http::field::www_authenticate, "Bearer");
       response_.content_length(r.body.size());
       response_.keep_alive(keep_alive_);
       if (!head) response_.body() = std::move(r.body);
-      stream_.expires_after(std::chrono::milliseconds(server_->options_.request_deadline_ms));
-      http::async_write(stream_, response_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      deadline();
+      http::async_write(stream_, response_, [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
         if (ec || !self->keep_alive_) return self->close();
         self->read();
       });
@@ -135,11 +184,11 @@ class HttpServer::Impl {
 
     void close() {
       beast::error_code ignored;
-      stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+      beast::get_lowest_layer(stream_).socket().shutdown(tcp::socket::shutdown_send, ignored);
     }
 
     Impl* server_;
-    beast::tcp_stream stream_;
+    Stream stream_;
     beast::flat_buffer buffer_;
     std::optional<http::request_parser<http::string_body>> parser_;
     http::response<http::string_body> response_;
@@ -150,13 +199,21 @@ class HttpServer::Impl {
     acceptor_.async_accept(net::make_strand(ioc_), [this](beast::error_code ec, tcp::socket socket) {
       if (ec == net::error::operation_aborted) return;
       // Past the limit the connection is closed at once (the socket goes out of scope).
-      if (!ec && open_.load() < options_.max_connections) std::make_shared<Session>(this, std::move(socket))->read();
+      if (!ec && open_.load() < options_.max_connections) {
+        if (https_) {
+          std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(this, std::move(socket), tls_)->start();
+        } else {
+          std::make_shared<Session<beast::tcp_stream>>(this, std::move(socket))->start();
+        }
+      }
       accept();
     });
   }
 
   HttpServerOptions options_;
   Handler handler_;
+  ssl::context tls_;
+  bool https_ = false;
   std::atomic<int> open_{0};  // connections: outlives the sessions that ioc_'s destruction frees
   std::atomic<bool> stopped_{false};
   net::io_context ioc_;
@@ -166,7 +223,7 @@ class HttpServer::Impl {
 };
 
 HttpServer::HttpServer(const std::string& host, int port, Handler handler, HttpServerOptions options)
-    : impl_(std::make_unique<Impl>(host, port, std::move(handler), options)) {}
+    : impl_(std::make_unique<Impl>(host, port, std::move(handler), std::move(options))) {}
 HttpServer::~HttpServer() = default;
 int HttpServer::port() const { return impl_->port(); }
 void HttpServer::stop() { impl_->stop(); }

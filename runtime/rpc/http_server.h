@@ -2,12 +2,14 @@
 // so that many connections are served at once by a few threads, and each request has a deadline
 // for the whole of it (a client that trickles its header, or reads its answer slowly, is cut off
 // when the deadline passes instead of holding a thread). Keep-alive connections wait for their
-// next request under the same deadline. GET and HEAD only.
+// next request under the same deadline. GET and HEAD only. Optionally HTTPS (certificate and key
+// from PEM files) and a bearer token that every path but the open ones requires (401 without it).
 #pragma once
 
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace twinfer::runtime {
 
@@ -23,6 +25,10 @@ struct HttpServerOptions {
                                     // connection), and again to write its response
   int max_connections = 512;        // open at once; more are closed as soon as they are accepted
   std::size_t max_header_bytes = 16 * 1024;  // a larger request header is answered 431
+  std::string tls_cert_file;        // PEM certificate chain; with tls_key_file: HTTPS only
+  std::string tls_key_file;
+  std::string token;                // "Authorization: Bearer <token>" required; empty: none
+  std::vector<std::string> open_paths = {"/healthz"};  // served without the token (probes)
 };
 
 // Thread safety: the handler runs in the server's threads, possibly several at once; port() and
@@ -33,7 +39,7 @@ class HttpServer {
   using Handler = std::function<HttpResponse(const std::string& path)>;
 
   // Listens on host:port (port 0: a free one) and serves until stop(). Throws twinfer::Error when
-  // it cannot listen there.
+  // it cannot listen there, or read the TLS files.
   HttpServer(const std::string& host, int port, Handler handler, HttpServerOptions options = {});
   ~HttpServer();  // stop()
 

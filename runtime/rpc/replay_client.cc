@@ -88,8 +88,10 @@ class Collector {
   std::size_t remaining_;
 };
 
-void fetch_batches(rpc::Router::Stub& stub, TimeUs zero, int timeout_ms, ReplayRun& run) {
+void fetch_batches(rpc::Router::Stub& stub, TimeUs zero, int timeout_ms, const TransportSecurity& security,
+                   ReplayRun& run) {
   grpc::ClientContext context;
+  authorize(context, security);
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));
   rpc::BatchQuery query;
   query.set_since_us(zero);
@@ -119,7 +121,7 @@ ReplayRun replay_trace(const Trace& input, const std::string& target, const Repl
   run.target = target;
   grpc::ChannelArguments args = fast_reconnect_channel_args();  // a restarted router is found again soon
   args.SetMaxReceiveMessageSize(-1);  // Batches() lists may be large
-  auto channel = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+  auto channel = grpc::CreateCustomChannel(target, channel_credentials(options.security), args);
   if (!channel->WaitForConnected(std::chrono::system_clock::now() +
                                  std::chrono::milliseconds(options.connect_timeout_ms))) {
     throw Error("replay: cannot connect to " + target + " within " + std::to_string(options.connect_timeout_ms) +
@@ -143,6 +145,7 @@ ReplayRun replay_trace(const Trace& input, const std::string& target, const Repl
     call->request = to_wire(sent);
     call->request.set_run_zero_us(zero);
     call->context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(options.request_timeout_ms));
+    authorize(call->context, options.security);
     const RequestId id = r.id;
     stub->async()->Infer(&call->context, &call->request, &call->reply, [&collector, call, id, zero](grpc::Status s) {
       collector.ended(id, s, call->reply, zero);
@@ -151,7 +154,7 @@ ReplayRun replay_trace(const Trace& input, const std::string& target, const Repl
   }
   run.results = collector.wait();
   run.wall_s = s_from_us(monotonic_now_us() - zero);
-  if (options.fetch_batches) fetch_batches(*stub, zero, 30000, run);
+  if (options.fetch_batches) fetch_batches(*stub, zero, 30000, options.security, run);
   return run;
 }
 

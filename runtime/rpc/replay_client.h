@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "runtime/rpc/transport_security.h"
 #include "serving/recorder.h"
 #include "core/request.h"
 #include "serving/run_config.h"
@@ -21,6 +22,7 @@ struct ReplayOptions {
   int connect_timeout_ms = 10000;   // wait this long for the target before the first request
   int request_timeout_ms = 600000;  // a request unanswered this long ends as dropped
   bool fetch_batches = true;        // ask the target for its workers' batches (timeline.json)
+  TransportSecurity security;       // TLS to the target (ca_file) and the token every call carries
 };
 
 // How one request ended. Times are microseconds since the replay's start (its trace time zero);

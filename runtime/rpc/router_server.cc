@@ -37,6 +37,7 @@ LinkOptions link_options(const RouterServerOptions& o, const RunConfig& config) 
   l.connect_timeout_ms = o.connect_timeout_ms;
   l.log = o.log;
   l.health = config.protection.health;
+  l.security = o.security;
   return l;
 }
 
@@ -115,13 +116,16 @@ class RouterServer::Impl : private Carrier {
     explicit Service(Impl* impl) : impl_(impl) {}
     grpc::ServerUnaryReactor* Infer(grpc::CallbackServerContext* c, const rpc::InferRequest* q,
                                     rpc::InferResult* r) override {
+      if (auto* refused = refuse_unauthenticated(c, impl_->options_.security.token)) return refused;
       return impl_->infer(c, q, r);
     }
     grpc::ServerUnaryReactor* Health(grpc::CallbackServerContext* c, const rpc::Empty*, rpc::HealthStatus* h) override {
+      if (auto* refused = refuse_unauthenticated(c, impl_->options_.security.token)) return refused;
       return impl_->health(c, h);
     }
     grpc::ServerUnaryReactor* Batches(grpc::CallbackServerContext* c, const rpc::BatchQuery* q,
                                       rpc::BatchList* l) override {
+      if (auto* refused = refuse_unauthenticated(c, impl_->options_.security.token)) return refused;
       return impl_->batches(c, q, l);
     }
 
@@ -166,8 +170,12 @@ class RouterServer::Impl : private Carrier {
     port_ = listen(options.listen);
     address_ = options.listen.substr(0, options.listen.rfind(':')) + ":" + std::to_string(port_);
     if (options.metrics_port >= 0) {
+      HttpServerOptions http;
+      http.tls_cert_file = options.security.cert_file;
+      http.tls_key_file = options.security.key_file;
+      http.token = options.security.token;
       metrics_ = std::make_unique<HttpServer>(host_of(options.listen), options.metrics_port,
-                                              [this](const std::string& path) { return page(path); });
+                                              [this](const std::string& path) { return page(path); }, http);
     }
   }
 
@@ -338,6 +346,7 @@ class RouterServer::Impl : private Carrier {
     a->sent_us = monotonic_now_us();
     a->wire = call.wire;
     a->context->set_deadline(after_ms(options_.forward_timeout_ms));
+    links_.authorize(*a->context);
     call.forward = a->context;
     ++attempts_pending_;
     if (attempt > 1) outcomes_.retried();
@@ -447,7 +456,7 @@ class RouterServer::Impl : private Carrier {
     auto service = std::make_unique<Service>(this);
     grpc::ServerBuilder builder;
     int port = 0;
-    builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
+    builder.AddListeningPort(address, server_credentials(options_.security), &port);
     const std::int64_t max_bytes = config_.protection.limits.max_request_bytes;
     builder.SetMaxReceiveMessageSize(
         static_cast<int>(std::min<std::int64_t>(max_bytes, std::numeric_limits<int>::max())));

@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/rpc/transport_security.h"
 #include "serving/run_config.h"
 #include "core/time.h"
 
@@ -52,6 +53,9 @@ struct RouterServerOptions {
   // Elastic pools: who starts and stops worker processes; must outlive the server. Null: the
   // workers run elsewhere, and a config with autoscaling is refused.
   WorkerProcesses* processes = nullptr;
+  // TLS of its own port and HTTPS of /metrics (cert_file, key_file), TLS to its workers (ca_file),
+  // and the token its callers, /metrics included, must carry and that it gives its workers.
+  TransportSecurity security;
 };
 
 // Throws twinfer::Error naming the config key when `config` asks for what this router cannot do:

@@ -19,10 +19,11 @@ std::string seconds(TimeUs us) {
 }
 
 // The worker's InjectFault rpc, straight to its own address (not through a faulty link).
-std::string inject(const std::string& address, const rpc::FaultCommand& command) {
-  auto channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+std::string inject(const std::string& address, const rpc::FaultCommand& command, const TransportSecurity& security) {
+  auto channel = grpc::CreateChannel(address, channel_credentials(security));
   auto stub = rpc::Worker::NewStub(channel);
   grpc::ClientContext context;
+  authorize(context, security);
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
   rpc::Empty empty;
   grpc::Status s = stub->InjectFault(&context, command, &empty);
@@ -115,7 +116,7 @@ void FaultInjector::apply(const FaultEvent& e) {
     case FaultType::kSlowdown: {
       rpc::FaultCommand command;
       command.set_slowdown(e.starts ? f.factor : 1.0);
-      const std::string error = inject(targets_.workers[std::size_t(f.worker)], command);
+      const std::string error = inject(targets_.workers[std::size_t(f.worker)], command, targets_.security);
       if (!error.empty() && log_) {
         std::fprintf(stderr, "twinfer serve: %s: cannot set the slowdown of worker %d: %s\n", f.where.c_str(),
                      f.worker, error.c_str());
@@ -127,7 +128,7 @@ void FaultInjector::apply(const FaultEvent& e) {
       if (e.starts) targets_.supervisor->hold(f.worker);
       rpc::FaultCommand command;
       command.set_device_error(e.starts ? rpc::DEVICE_ERROR_ON : rpc::DEVICE_ERROR_OFF);
-      const std::string error = inject(targets_.workers[std::size_t(f.worker)], command);
+      const std::string error = inject(targets_.workers[std::size_t(f.worker)], command, targets_.security);
       if (!error.empty() && e.starts && log_) {
         std::fprintf(stderr, "twinfer serve: %s: cannot fail the device of worker %d: %s\n", f.where.c_str(),
                      f.worker, error.c_str());

@@ -18,6 +18,7 @@
 #include "serving/faults/fault_scenario.h"
 #include "runtime/rpc/fault_proxy.h"
 #include "runtime/rpc/router_server.h"
+#include "runtime/rpc/transport_security.h"
 #include "runtime/rpc/worker_supervisor.h"
 
 namespace twinfer::runtime {
@@ -27,6 +28,7 @@ struct FaultTargets {
   WorkerSupervisor* supervisor = nullptr;   // null: workers started elsewhere (no crash faults)
   std::vector<std::string> workers;         // the workers' own addresses, for InjectFault
   std::vector<FaultProxy*> proxies;         // per worker; null where the scenario has no link faults
+  TransportSecurity security;               // how InjectFault reaches the workers
 };
 
 // Which workers need a FaultProxy: those with link or partition faults.

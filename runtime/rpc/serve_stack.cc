@@ -16,6 +16,10 @@ std::vector<std::string> worker_args(const ServeStackOptions& o, int w, int port
     out.push_back("--set");
     out.push_back(s);
   }
+  // The workers serve as the router does: its certificate and its token.
+  const TransportSecurity& security = o.router.security;
+  if (security.tls_server()) out.insert(out.end(), {"--tls-cert", security.cert_file, "--tls-key", security.key_file});
+  if (!security.token_file.empty()) out.insert(out.end(), {"--token-file", security.token_file});
   return out;
 }
 
@@ -32,8 +36,15 @@ ServeStack::ServeStack(ServeStackOptions options) : options_(std::move(options))
     throw Error("--workers (one HOST:PORT per instance of the config) or --spawn-workers is required");
   }
   addresses_ = options_.workers;
+  check_security(options_.router.security);
   if (options_.spawn_workers) {
     if (options_.config_path.empty()) throw Error("serve: spawned workers need the config's file");
+    const TransportSecurity& security = options_.router.security;
+    if (security.tls_server() && !security.tls_client()) {
+      throw Error("--tls-cert with --spawn-workers needs --tls-ca: the workers serve the router's certificate, "
+                  "which the router verifies against that CA");
+    }
+    if (!security.token.empty() && security.token_file.empty()) throw Error("serve: spawned workers read the token from a file");
     SupervisorOptions s;
     s.binary = options_.binary.empty() ? self_executable() : options_.binary;
     s.restart_after_s = options_.restart_after_s;
@@ -52,6 +63,7 @@ ServeStack::ServeStack(ServeStackOptions options) : options_(std::move(options))
   FaultTargets targets;
   targets.supervisor = supervisor_.get();
   targets.workers = addresses_;
+  targets.security = options_.router.security;
   std::vector<std::string> routed = addresses_;
   const std::vector<bool> needs_proxy = workers_needing_proxies(options_.faults, addresses_.size());
   for (std::size_t w = 0; w < addresses_.size(); ++w) {
@@ -79,7 +91,7 @@ ServeStack::~ServeStack() { stop(); }
 
 std::vector<std::string> ServeStack::warnings() const {
   std::vector<std::string> out;
-  const std::string router = exposure_warning(router_->address(), "the router");
+  const std::string router = exposure_warning(router_->address(), "the router", options_.router.security);
   if (!router.empty()) out.push_back(router);
   if (options_.config.protection.limits.max_queued_requests == 0) {
     out.push_back("warning: protection.limits.max_queued_requests is 0: the router admits without bound, and a "

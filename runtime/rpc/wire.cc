@@ -173,19 +173,4 @@ void check_address(const std::string& address, const std::string& what) {
   }
 }
 
-bool is_loopback_address(const std::string& address) {
-  std::string host = address.substr(0, address.rfind(':'));
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  if (host.rfind("ipv4:", 0) == 0) host = host.substr(5);
-  if (host.rfind("ipv6:", 0) == 0) host = host.substr(5);
-  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
-}
-
-std::string exposure_warning(const std::string& address, const std::string& what) {
-  if (is_loopback_address(address)) return "";
-  return "warning: " + what + " listens on " + address +
-         ", beyond this host, with no TLS and no token: anyone who reaches it can send it requests "
-         "(and read its metrics); keep it on a trusted network (README: Security)";
-}
-
 }  // namespace twinfer::runtime

@@ -66,10 +66,5 @@ BatchRecord from_wire(const rpc::Batch& batch);
 
 // "HOST:PORT" with a port in 0..65535. Throws twinfer::Error naming `what` (e.g. "--listen").
 void check_address(const std::string& address, const std::string& what);
-// Whether HOST:PORT's host is this machine only: localhost, 127.0.0.0/8 or [::1].
-bool is_loopback_address(const std::string& address);
-// Printed (to stderr) by a server that listens on `address`: empty on loopback; else a warning
-// that anyone who reaches the address may call it (there is no TLS or token yet), naming `what`.
-std::string exposure_warning(const std::string& address, const std::string& what);
 
 }  // namespace twinfer::runtime

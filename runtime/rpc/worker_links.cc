@@ -39,14 +39,14 @@ WorkerLinks::WorkerLinks(std::vector<std::string> addresses, std::vector<const I
     link->instance = instances[i];
     grpc::ChannelArguments args = fast_reconnect_channel_args();
     args.SetMaxReceiveMessageSize(-1);  // Batches() lists may be large
-    link->channel = grpc::CreateCustomChannel(addresses[i], grpc::InsecureChannelCredentials(), args);
+    link->channel = grpc::CreateCustomChannel(addresses[i], channel_credentials(options_.security), args);
     link->stub = rpc::Worker::NewStub(link->channel);
     // State polls (the heartbeats) on a connection of their own: behind thousands of forwarded
     // calls on the request connection they would miss their deadline and call a live worker down.
     grpc::ChannelArguments beat_args = fast_reconnect_channel_args();
     beat_args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
     link->heartbeat_stub =
-        rpc::Worker::NewStub(grpc::CreateCustomChannel(addresses[i], grpc::InsecureChannelCredentials(), beat_args));
+        rpc::Worker::NewStub(grpc::CreateCustomChannel(addresses[i], channel_credentials(options_.security), beat_args));
     links_.push_back(std::move(link));
   }
 }
@@ -75,6 +75,7 @@ void WorkerLinks::start() {
     }
     c->context.set_wait_for_ready(true);
     c->context.set_deadline(after_ms(options_.connect_timeout_ms));
+    authorize(c->context);
     links_[w]->heartbeat_stub->async()->State(&c->context, &c->empty, &c->state, [&, w](grpc::Status s) {
       std::lock_guard<std::mutex> lock(done_mu);
       results[w] = std::move(s);
@@ -140,6 +141,7 @@ void WorkerLinks::poll_loop() {
 void WorkerLinks::poll(int w, TimeUs work_sent_us) {
   auto* call = new StateCall;
   call->context.set_deadline(after_ms(options_.state_timeout_ms));
+  authorize(call->context);
   links_[w]->heartbeat_stub->async()->State(&call->context, &call->empty, &call->state,
                                   [this, w, call, work_sent_us](grpc::Status s) {
                                     polled(w, s, call->state, work_sent_us);
@@ -307,6 +309,7 @@ void WorkerLinks::gather_batches(const rpc::BatchQuery& query, rpc::BatchList* l
   for (std::size_t w = 0; w < links_.size(); ++w) {
     gather->calls.push_back(std::make_unique<Gather::One>());
     gather->calls.back()->context.set_deadline(after_ms(timeout_ms));
+    authorize(gather->calls.back()->context);
   }
   for (std::size_t w = 0; w < links_.size(); ++w) {
     Gather::One* one = gather->calls[w].get();

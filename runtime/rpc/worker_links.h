@@ -18,6 +18,7 @@
 
 #include "policies/cluster_view.h"
 #include "serving/health/worker_health.h"
+#include "runtime/rpc/transport_security.h"
 #include "runtime/rpc/twinfer.grpc.pb.h"
 
 namespace twinfer::runtime {
@@ -28,6 +29,7 @@ struct LinkOptions {
   int connect_timeout_ms = 10000;  // start(): how long to wait for every worker's first answer
   bool log = true;              // report health changes on stderr
   HealthOptions health;         // heartbeats (from State answers) and circuit breakers
+  TransportSecurity security;   // TLS to the workers (ca_file) and the token every call carries
 };
 
 // What /metrics and Health report of one worker.
@@ -58,6 +60,8 @@ class WorkerLinks {
 
   std::size_t size() const { return links_.size(); }
   rpc::Worker::Stub& stub(int worker) { return *links_[worker]->stub; }
+  // Adds what every call to a worker carries (the token).
+  void authorize(grpc::ClientContext& context) const { runtime::authorize(context, options_.security); }
 
   // The views the policies decide on, health included (a worker whose breaker is half-open with
   // probe room is shown up, so that routers send it the probes that may close the breaker). Load

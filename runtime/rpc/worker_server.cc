@@ -62,7 +62,7 @@ class WorkerServer::Impl final : public rpc::Worker::CallbackService {
     engine_ = std::make_unique<WorkerEngine>(std::move(parts), std::move(callbacks));
 
     grpc::ServerBuilder builder;
-    builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &port_);
+    builder.AddListeningPort(options.listen, server_credentials(options.security), &port_);
     builder.RegisterService(this);
     engine_->start();
     server_ = builder.BuildAndStart();
@@ -100,8 +100,9 @@ class WorkerServer::Impl final : public rpc::Worker::CallbackService {
   const std::string& address() const { return address_; }
   const std::string& name() const { return config_.cluster.instances[options_.index].name; }
 
-  grpc::ServerUnaryReactor* Submit(grpc::CallbackServerContext*, const rpc::InferRequest* request,
+  grpc::ServerUnaryReactor* Submit(grpc::CallbackServerContext* context, const rpc::InferRequest* request,
                                    rpc::InferResult* result) override {
+    if (auto* refused = refuse_unauthenticated(context, options_.security.token)) return refused;
     std::string malformed = malformed_reason(*request);
     if (malformed.empty()) malformed = too_large_reason(*request);
     if (!malformed.empty()) {
@@ -131,6 +132,7 @@ class WorkerServer::Impl final : public rpc::Worker::CallbackService {
 
   grpc::ServerUnaryReactor* InjectFault(grpc::CallbackServerContext* context, const rpc::FaultCommand* command,
                                         rpc::Empty*) override {
+    if (auto* refused = refuse_unauthenticated(context, options_.security.token)) return refused;
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
     if (!options_.allow_faults) {
       reactor->Finish(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
@@ -153,6 +155,7 @@ class WorkerServer::Impl final : public rpc::Worker::CallbackService {
 
   grpc::ServerUnaryReactor* State(grpc::CallbackServerContext* context, const rpc::Empty*,
                                   rpc::WorkerState* state) override {
+    if (auto* refused = refuse_unauthenticated(context, options_.security.token)) return refused;
     *state = to_wire(engine_->view(), clock_.now_us());
     // The router's servable check needs the block size to tell what can never fit.
     if (kv_.blocks_total > 0) state->set_kv_block_tokens(kv_.block_tokens);
@@ -165,6 +168,7 @@ class WorkerServer::Impl final : public rpc::Worker::CallbackService {
 
   grpc::ServerUnaryReactor* Batches(grpc::CallbackServerContext* context, const rpc::BatchQuery* query,
                                     rpc::BatchList* list) override {
+    if (auto* refused = refuse_unauthenticated(context, options_.security.token)) return refused;
     {
       std::lock_guard<std::mutex> lock(batches_mu_);
       for (const BatchRecord& b : batches_) {

@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 
+#include "runtime/rpc/transport_security.h"
 #include "serving/run_config.h"
 
 namespace twinfer::runtime {
@@ -25,6 +26,7 @@ struct WorkerServerOptions {
   std::string listen = "127.0.0.1:0";  // HOST:PORT; port 0 picks a free one (see port())
   double drain_timeout_s = 120;        // shutdown(): longest wait for accepted requests
   bool allow_faults = false;           // InjectFault is refused unless set (a fault scenario's target)
+  TransportSecurity security;          // TLS (cert_file, key_file) and the token its callers must carry
 };
 
 // Thread safety: port(), address() and shutdown() may be called from any thread.

@@ -426,6 +426,11 @@ TEST(RouterProtection, AFailedWorkerDropsWhatItRanAndReturnsTheRest) {
   ASSERT_TRUE(worker->State(&c, rpc::Empty(), &state).ok());
   EXPECT_EQ(state.failure(), failure);
   EXPECT_EQ(state.kv_blocks_free(), state.kv_blocks_total());
+  // Reported once the engine gave back what it held (the answers above may come first).
+  const auto until = Clock::now() + std::chrono::seconds(10);
+  while (cluster.workers[1]->failure().empty() && Clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   EXPECT_EQ(cluster.workers[1]->failure(), failure);
 }
 
