@@ -1,8 +1,11 @@
 #include "cli/args.h"
 
+#include <cmath>
+
 #include <cstdlib>
 
 #include "core/error.h"
+#include "core/params.h"
 
 namespace twinfer::cli {
 
@@ -59,6 +62,25 @@ double Args::number(const std::string& name, double fallback) const {
   double v = std::strtod(s.c_str(), &end);
   if (s.empty() || *end != '\0') throw Error("--" + name + ": expected a number, got '" + s + "'");
   return v;
+}
+
+double Args::number(const std::string& name, double fallback, double min, double max) const {
+  const double v = number(name, fallback);
+  if (!(v >= min && v <= max)) {
+    throw Error("--" + name + ": expected a number in [" + format_number(min) + ", " + format_number(max) + "], got '" +
+                get(name) + "'");
+  }
+  return v;
+}
+
+long long Args::integer(const std::string& name, long long fallback, long long min, long long max) const {
+  if (!has(name)) return fallback;
+  const double v = number(name, double(fallback));
+  if (!(v >= double(min) && v <= double(max)) || v != std::floor(v)) {
+    throw Error("--" + name + ": expected an integer in [" + std::to_string(min) + ", " + std::to_string(max) +
+                "], got '" + get(name) + "'");
+  }
+  return static_cast<long long>(v);
 }
 
 std::vector<std::string> Args::all(const std::string& name) const {

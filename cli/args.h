@@ -20,6 +20,12 @@ class Args {
   // Throws twinfer::Error "--name is required".
   std::string required(const std::string& name) const;
   double number(const std::string& name, double fallback) const;
+  // A number in [min, max] (NaN and infinities refused): twinfer::Error "--name: expected a number
+  // in [min, max], got 'text'".
+  double number(const std::string& name, double fallback, double min, double max) const;
+  // A whole number in [min, max], checked before any narrowing: twinfer::Error "--name: expected
+  // an integer in [min, max], got 'text'".
+  long long integer(const std::string& name, long long fallback, long long min, long long max) const;
   std::vector<std::string> all(const std::string& name) const;
   // Splits a comma-separated value; empty when absent.
   std::vector<std::string> list(const std::string& name) const;

@@ -26,8 +26,7 @@ int profile_command(int argc, char** argv) {
   Args args(argc, argv, {"config", "device", "out", "repeats"}, {}, {"set"});
   RunConfig config = load_run_config(args.required("config"), args.all("set"));
   runtime::ProfileGrid grid;
-  grid.repeats = static_cast<int>(args.number("repeats", grid.repeats));
-  if (grid.repeats < 1) throw Error("--repeats must be >= 1");
+  grid.repeats = static_cast<int>(args.integer("repeats", grid.repeats, 1, 1'000'000));
   nlohmann::json table = runtime::profile_backends(config, args.get("device", "cpu"), grid, true);
   const std::string out = args.required("out");
   std::ofstream f(out);

@@ -6,6 +6,7 @@
 #include "cli/security_options.h"
 #include "cli/commands.h"
 #include "cli/help.h"
+#include "cli/run_inputs.h"
 #include "cli/table.h"
 
 namespace twinfer::cli {
@@ -34,7 +35,7 @@ int replay_command(int argc, char** argv) {
             {"json", "poisson"}, {"set"});
   const std::string target = args.required("target");
   Trace trace = read_trace(args.required("trace"), args.get("format", "auto"));
-  if (args.has("poisson")) trace = poisson_arrivals(trace, static_cast<std::uint64_t>(args.number("seed", 1)));
+  if (args.has("poisson")) trace = poisson_arrivals(trace, seed_option(args));
   std::vector<std::string> workers;
   SloSpec slo;
   bool timeline = true;
@@ -50,8 +51,7 @@ int replay_command(int argc, char** argv) {
   opt.security = security_options(args);
   opt.rate_scale = args.number("rate-scale", 1.0);
   if (!(opt.rate_scale > 0)) throw Error("--rate-scale: expected a number > 0");
-  const double timeout_s = args.number("timeout-s", 600);
-  if (!(timeout_s > 0)) throw Error("--timeout-s: expected a number > 0");
+  const double timeout_s = args.number("timeout-s", 600, 0.001, 1e6);
   opt.request_timeout_ms = static_cast<int>(timeout_s * 1000);
   const std::string out = args.get("out");
   runtime::ReplayRun run = runtime::replay_trace(trace, target, opt);

@@ -22,9 +22,8 @@ RunInputs load_run_inputs(const Args& args) {
 }
 
 std::uint64_t seed_option(const Args& args) {
-  const double seed = args.number("seed", 1);
-  if (seed < 0 || seed != std::floor(seed)) throw Error("--seed: expected a non-negative integer");
-  return static_cast<std::uint64_t>(seed);
+  // Up to 2^53: every integer a double holds exactly.
+  return static_cast<std::uint64_t>(args.integer("seed", 1, 0, 9'007'199'254'740'992LL));
 }
 
 RunOptions run_options(const Args& args, const RunInputs& inputs) {

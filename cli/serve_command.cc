@@ -11,6 +11,7 @@
 #include "cli/security_options.h"
 #include "cli/commands.h"
 #include "cli/help.h"
+#include "cli/run_inputs.h"
 
 namespace twinfer::cli {
 namespace {
@@ -63,14 +64,6 @@ const char kUsage[] =
     "token, and --tls-ca is what serve verifies them against.\n";
 const std::string kFullUsage = std::string(kUsage) + kSecurityUsage;
 
-int integer_option(const Args& args, const std::string& name, int fallback, int min) {
-  double v = args.number(name, fallback);
-  if (v != static_cast<int>(v) || v < min) {
-    throw Error("--" + name + ": expected an integer >= " + std::to_string(min));
-  }
-  return static_cast<int>(v);
-}
-
 }  // namespace
 
 int serve_command(int argc, char** argv) {
@@ -91,13 +84,12 @@ int serve_command(int argc, char** argv) {
   o.device = args.get("device", "cpu");
   o.router.listen = args.get("listen", "127.0.0.1:50060");
   o.router.security = security_options(args);
-  o.router.metrics_port = args.has("metrics-port") ? integer_option(args, "metrics-port", 0, 0) : -1;
-  o.router.seed = static_cast<std::uint64_t>(integer_option(args, "seed", 1, 0));
-  o.router.poll_interval_ms = integer_option(args, "poll-ms", 5, 1);
-  o.router.state_timeout_ms = integer_option(args, "state-timeout-ms", 2000, 1);
-  o.router.connect_timeout_ms = 1000 * integer_option(args, "connect-timeout-s", 30, 0);
-  o.restart_after_s = args.number("restart-after-s", 1);
-  if (!(o.restart_after_s >= 0)) throw Error("--restart-after-s: expected a number >= 0");
+  o.router.metrics_port = static_cast<int>(args.integer("metrics-port", -1, 0, 65535));
+  o.router.seed = seed_option(args);
+  o.router.poll_interval_ms = static_cast<int>(args.integer("poll-ms", 5, 1, 60'000));
+  o.router.state_timeout_ms = static_cast<int>(args.integer("state-timeout-ms", 2000, 1, 3'600'000));
+  o.router.connect_timeout_ms = 1000 * static_cast<int>(args.integer("connect-timeout-s", 30, 0, 86'400));
+  o.restart_after_s = args.number("restart-after-s", 1, 0, 86'400);
   const std::string faults_start = args.get("faults-start", "listen");
   if (faults_start != "listen" && faults_start != "first-request") {
     throw Error("--faults-start: expected 'listen' or 'first-request', got '" + faults_start + "'");

@@ -1,15 +1,18 @@
 #include <algorithm>
 #include <fstream>
+#include <cmath>
 #include <iostream>
 #include <sstream>
 
 #include "core/error.h"
+#include "core/params.h"
 #include "core/json_file.h"
 #include "serving/recorder.h"
 #include "serving/run_config.h"
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/help.h"
+#include "cli/run_inputs.h"
 #include "cli/table.h"
 #include "traces/synthetic.h"
 #include "traces/trace.h"
@@ -66,8 +69,11 @@ int trace_command(int argc, char** argv) {
       spec = nlohmann::json(spec["spec"]);
     }
     for (const auto& s : args.all("set")) apply_override(spec, s);
-    seed = args.number("seed", seed);
-    Trace t = generate_synthetic(parse_synthetic_spec(spec, args.required("spec")), static_cast<std::uint64_t>(seed));
+    if (!(seed >= 0 && seed <= 9'007'199'254'740'992.0) || seed != std::floor(seed)) {
+      throw Error(args.required("spec") + ": seed: expected an integer in [0, 2^53], got " + format_number(seed));
+    }
+    const std::uint64_t chosen = args.has("seed") ? seed_option(args) : static_cast<std::uint64_t>(seed);
+    Trace t = generate_synthetic(parse_synthetic_spec(spec, args.required("spec")), chosen);
     write_trace(t, args.required("out"));
     std::cout << "wrote " << args.required("out") << "\n";
     print_info(t);

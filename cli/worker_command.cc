@@ -1,5 +1,6 @@
 #include <cstdio>
 #include <cstring>
+#include <limits>
 
 #include "core/error.h"
 #include "runtime/rpc/stop_signals.h"
@@ -9,6 +10,7 @@
 #include "cli/security_options.h"
 #include "cli/commands.h"
 #include "cli/help.h"
+#include "cli/run_inputs.h"
 
 namespace twinfer::cli {
 namespace {
@@ -38,12 +40,6 @@ const char kUsage[] =
 // with this status, and a supervisor ('twinfer serve --spawn-workers', systemd) starts it afresh.
 constexpr int kFailedStatus = 3;
 
-int integer_option(const Args& args, const std::string& name, int fallback) {
-  double v = args.number(name, fallback);
-  if (v != static_cast<int>(v)) throw Error("--" + name + ": expected an integer");
-  return static_cast<int>(v);
-}
-
 }  // namespace
 
 int worker_command(int argc, char** argv) {
@@ -52,11 +48,11 @@ int worker_command(int argc, char** argv) {
             {"allow-faults"}, {"set"});
   RunConfig config = load_run_config(args.required("config"), args.all("set"));
   runtime::WorkerServerOptions opt;
-  opt.index = integer_option(args, "id", -1);
   if (!args.has("id")) throw Error("--id is required");
+  opt.index = static_cast<int>(args.integer("id", -1, 0, std::numeric_limits<int>::max()));
   opt.device = args.get("device", "cpu");
   opt.listen = args.get("listen", "127.0.0.1:50061");
-  opt.seed = static_cast<std::uint64_t>(integer_option(args, "seed", 1));
+  opt.seed = seed_option(args);
   opt.allow_faults = args.has("allow-faults");
   opt.security = security_options(args);
   const sigset_t stop = runtime::block_stop_signals();

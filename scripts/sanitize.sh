@@ -18,7 +18,8 @@ case "${1:-}" in
   asan)
     sanitize=address,undefined
     targets=(core_tests policies_tests traces_tests serving_tests sim_tests runtime_tests twinfer trace_native_csv_fuzz trace_native_jsonl_fuzz
-             trace_azure_fuzz trace_burstgpt_fuzz trace_mooncake_fuzz run_config_fuzz fault_scenario_fuzz wire_fuzz)
+             trace_azure_fuzz trace_burstgpt_fuzz trace_mooncake_fuzz run_config_fuzz fault_scenario_fuzz wire_fuzz
+             http_request_fuzz grpc_server_fuzz)
     select=()  # every test of the build: the four programs, the CLI, the fuzz corpora and the include check
     # Too slow instrumented (the Eigen kernels run about 10x slower); other tests cover their code:
     # - Queueing.*: a million simulated requests each (6 s in Release, 2 min here); the other
@@ -27,7 +28,8 @@ case "${1:-}" in
     #   120 s deadline here; RpcInProcess.* runs the same router, worker and replay code.
     # - RpcFaultsProcesses.*, RpcElasticProcesses.*: the same, with faults or elastic pools;
     #   TwinOutcomes.*, TwinGolden.*: an Azure slice or a golden scenario through the
-    #   simulator, `twinfer run` and four serving processes in real time.
+    #   simulator, `twinfer run` and four serving processes in real time; BurstProcesses.*: three
+    #   bursts of 20,000 requests through serve and replay processes.
     # - Profiler.*: times the kernels, which the CPU backend and worker engine tests run.
     # - The two request time-limit tests (EmbeddedRouter, RouterProtection): they check that short
     #   requests finish within a 300 ms wall-clock limit, which the instrumented kernels exceed; the
@@ -38,7 +40,7 @@ case "${1:-}" in
     # - The elastic pool's load-step, drain, canary and hot-swap tests: they need the CPU model to keep up
     #   with a real-time load (a quiet phase must stay quiet, a drain must come while long requests
     #   are in flight); the elastic tests that check structure only run here.
-    exclude='^(Queueing\.|TwinOutcomes\.|Scenarios/TwinGolden\.|EmbeddedElastic\.(ALoadStep|ADraining|ACanary|AHotSwap)|RpcProcesses\.|RpcFaultsProcesses\.|RpcElasticProcesses\.|Profiler\.|EmbeddedRouter\.RequestTimeout|RouterProtection\.ARequestPastItsTimeLimit|EmbeddedRouter\.(APartitioned|ASlowed|ACrashed|RouterRestart)|RouterProtection\.(AForwardToAGone|WithoutRetriesAGone))'
+    exclude='^(Queueing\.|TwinOutcomes\.|Scenarios/TwinGolden\.|EmbeddedElastic\.(ALoadStep|ADraining|ACanary|AHotSwap)|RpcProcesses\.|RpcFaultsProcesses\.|RpcElasticProcesses\.|BurstProcesses\.|Profiler\.|EmbeddedRouter\.RequestTimeout|RouterProtection\.ARequestPastItsTimeLimit|EmbeddedRouter\.(APartitioned|ASlowed|ACrashed|RouterRestart)|RouterProtection\.(AForwardToAGone|WithoutRetriesAGone))'
     ;;
   tsan)
     sanitize=thread
@@ -51,7 +53,7 @@ case "${1:-}" in
     # here by the WorkerEngine, elastic and gRPC fault tests. Two of the nine routers run the
     # embedded router's per-router test (the same threads; the router is single-threaded policy).
     # The elastic pool's real-time tests are left out as for asan.
-    exclude='^(TwinOutcomes\.|Scenarios/TwinGolden\.|EmbeddedElastic\.(ALoadStep|ADraining|ACanary|AHotSwap)|RpcProcesses\.|RpcFaultsProcesses\.|RpcElasticProcesses\.|Profiler\.|EmbeddedRouter\.RequestTimeout|RouterProtection\.ARequestPastItsTimeLimit|EmbeddedRouter\.(ACrashed|APartitioned|ASlowed|RouterRestart)|Routers/EmbeddedRouterTest\..*"(consistent_hash|cost_aware|least_outstanding|multi_resource|power_of_two|queue_feedback|random)")'
+    exclude='^(TwinOutcomes\.|Scenarios/TwinGolden\.|EmbeddedElastic\.(ALoadStep|ADraining|ACanary|AHotSwap)|RpcProcesses\.|RpcFaultsProcesses\.|RpcElasticProcesses\.|BurstProcesses\.|Profiler\.|EmbeddedRouter\.RequestTimeout|RouterProtection\.ARequestPastItsTimeLimit|EmbeddedRouter\.(ACrashed|APartitioned|ASlowed|RouterRestart)|Routers/EmbeddedRouterTest\..*"(consistent_hash|cost_aware|least_outstanding|multi_resource|power_of_two|queue_feedback|random)")'
     ;;
   *)
     echo "usage: $0 asan|tsan" >&2

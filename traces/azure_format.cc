@@ -73,7 +73,7 @@ TimeUs parse_azure_timestamp_us(std::string_view text, const LineLocation& at) {
   text = trim(text);
   const std::string field = azure_schema().names[kTimestamp];
   auto bad = [&](const std::string& why) {
-    at.fail(field, why + ": '" + std::string(text) + "' (expected YYYY-MM-DD HH:MM:SS.fffffff)");
+    at.fail(field, why + ": " + quoted(text) + " (expected YYYY-MM-DD HH:MM:SS.fffffff)");
   };
   std::size_t pos = 0;
   std::int64_t year, month, day, hour, minute, second, fraction_us = 0;

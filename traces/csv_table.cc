@@ -1,5 +1,7 @@
 #include "traces/csv_table.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 
 namespace twinfer {
@@ -41,6 +43,14 @@ std::string required_names(const CsvSchema& schema) {
   return names;
 }
 
+// A column name as messages show it: as is, or quoted() when it is long or not printable.
+std::string shown(const std::string& name) {
+  const bool plain = name.size() <= 40 && std::all_of(name.begin(), name.end(), [](unsigned char c) {
+                       return c >= 0x20 && c < 0x7f;
+                     });
+  return plain ? name : quoted(name);
+}
+
 std::vector<int> match_header(const std::vector<CsvField>& header, const CsvSchema& schema,
                               const LineLocation& at) {
   std::vector<int> position_of_column(schema.names.size(), -1);
@@ -49,10 +59,10 @@ std::vector<int> match_header(const std::vector<CsvField>& header, const CsvSche
     std::size_t column = 0;
     while (column < schema.names.size() && schema.names[column] != name) ++column;
     if (column == schema.names.size()) {
-      at.fail(name.empty() ? "column " + std::to_string(pos + 1) : name,
+      at.fail(name.empty() ? "column " + std::to_string(pos + 1) : shown(name),
               "unknown column; valid columns: " + all_names(schema));
     }
-    if (position_of_column[column] >= 0) at.fail(name, "duplicate column");
+    if (position_of_column[column] >= 0) at.fail(shown(name), "duplicate column");
     position_of_column[column] = static_cast<int>(pos);
   }
   for (std::size_t column = 0; column < schema.names.size(); ++column) {

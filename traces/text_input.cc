@@ -15,14 +15,23 @@
 
 namespace twinfer {
 
-namespace {
-
 std::string quoted(std::string_view text) {
   constexpr std::size_t kMaxShown = 40;
-  std::string shown(text.substr(0, kMaxShown));
+  std::string shown;
+  for (unsigned char c : text.substr(0, kMaxShown)) {
+    if (c >= 0x20 && c < 0x7f) {
+      shown += static_cast<char>(c);
+    } else {
+      char hex[5];
+      std::snprintf(hex, sizeof hex, "\\x%02x", c);
+      shown += hex;
+    }
+  }
   if (text.size() > kMaxShown) shown += "...";
   return "'" + shown + "'";
 }
+
+namespace {
 
 // from_chars accepts neither a leading '+' nor surrounding spaces; callers trim, and a '+' is
 // rejected on purpose so that numbers look the same in every format.

@@ -47,6 +47,10 @@ bool is_blank(std::string_view line);
 // The text without leading and trailing spaces and tabs.
 std::string_view trim(std::string_view text);
 
+// Input text as an error message quotes it: in single quotes, at most 40 bytes ("..." after),
+// bytes that are not printable ASCII as \xNN (a NUL would end the message).
+std::string quoted(std::string_view text);
+
 // A token count: a non-negative integer that fits in int32.
 std::int32_t parse_token_count(std::string_view text, std::string_view field, const LineLocation& at);
 // Any integer that fits in int (priorities).

@@ -460,6 +460,9 @@ class RouterServer::Impl : private Carrier {
     const std::int64_t max_bytes = config_.protection.limits.max_request_bytes;
     builder.SetMaxReceiveMessageSize(
         static_cast<int>(std::min<std::int64_t>(max_bytes, std::numeric_limits<int>::max())));
+    // Calls past this many at once on one connection wait in their client (HTTP/2 flow control):
+    // a burst costs the router memory and time for what it can admit, not for every call sent.
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options_.max_calls_per_connection);
     builder.RegisterService(service.get());
     auto server = builder.BuildAndStart();
     if (!server || port == 0) throw Error("serve: cannot listen on " + address);

@@ -50,6 +50,8 @@ struct RouterServerOptions {
   int forward_timeout_ms = 600000;     // longest one forwarded call may take
   double drain_timeout_s = 120;        // shutdown(): longest wait for requests in flight
   bool log = true;                     // report worker health changes on stderr
+  int max_calls_per_connection = 2048; // Infer calls open at once per client connection; more wait
+                                       // in their client (HTTP/2 flow control)
   // Elastic pools: who starts and stops worker processes; must outlive the server. Null: the
   // workers run elsewhere, and a config with autoscaling is refused.
   WorkerProcesses* processes = nullptr;

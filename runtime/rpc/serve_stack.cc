@@ -37,6 +37,7 @@ ServeStack::ServeStack(ServeStackOptions options) : options_(std::move(options))
   }
   addresses_ = options_.workers;
   check_security(options_.router.security);
+  check_address(options_.router.listen, "--listen");  // before any worker starts
   if (options_.spawn_workers) {
     if (options_.config_path.empty()) throw Error("serve: spawned workers need the config's file");
     const TransportSecurity& security = options_.router.security;

@@ -13,11 +13,15 @@ std::chrono::system_clock::time_point after_ms(int ms) {
   return std::chrono::system_clock::now() + std::chrono::milliseconds(ms);
 }
 
-// One State call in flight; deletes itself when answered.
+// One State call in flight; deleted when answered.
 struct StateCall {
   grpc::ClientContext context;
   rpc::Empty empty;
   rpc::WorkerState state;
+  grpc::Status status;
+  int worker = 0;
+  TimeUs work_sent_us = 0;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<rpc::WorkerState>> reader;
 };
 
 }  // namespace
@@ -103,7 +107,23 @@ void WorkerLinks::start() {
   }
   std::lock_guard<std::mutex> lock(mu_);
   stopping_ = false;
+  beats_ = std::thread([this] { take_beats(); });
   poller_ = std::thread([this] { poll_loop(); });
+}
+
+// The State answers, on a thread and completion queue of their own: behind a burst, gRPC's
+// callback threads may hold thousands of request callbacks, and a heartbeat that waits behind
+// them would call a live worker down.
+void WorkerLinks::take_beats() {
+  void* tag = nullptr;
+  bool ok = false;
+  while (beat_cq_.Next(&tag, &ok)) {
+    std::unique_ptr<StateCall> call(static_cast<StateCall*>(tag));
+    polled(call->worker, call->status, call->state, call->work_sent_us);
+    std::lock_guard<std::mutex> lock(mu_);
+    links_[std::size_t(call->worker)]->polling = false;
+    if (--polls_pending_ == 0) cv_.notify_all();
+  }
 }
 
 void WorkerLinks::stop() {
@@ -116,6 +136,17 @@ void WorkerLinks::stop() {
     lock.lock();
   }
   cv_.wait(lock, [this] { return polls_pending_ == 0; });
+  if (beat_cq_shut_) return;
+  beat_cq_shut_ = true;
+  lock.unlock();
+  beat_cq_.Shutdown();
+  if (beats_.joinable()) {
+    beats_.join();
+  } else {
+    void* tag = nullptr;
+    bool ok = false;
+    while (beat_cq_.Next(&tag, &ok)) delete static_cast<StateCall*>(tag);
+  }
 }
 
 void WorkerLinks::poll_loop() {
@@ -140,16 +171,13 @@ void WorkerLinks::poll_loop() {
 
 void WorkerLinks::poll(int w, TimeUs work_sent_us) {
   auto* call = new StateCall;
+  call->worker = w;
+  call->work_sent_us = work_sent_us;
   call->context.set_deadline(after_ms(options_.state_timeout_ms));
   authorize(call->context);
-  links_[w]->heartbeat_stub->async()->State(&call->context, &call->empty, &call->state,
-                                  [this, w, call, work_sent_us](grpc::Status s) {
-                                    polled(w, s, call->state, work_sent_us);
-                                    delete call;
-                                    std::lock_guard<std::mutex> lock(mu_);
-                                    links_[w]->polling = false;
-                                    if (--polls_pending_ == 0) cv_.notify_all();
-                                  });
+  call->reader = links_[std::size_t(w)]->heartbeat_stub->PrepareAsyncState(&call->context, call->empty, &beat_cq_);
+  call->reader->StartCall();
+  call->reader->Finish(&call->state, &call->status, call);  // take_beats() handles the answer
 }
 
 void WorkerLinks::polled(int w, const grpc::Status& s, const rpc::WorkerState& state, TimeUs work_sent_us) {

@@ -132,6 +132,7 @@ class WorkerLinks {
   };
 
   void poll_loop();
+  void take_beats();
   // REQUIRES: mu_ not held (gRPC may run the callback in the calling thread).
   void poll(int worker, TimeUs work_sent_us);
   void polled(int worker, const grpc::Status& status, const rpc::WorkerState& state, TimeUs work_sent_us);
@@ -150,6 +151,9 @@ class WorkerLinks {
   bool stopping_ = false;  // guarded by mu_
   int polls_pending_ = 0;  // guarded by mu_
   std::thread poller_;
+  grpc::CompletionQueue beat_cq_;  // State answers
+  bool beat_cq_shut_ = false;      // guarded by mu_
+  std::thread beats_;              // takes them (take_beats)
 };
 
 // Channel arguments for links that must come back quickly after their peer restarts: reconnect

@@ -59,48 +59,6 @@ TEST(ServeStack, SpawnsItsWorkersServesAReplayAndStopsThemAll) {
   stack.stop();  // idempotent
 }
 
-// A burst far beyond the bundled config's queue bound (protection.limits.max_queued_requests 1024),
-// all sent at once on one channel: every request ends exactly once, the excess rejected at
-// admission "queue full", and nothing the router admitted is dropped: heartbeats travel on their
-// own connections, so no worker is called down under the load.
-TEST(ServeStack, ABurstIsShedAtAdmissionAndNothingAdmittedIsLost) {
-  ServeStack stack(spawning("cpu_tiny.json"));
-  Trace burst;
-  const int n = 20000;
-  for (int i = 0; i < n; ++i) {
-    Request r;
-    r.id = RequestId(i);
-    r.arrival_us = 0;
-    r.input_tokens = 16;
-    r.output_tokens = 4;
-    burst.requests.push_back(r);
-  }
-  ReplayOptions ro;
-  ro.fetch_batches = false;
-  const ReplayRun run = replay_trace(burst, stack.router().address(), ro);
-  ASSERT_EQ(run.results.size(), std::size_t(n));
-  std::vector<int> seen(n, 0);
-  int completed = 0;
-  int rejected = 0;
-  for (const ReplayedRequest& r : run.results) {
-    ASSERT_LT(r.id, RequestId(n));
-    ++seen[r.id];
-    if (r.outcome == Outcome::kCompleted) {
-      ++completed;
-    } else {
-      EXPECT_EQ(r.outcome, Outcome::kRejected) << r.id << ": " << r.reason;
-      EXPECT_EQ(r.reason.rfind("queue full", 0), 0u) << r.id << ": " << r.reason;
-      ++rejected;
-    }
-  }
-  for (int i = 0; i < n; ++i) EXPECT_EQ(seen[i], 1) << "request " << i;
-  EXPECT_EQ(completed + rejected, n);
-  EXPECT_GE(completed, 1024);  // at least the first queue-full of them
-  const std::string metrics = stack.router().metrics_text();
-  EXPECT_NE(metrics.find("twinfer_worker_failures_total{worker=\"cpu/cpu0\"} 0"), std::string::npos) << metrics;
-  EXPECT_NE(metrics.find("twinfer_worker_failures_total{worker=\"cpu/cpu1\"} 0"), std::string::npos) << metrics;
-}
-
 TEST(ServeStack, WhatTheRouterCannotCarryOutIsRefusedBeforeAnyWorkerStarts) {
   ServeStackOptions o = spawning("cpu_elastic.json");
   o.spawn_workers = false;
