@@ -260,8 +260,9 @@ nlohmann::json Recorder::summary_by(const std::vector<std::string>& group_of_wor
     members[w] = true;
   }
   nlohmann::json out = nlohmann::json::object();
-  for (const auto& [name, members] : groups) {
-    out[name] = request_stats([&members](const RequestRecord& r) {
+  for (const auto& group : groups) {
+    const std::vector<bool>& members = group.second;
+    out[group.first] = request_stats([&members](const RequestRecord& r) {
       return r.worker >= 0 && std::size_t(r.worker) < members.size() && members[r.worker];
     });
   }

@@ -32,8 +32,13 @@ void check_request(const rpc::InferRequest& m) {
   };
   check_tokens("input_tokens", m.input_tokens());
   check_tokens("output_tokens", m.output_tokens());
-  if (m.arrival_us() < 0) fail("arrival_us", "negative time " + std::to_string(m.arrival_us()));
-  if (m.deadline_us() < 0) fail("deadline_us", "negative time " + std::to_string(m.deadline_us()));
+  const auto check_time = [&](const char* field, std::int64_t us) {
+    if (us < 0) fail(field, "negative time " + std::to_string(us));
+    if (us > kMaxWireTimeUs) fail(field, "time " + std::to_string(us) + " past the clock's range (at most 2^62 us)");
+  };
+  check_time("arrival_us", m.arrival_us());
+  check_time("deadline_us", m.deadline_us());
+  check_time("run_zero_us", m.run_zero_us());
   if (m.model().size() > kMaxWireTextBytes) {
     fail("model", std::to_string(m.model().size()) + " bytes is more than the limit of " +
                       std::to_string(kMaxWireTextBytes));

@@ -37,9 +37,12 @@ Request from_wire(const rpc::InferRequest& message);
 // would exhaust a worker's memory (a worker makes input_tokens prompt tokens up front).
 inline constexpr std::int32_t kMaxWireTokens = 1 << 20;
 inline constexpr std::size_t kMaxWireTextBytes = 4096;  // model, session
+// Times past this (2^62 us, about 146,000 years) would overflow the router's time arithmetic, and
+// INT64_MAX is the clock's "never".
+inline constexpr std::int64_t kMaxWireTimeUs = std::int64_t(1) << 62;
 
 // Throws twinfer::Error "InferRequest <id>: <field>: <problem>" unless the message is a request
-// a router or worker can serve: token counts in 0..kMaxWireTokens, times not negative, model and
+// a router or worker can serve: token counts in 0..kMaxWireTokens, times in 0..kMaxWireTimeUs, model and
 // session at most kMaxWireTextBytes, so that no request can exhaust or corrupt a server.
 void check_request(const rpc::InferRequest& message);
 

@@ -1,5 +1,7 @@
 #include "runtime/rpc/wire.h"
 
+#include <limits>
+
 #include <gtest/gtest.h>
 
 #include <string>
@@ -65,6 +67,23 @@ TEST(CheckRequest, NegativeTimesAreRefused) {
   m = valid_request();
   m.set_deadline_us(-1);
   EXPECT_EQ(error_of(m), "InferRequest 42: deadline_us: negative time -1");
+}
+
+// Found by the wire fuzzer: a deadline of INT64_MAX (the clock's "never") read back as no deadline,
+// and times that large would overflow the router's arithmetic.
+TEST(CheckRequest, TimesPastTheClocksRangeAreRefused) {
+  rpc::InferRequest m = valid_request();
+  m.set_deadline_us(std::numeric_limits<std::int64_t>::max());
+  EXPECT_EQ(error_of(m), "InferRequest 42: deadline_us: time 9223372036854775807 past the clock's range (at most 2^62 us)");
+  m = valid_request();
+  m.set_arrival_us(kMaxWireTimeUs + 1);
+  EXPECT_NE(error_of(m).find("arrival_us: time"), std::string::npos);
+  m = valid_request();
+  m.set_run_zero_us(-3);
+  EXPECT_EQ(error_of(m), "InferRequest 42: run_zero_us: negative time -3");
+  m = valid_request();
+  m.set_deadline_us(kMaxWireTimeUs);
+  EXPECT_EQ(error_of(m), "(no error)");
 }
 
 TEST(CheckRequest, OversizedModelOrSessionIsRefused) {
