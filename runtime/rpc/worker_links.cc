@@ -186,10 +186,19 @@ void WorkerLinks::polled(int w, const grpc::Status& s, const rpc::WorkerState& s
   // A failed poll is a missed heartbeat; the monitor counts the misses by time.
   if (!s.ok()) {
     if (link.monitored) link.last_error = s.error_message();
+    link.poll_failed = true;
     return;
   }
+  if (link.poll_failed) {
+    // Back (a restarted process): the request connection, which may still wait out its reconnect
+    // backoff after the refusals, connects now, so that the first forward does not fail on it.
+    link.poll_failed = false;
+    grpc::experimental::ChannelResetConnectionBackoff(link.channel.get());
+    link.channel->GetState(/*try_to_connect=*/true);
+  }
   const TimeUs now = monotonic_now_us();
-  health_.beat(w, now);
+  // A failed worker still answers until it exits: its answer is no heartbeat.
+  if (state.failure().empty()) health_.beat(w, now);
   link.polled = state;
   link.work_sent_at_poll_us = work_sent_us;
   link.answered_us = now;

@@ -129,6 +129,7 @@ class WorkerLinks {
     TimeUs busy_reported_us = 0;  // by the latest answer
     TimeUs busy_us = 0;
     std::string failure;  // as the latest State answer reported it
+    bool poll_failed = false;  // the latest State poll failed
   };
 
   void poll_loop();
