@@ -118,6 +118,9 @@ void WorkerLinks::take_beats() {
   void* tag = nullptr;
   bool ok = false;
   while (beat_cq_.Next(&tag, &ok)) {
+    // poll() filled the call in under mu_: taking mu_ orders this thread after it (gRPC's own
+    // hand-off through the queue is invisible to ThreadSanitizer).
+    { std::lock_guard<std::mutex> lock(mu_); }
     std::unique_ptr<StateCall> call(static_cast<StateCall*>(tag));
     polled(call->worker, call->status, call->state, call->work_sent_us);
     std::lock_guard<std::mutex> lock(mu_);
@@ -175,6 +178,8 @@ void WorkerLinks::poll(int w, TimeUs work_sent_us) {
   call->work_sent_us = work_sent_us;
   call->context.set_deadline(after_ms(options_.state_timeout_ms));
   authorize(call->context);
+  // Under mu_ (see take_beats()); the queue's calls run no code of ours in this thread.
+  std::lock_guard<std::mutex> lock(mu_);
   call->reader = links_[std::size_t(w)]->heartbeat_stub->PrepareAsyncState(&call->context, call->empty, &beat_cq_);
   call->reader->StartCall();
   call->reader->Finish(&call->state, &call->status, call);  // take_beats() handles the answer

@@ -134,7 +134,7 @@ class WorkerLinks {
 
   void poll_loop();
   void take_beats();
-  // REQUIRES: mu_ not held (gRPC may run the callback in the calling thread).
+  // REQUIRES: mu_ not held (it takes mu_ to hand the call to take_beats()).
   void poll(int worker, TimeUs work_sent_us);
   void polled(int worker, const grpc::Status& status, const rpc::WorkerState& state, TimeUs work_sent_us);
   // Logs the health transitions since the last call and returns the calls in flight on workers

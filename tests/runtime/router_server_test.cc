@@ -451,6 +451,8 @@ TEST(RouterProtection, TheRouterCallsAFailedWorkerDownAndServesOnTheOthers) {
     EXPECT_EQ(result.attempts(), 1);
   }
   EXPECT_EQ(dropped, 1);
+  // It stays down while it answers its state polls with the failure (dozens of polls here).
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
   const std::string metrics = cluster.router->metrics_text();
   EXPECT_NE(metrics.find("twinfer_worker_up{worker=\"cpu/cpu1\"} 0"), std::string::npos) << metrics;
   EXPECT_NE(metrics.find("twinfer_worker_up{worker=\"cpu/cpu0\"} 1"), std::string::npos) << metrics;
