@@ -1,7 +1,6 @@
 #include "cli/args.h"
 
 #include <cmath>
-
 #include <cstdlib>
 
 #include "core/error.h"

@@ -8,9 +8,6 @@
 
 namespace twinfer::cli {
 
-// The option names, for Args.
-inline const char* const kSecurityOptions[] = {"tls-cert", "tls-key", "tls-ca", "token-file"};
-
 // Their usage lines.
 inline constexpr const char* kSecurityUsage =
     "  --tls-cert F --tls-key F  serve TLS (gRPC, and HTTPS for /metrics) with this PEM certificate\n"

@@ -285,9 +285,7 @@ void EmbeddedRouter::post(Message m, TimeUs now) {
     held_[std::size_t(w)].push_back(index);
     return;
   }
-  const Kind kind = messages_[index].kind;
-  const auto direction = kind == Kind::kEnd || kind == Kind::kFailed ? LinkDirection::kToRouter : LinkDirection::kToWorker;
-  const TimeUs at = links_.delivery_us(w, direction, now);
+  const TimeUs at = links_.delivery_us(w, direction_of(messages_[index].kind), now);
   if (at <= now) {
     deliver(messages_[index], now);
   } else {
@@ -417,9 +415,7 @@ void EmbeddedRouter::heal(int w, TimeUs now) {
   held.swap(held_[std::size_t(w)]);
   for (std::size_t index : held) {
     const Message& m = messages_[index];
-    const auto direction =
-        m.kind == Kind::kEnd || m.kind == Kind::kFailed ? LinkDirection::kToRouter : LinkDirection::kToWorker;
-    const TimeUs at = links_.delivery_us(w, direction, now);
+    const TimeUs at = links_.delivery_us(w, direction_of(m.kind), now);
     if (at <= now) {
       deliver(m, now);
     } else {

@@ -122,8 +122,11 @@ class EmbeddedRouter : private Carrier {
  private:
   enum class Kind { kSubmit, kCancel, kEnd, kFailed, kReady };
   // A hand-off between router and worker; kEnd and kFailed (the worker failed: WorkerCallbacks::
-  // on_failed) go to the router, kSubmit and kCancel to the worker. kReady (mail only): a loader thread finished loading a worker's model (its engine
-  // waits in loaded_).
+  // on_failed) go to the router, kSubmit and kCancel to the worker. kReady (mail only): a loader
+  // thread finished loading a worker's model (its engine waits in loaded_).
+  static LinkDirection direction_of(Kind kind) {
+    return kind == Kind::kEnd || kind == Kind::kFailed ? LinkDirection::kToRouter : LinkDirection::kToWorker;
+  }
   struct Message {
     Kind kind = Kind::kSubmit;
     int worker = 0;

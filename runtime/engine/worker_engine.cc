@@ -297,10 +297,11 @@ std::string WorkerEngine::failure() const {
 }
 
 // A failed step (a backend error, a policy's exception) must not lose requests nor take the
-// process down. The sequences it was running (the failed step's) end dropped with the reason: any of them may
-// have caused it, and sent elsewhere it would fail the next worker too. The worker reports itself
-// down, so that routers send nothing more, and holds what it has not started for crash() to give
-// back (their sender may place them elsewhere); a stop() with nobody to claim them drops them.
+// process down. The sequences it was running (the failed step's) end dropped with the reason: any
+// of them may have caused it, and sent elsewhere it would fail the next worker too. The worker
+// reports itself down, so that routers send nothing more, and holds what it has not started for
+// crash() to give back (their sender may place them elsewhere); a stop() with nobody to claim
+// them drops them.
 void WorkerEngine::fail(const std::string& reason) {
   {
     std::lock_guard<std::mutex> lock(mu_);

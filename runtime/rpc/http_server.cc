@@ -51,7 +51,6 @@ class HttpServer::Impl {
       if (ec) throw Error("--tls-cert " + options_.tls_cert_file + ": " + ec.message());
       tls_.use_private_key_file(options_.tls_key_file, ssl::context::pem, ec);
       if (ec) throw Error("--tls-key " + options_.tls_key_file + ": " + ec.message());
-      https_ = true;
     }
     const std::string where = host + ":" + std::to_string(port);
     beast::error_code ec;
@@ -200,7 +199,7 @@ class HttpServer::Impl {
       if (ec == net::error::operation_aborted) return;
       // Past the limit the connection is closed at once (the socket goes out of scope).
       if (!ec && open_.load() < options_.max_connections) {
-        if (https_) {
+        if (!options_.tls_cert_file.empty()) {
           std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(this, std::move(socket), tls_)->start();
         } else {
           std::make_shared<Session<beast::tcp_stream>>(this, std::move(socket))->start();
@@ -212,8 +211,7 @@ class HttpServer::Impl {
 
   HttpServerOptions options_;
   Handler handler_;
-  ssl::context tls_;
-  bool https_ = false;
+  ssl::context tls_;  // configured when options_ name a certificate (HTTPS)
   std::atomic<int> open_{0};  // connections: outlives the sessions that ioc_'s destruction frees
   std::atomic<bool> stopped_{false};
   net::io_context ioc_;

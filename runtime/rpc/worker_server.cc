@@ -120,8 +120,8 @@ class WorkerServer::Impl final : public rpc::Worker::CallbackService {
     std::unique_lock<std::mutex> lock(pending_mu_);
     if (!failure_.empty()) {
       // Failed: nothing more reaches the engine; the sender may place the request elsewhere.
-      lock.unlock();
       *result = returned(request->id());
+      lock.unlock();
       reactor->Finish(grpc::Status::OK);
       return reactor;
     }
@@ -248,6 +248,7 @@ class WorkerServer::Impl final : public rpc::Worker::CallbackService {
     p.reactor->Finish(grpc::Status::OK);
   }
 
+  // REQUIRES: pending_mu_ held (it reads failure_).
   rpc::InferResult returned(RequestId client_id) {
     rpc::InferResult result;
     result.set_id(client_id);
