@@ -15,7 +15,8 @@ const char kUsage[] =
     "  sim       replay a trace on a simulated cluster and write summary.json, requests.csv, timeline.json\n"
     "  compare   simulate every combination of routers/batchers/admissions and print one table\n"
     "  run       serve a trace for real in one process (router + worker threads on real kernels)\n"
-    "  profile   measure a backend's step times into a table for the 'profile' cost model\n"
+    "  profile   run probe workloads through the real engine and fit the calibrated cost model\n"
+    "  calibrate fit the calibrated cost model to the steps.csv of real runs\n"
     "  fidelity  profile, then run a trace both for real and simulated, and compare them\n"
     "  worker    serve one model instance of a config over gRPC (for 'serve')\n"
     "  serve     the router process: admission + routing to 'worker' processes, /metrics\n"
@@ -40,6 +41,7 @@ int main(int argc, char** argv) {
     if (cmd == "policies") return twinfer::cli::policies_command(argc - 2, argv + 2);
     if (cmd == "run") return twinfer::cli::run_command(argc - 2, argv + 2);
     if (cmd == "profile") return twinfer::cli::profile_command(argc - 2, argv + 2);
+    if (cmd == "calibrate") return twinfer::cli::calibrate_command(argc - 2, argv + 2);
     if (cmd == "fidelity") return twinfer::cli::fidelity_command(argc - 2, argv + 2);
     if (cmd == "worker") return twinfer::cli::worker_command(argc - 2, argv + 2);
     if (cmd == "serve") return twinfer::cli::serve_command(argc - 2, argv + 2);

@@ -39,11 +39,13 @@ int replay_command(int argc, char** argv) {
   std::vector<std::string> workers;
   SloSpec slo;
   bool timeline = true;
+  bool steps = false;
   if (args.has("config")) {
     RunConfig config = load_run_config(args.get("config"), args.all("set"));
     for (const auto& inst : config.cluster.instances) workers.push_back(inst.name);
     slo = config.workload.slo;
     timeline = config.sim.timeline;
+    steps = config.sim.step_log;
   } else if (!args.all("set").empty()) {
     throw Error("--set needs --config");
   }
@@ -55,7 +57,7 @@ int replay_command(int argc, char** argv) {
   opt.request_timeout_ms = static_cast<int>(timeout_s * 1000);
   const std::string out = args.get("out");
   runtime::ReplayRun run = runtime::replay_trace(trace, target, opt);
-  nlohmann::json summary = runtime::record_replay(run, workers, slo, opt.rate_scale, out, timeline);
+  nlohmann::json summary = runtime::record_replay(run, workers, slo, opt.rate_scale, out, timeline, steps);
   if (args.has("json")) {
     std::cout << summary.dump(2) << "\n";
     return 0;

@@ -432,11 +432,12 @@ SIM_VS_REAL = [
     md("""\
 # 04 · Simulated against real
 
-1. Measures the CPU backend's step times for `configs/cpu_tiny.json` (a 3.4M-parameter transformer
-   on 2 CPU workers) with `twinfer profile`, into a `profile` cost-model table.
+1. Fits the calibrated cost model for `configs/cpu_tiny.json` (a 3.4M-parameter transformer on 2
+   CPU workers) with `twinfer profile`: probe workloads run through the real worker engine, every
+   step is logged, and the step-time coefficients are fitted to them (not to the trace below).
 2. Serves the bundled CPU trace (`traces/data/cpu_trace.csv`, 120 requests in ~8 s) for real with
    `twinfer.run` (the embedded runtime: real kernels, real time).
-3. Simulates the same trace with `twinfer.simulate`, using the measured profile and no network model.
+3. Simulates the same trace with `twinfer.simulate`, using the fitted cost model and no network model.
 4. Compares the two latency distributions and the relative errors of the summary figures.
 
 The real run shares the machine with everything else running on it, so the errors vary between runs.
@@ -446,27 +447,32 @@ The real run shares the machine with everything else running on it, so the error
 import subprocess
 TWINFER_BIN = Path(os.environ.get("TWINFER_BIN", ROOT / "build" / "bin" / "twinfer"))
 CONFIG = ROOT / "configs" / "cpu_tiny.json"
-PROFILE = OUT / "profile.json"
+PROFILE = OUT / "cost.json"
 
 t0 = time.perf_counter()
-subprocess.run([str(TWINFER_BIN), "profile", "--config", str(CONFIG), "--out", str(PROFILE)], check=True)
+subprocess.run([str(TWINFER_BIN), "profile", "--config", str(CONFIG), "--out", str(PROFILE), "--repeats", "1"],
+               check=True)
 profile_s = time.perf_counter() - t0
 entries = json.loads(PROFILE.read_text())["entries"]
 print(f"profiled in {profile_s:.0f} s: " + ", ".join(f"{e['device']}/{e['model']}/tp{e['tp']}" for e in entries))
+for e in entries:
+    print("coefficients:", e["coefficients"])
+    print(f"held-out step error: mean {100 * e['fit']['held_out']['mape']:.1f}%, "
+          f"total {100 * e['fit']['held_out']['total_error']:+.1f}%")
 """),
     code("""\
 cfg = twinfer.load_config(str(CONFIG))
 trace = twinfer.read_trace(str(ROOT / "traces" / "data" / "cpu_trace.csv"))
 
-# Other processes competing for the cores slow the real run but hardly the profile (each timed step
-# is short and the median of several runs), so the load is worth knowing when reading the errors.
+# Other processes competing for the cores slow the real run, so the load is worth knowing when
+# reading the errors.
 load_before = os.getloadavg()[0]
 t0 = time.perf_counter()
 real = twinfer.run(cfg, trace, seed=1, out_dir=str(OUT / "real"), device="cpu")
 print(f"real run: {time.perf_counter() - t0:.1f} s wall; 1-minute load average {load_before:.2f} before, "
       f"{os.getloadavg()[0]:.2f} after, on {os.cpu_count()} cores")
 
-sim_cfg = cfg.with_overrides(["policies.cost_model.name=profile", f"policies.cost_model.path={PROFILE.resolve()}",
+sim_cfg = cfg.with_overrides(["policies.cost_model.name=calibrated", f"policies.cost_model.path={PROFILE.resolve()}",
                               "sim.network=none"])
 t0 = time.perf_counter()
 sim = twinfer.simulate(sim_cfg, trace, seed=1, out_dir=str(OUT / "sim"))
@@ -479,7 +485,7 @@ def per_request(res):
     return pd.DataFrame({"latency_ms": (r["end_us"] - r["arrival_us"]) / 1e3,
                          "ttft_ms": (r["first_token_us"] - r["arrival_us"]) / 1e3})
 
-runs = {"real (CPU runtime)": per_request(real), "simulated (profile)": per_request(sim)}
+runs = {"real (CPU runtime)": per_request(real), "simulated (calibrated)": per_request(sim)}
 fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
 for ax, col, title in [(axes[0], "latency_ms", "End-to-end latency"), (axes[1], "ttft_ms", "Time to first token")]:
     for label, df in runs.items():
@@ -490,7 +496,7 @@ for ax, col, title in [(axes[0], "latency_ms", "End-to-end latency"), (axes[1], 
     ax.set_title(title + " CDF")
     ax.set_ylim(0, 1.01)
     ax.legend(loc="lower right")
-fig.suptitle(f"cpu_tiny: {len(trace)} requests, real vs simulated with the measured profile")
+fig.suptitle(f"cpu_tiny: {len(trace)} requests, real vs simulated with the fitted cost model")
 fig.tight_layout()
 fig.savefig(OUT / "sim_vs_real_cdf.png")
 plt.show()

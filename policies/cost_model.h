@@ -14,6 +14,7 @@ namespace twinfer {
 // for each decoding sequence.
 struct IterationShape {
   std::int64_t prefill_tokens = 0;        // sum of prefill chunk lengths
+  std::int64_t prefill_seqs = 0;          // sequences with a prefill chunk
   std::int64_t prefill_prior_tokens = 0;  // sum over chunks of the tokens already in that sequence's cache
   std::int64_t prefill_attn_pairs = 0;    // sum over chunks of chunk * (prior + chunk): query-key pairs
   std::int64_t decode_seqs = 0;           // sequences producing one token this iteration
@@ -39,6 +40,13 @@ class CostModel {
   // Time of a request-level batch, start to finish. REQUIRES: shape.batch_size > 0.
   virtual TimeUs batch_time_us(const InstanceSpec& instance, const RequestBatchShape& shape) const = 0;
   virtual std::string name() const = 0;
+  // The relative slowdown of a step of `instance` while every other instance on its host is busy
+  // (shared cores, caches, memory bandwidth); a simulator multiplies a step's time by
+  // 1 + contention * (busy others / others). 0: instances do not slow each other.
+  virtual double contention(const InstanceSpec& instance) const {
+    (void)instance;
+    return 0;
+  }
 };
 
 // Predicted time of one request alone on an instance: a request-level batch of one.

@@ -332,6 +332,7 @@ IterationShape WorkerState::iteration_shape(const BatchPlan& plan) const {
     } else if (e.prefill_tokens > 0) {
       const std::int64_t chunk = e.prefill_tokens;
       shape.prefill_tokens += chunk;
+      ++shape.prefill_seqs;
       shape.prefill_prior_tokens += seq.computed;
       shape.prefill_attn_pairs += chunk * (seq.computed + chunk);
     }

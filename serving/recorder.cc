@@ -60,7 +60,8 @@ std::string csv_field(const std::string& s) {
 
 }  // namespace
 
-BatchRecord BatchRecord::of(int worker, const BatchPlan& plan, TimeUs start_us, TimeUs end_us) {
+BatchRecord BatchRecord::of(int worker, const BatchPlan& plan, const WorkerState& state, TimeUs start_us,
+                            TimeUs end_us) {
   BatchRecord b;
   b.worker = worker;
   b.start_us = start_us;
@@ -69,6 +70,12 @@ BatchRecord BatchRecord::of(int worker, const BatchPlan& plan, TimeUs start_us, 
   for (const auto& e : plan.entries) {
     b.prefill_tokens += e.prefill_tokens;
     b.decode_seqs += e.decode ? 1 : 0;
+  }
+  b.request_batch = plan.kind == BatchKind::kRequestBatch;
+  if (b.request_batch) {
+    b.batch = state.request_batch_shape(plan);
+  } else {
+    b.iteration = state.iteration_shape(plan);
   }
   return b;
 }
@@ -83,8 +90,8 @@ double percentile(const std::vector<double>& sorted, double p) {
 }
 
 Recorder::Recorder(const std::vector<Request>& requests, std::vector<std::string> workers, SloSpec slo,
-                   bool keep_batches)
-    : workers_(std::move(workers)), slo_(slo), keep_batches_(keep_batches), last_batch_(workers_.size(), -1),
+                   bool keep_batches, bool keep_steps)
+    : workers_(std::move(workers)), slo_(slo), keep_batches_(keep_batches), keep_steps_(keep_steps), last_batch_(workers_.size(), -1),
       totals_(workers_.size()) {
   records_.resize(requests.size());
   for (std::size_t i = 0; i < requests.size(); ++i) {
@@ -152,6 +159,7 @@ void Recorder::batch(const BatchRecord& b) {
   ++t.batches;
   t.sequences += b.size;
   ++batch_count_;
+  if (keep_steps_) steps_.push_back(b);
   if (!keep_batches_) return;
   std::int64_t& last = last_batch_[b.worker];
   if (last >= 0 && b.prefill_tokens == 0) {
@@ -336,6 +344,26 @@ void Recorder::write_timeline_json(const std::string& path) const {
   close_checked(std::move(f), path);
 }
 
+void Recorder::write_steps_csv(const std::string& path) const {
+  assert(keep_steps_);
+  File f = open_for_write(path);
+  std::fputs("worker,start_us,duration_us,engine_us,kind,sequences,prefill_seqs,prefill_tokens,prefill_prior_tokens,prefill_attn_pairs,"
+             "decode_seqs,decode_context_tokens,batch_input_tokens,batch_max_input_tokens,batch_output_tokens,"
+             "batch_max_output_tokens\n",
+             f.get());
+  for (const auto& b : steps_) {
+    const IterationShape& i = b.iteration;
+    const RequestBatchShape& r = b.batch;
+    std::fprintf(f.get(), "%s,%lld,%lld,%lld,%s,%d,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld\n",
+                 csv_field(workers_[b.worker]).c_str(), (long long)b.start_us, (long long)(b.end_us - b.start_us),
+                 (long long)b.engine_us, b.request_batch ? "batch" : "iteration", b.size, (long long)i.prefill_seqs, (long long)i.prefill_tokens,
+                 (long long)i.prefill_prior_tokens, (long long)i.prefill_attn_pairs, (long long)i.decode_seqs,
+                 (long long)i.decode_context_tokens, (long long)r.input_tokens, (long long)r.max_input_tokens,
+                 (long long)r.output_tokens, (long long)r.max_output_tokens);
+  }
+  close_checked(std::move(f), path);
+}
+
 void make_output_dir(const std::string& dir) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
@@ -347,6 +375,7 @@ void write_run_outputs(const Recorder& recorder, const nlohmann::json& summary, 
   make_output_dir(dir);
   recorder.write_requests_csv(dir + "/requests.csv");
   if (timeline) recorder.write_timeline_json(dir + "/timeline.json");
+  if (recorder.keeps_steps()) recorder.write_steps_csv(dir + "/steps.csv");
   const std::string path = dir + "/summary.json";
   File f = open_for_write(path);
   const std::string text = summary.dump(2) + "\n";

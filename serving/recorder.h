@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "policies/batcher.h"
+#include "policies/cost_model.h"
 #include "core/request.h"
 #include "core/slo.h"
 #include "core/time.h"
@@ -17,6 +18,7 @@
 namespace twinfer {
 
 struct Sequence;
+class WorkerState;
 
 // One row of requests.csv. Times are absolute run times in microseconds; -1 when it never happened.
 struct RequestRecord {
@@ -46,17 +48,29 @@ struct BatchRecord {
   std::int64_t prefill_tokens = 0;
   std::int32_t decode_seqs = 0;
   std::int32_t iterations = 1;      // back-to-back decode-only iterations of one size merged in the timeline
+  // The step's shape as the cost model sees it (steps.csv): an iteration's, or a request batch's.
+  bool request_batch = false;
+  // The worker's own time (scheduling, bookkeeping) between its previous step's end and this
+  // step's start, when it did not wait for work in between; 0 otherwise and in the simulator,
+  // whose cost model charges it inside the step.
+  TimeUs engine_us = 0;
+  IterationShape iteration;
+  RequestBatchShape batch;
 
-  // The record of `plan` run by `worker` from start_us to end_us.
-  static BatchRecord of(int worker, const BatchPlan& plan, TimeUs start_us, TimeUs end_us);
+  // The record of `plan` run by `worker` from start_us to end_us. `state` is the worker's before
+  // the plan's results are applied (WorkerState::finish), as the cost model saw it.
+  static BatchRecord of(int worker, const BatchPlan& plan, const WorkerState& state, TimeUs start_us,
+                        TimeUs end_us);
 };
 
 // Thread safety: none; the driver serializes calls.
 class Recorder {
  public:
   // `requests` are the run's requests with ids 0..n-1; `workers` names the workers by index.
+  // `keep_batches`: keep the batches for timeline.json; `keep_steps`: keep every step, unmerged,
+  // for steps.csv.
   Recorder(const std::vector<Request>& requests, std::vector<std::string> workers, SloSpec slo,
-           bool keep_batches = true);
+           bool keep_batches = true, bool keep_steps = false);
 
   // Each request ends exactly once through one of these; a second end is a programming error.
   void reject(RequestId id, TimeUs now_us, const std::string& reason);
@@ -94,6 +108,9 @@ class Recorder {
 
   void write_requests_csv(const std::string& path) const;
   void write_timeline_json(const std::string& path) const;
+  // One row per step (see docs in configs/README.md, "steps.csv"). REQUIRES: keeps_steps().
+  void write_steps_csv(const std::string& path) const;
+  bool keeps_steps() const { return keep_steps_; }
 
  private:
   RequestRecord& end(RequestId id, Outcome outcome, const std::string& reason, TimeUs now_us);
@@ -104,7 +121,9 @@ class Recorder {
   std::vector<std::string> workers_;
   SloSpec slo_;
   bool keep_batches_;
+  bool keep_steps_;
   std::vector<BatchRecord> batches_;
+  std::vector<BatchRecord> steps_;
   struct Marker {
     TimeUs at_us;
     int worker;
@@ -134,7 +153,7 @@ class Recorder {
 void make_output_dir(const std::string& dir);
 
 // Writes a run's files into `dir` (created if needed): summary.json (`summary` as given),
-// requests.csv and, if `timeline`, timeline.json.
+// requests.csv, timeline.json if `timeline`, and steps.csv if the recorder keeps steps.
 void write_run_outputs(const Recorder& recorder, const nlohmann::json& summary, const std::string& dir,
                        bool timeline);
 

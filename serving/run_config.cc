@@ -1,5 +1,6 @@
 #include "serving/run_config.h"
 
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
@@ -87,11 +88,15 @@ SimOptions parse_sim(const nlohmann::json& j, const std::string& where) {
   p.get("response_bytes_per_token", s.response_bytes_per_token);
   p.get("message_overhead_bytes", s.message_overhead_bytes);
   p.get("timeline", s.timeline);
+  p.get("step_log", s.step_log);
+  p.get("dispatch_us", s.dispatch_us);
   p.done();
   p.require(s.network == "flow" || s.network == "latency" || s.network == "none", "network",
             "expected \"flow\", \"latency\" or \"none\", got \"" + s.network + "\"");
   p.require(s.request_bytes_per_token >= 0 && s.response_bytes_per_token >= 0 && s.message_overhead_bytes >= 0,
             "*bytes*", "byte sizes must be >= 0");
+  p.require(std::isfinite(s.dispatch_us) && s.dispatch_us >= 0 && s.dispatch_us <= 1e9, "dispatch_us",
+            "must be in [0, 1e9] microseconds");
   return s;
 }
 

@@ -29,6 +29,11 @@ struct SimOptions {
   double response_bytes_per_token = 4;
   double message_overhead_bytes = 512; // headers of every message
   bool timeline = true;                // write timeline.json
+  bool step_log = false;               // write steps.csv: every step's shape and duration
+  // The simulator's model of the runtime's own handoff of a request to its worker (router thread,
+  // transport queue, worker wake-up), beyond the network model: every request reaches its
+  // worker's queue this long after the router sent it. `twinfer calibrate` measures it.
+  double dispatch_us = 0;
 };
 
 struct RunConfig {

@@ -60,6 +60,11 @@ struct SimWorker {
   // Faults.
   bool alive = true;
   double slowdown = 1;              // step time multiplier
+  // Contention: the cost model's slowdown with every other instance of the host busy, and those
+  // instances (workers_ indices).
+  double contention = 0;
+  std::vector<int> colocated;
+  TimeUs busy_until_us = 0;  // when the running activity ends (while busy)
   bool device_error = false;        // a device_error fault: the next step fails
   bool failed = false;              // down since a step failed: restarts when the fault ends
   TimeUs silent_since_us = kNever;  // crashed or partitioned: no heartbeat since then

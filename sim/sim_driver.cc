@@ -32,7 +32,7 @@ double max_rss_mb() {
 
 Driver::Driver(const RunConfig& config, const Trace& trace, const SimRunOptions& options)
     : config_(config), requests_(trace.requests), options_(options),
-      recorder_(trace.requests, worker_names(config), config.workload.slo, config.sim.timeline),
+      recorder_(trace.requests, worker_names(config), config.workload.slo, config.sim.timeline, config.sim.step_log),
       predicted_work_us_(trace.requests.size(), 0), progress_(options.progress, trace.requests.size()),
       protection_(config.protection), health_(config.cluster.instances.size(), config.protection.health, 0),
       links_(config.cluster.instances.size(), options.seed + 104729) {
@@ -50,6 +50,10 @@ Driver::Driver(const RunConfig& config, const Trace& trace, const SimRunOptions&
     w.state = std::make_unique<WorkerState>(w.batcher->kv_capacity());
     w.done.kind = Pending::kBatchDone;
     w.done.worker = inst.index;
+    w.contention = cost_->contention(inst);
+    for (const auto& other : config.cluster.instances) {
+      if (other.host == inst.host && other.index != inst.index) w.colocated.push_back(other.index);
+    }
     workers_.push_back(std::move(w));
     WorkerView v;
     v.index = inst.index;
@@ -148,7 +152,13 @@ void Driver::send(const Request& r, int w, int attempt) {
   ++workers_[w].in_transit;
   ++views_[w].waiting;
   double bytes = config_.sim.message_overhead_bytes + config_.sim.request_bytes_per_token * r.input_tokens;
-  post(Pending::kToWorker, w, r.id, -1, bytes);
+  const TimeUs dispatch = static_cast<TimeUs>(std::llround(config_.sim.dispatch_us));
+  if (dispatch == 0) return post(Pending::kToWorker, w, r.id, -1, bytes);
+  const RequestId id = r.id;
+  Timer::set(at_s(now_us() + dispatch), [this, w, id, bytes] {
+    ++events_;
+    post(Pending::kToWorker, w, id, -1, bytes);
+  });
 }
 
 void Driver::at(const DispatchTimer& timer) {
@@ -311,7 +321,7 @@ void Driver::end_on_worker(int wi, std::vector<Finished>& ended, TimeUs at_us) {
 }
 
 void Driver::record_batch(int wi, const BatchPlan& plan, TimeUs start_us, TimeUs end_us) {
-  recorder_.batch(BatchRecord::of(wi, plan, start_us, end_us));
+  recorder_.batch(BatchRecord::of(wi, plan, *workers_[wi].state, start_us, end_us));
 }
 
 // Asks the batcher for work and runs it. Nothing can reach this worker before the next arrival
@@ -325,7 +335,13 @@ void Driver::kick(int wi) {
   if (!w.alive) return;
   if (w.busy) return refresh_view(wi);
   const TimeUs now = now_us();
-  const TimeUs horizon = w.in_transit > 0 ? now : std::min(next_arrival_us_, next_external_us());
+  TimeUs horizon = w.in_transit > 0 ? now : std::min(next_arrival_us_, next_external_us());
+  if (w.contention > 0) {
+    // A co-located instance going idle changes how fast this one runs: run ahead only until then.
+    for (int other : w.colocated) {
+      if (workers_[other].busy) horizon = std::min(horizon, std::max(now, workers_[other].busy_until_us));
+    }
+  }
   TimeUs t = now;
   w.has_tail = false;
   for (;;) {
@@ -344,9 +360,15 @@ void Driver::kick(int wi) {
     if (w.device_error) return device_failed(wi);
     TimeUs step = std::max<TimeUs>(1, w.state->plan_time_us(plan, *cost_, *w.instance));
     if (w.slowdown != 1) step = static_cast<TimeUs>(std::llround(double(step) * w.slowdown));
+    if (w.contention > 0 && !w.colocated.empty()) {
+      // The instances of the host busy as this step starts slow it down (see CostModel::contention).
+      int busy = 0;
+      for (int other : w.colocated) busy += workers_[other].alive && workers_[other].busy ? 1 : 0;
+      step = static_cast<TimeUs>(std::llround(double(step) * (1 + w.contention * busy / double(w.colocated.size()))));
+    }
     if (t + step < horizon) {
-      auto completed = w.state->finish(plan, t + step);
       record_batch(wi, plan, t, t + step);
+      auto completed = w.state->finish(plan, t + step);
       end_on_worker(wi, completed, t + step);
       t += step;
       ++events_;
@@ -360,6 +382,7 @@ void Driver::kick(int wi) {
   }
   update_utilization(wi);
   set_busy(wi, true);
+  w.busy_until_us = t;
   refresh_view(wi);
   sg4::ExecPtr exec = sg4::Exec::init();
   exec->set_flops_amount(static_cast<double>(t - now) * (kFlopsPerSecond / 1e6));

@@ -140,6 +140,14 @@ int parse_int(std::string_view text, std::string_view field, const LineLocation&
   return value;
 }
 
+std::int64_t parse_int64(std::string_view text, std::string_view field, const LineLocation& at, std::int64_t min) {
+  text = trim(text);
+  std::int64_t value = 0;
+  if (!parse_whole(text, value)) at.fail(field, "not an integer (or out of range): " + quoted(text));
+  if (value < min) at.fail(field, "expected an integer >= " + std::to_string(min) + ", got " + quoted(text));
+  return value;
+}
+
 double parse_real(std::string_view text, std::string_view field, const LineLocation& at) {
   text = trim(text);
   double value = 0;

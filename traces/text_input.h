@@ -55,6 +55,8 @@ std::string quoted(std::string_view text);
 std::int32_t parse_token_count(std::string_view text, std::string_view field, const LineLocation& at);
 // Any integer that fits in int (priorities).
 int parse_int(std::string_view text, std::string_view field, const LineLocation& at);
+// An integer of at least `min` that fits in int64 (log files' counts and times).
+std::int64_t parse_int64(std::string_view text, std::string_view field, const LineLocation& at, std::int64_t min);
 // A finite decimal number (plain or exponent notation).
 double parse_real(std::string_view text, std::string_view field, const LineLocation& at);
 // A non-negative duration in seconds / milliseconds, rounded to the nearest microsecond. Integers

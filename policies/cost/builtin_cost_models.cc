@@ -1,4 +1,5 @@
-// The cost_model registry and its built-in models: "roofline" and "profile".
+// The cost_model registry and its built-in models: "roofline", "profile" and "calibrated".
+#include "policies/cost/calibrated_cost_model.h"
 #include "policies/cost/profile_cost_model.h"
 #include "policies/cost/roofline_cost_model.h"
 #include "policies/registry.h"
@@ -37,9 +38,20 @@ std::unique_ptr<CostModel> make_profile(JsonParams& p, const PolicyContext& ctx)
   return std::make_unique<ProfileCostModel>(ProfileCostModel::load(resolve_path(path, ctx.base_dir)));
 }
 
+std::unique_ptr<CostModel> make_calibrated(JsonParams& p, const PolicyContext& ctx) {
+  std::string path;
+  bool static_padding = true;
+  p.get("path", path);
+  p.get("static_padding", static_padding);
+  p.done();
+  p.require(!path.empty(), "path", "required: the cost-model file (twinfer calibrate, twinfer profile)");
+  return std::make_unique<CalibratedCostModel>(CalibratedCostModel::load(resolve_path(path, ctx.base_dir), static_padding));
+}
+
 void register_builtin_cost_models(PolicyRegistry<CostModel>& registry) {
   registry.add("roofline", make_roofline);
   registry.add("profile", make_profile);
+  registry.add("calibrated", make_calibrated);
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/json_file.h"
 #include "core/params.h"
+#include "policies/cost/cost_table.h"
 
 namespace twinfer {
 namespace {
@@ -67,21 +68,15 @@ ProfileCostModel::Grid parse_grid(const json& object, const std::array<const cha
 ProfileCostModel::Entry parse_entry(const json& object, const std::string& where) {
   ProfileCostModel::Entry e;
   JsonParams p(object, where, {"iteration", "batch"});
-  p.require(p.has("device"), "device", "required");
-  p.require(p.has("model"), "model", "required");
-  p.get("device", e.device);
-  p.get("model", e.model);
-  p.get("tp", e.tp);
+  const CostTableKey key = read_cost_table_key(p);
   p.done();
-  p.require(e.tp > 0, "tp", "must be positive");
+  e.device = key.device;
+  e.model = key.model;
+  e.tp = key.tp;
   p.require(p.has("iteration") || p.has("batch"), "iteration", "an entry needs \"iteration\", \"batch\" or both");
   if (p.has("iteration")) e.iteration = parse_grid(object.at("iteration"), kIterationAxes, where + ".iteration");
   if (p.has("batch")) e.batch = parse_grid(object.at("batch"), kBatchAxes, where + ".batch");
   return e;
-}
-
-std::string entry_key(const std::string& device, const std::string& model, int tp) {
-  return "device '" + device + "', model '" + model + "', tp " + std::to_string(tp);
 }
 
 // The segment of `axis` used for `x` and the position of x along it (outside [0, 1] beyond the ends).
@@ -123,20 +118,11 @@ double ProfileCostModel::Grid::at(const std::array<double, 3>& point) const {
 }
 
 ProfileCostModel::ProfileCostModel(const nlohmann::json& table, std::string source) : source_(std::move(source)) {
-  JsonParams p(table, source_, {"meta", "entries"});
-  std::string format;
-  p.require(p.has("format"), "format", std::string("required: \"") + kFormat + "\"");
-  p.get("format", format);
-  p.done();
-  p.require(format == kFormat, "format", std::string("expected \"") + kFormat + "\", got \"" + format + "\"");
-  p.require(p.has("entries") && table.at("entries").is_array(), "entries", "required: an array of entries");
-  const json& entries = table.at("entries");
+  const json& entries = cost_table_entries(table, source_, kFormat);
   for (std::size_t i = 0; i < entries.size(); ++i) {
     const std::string where = source_ + ": entries[" + std::to_string(i) + "]";
     Entry e = parse_entry(entries[i], where);
-    if (find(e.device, e.model, e.tp) != nullptr) {
-      throw Error(where + ": a second entry for " + entry_key(e.device, e.model, e.tp));
-    }
+    add_unique_key(keys_, CostTableKey{e.device, e.model, e.tp}, where);
     entries_.push_back(std::move(e));
   }
 }
@@ -154,14 +140,9 @@ const ProfileCostModel::Entry* ProfileCostModel::find(const std::string& device,
 }
 
 const ProfileCostModel::Grid& ProfileCostModel::grid_for(const InstanceSpec& instance, bool iteration) const {
-  const std::string key = entry_key(instance.device.name, instance.model.name, instance.tp());
+  const std::string key = CostTableKey::of(instance).name();
   const Entry* e = find(instance.device.name, instance.model.name, instance.tp());
-  if (e == nullptr) {
-    std::string known;
-    for (const auto& x : entries_) known += (known.empty() ? "" : "; ") + entry_key(x.device, x.model, x.tp);
-    throw Error("profile cost model: " + source_ + " has no entry for " + key + " (instance '" + instance.name +
-                "'); entries: " + (known.empty() ? "(none)" : known));
-  }
+  if (e == nullptr) throw_missing_entry("profile", source_, instance, keys_);
   const std::optional<Grid>& grid = iteration ? e->iteration : e->batch;
   if (!grid) {
     throw Error("profile cost model: " + source_ + ": the entry for " + key + " has no \"" +

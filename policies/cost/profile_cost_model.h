@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "policies/cost/cost_table.h"
 #include "policies/cost_model.h"
 
 namespace twinfer {
@@ -79,6 +80,7 @@ class ProfileCostModel : public CostModel {
 
   std::string source_;
   std::vector<Entry> entries_;
+  std::vector<CostTableKey> keys_;
 };
 
 }  // namespace twinfer

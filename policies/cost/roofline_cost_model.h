@@ -20,7 +20,9 @@ struct RooflineOptions {
   bool static_padding = true;
 };
 
-// Time of one iteration on an instance of tp GPUs (each GPU does 1/tp of the work):
+// The step-time model of step_time.h with coefficients derived from the device profile (see
+// roofline_coefficients): time of one iteration on an instance of tp GPUs (each GPU does 1/tp of
+// the work):
 //
 //   flops   = 2 * params * tokens + 4 * layers * hidden * (prefill_attn_pairs + decode_context_tokens)
 //   bytes   = weights_bytes                                           (weights, read once)

@@ -16,11 +16,6 @@
 namespace twinfer::runtime {
 namespace {
 
-std::string device_of(const EmbeddedRunOptions& options, const InstanceSpec& instance) {
-  if (options.device == "cuda") return "cuda:" + std::to_string(instance.gpus.empty() ? 0 : instance.gpus[0]);
-  return options.device;
-}
-
 std::string batcher_name(const RunConfig& config) {
   return config.batcher.is_string() ? config.batcher.get<std::string>() : config.batcher.value("name", "");
 }
@@ -35,7 +30,7 @@ nlohmann::json run_embedded(const RunConfig& config, const Trace& input, const E
   RunPolicies policies = make_run_policies(config, options.seed);
   std::vector<std::string> names;
   for (const auto& inst : config.cluster.instances) names.push_back(inst.name);
-  Recorder recorder(trace.requests, names, config.workload.slo, config.sim.timeline);
+  Recorder recorder(trace.requests, names, config.workload.slo, config.sim.timeline, config.sim.step_log);
   std::mutex recorder_mu;
   SteadyClock clock;
 
@@ -50,7 +45,7 @@ nlohmann::json run_embedded(const RunConfig& config, const Trace& input, const E
   parts.seed = options.seed;
   parts.make_worker = [&](int w, WorkerCallbacks callbacks) {
     const InstanceSpec& inst = config.cluster.instances[std::size_t(w)];
-    WorkerParts wp = make_worker_parts(config, inst, device_of(options, inst), *policies.admission, *policies.cost,
+    WorkerParts wp = make_worker_parts(config, inst, backend_device(options.device, inst), *policies.admission, *policies.cost,
                                        clock, options.seed);
     return std::make_unique<WorkerEngine>(std::move(wp), std::move(callbacks));
   };

@@ -3,159 +3,323 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <functional>
+#include <condition_variable>
 #include <cstdio>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <random>
 #include <set>
+#include <thread>
 #include <tuple>
 
-#include "runtime/backend/backend.h"
-#include "runtime/model/transformer_config.h"
+#include <unistd.h>
+
+#include "core/error.h"
+#include "runtime/engine/embedded_runtime.h"
+#include "runtime/engine/steady_clock.h"
+#include "runtime/engine/worker_engine.h"
+#include "runtime/engine/worker_parts.h"
+#include "serving/calibration.h"
+#include "serving/fidelity.h"
+#include "serving/run_policies.h"
 
 namespace twinfer::runtime {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-double micros_since(Clock::time_point t0) {
-  return std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
-}
-
-class Measurer {
- public:
-  Measurer(Backend& backend, int vocab, int repeats) : backend_(backend), vocab_(vocab), repeats_(repeats) {}
-
-  // One iteration: a `prefill`-token prompt from scratch plus one decode token for each of
-  // `seqs` sequences holding `context` tokens in all (set up beforehand, untimed).
-  double iteration_us(int prefill, int seqs, int context) {
-    if (prefill == 0 && seqs == 0) return 1;
-    std::vector<double> times;
-    for (int rep = 0; rep <= repeats_; ++rep) {
-      std::vector<StepSequence> batch;
-      for (int s = 0; s < seqs; ++s) {
-        int len = std::max(1, context / seqs);
-        batch.push_back(prefilled(next_id_++, len));
-      }
-      if (prefill > 0) {
-        StepSequence p;
-        p.id = next_id_++;
-        p.tokens = prompt_tokens(p.id, prefill, vocab_);
-        batch.push_back(std::move(p));
-      }
-      auto t0 = Clock::now();
-      backend_.step(batch, next_);
-      double us = micros_since(t0);
-      if (rep > 0) times.push_back(us);  // the first run warms caches up
-      for (const auto& s : batch) backend_.release(s.id);
-    }
-    return median(times);
-  }
-
-  // A request-level batch: `size` prompts of total `input` tokens, then decode steps up to
-  // `output` tokens each (static batching), as the worker runs it.
-  double batch_us(int size, int input, int output) {
-    std::vector<double> times;
-    const int each = std::max(1, input / size);
-    for (int rep = 0; rep <= repeats_; ++rep) {
-      std::vector<StepSequence> batch;
-      for (int s = 0; s < size; ++s) {
-        StepSequence p;
-        p.id = next_id_++;
-        p.tokens = prompt_tokens(p.id, each, vocab_);
-        batch.push_back(std::move(p));
-      }
-      auto t0 = Clock::now();
-      if (output <= 1) {
-        backend_.encode(std::vector<std::int32_t>(size, each), each);
-      } else {
-        backend_.step(batch, next_);
-        for (int d = 1; d < output; ++d) {
-          for (std::size_t i = 0; i < batch.size(); ++i) {
-            batch[i].cached = each + d - 1;
-            batch[i].tokens.assign(1, next_[i]);
-          }
-          backend_.step(batch, next_);
-        }
-      }
-      double us = micros_since(t0);
-      if (rep > 0) times.push_back(us);
-      for (const auto& s : batch) backend_.release(s.id);
-    }
-    return median(times);
-  }
-
- private:
-  StepSequence prefilled(RequestId id, int len) {
-    StepSequence p;
-    p.id = id;
-    p.tokens = prompt_tokens(id, len, vocab_);
-    backend_.step({p}, next_);
-    StepSequence d;
-    d.id = id;
-    d.cached = len;
-    d.tokens.assign(1, next_.at(0));
-    return d;
-  }
-
-  Backend& backend_;
-  int vocab_;
-  int repeats_;
-  RequestId next_id_ = 1;
-  std::vector<std::int32_t> next_;
+// The batcher's limits the probes are sized by.
+struct Limits {
+  int max_seqs = 256;
+  std::int64_t kv_tokens = 0;  // 0: the batcher tracks no KV memory
+  int max_context = 4096;
 };
 
-nlohmann::json grid_json(const std::vector<double>& a, const std::vector<double>& b, const std::vector<double>& c,
-                         const char* na, const char* nb, const char* nc,
-                         const std::function<double(int, int, int)>& measure) {
-  nlohmann::json times = nlohmann::json::array();
-  for (double x : a) {
-    nlohmann::json plane = nlohmann::json::array();
-    for (double y : b) {
-      nlohmann::json row = nlohmann::json::array();
-      for (double z : c) row.push_back(std::max(1.0, std::round(measure(int(x), int(y), int(z)))));
-      plane.push_back(row);
-    }
-    times.push_back(plane);
+Limits limits_of(const RunConfig& config, const InstanceSpec& inst) {
+  Limits l;
+  if (config.batcher.is_object()) {
+    l.max_seqs = config.batcher.value("max_num_seqs", l.max_seqs);
+    const std::int64_t blocks = config.batcher.value("kv_blocks", std::int64_t{0});
+    l.kv_tokens = blocks * config.batcher.value("block_tokens", 16);
   }
-  return {{na, a}, {nb, b}, {nc, c}, {"time_us", times}};
+  l.max_context = inst.model.max_context;
+  return l;
+}
+
+// Steps of identical shape across repeats: how much their durations spread.
+nlohmann::json repeat_spread(const std::vector<std::vector<LoggedStep>>& repeats) {
+  using Shape = std::tuple<std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t>;
+  std::map<Shape, std::vector<std::pair<int, double>>> groups;
+  for (std::size_t r = 0; r < repeats.size(); ++r) {
+    for (const LoggedStep& s : repeats[r]) {
+      const IterationShape& i = s.record.iteration;
+      groups[{i.prefill_seqs, i.prefill_tokens, i.prefill_prior_tokens, i.prefill_attn_pairs, i.decode_seqs,
+              i.decode_context_tokens}]
+          .push_back({int(r), measured_step(s.record).seconds});
+    }
+  }
+  std::vector<double> spreads;
+  for (auto& [shape, times] : groups) {
+    std::set<int> from;
+    for (const auto& t : times) from.insert(t.first);
+    if (from.size() < 2) continue;
+    double mean = 0;
+    for (const auto& t : times) mean += t.second;
+    mean /= double(times.size());
+    double var = 0;
+    for (const auto& t : times) var += (t.second - mean) * (t.second - mean);
+    spreads.push_back(std::sqrt(var / double(times.size() - 1)) / mean);
+  }
+  if (spreads.empty()) return {{"shapes", 0}};
+  std::sort(spreads.begin(), spreads.end());
+  return {{"shapes", spreads.size()},
+          {"median_cv", spreads[spreads.size() / 2]},
+          {"p90_cv", spreads[std::min(spreads.size() - 1, spreads.size() * 9 / 10)]},
+          {"note", "coefficient of variation of the durations of steps of one shape seen in several repeats"}};
 }
 
 }  // namespace
 
-nlohmann::json profile_backends(const RunConfig& config, const std::string& device, const ProfileGrid& grid,
-                                bool verbose) {
-  nlohmann::json entries = nlohmann::json::array();
-  std::set<std::tuple<std::string, std::string, int>> done;
-  for (const auto& inst : config.cluster.instances) {
-    auto key = std::make_tuple(inst.device.name, inst.model.name, inst.tp());
-    if (!done.insert(key).second) continue;
-    TransformerConfig model = TransformerConfig::from_model(inst.model);
-    int max_seq = int(std::max(*std::max_element(grid.decode_context_tokens.begin(), grid.decode_context_tokens.end()),
-                               *std::max_element(grid.input_tokens.begin(), grid.input_tokens.end()))) + 256;
-    model.max_context = std::max(model.max_context, max_seq);
-    BackendLimits limits;
-    limits.max_batch_tokens = 8192;
-    limits.kv_blocks = 4 * (max_seq / limits.block_tokens + 2) *
-                       int(std::max(*std::max_element(grid.decode_seqs.begin(), grid.decode_seqs.end()),
-                                    *std::max_element(grid.batch_size.begin(), grid.batch_size.end())) + 1);
-    auto backend = make_backend(device, model, limits);
-    if (verbose) std::fprintf(stderr, "profiling %s / %s on %s\n", inst.device.name.c_str(), inst.model.name.c_str(), device.c_str());
-    Measurer m(*backend, model.vocab, grid.repeats);
-    nlohmann::json entry = {{"device", inst.device.name}, {"model", inst.model.name}, {"tp", inst.tp()}};
-    entry["iteration"] = grid_json(grid.prefill_tokens, grid.decode_seqs, grid.decode_context_tokens, "prefill_tokens",
-                                   "decode_seqs", "decode_context_tokens",
-                                   [&](int p, int s, int c) { return m.iteration_us(p, s, std::max(c, s)); });
-    entry["batch"] = grid_json(grid.batch_size, grid.input_tokens, grid.max_output_tokens, "batch_size", "input_tokens",
-                               "max_output_tokens", [&](int b, int i, int o) { return m.batch_us(b, std::max(i, b), o); });
-    entries.push_back(entry);
+std::vector<ProbeBurst> probe_bursts(const RunConfig& config, const InstanceSpec& inst, const ProbeOptions& options) {
+  const Limits l = limits_of(config, inst);
+  const int d = std::max(2, options.decode_tokens);
+  const int longest = std::max(16, l.max_context - d);
+  std::vector<ProbeBurst> bursts;
+  bursts.push_back(ProbeBurst{4, 64, 8});  // warm-up: its steps are not kept
+  std::vector<int> sizes;
+  for (int n = 1; n < l.max_seqs; n *= 2) sizes.push_back(n);
+  sizes.push_back(l.max_seqs);
+  for (int n : sizes) {
+    // One sequence at contexts across the whole range (the commonest decode of light load); larger
+    // batches at short, medium and the longest contexts their KV cache holds.
+    const std::vector<int> wanted = n == 1 ? std::vector<int>{16, longest / 16, longest / 8, longest / 4, longest / 2,
+                                                              3 * longest / 4, longest}
+                                           : std::vector<int>{16, longest / 4, longest};
+    std::set<int> prompts;
+    for (int p : wanted) {
+      const int cap = l.kv_tokens > 0 ? int(std::min<std::int64_t>(p, l.kv_tokens / n - d)) : p;
+      if (cap >= 1) prompts.insert(cap);
+    }
+    for (int p : prompts) bursts.push_back(ProbeBurst{n, p, d});
   }
-  return {{"format", "twinfer-profile-v1"},
-          {"meta", {{"device", device}, {"note", "measured by twinfer profile; medians of repeated runs"}}},
-          {"entries", entries}};
+  std::mt19937_64 rng(options.seed);
+  std::uniform_int_distribution<int> prompt(16, std::max(16, l.max_context / 4));
+  std::uniform_int_distribution<int> output(1, 128);
+  ProbeBurst mixed;
+  mixed.count = options.mixed_requests;
+  mixed.gap_us = 2000;  // they join batches already running
+  for (int k = 0; k < mixed.count; ++k) mixed.lengths.push_back({prompt(rng), output(rng)});
+  bursts.push_back(mixed);
+  return bursts;
+}
+
+namespace {
+
+// Feeds one worker engine the bursts, each when the previous one has ended, and returns the steps
+// of all but the first (the warm-up).
+std::vector<BatchRecord> run_bursts(const RunConfig& config, const InstanceSpec& inst,
+                                    const std::vector<ProbeBurst>& bursts, const ProbeOptions& options,
+                                    const Clock& clock, int core) {
+  RunPolicies policies = make_run_policies(config, options.seed);
+  std::mutex mu;
+  std::condition_variable cv;
+  std::int64_t ended = 0;
+  bool keep = false;
+  std::vector<BatchRecord> steps;
+  std::string failure;
+  WorkerCallbacks callbacks;
+  callbacks.on_end = [&](int, const Finished& f, TimeUs) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (f.outcome != Outcome::kCompleted && failure.empty()) {
+      failure = "request of " + std::to_string(f.seq.request.input_tokens) + " + " +
+                std::to_string(f.seq.request.output_tokens) + " tokens ended " + outcome_name(f.outcome) + ": " +
+                f.reason;
+    }
+    ++ended;
+    cv.notify_all();
+  };
+  callbacks.on_batch = [&](const BatchRecord& b) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (keep) steps.push_back(b);
+  };
+  callbacks.on_failed = [&](int, const std::string& reason) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (failure.empty()) failure = reason;
+    cv.notify_all();
+  };
+  WorkerEngine engine(make_worker_parts(config, inst, backend_device(options.device, inst), *policies.admission, *policies.cost, clock, options.seed),
+                      std::move(callbacks));
+  engine.start(core);
+  RequestId next_id = 0;
+  std::int64_t submitted = 0;
+  for (std::size_t b = 0; b < bursts.size(); ++b) {
+    const ProbeBurst& burst = bursts[b];
+    for (int k = 0; k < burst.count; ++k) {
+      if (k > 0 && burst.gap_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(burst.gap_us));
+      Request r;
+      r.id = next_id++;
+      r.arrival_us = clock.now_us();
+      r.input_tokens = burst.lengths.empty() ? burst.input_tokens : burst.lengths[std::size_t(k)].first;
+      r.output_tokens = burst.lengths.empty() ? burst.output_tokens : burst.lengths[std::size_t(k)].second;
+      engine.submit(r);
+      ++submitted;
+    }
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return ended == submitted || !failure.empty(); });
+    if (!failure.empty()) break;
+    keep = true;  // from the burst after the warm-up on
+  }
+  engine.stop();
+  if (!failure.empty()) throw Error("profile: " + inst.name + ": a probe request failed: " + failure);
+  return steps;
+}
+
+}  // namespace
+
+namespace {
+
+void keep_steps(const std::string& dir, const std::vector<LoggedStep>& steps, const std::vector<std::string>& workers) {
+  make_output_dir(dir);
+  Recorder log({}, workers, SloSpec{}, false, true);
+  for (const LoggedStep& s : steps) log.batch(s.record);
+  log.write_steps_csv(dir + "/steps.csv");
+}
+
+std::string safe_name(std::string name) {
+  std::replace(name.begin(), name.end(), '/', '_');
+  return name;
+}
+
+}  // namespace
+
+std::vector<LoggedStep> run_probes(const RunConfig& config_in, const ProbeOptions& options,
+                                   std::vector<std::vector<LoggedStep>>* repeats_out) {
+  RunConfig config = config_in;
+  config.admission = "accept_all";
+  std::vector<LoggedStep> all;
+  std::set<std::tuple<std::string, std::string, int>> done;
+  int run = 0;
+  for (const InstanceSpec& inst : config.cluster.instances) {
+    if (!done.insert({inst.device.name, inst.model.name, inst.tp()}).second) continue;
+    const std::vector<ProbeBurst> bursts = probe_bursts(config, inst, options);
+    std::size_t requests = 0;
+    for (const ProbeBurst& b : bursts) requests += std::size_t(b.count);
+    for (int rep = 0; rep < options.repeats; ++rep) {
+      if (options.verbose) {
+        std::fprintf(stderr, "profiling %s (%s / %s, tp %d) on %s alone: repeat %d of %d, %zu bursts, %zu requests\n",
+                     inst.name.c_str(), inst.device.name.c_str(), inst.model.name.c_str(), inst.tp(),
+                     options.device.c_str(), rep + 1, options.repeats, bursts.size(), requests);
+      }
+      SteadyClock clock;
+      std::vector<LoggedStep> steps;
+      for (BatchRecord& b : run_bursts(config, inst, bursts, options, clock, options.pin_threads ? 0 : -1)) {
+        b.worker = 0;
+        steps.push_back(LoggedStep{inst.name, b, run});
+      }
+      ++run;
+      if (!options.steps_dir.empty()) {
+        keep_steps(options.steps_dir + "/" + safe_name(inst.name) + "/repeat" + std::to_string(rep + 1), steps,
+                   {inst.name});
+      }
+      all.insert(all.end(), steps.begin(), steps.end());
+      if (repeats_out != nullptr) repeats_out->push_back(std::move(steps));
+    }
+    // Then every instance of its host at once, each on its own bursts: the contention.
+    std::vector<const InstanceSpec*> host;
+    for (const InstanceSpec& other : config.cluster.instances) {
+      if (other.host == inst.host) host.push_back(&other);
+    }
+    if (host.size() < 2 || !options.concurrent) continue;
+    if (options.verbose) {
+      std::fprintf(stderr, "profiling the %zu instances of host %s at once\n", host.size(), inst.host.c_str());
+    }
+    SteadyClock clock;
+    std::vector<std::vector<BatchRecord>> records(host.size());
+    std::vector<std::string> errors(host.size());
+    std::vector<std::thread> threads;
+    for (std::size_t h = 0; h < host.size(); ++h) {
+      threads.emplace_back([&, h] {
+        try {
+          records[h] = run_bursts(config, *host[h], probe_bursts(config, *host[h], options), options, clock,
+                                  options.pin_threads ? int(h) : -1);
+        } catch (const std::exception& e) {
+          errors[h] = e.what();
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    std::vector<LoggedStep> steps;
+    std::vector<std::string> names;
+    for (std::size_t h = 0; h < host.size(); ++h) {
+      if (!errors[h].empty()) throw Error(errors[h]);
+      names.push_back(host[h]->name);
+      for (BatchRecord& b : records[h]) {
+        b.worker = int(h);
+        steps.push_back(LoggedStep{host[h]->name, b, run});
+      }
+    }
+    ++run;
+    if (!options.steps_dir.empty()) keep_steps(options.steps_dir + "/" + safe_name(inst.host) + "_concurrent", steps, names);
+    all.insert(all.end(), steps.begin(), steps.end());
+  }
+  return all;
+}
+
+nlohmann::json measure_dispatch(const RunConfig& config_in, const ProbeOptions& options) {
+  RunConfig config = config_in;
+  config.sim.step_log = true;
+  config.sim.timeline = false;
+  Trace trace;
+  trace.source = "dispatch probe";
+  const int n = 10 * static_cast<int>(config.cluster.instances.size());
+  for (int i = 0; i < n; ++i) {
+    Request r;
+    r.id = static_cast<RequestId>(i);
+    r.arrival_us = TimeUs(i) * 30'000;  // far enough apart that each finds its worker idle
+    r.input_tokens = 16;
+    r.output_tokens = 2;
+    trace.requests.push_back(r);
+  }
+  EmbeddedRunOptions run;
+  run.seed = options.seed;
+  run.device = options.device;
+  run.pin_threads = options.pin_threads;
+  const std::string dir =
+      options.steps_dir.empty()
+          ? (std::filesystem::temp_directory_path() / ("twinfer-dispatch-" + std::to_string(::getpid()))).string()
+          : options.steps_dir + "/dispatch";
+  run.out_dir = dir;
+  run_embedded(config, trace, run);
+  std::vector<std::string> workers;
+  const auto records = read_requests_csv(dir + "/requests.csv", &workers);
+  const auto steps = read_step_log(dir + "/steps.csv");
+  if (options.steps_dir.empty()) std::filesystem::remove_all(dir);
+  return dispatch_summary(dispatch_delays_us(records, workers, steps));
+}
+
+nlohmann::json profile_cost_model(const RunConfig& config, const ProbeOptions& options) {
+  std::vector<std::vector<LoggedStep>> repeats;
+  const std::vector<LoggedStep> steps = run_probes(config, options, &repeats);
+  if (options.verbose) std::fprintf(stderr, "measuring the runtime's dispatch delay\n");
+  nlohmann::json meta = {{"device", options.device},
+                         {"measured_by", "twinfer profile: probe workloads through the worker engine loop"},
+                         {"repeats", options.repeats}};
+  const nlohmann::json engine = measure_dispatch(config, options);
+  if (!engine.is_null()) meta["engine"] = engine;
+  nlohmann::json table = calibrate_cost_model(config, steps, "probe runs", FitOptions(), meta);
+  for (auto& entry : table["entries"]) {
+    std::vector<std::vector<LoggedStep>> mine;
+    for (const auto& r : repeats) {
+      if (r.empty()) continue;
+      for (const InstanceSpec& inst : config.cluster.instances) {
+        if (inst.name == r.front().worker && inst.device.name == entry["device"] && inst.model.name == entry["model"] &&
+            inst.tp() == entry["tp"]) {
+          mine.push_back(r);
+        }
+      }
+    }
+    entry["fit"]["repeat_spread"] = repeat_spread(mine);
+  }
+  return table;
 }
 
 }  // namespace twinfer::runtime

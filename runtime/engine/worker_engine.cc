@@ -349,6 +349,7 @@ void WorkerEngine::serve() {
     end(dropped, now);
     for (RequestId id : plan.preempt) parts_.backend->release(id);
     if (plan.idle()) {
+      last_step_end_us_ = -1;
       publish_view(false, now);
       wake_at = plan.wake_at_us;
       std::unique_lock<std::mutex> lock(mu_);
@@ -368,8 +369,11 @@ void WorkerEngine::serve() {
     pause_after_step(clock.now_us() - start);
     if (crashed_) return;  // what this step produced is lost with the worker
     now = clock.now_us();
+    BatchRecord record = BatchRecord::of(parts_.index, plan, state_, start, now);
+    if (last_step_end_us_ >= 0) record.engine_us = start - last_step_end_us_;
+    last_step_end_us_ = now;
     auto completed = state_.finish(plan, now);
-    callbacks_.on_batch(BatchRecord::of(parts_.index, plan, start, now));
+    callbacks_.on_batch(record);
     end(completed, now);
     publish_view(true, now);
   }

@@ -131,6 +131,7 @@ class WorkerEngine {
   std::atomic<bool> crashed_{false};
   std::atomic<bool> device_error_{false};
   TimeUs util_updated_us_ = 0;  // worker thread only
+  TimeUs last_step_end_us_ = -1;  // worker thread only: -1 after the worker waited for work
   std::thread thread_;
 };
 

@@ -5,6 +5,11 @@
 
 namespace twinfer::runtime {
 
+std::string backend_device(const std::string& device, const InstanceSpec& instance) {
+  if (device == "cuda") return "cuda:" + std::to_string(instance.gpus.empty() ? 0 : instance.gpus[0]);
+  return device;
+}
+
 BackendLimits backend_limits_for(const Batcher& batcher, const TransformerConfig& model) {
   BackendLimits limits;
   KvCapacity kv = batcher.kv_capacity();

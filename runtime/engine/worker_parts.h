@@ -18,6 +18,10 @@ WorkerParts make_worker_parts(const RunConfig& config, const InstanceSpec& insta
                               const Admission& admission, const CostModel& cost, const Clock& clock,
                               std::uint64_t seed);
 
+// The backend device of `instance` for a run on `device`: "cuda" is the instance's first GPU
+// ("cuda:<gpu>"); anything else ("cpu", "cuda:N") as given.
+std::string backend_device(const std::string& device, const InstanceSpec& instance);
+
 // The backend limits for a batcher: its KV capacity (4096 blocks for batchers that do not track
 // KV memory). Throws twinfer::Error when that pool would need more than 8 GB for `model`.
 BackendLimits backend_limits_for(const Batcher& batcher, const TransformerConfig& model);

@@ -159,7 +159,7 @@ ReplayRun replay_trace(const Trace& input, const std::string& target, const Repl
 }
 
 nlohmann::json record_replay(const ReplayRun& run, std::vector<std::string> workers, const SloSpec& slo,
-                             double rate_scale, const std::string& out_dir, bool timeline) {
+                             double rate_scale, const std::string& out_dir, bool timeline, bool steps) {
   int most = -1;
   bool unplaced = false;
   for (const auto& r : run.results) {
@@ -176,7 +176,7 @@ nlohmann::json record_replay(const ReplayRun& run, std::vector<std::string> work
   const int none = static_cast<int>(workers.size());
   if (unplaced) workers.push_back("(none)");
 
-  Recorder recorder(run.trace.requests, workers, slo, timeline);
+  Recorder recorder(run.trace.requests, workers, slo, timeline, steps);
   for (const auto& b : run.batches) recorder.batch(b);
   for (const auto& r : run.results) {
     if (r.outcome == Outcome::kRejected) {

@@ -56,11 +56,12 @@ struct ReplayRun {
 ReplayRun replay_trace(const Trace& trace, const std::string& target, const ReplayOptions& options);
 
 // The Recorder's summary of a replay (plus "run": {wall_s, target, rate_scale}), written with
-// requests.csv and timeline.json into `out_dir` unless it is empty. `workers` names the workers by
+// requests.csv, timeline.json (if `timeline`) and steps.csv (if `steps`) into `out_dir` unless it is empty. `workers` names the workers by
 // index (empty: "w0", "w1", ... as many as the results mention); requests dropped before reaching
 // any worker are booked on an extra worker named "(none)". Throws twinfer::Error when a result
 // names a worker beyond `workers`.
 nlohmann::json record_replay(const ReplayRun& run, std::vector<std::string> workers, const SloSpec& slo,
-                             double rate_scale, const std::string& out_dir, bool timeline = true);
+                             double rate_scale, const std::string& out_dir, bool timeline = true,
+                             bool steps = false);
 
 }  // namespace twinfer::runtime

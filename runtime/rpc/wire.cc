@@ -150,6 +150,15 @@ rpc::Batch to_wire(const BatchRecord& b) {
   m.set_size(b.size);
   m.set_prefill_tokens(b.prefill_tokens);
   m.set_decode_seqs(b.decode_seqs);
+  m.set_request_batch(b.request_batch);
+  m.set_engine_us(b.engine_us);
+  m.set_prefill_prior_tokens(b.iteration.prefill_prior_tokens);
+  m.set_prefill_attn_pairs(b.iteration.prefill_attn_pairs);
+  m.set_decode_context_tokens(b.iteration.decode_context_tokens);
+  m.set_batch_input_tokens(b.batch.input_tokens);
+  m.set_batch_max_input_tokens(b.batch.max_input_tokens);
+  m.set_batch_output_tokens(b.batch.output_tokens);
+  m.set_batch_max_output_tokens(b.batch.max_output_tokens);
   return m;
 }
 
@@ -161,6 +170,22 @@ BatchRecord from_wire(const rpc::Batch& m) {
   b.size = m.size();
   b.prefill_tokens = m.prefill_tokens();
   b.decode_seqs = m.decode_seqs();
+  b.request_batch = m.request_batch();
+  b.engine_us = m.engine_us();
+  if (b.request_batch) {
+    b.batch.batch_size = b.size;
+    b.batch.input_tokens = m.batch_input_tokens();
+    b.batch.max_input_tokens = m.batch_max_input_tokens();
+    b.batch.output_tokens = m.batch_output_tokens();
+    b.batch.max_output_tokens = m.batch_max_output_tokens();
+  } else {
+    b.iteration.prefill_tokens = b.prefill_tokens;
+    b.iteration.prefill_seqs = b.size - b.decode_seqs;
+    b.iteration.decode_seqs = b.decode_seqs;
+    b.iteration.prefill_prior_tokens = m.prefill_prior_tokens();
+    b.iteration.prefill_attn_pairs = m.prefill_attn_pairs();
+    b.iteration.decode_context_tokens = m.decode_context_tokens();
+  }
   return b;
 }
 

@@ -19,8 +19,8 @@ std::string error_of(const json& spec, const PolicyContext& ctx = {}) {
   return "(no error)";
 }
 
-TEST(BuiltinCostModelsTest, RegistersRooflineAndProfile) {
-  EXPECT_EQ(cost_model_registry().names(), (std::vector<std::string>{"profile", "roofline"}));
+TEST(BuiltinCostModelsTest, RegistersRooflineProfileAndCalibrated) {
+  EXPECT_EQ(cost_model_registry().names(), (std::vector<std::string>{"calibrated", "profile", "roofline"}));
 }
 
 TEST(BuiltinCostModelsTest, RooflineReadsItsOptions) {

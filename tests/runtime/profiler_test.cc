@@ -1,40 +1,75 @@
 #include "runtime/engine/profiler.h"
 
+#include <unistd.h>
+
+#include <set>
+
 #include <gtest/gtest.h>
 
-#include "policies/cost/profile_cost_model.h"
+#include "policies/cost/calibrated_cost_model.h"
 #include "tests/runtime/runtime_testing.h"
 
 namespace twinfer::runtime {
 namespace {
 
-TEST(Profiler, WritesATableTheProfileCostModelReads) {
-  RunConfig c = testing::cpu_tiny_config();
-  ProfileGrid grid;
-  grid.prefill_tokens = {0, 32, 512};
-  grid.decode_seqs = {0, 8};
-  grid.decode_context_tokens = {0, 512};
-  grid.batch_size = {1, 4};
-  grid.input_tokens = {16, 256};
-  grid.max_output_tokens = {1, 4};
-  grid.repeats = 3;
-  nlohmann::json table = profile_backends(c, "cpu", grid, false);
+// cpu_tiny with a short context and a small batcher, so that the probes take a few seconds.
+RunConfig small_config() {
+  return testing::cpu_tiny_config({"cluster.models.tiny-llm.max_context=512", "policies.batcher.max_num_seqs=8",
+                                   "policies.batcher.max_num_batched_tokens=128"});
+}
+
+TEST(ProbeBurstsTest, CoverEveryBatchSizeUpToTheBatcherLimitAndContextsUpToTheModelMaximum) {
+  RunConfig c = small_config();
+  ProbeOptions opt;
+  const auto bursts = probe_bursts(c, c.cluster.instances[0], opt);
+  std::set<int> sizes, single_prompts;
+  int longest = 0;
+  for (const ProbeBurst& b : bursts) {
+    if (!b.lengths.empty()) {
+      EXPECT_EQ(b.lengths.size(), std::size_t(opt.mixed_requests));
+      EXPECT_GT(b.gap_us, 0);
+      continue;
+    }
+    sizes.insert(b.count);
+    if (b.count == 1) single_prompts.insert(b.input_tokens);
+    longest = std::max(longest, b.input_tokens + b.output_tokens);
+    // Each burst fits the KV cache at once: 1024 blocks of 16 tokens.
+    EXPECT_LE(std::int64_t(b.count) * (b.input_tokens + b.output_tokens), 1024 * 16);
+  }
+  EXPECT_LE(longest, 512);
+  EXPECT_GE(longest, 512 - 16);
+  EXPECT_EQ(sizes, (std::set<int>{1, 2, 4, 8}));  // up to max_num_seqs 8 (and the warm-up's 4)
+  EXPECT_GE(single_prompts.size(), 6u);           // one sequence at contexts across the range
+  EXPECT_EQ(bursts.back().lengths.size(), std::size_t(opt.mixed_requests));
+}
+
+TEST(ProfilerTest, FitsTheEngineLoopsStepsIntoAFileTheCalibratedModelReads) {
+  RunConfig c = small_config();
+  ProbeOptions opt;
+  opt.repeats = 2;
+  opt.mixed_requests = 24;
+  opt.decode_tokens = 6;
+  opt.steps_dir = ::testing::TempDir() + "/profiler_steps";
+  nlohmann::json table = profile_cost_model(c, opt);
   ASSERT_EQ(table["entries"].size(), 1u);  // two instances of one (device, model, tp)
   const auto& e = table["entries"][0];
   EXPECT_EQ(e["device"], "CPU");
   EXPECT_EQ(e["model"], "tiny-llm");
-  ProfileCostModel model(table, "profile");
+  EXPECT_GT(e["fit"]["train"]["steps"].get<int>(), 50);
+  EXPECT_GT(e["fit"]["held_out"]["steps"].get<int>(), 10);
+  // The bursts run one after the other: the same shapes recur in every repeat.
+  EXPECT_GT(e["fit"]["repeat_spread"]["shapes"].get<int>(), 20);
+  EXPECT_EQ(::access((opt.steps_dir + "/cpu_cpu0/repeat2/steps.csv").c_str(), R_OK), 0);
+  CalibratedCostModel model(table, "profile");
   IterationShape big, small;
-  big.prefill_tokens = 512;
-  small.prefill_tokens = 32;
+  big.prefill_seqs = small.prefill_seqs = 1;
+  big.prefill_tokens = big.prefill_attn_pairs = 128;
+  big.prefill_attn_pairs *= 128;
+  small.prefill_tokens = 8;
+  small.prefill_attn_pairs = 64;
   const InstanceSpec& inst = c.cluster.instances[0];
   // 16x the tokens through the same weights: clearly more time, whatever the machine's noise.
   EXPECT_GT(model.iteration_time_us(inst, big), model.iteration_time_us(inst, small));
-  RequestBatchShape b;
-  b.batch_size = 4;
-  b.input_tokens = 256;
-  b.max_output_tokens = 4;
-  EXPECT_GT(model.batch_time_us(inst, b), 0);
 }
 
 }  // namespace
