@@ -44,7 +44,7 @@ start=$(date +%s)
 echo "profile: $(( $(date +%s) - start )) s"
 
 # Load levels per trace (rate scales): light, moderate, near saturation of the two CPU workers.
-declare -A loads=([conv]="0.15,0.3,0.45" [code]="0.4,0.8,1.2" [poisson]="0.25,0.5,0.75" [bursty]="0.25,0.5,0.75")
+declare -A loads=([conv]="0.25,0.5,0.85" [code]="1,2,3.4" [poisson]="0.6,1.2,2" [bursty]="0.6,1.2,2")
 for trace in conv code poisson bursty; do
   start=$(date +%s)
   "$twinfer" fidelity --config "$config" --trace "$out/traces/$trace.csv" --out "$out/$trace" \

@@ -3,10 +3,13 @@
 #include <string>
 
 #include <Python.h>
+#include <pybind11/stl.h>
 
 #include "bindings/bindings.h"
 #include "bindings/python_policies.h"
 #include "runtime/engine/embedded_runtime.h"
+#include "runtime/engine/profiler.h"
+#include "serving/calibration.h"
 #include "sim/simulator.h"
 
 namespace twinfer::py_bindings {
@@ -56,9 +59,45 @@ py::object run(const RunConfig& config, const Trace& trace, std::uint64_t seed, 
   return to_python(summary);
 }
 
+py::object calibrate(const RunConfig& config, const std::vector<std::string>& step_logs, int holdout_every) {
+  if (holdout_every < 0 || holdout_every == 1) throw Error("holdout_every: expected 0 or an integer >= 2");
+  FitOptions options;
+  options.holdout_every = holdout_every;
+  nlohmann::json table;
+  {
+    py::gil_scoped_release released;
+    table = calibrate_cost_model(config, step_logs, options);
+  }
+  return to_python(table);
+}
+
+py::object profile(const RunConfig& config, const std::string& device, int repeats, std::uint64_t seed,
+                   bool pin_threads, const std::string& keep_steps) {
+  if (repeats < 1 || repeats > 100) throw Error("repeats: expected an integer in [1, 100]");
+  runtime::ProbeOptions options;
+  options.device = device;
+  options.repeats = repeats;
+  options.seed = seed;
+  options.pin_threads = pin_threads;
+  options.steps_dir = keep_steps;
+  nlohmann::json table;
+  {
+    py::gil_scoped_release released;
+    table = runtime::profile_cost_model(config, options);
+  }
+  return to_python(table);
+}
+
 }  // namespace
 
 void bind_runs(py::module_& m) {
+  m.def("_calibrate", &calibrate, py::arg("config"), py::arg("step_logs"), py::arg("holdout_every") = 5,
+        "Fits the calibrated cost model to runs' steps.csv (files or run folders); returns the cost file "
+        "(format twinfer-cost-v1) with its fit report.");
+  m.def("_profile", &profile, py::arg("config"), py::arg("device") = "cpu", py::arg("repeats") = 3,
+        py::arg("seed") = 1, py::arg("pin_threads") = false, py::arg("keep_steps") = "",
+        "Runs probe workloads through the real worker engine and fits the calibrated cost model; returns "
+        "the cost file with its fit report.");
   m.def("_simulate", &simulate, py::arg("config"), py::arg("trace"), py::arg("seed") = 1, py::arg("rate_scale") = 1.0,
         py::arg("out_dir") = "", py::arg("progress") = false, py::arg("faults") = "",
         "Simulates the trace on the config's cluster (in a forked child), with the fault scenario at path "

@@ -90,6 +90,12 @@ nlohmann::json calibrate_cost_model(const RunConfig& config, const std::vector<L
   nlohmann::json entries = nlohmann::json::array();
   for (const Key& key : order) {
     const Group& g = groups.at(key);
+    if (g.steps.empty() && g.request_batches > 0) {
+      throw Error(source + ": instance '" + g.instance->name + "' ran only request-level batches (" +
+                  std::to_string(g.request_batches) +
+                  "), whose steps are not logged one by one; the calibrated model is fitted to iterations: "
+                  "measure with a continuous batcher (--set policies.batcher=continuous)");
+    }
     const FitResult fit = fit_step_coefficients(g.steps, *g.instance, options);
     nlohmann::json report = fit.to_json();
     report["request_batches_not_fitted"] = g.request_batches;

@@ -13,11 +13,12 @@ constexpr const char* kFormat = "twinfer-cost-v1";
 
 // Scale of each of kFittedCoefficients from its file unit to seconds per unit.
 constexpr std::array<double, kFittedCoefficients.size()> kUnitScale = {1e-6,  1e-6,  1e-12, 1e-12, 1e-12,
-                                                                       1e-12, 1e-12, 1e6,   1};
+                                                                       1e-12, 1e-12, 1e-12, 1e6,   1};
 
 std::array<double*, kFittedCoefficients.size()> fields(StepCoefficients& c) {
-  return {&c.step_s,        &c.sequence_s,       &c.linear_s_per_flop, &c.attention_s_per_flop, &c.weights_s_per_byte,
-          &c.kv_s_per_byte, &c.spill_s_per_byte, &c.cache_bytes,       &c.contention};
+  return {&c.step_s,         &c.sequence_s,       &c.linear_s_per_flop,       &c.attention_s_per_flop,
+          &c.weights_s_per_byte, &c.kv_s_per_byte,  &c.spill_s_per_byte, &c.gemm_weights_s_per_byte,
+          &c.cache_bytes,    &c.contention};
 }
 
 CalibratedCostModel::Entry parse_entry(const json& object, const std::string& where) {

@@ -21,8 +21,9 @@ namespace twinfer {
 //      {"device": "CPU", "model": "tiny-llm", "tp": 1, device profile name, model name, GPUs
 //       "coefficients": {"step_us": 52.1, "sequence_us": 3.2, "linear_ps_per_flop": 41.7,
 //                        "attention_ps_per_flop": 88.0, "weights_ps_per_byte": 0,
-//                        "kv_ps_per_byte": 1.5, "spill_ps_per_byte": 20.0, "cache_mb": 16,
-//                        "contention": 0.08},         every key of kFittedCoefficients, each >= 0
+//                        "kv_ps_per_byte": 1.5, "spill_ps_per_byte": 20.0,
+//                        "gemm_weights_ps_per_byte": 10.0, "cache_mb": 16, "contention": 0.08},
+//                                                      every key of kFittedCoefficients, each >= 0
 //       "fit": {...}}]}                                 optional, free-form (the fit's report)
 //
 // The coefficients are those of StepCoefficients in the units their names say (microseconds per

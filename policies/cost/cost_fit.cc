@@ -9,8 +9,9 @@
 namespace twinfer {
 namespace {
 
-// step, sequence, linear, attention, weights, kv, spill (the first 7 of kFittedCoefficients)
-constexpr int kFeatures = 7;
+// step, sequence, linear, attention, weights, kv, spill, gemm weights (the first 8 of
+// kFittedCoefficients)
+constexpr int kFeatures = 8;
 using Row = std::array<double, kFeatures>;
 
 // Solves the k x k system m x = v in place (Gaussian elimination with partial pivoting). A pivot
@@ -46,8 +47,8 @@ std::vector<double> solve(std::vector<double> m, std::vector<double> v, int k) {
 Row features(const ModelTerms& m, const StepWork& w, double cache_bytes) {
   const double kv_bytes = m.kv_bytes_per_token * (w.kv_read_tokens + w.tokens);
   const double spill = cache_bytes < 0 ? 0 : std::max(0.0, m.weights_bytes + kv_bytes - cache_bytes);
-  return {1.0, w.sequences, m.flops_per_token * w.tokens, m.flops_per_attn_pair * w.attn_pairs, m.weights_bytes,
-          kv_bytes, spill};
+  return {1.0,      w.sequences, m.flops_per_token * w.tokens, m.flops_per_attn_pair * w.attn_pairs, m.weights_bytes,
+          kv_bytes, spill,       w.tokens > 1 ? m.weights_bytes : 0.0};
 }
 
 StepCoefficients from_vector(const std::vector<double>& x, const StepCoefficients& comm, double cache_bytes) {
@@ -59,12 +60,14 @@ StepCoefficients from_vector(const std::vector<double>& x, const StepCoefficient
   c.weights_s_per_byte = x[4];
   c.kv_s_per_byte = x[5];
   c.spill_s_per_byte = cache_bytes < 0 ? 0 : x[6];
+  c.gemm_weights_s_per_byte = x[7];
   c.cache_bytes = std::max(0.0, cache_bytes);
   return c;
 }
 
 bool memory_bound(const StepCoefficients& c, const Row& f) {
-  return c.weights_s_per_byte * f[4] + c.kv_s_per_byte * f[5] + c.spill_s_per_byte * f[6] >
+  return c.weights_s_per_byte * f[4] + c.kv_s_per_byte * f[5] + c.spill_s_per_byte * f[6] +
+             c.gemm_weights_s_per_byte * f[7] >
          c.linear_s_per_flop * f[2] + c.attention_s_per_flop * f[3];
 }
 
@@ -83,7 +86,7 @@ StepCoefficients fit_regimes(const std::vector<Sample>& samples, const std::vect
     if (memory[i]) {
       a[2] = a[3] = 0;
     } else {
-      a[4] = a[5] = a[6] = 0;
+      a[4] = a[5] = a[6] = a[7] = 0;
     }
     const double w2 = samples[i].weight * samples[i].weight;
     for (int r = 0; r < kFeatures; ++r) {
@@ -269,7 +272,8 @@ StepCoefficients fit_base(const std::vector<MeasuredStep>& steps, const Instance
   if (predicted - comm_total > 0) {
     const double scale = std::max(0.0, measured - comm_total) / (predicted - comm_total);
     for (double* x : {&best.step_s, &best.sequence_s, &best.linear_s_per_flop, &best.attention_s_per_flop,
-                      &best.weights_s_per_byte, &best.kv_s_per_byte, &best.spill_s_per_byte}) {
+                      &best.weights_s_per_byte, &best.kv_s_per_byte, &best.spill_s_per_byte,
+                      &best.gemm_weights_s_per_byte}) {
       *x *= scale;
     }
   }

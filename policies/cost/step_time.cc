@@ -16,6 +16,7 @@ double compute_s(const StepCoefficients& c, const ModelTerms& m, const StepWork&
 double memory_s(const StepCoefficients& c, const ModelTerms& m, const StepWork& w) {
   const double kv_bytes = m.kv_bytes_per_token * (w.kv_read_tokens + w.tokens);
   double s = c.weights_s_per_byte * m.weights_bytes + c.kv_s_per_byte * kv_bytes;
+  if (w.tokens > 1) s += c.gemm_weights_s_per_byte * m.weights_bytes;
   if (c.spill_s_per_byte > 0) s += c.spill_s_per_byte * std::max(0.0, m.weights_bytes + kv_bytes - c.cache_bytes);
   return s;
 }

@@ -14,7 +14,8 @@ namespace twinfer {
 // The coefficients of one instance (device, model, tp), in seconds per unit:
 //
 //   compute = linear * linear_flops + attention * attention_flops
-//   memory  = weights * weights_bytes + kv * kv_bytes + spill * max(0, weights_bytes + kv_bytes - cache_bytes)
+//   memory  = weights * weights_bytes + gemm_weights * weights_bytes * [tokens > 1] + kv * kv_bytes
+//             + spill * max(0, weights_bytes + kv_bytes - cache_bytes)
 //   step    = step + sequence * sequences + max(compute, memory) + comm_per_token * tokens + comm
 //
 // with, for an iteration of `tokens` = prefill tokens + decoding sequences:
@@ -24,7 +25,9 @@ namespace twinfer {
 //   kv_bytes        = kv_bytes_per_token * (decode context + prefill cached prefix + tokens)
 //                     (KV read, and the new tokens' KV written)
 //   sequences       = sequences in the step (prefill chunks and decoding sequences)
-// FLOPs and bytes are the whole instance's; the coefficients already divide by tp. The spill term
+// FLOPs and bytes are the whole instance's; the coefficients already divide by tp. gemm_weights is
+// what a matrix-matrix product of the weights (a step of more than one token) costs beyond a
+// matrix-vector one (a CPU's BLAS packs the weights: one more pass over them). The spill term
 // charges the bytes a step touches beyond a cache of cache_bytes at a second, slower rate (on a
 // CPU, the working set outgrowing the cache; 0 on a GPU, whose weights never fit its cache).
 //
@@ -37,6 +40,7 @@ struct StepCoefficients {
   double linear_s_per_flop = 0;      // 1 / (linear-layer FLOP rate)
   double attention_s_per_flop = 0;   // 1 / (attention FLOP rate)
   double weights_s_per_byte = 0;     // 1 / (bandwidth reading weights)
+  double gemm_weights_s_per_byte = 0;  // extra per weight byte in a step of more than one token
   double kv_s_per_byte = 0;          // 1 / (bandwidth reading and writing the KV cache)
   double spill_s_per_byte = 0;       // extra time per byte beyond the cache
   double cache_bytes = 0;            // bytes a step may touch before it spills
@@ -47,9 +51,10 @@ struct StepCoefficients {
 
 // The coefficients' names in a cost file: the fitted features' (see cost_fit.h), then the cache
 // size and the contention.
-constexpr std::array<const char*, 9> kFittedCoefficients = {
-    "step_us",        "sequence_us",       "linear_ps_per_flop", "attention_ps_per_flop", "weights_ps_per_byte",
-    "kv_ps_per_byte", "spill_ps_per_byte", "cache_mb",           "contention"};
+constexpr std::array<const char*, 10> kFittedCoefficients = {
+    "step_us",           "sequence_us",              "linear_ps_per_flop", "attention_ps_per_flop",
+    "weights_ps_per_byte", "kv_ps_per_byte",         "spill_ps_per_byte",  "gemm_weights_ps_per_byte",
+    "cache_mb",          "contention"};
 
 // The work of one step, in token counts (real-valued: a shrinking batch averages to fractions).
 struct StepWork {

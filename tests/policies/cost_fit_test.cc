@@ -124,6 +124,25 @@ TEST(CostFitTest, FindsASpillTermWhenTheWorkingSetOutgrowsACache) {
   EXPECT_LT(with.held_out.mape, 0.05);
 }
 
+TEST(CostFitTest, TellsASingleTokensMatrixVectorStepFromMatrixMatrixSteps) {
+  const InstanceSpec inst = cpu_instance();
+  const ModelTerms m = ModelTerms::of(inst.model);
+  StepCoefficients truth = truth_with_both_regimes();
+  truth.gemm_weights_s_per_byte = 0.5e-12;  // a step of two or more tokens reads the weights 1.5 times
+  auto steps = synthetic_steps(truth, m, 600, 0, 7);
+  for (int context : {10, 100, 1000, 3000}) {  // single sequences decoding: one token a step
+    for (int k = 0; k < 10; ++k) {
+      IterationShape s;
+      s.decode_seqs = 1;
+      s.decode_context_tokens = context + k;
+      steps.push_back({step_work(s), step_seconds(truth, m, step_work(s))});
+    }
+  }
+  const FitResult fit = fit_step_coefficients(steps, inst);
+  EXPECT_NEAR(fit.coefficients.gemm_weights_s_per_byte / truth.gemm_weights_s_per_byte, 1, 0.02);
+  EXPECT_LT(fit.held_out.mape, 1e-3);
+}
+
 TEST(CostFitTest, FitsTheContentionToStepsThatSharedTheirHost) {
   const InstanceSpec inst = cpu_instance();
   const ModelTerms m = ModelTerms::of(inst.model);

@@ -83,3 +83,20 @@ def test_python_router_error_in_the_embedded_runtime_is_raised(cpu_tiny):
     # The module is usable afterwards.
     res = twinfer.run(cpu_tiny, twinfer.synthetic_trace(TINY_TRACE))
     assert res.summary["requests"]["completed"] == 12
+
+
+def test_calibrate_fits_a_real_runs_step_log_and_the_simulator_reads_it(cpu_tiny, tmp_path):
+    trace = twinfer.synthetic_trace(dict(TINY_TRACE, requests=40, rate_rps=20), seed=2)
+    res = twinfer.run(cpu_tiny.with_overrides(["sim.step_log=true"]), trace, out_dir=tmp_path / "real")
+    steps = pd.read_csv(tmp_path / "real" / "steps.csv")
+    assert len(steps) == res.summary["run"]["steps"]
+    table = twinfer.calibrate(cpu_tiny, tmp_path / "real", holdout_every=0, out=tmp_path / "cost.json")
+    (entry,) = table["entries"]
+    assert entry["fit"]["train"]["steps"] == len(steps)
+    assert table["meta"]["engine"]["requests"] > 0
+    sim = twinfer.simulate(cpu_tiny.with_overrides(["policies.cost_model.name=calibrated",
+                                                    f"policies.cost_model.path={tmp_path / 'cost.json'}"]), trace)
+    assert sim.summary["policies"]["cost_model"] == "calibrated"
+    assert sim.summary["requests"]["completed"] == 40
+    with pytest.raises(twinfer.Error, match="steps.csv"):
+        twinfer.calibrate(cpu_tiny, tmp_path)

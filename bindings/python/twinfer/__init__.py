@@ -40,7 +40,7 @@ from ._twinfer import (  # noqa: F401
     register_router,
     synthetic_trace,
 )
-from .runs import Result, infer_batch, run, simulate, submit_batch  # noqa: F401
+from .runs import Result, calibrate, infer_batch, profile, run, simulate, submit_batch  # noqa: F401
 from .sweep import sweep  # noqa: F401
 from .traces import trace_from_dataframe  # noqa: F401
 

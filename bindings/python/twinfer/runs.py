@@ -1,8 +1,10 @@
 """Runs of the simulator and of the embedded runtime, their results, and batch inference."""
 
 import concurrent.futures
+import json
 import os
 import tempfile
+from pathlib import Path
 
 import pandas as pd
 
@@ -119,3 +121,28 @@ def submit_batch(config, tasks, device="cpu", seed=1):
         _executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="twinfer_batch")
     return _executor.submit(infer_batch, config, list(tasks) if not isinstance(tasks, pd.DataFrame) else tasks,
                             device, seed)
+
+
+def _write_cost_file(table, out):
+    if out is not None:
+        Path(out).write_text(json.dumps(table, indent=2) + "\n")
+    return table
+
+
+def calibrate(config, step_logs, holdout_every=5, out=None):
+    """Fits the `calibrated` cost model to the steps that runs logged (runs made with
+    ``config.with_overrides(["sim.step_log=true"])``): `step_logs` is a path or a list of paths,
+    each a steps.csv or a run folder holding one. Returns the cost file as a dict (its entries'
+    "coefficients" and "fit" report; "meta"."engine" the dispatch delay when a folder holds
+    requests.csv) and writes it to `out` when given."""
+    logs = [str(step_logs)] if isinstance(step_logs, (str, Path)) else [str(p) for p in step_logs]
+    return _write_cost_file(_twinfer._calibrate(config, logs, holdout_every=holdout_every), out)
+
+
+def profile(config, device="cpu", repeats=3, seed=1, pin_threads=False, keep_steps=None, out=None):
+    """Runs probe workloads through the real worker engine on `device` for every (device, model,
+    tp) of the config, logs every step, and fits the `calibrated` cost model (as `twinfer profile`).
+    Returns the cost file as a dict and writes it to `out` when given."""
+    table = _twinfer._profile(config, device=device, repeats=repeats, seed=seed, pin_threads=pin_threads,
+                              keep_steps=str(keep_steps) if keep_steps else "")
+    return _write_cost_file(table, out)
