@@ -82,9 +82,9 @@ nlohmann::json repeat_spread(const std::vector<std::vector<LoggedStep>>& repeats
 std::vector<ProbeBurst> probe_bursts(const RunConfig& config, const InstanceSpec& inst, const ProbeOptions& options) {
   const Limits l = limits_of(config, inst);
   const int d = std::max(2, options.decode_tokens);
-  const int longest = std::max(16, l.max_context - d);
+  const int longest = std::max(1, l.max_context - d);  // the longest prompt that leaves room for d outputs
   std::vector<ProbeBurst> bursts;
-  bursts.push_back(ProbeBurst{4, 64, 8});  // warm-up: its steps are not kept
+  bursts.push_back(ProbeBurst{4, std::max(1, std::min(64, longest / 2)), std::min(8, d)});  // warm-up: not kept
   std::vector<int> sizes;
   for (int n = 1; n < l.max_seqs; n *= 2) sizes.push_back(n);
   sizes.push_back(l.max_seqs);
@@ -95,19 +95,24 @@ std::vector<ProbeBurst> probe_bursts(const RunConfig& config, const InstanceSpec
                                                               3 * longest / 4, longest}
                                            : std::vector<int>{16, longest / 4, longest};
     std::set<int> prompts;
-    for (int p : wanted) {
+    for (int wanted_prompt : wanted) {
+      const int p = std::clamp(wanted_prompt, 1, longest);
       const int cap = l.kv_tokens > 0 ? int(std::min<std::int64_t>(p, l.kv_tokens / n - d)) : p;
       if (cap >= 1) prompts.insert(cap);
     }
     for (int p : prompts) bursts.push_back(ProbeBurst{n, p, d});
   }
   std::mt19937_64 rng(options.seed);
-  std::uniform_int_distribution<int> prompt(16, std::max(16, l.max_context / 4));
-  std::uniform_int_distribution<int> output(1, 128);
+  std::uniform_int_distribution<int> prompt(std::min(16, longest / 4), std::max(1, l.max_context / 4));
   ProbeBurst mixed;
   mixed.count = options.mixed_requests;
   mixed.gap_us = 2000;  // they join batches already running
-  for (int k = 0; k < mixed.count; ++k) mixed.lengths.push_back({prompt(rng), output(rng)});
+  for (int k = 0; k < mixed.count; ++k) {
+    const int p = prompt(rng);
+    // Every request fits the model's context: prompt plus output at most max_context.
+    std::uniform_int_distribution<int> output(1, std::max(1, std::min(128, l.max_context - p)));
+    mixed.lengths.push_back({p, output(rng)});
+  }
   bursts.push_back(mixed);
   return bursts;
 }
