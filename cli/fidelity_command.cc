@@ -88,6 +88,10 @@ int fidelity_command(int argc, char** argv) {
   }
   cost_path = std::filesystem::absolute(cost_path).string();
 
+  // The runtime's dispatch delay that the profile or calibration measured, for the simulations.
+  const nlohmann::json engine = read_json_file(cost_path, "the cost-model file")
+                                    .value("meta", nlohmann::json::object())
+                                    .value("engine", nlohmann::json());
   auto routers = args.list("routers");
   if (routers.empty()) {
     routers.push_back(in.config.router.is_string() ? in.config.router.get<std::string>()
@@ -105,8 +109,6 @@ int fidelity_command(int argc, char** argv) {
     RunConfig sim_cfg = real_cfg;
     sim_cfg.cost_model = {{"name", "calibrated"}, {"path", cost_path}};
     sim_cfg.sim.network = "none";
-    const nlohmann::json cost_file = read_json_file(cost_path, "the cost-model file");
-    const nlohmann::json engine = cost_file.value("meta", nlohmann::json::object()).value("engine", nlohmann::json());
     if (engine.is_object() && engine["dispatch_us"].is_number()) sim_cfg.sim.dispatch_us = engine["dispatch_us"];
     for (double scale : scales) {
       const std::string dir = out + "/" + router + "/" + scale_name(scale);

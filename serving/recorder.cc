@@ -60,7 +60,7 @@ std::string csv_field(const std::string& s) {
 
 }  // namespace
 
-BatchRecord BatchRecord::of(int worker, const BatchPlan& plan, const WorkerState& state, TimeUs start_us,
+BatchRecord BatchRecord::of(int worker, const BatchPlan& plan, const WorkerState* state, TimeUs start_us,
                             TimeUs end_us) {
   BatchRecord b;
   b.worker = worker;
@@ -72,21 +72,13 @@ BatchRecord BatchRecord::of(int worker, const BatchPlan& plan, const WorkerState
     b.decode_seqs += e.decode ? 1 : 0;
   }
   b.request_batch = plan.kind == BatchKind::kRequestBatch;
+  if (state == nullptr) return b;
   if (b.request_batch) {
-    b.batch = state.request_batch_shape(plan);
+    b.batch = state->request_batch_shape(plan);
   } else {
-    b.iteration = state.iteration_shape(plan);
+    b.iteration = state->iteration_shape(plan);
   }
   return b;
-}
-
-double percentile(const std::vector<double>& sorted, double p) {
-  assert(!sorted.empty());
-  double rank = p / 100.0 * static_cast<double>(sorted.size() - 1);
-  auto lo = static_cast<std::size_t>(rank);
-  if (lo + 1 >= sorted.size()) return sorted.back();
-  double frac = rank - static_cast<double>(lo);
-  return sorted[lo] + (sorted[lo + 1] - sorted[lo]) * frac;
 }
 
 Recorder::Recorder(const std::vector<Request>& requests, std::vector<std::string> workers, SloSpec slo,

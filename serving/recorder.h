@@ -11,6 +11,7 @@
 
 #include "policies/batcher.h"
 #include "policies/cost_model.h"
+#include "core/percentile.h"
 #include "core/request.h"
 #include "core/slo.h"
 #include "core/time.h"
@@ -58,8 +59,9 @@ struct BatchRecord {
   RequestBatchShape batch;
 
   // The record of `plan` run by `worker` from start_us to end_us. `state` is the worker's before
-  // the plan's results are applied (WorkerState::finish), as the cost model saw it.
-  static BatchRecord of(int worker, const BatchPlan& plan, const WorkerState& state, TimeUs start_us,
+  // the plan's results are applied (WorkerState::finish), as the cost model saw it; when null, the
+  // shape is left empty (nobody logs steps).
+  static BatchRecord of(int worker, const BatchPlan& plan, const WorkerState* state, TimeUs start_us,
                         TimeUs end_us);
 };
 
@@ -156,9 +158,5 @@ void make_output_dir(const std::string& dir);
 // requests.csv, timeline.json if `timeline`, and steps.csv if the recorder keeps steps.
 void write_run_outputs(const Recorder& recorder, const nlohmann::json& summary, const std::string& dir,
                        bool timeline);
-
-// Percentile of sorted values with linear interpolation between ranks (numpy's default).
-// REQUIRES: sorted ascending, p in [0, 100].
-double percentile(const std::vector<double>& sorted, double p);
 
 }  // namespace twinfer

@@ -70,15 +70,15 @@ CalibratedCostModel CalibratedCostModel::load(const std::string& path, bool stat
 }
 
 StepCoefficients CalibratedCostModel::coefficients(const InstanceSpec& instance) const {
-  std::vector<CostTableKey> keys;
   for (const Entry& e : entries_) {
     if (e.key.matches(instance)) {
       StepCoefficients c = e.coefficients;
       set_comm_terms(instance, c);
       return c;
     }
-    keys.push_back(e.key);
   }
+  std::vector<CostTableKey> keys;
+  for (const Entry& e : entries_) keys.push_back(e.key);
   throw_missing_entry("calibrated", source_, instance, keys);
 }
 

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "core/percentile.h"
 
 namespace twinfer {
 namespace {
@@ -96,14 +97,6 @@ StepCoefficients fit_regimes(const std::vector<Sample>& samples, const std::vect
     }
   }
   return from_vector(nnls_normal(gram, atb, kFeatures), comm, cache_bytes);
-}
-
-double percentile_of(std::vector<double> v, double p) {
-  std::sort(v.begin(), v.end());
-  const double rank = p / 100.0 * static_cast<double>(v.size() - 1);
-  const auto lo = static_cast<std::size_t>(rank);
-  if (lo + 1 >= v.size()) return v.back();
-  return v[lo] + (v[lo + 1] - v[lo]) * (rank - static_cast<double>(lo));
 }
 
 }  // namespace
@@ -208,8 +201,9 @@ FitErrors step_errors(const StepCoefficients& c, const ModelTerms& m, const std:
   double sum = 0;
   for (double a : ape) sum += a;
   e.mape = sum / static_cast<double>(ape.size());
-  e.median_ape = percentile_of(ape, 50);
-  e.p90_ape = percentile_of(ape, 90);
+  std::sort(ape.begin(), ape.end());
+  e.median_ape = percentile(ape, 50);
+  e.p90_ape = percentile(ape, 90);
   e.total_error = predicted / measured - 1;
   return e;
 }
