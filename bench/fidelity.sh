@@ -9,6 +9,8 @@
 #   bursty       synthetic, gamma arrivals with coefficient of variation 3
 # usage: bench/fidelity.sh OUT_DIR [REPEATS] [REQUESTS]
 # Prints one table per trace (twinfer fidelity's) and writes OUT_DIR/summary.csv.
+# Environment: COST=FILE uses that cost file instead of profiling; LEVELS=1,2 runs only those of
+# the three load levels (1 light, 2 moderate, 3 near saturation; default all).
 set -euo pipefail
 out=${1:?usage: bench/fidelity.sh OUT_DIR [REPEATS] [REQUESTS]}
 repeats=${2:-3}
@@ -39,16 +41,25 @@ JSON
   "$twinfer" trace gen --spec "$out/traces/$kind.json" --seed 7 --out "$out/traces/$kind.csv" > /dev/null
 done
 
-start=$(date +%s)
-"$twinfer" profile --config "$config" --out "$out/cost.json" --keep-steps "$out/probe_steps"
-echo "profile: $(( $(date +%s) - start )) s"
+if [ -n "${COST:-}" ]; then
+  cp "$COST" "$out/cost.json"
+else
+  start=$(date +%s)
+  "$twinfer" profile --config "$config" --out "$out/cost.json" --keep-steps "$out/probe_steps"
+  echo "profile: $(( $(date +%s) - start )) s"
+fi
 
 # Load levels per trace (rate scales): light, moderate, near saturation of the two CPU workers.
 declare -A loads=([conv]="0.25,0.5,0.85" [code]="1,2,3.4" [poisson]="0.6,1.2,2" [bursty]="0.6,1.2,2")
+levels=${LEVELS:-1,2,3}
 for trace in conv code poisson bursty; do
   start=$(date +%s)
+  IFS=, read -ra all <<< "${loads[$trace]}"
+  picked=()
+  for l in ${levels//,/ }; do picked+=("${all[$((l - 1))]}"); done
+  scales=$(IFS=,; echo "${picked[*]}")
   "$twinfer" fidelity --config "$config" --trace "$out/traces/$trace.csv" --out "$out/$trace" \
-    --cost "$out/cost.json" --rate-scales "${loads[$trace]}" --repeats "$repeats"
+    --cost "$out/cost.json" --rate-scales "$scales" --repeats "$repeats"
   echo "$trace: $(( $(date +%s) - start )) s"
 done
 

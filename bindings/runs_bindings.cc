@@ -10,6 +10,8 @@
 #include "runtime/engine/embedded_runtime.h"
 #include "runtime/engine/profiler.h"
 #include "serving/calibration.h"
+#include "serving/client_log.h"
+#include "sim/client_fit.h"
 #include "sim/simulator.h"
 
 namespace twinfer::py_bindings {
@@ -71,6 +73,27 @@ py::object calibrate(const RunConfig& config, const std::vector<std::string>& st
   return to_python(table);
 }
 
+// Each simulation forks while this thread holds the GIL (it is never released here: the fit is
+// seconds of work between forks); the child reinitializes its interpreter as simulate()'s does.
+py::object calibrate_client(const RunConfig& config, const std::vector<std::string>& client_logs,
+                            const py::object& prior, double holdout_fraction, int max_evaluations, std::uint64_t seed) {
+  if (!(holdout_fraction >= 0 && holdout_fraction <= 0.95)) throw Error("holdout_fraction: expected a number in [0, 0.95]");
+  if (max_evaluations < 5) throw Error("max_evaluations: expected an integer >= 5");
+  if (client_logs.empty()) throw Error("client_logs: expected one or more files");
+  sim::ClientFitOptions options;
+  options.holdout_fraction = holdout_fraction;
+  options.max_evaluations = max_evaluations;
+  options.seed = seed;
+  options.in_child = [] {
+    PyOS_AfterFork_Child();
+    PyEval_SaveThread();
+  };
+  std::vector<ClientLog> logs;
+  for (const std::string& path : client_logs) logs.push_back(read_client_log(path));
+  const nlohmann::json prior_table = prior.is_none() ? nlohmann::json() : from_python(prior);
+  return to_python(sim::calibrate_from_client_logs(config, logs, prior_table, options));
+}
+
 py::object profile(const RunConfig& config, const std::string& device, int repeats, std::uint64_t seed,
                    bool pin_threads, const std::string& keep_steps) {
   if (repeats < 1 || repeats > 100) throw Error("repeats: expected an integer in [1, 100]");
@@ -94,6 +117,10 @@ void bind_runs(py::module_& m) {
   m.def("_calibrate", &calibrate, py::arg("config"), py::arg("step_logs"), py::arg("holdout_every") = 5,
         "Fits the calibrated cost model to runs' steps.csv (files or run folders); returns the cost file "
         "(format twinfer-cost-v1) with its fit report.");
+  m.def("_calibrate_client", &calibrate_client, py::arg("config"), py::arg("client_logs"), py::arg("prior") = py::none(),
+        py::arg("holdout_fraction") = 0.3, py::arg("max_evaluations") = 1000, py::arg("seed") = 1,
+        "Fits the calibrated cost model to client-side per-request logs (vllm bench serve's JSON, or "
+        "requests.csv) with the simulator in the loop; returns the cost file with its fit report.");
   m.def("_profile", &profile, py::arg("config"), py::arg("device") = "cpu", py::arg("repeats") = 3,
         py::arg("seed") = 1, py::arg("pin_threads") = false, py::arg("keep_steps") = "",
         "Runs probe workloads through the real worker engine and fits the calibrated cost model; returns "

@@ -39,23 +39,8 @@ const std::map<std::string, Outcome>& outcomes_by_name() {
   return m;
 }
 
-// The three metrics of a completed request, in milliseconds; tpot NaN with one output token.
-struct Metrics {
-  double latency = NAN, ttft = NAN, tpot = NAN;
-};
 
-Metrics metrics_of(const RequestRecord& r) {
-  Metrics m;
-  if (!r.ended || r.outcome != Outcome::kCompleted) return m;
-  m.latency = double(r.end_us - r.arrival_us) / 1e3;
-  if (r.first_token_us >= 0) m.ttft = double(r.first_token_us - r.arrival_us) / 1e3;
-  if (r.first_token_us >= 0 && r.output_tokens > 1) {
-    m.tpot = double(r.end_us - r.first_token_us) / 1e3 / double(r.output_tokens - 1);
-  }
-  return m;
-}
-
-double get(const Metrics& m, int k) { return k == 0 ? m.latency : k == 1 ? m.ttft : m.tpot; }
+double get(const RequestMetrics& m, int k) { return k == 0 ? m.latency : k == 1 ? m.ttft : m.tpot; }
 const char* const kNames[3] = {"latency_ms", "ttft_ms", "tpot_ms"};
 
 double quantile(std::vector<double> v, double q) {
@@ -88,10 +73,10 @@ Compared compared(const std::vector<std::vector<RequestRecord>>& real, const std
   Compared c;
   c.runs.resize(real.size() + 1);
   for (std::size_t id = 0; id < sim.size(); ++id) {
-    std::vector<Metrics> m;
-    for (const auto& r : real) m.push_back(metrics_of(r[id]));
-    m.push_back(metrics_of(sim[id]));
-    if (std::any_of(m.begin(), m.end(), [](const Metrics& x) { return std::isnan(x.latency); })) continue;
+    std::vector<RequestMetrics> m;
+    for (const auto& r : real) m.push_back(request_metrics(r[id]));
+    m.push_back(request_metrics(sim[id]));
+    if (std::any_of(m.begin(), m.end(), [](const RequestMetrics& x) { return std::isnan(x.latency); })) continue;
     for (std::size_t run = 0; run < m.size(); ++run) c.runs[run].push_back({m[run].latency, m[run].ttft, m[run].tpot});
   }
   c.requests = c.runs.back().size();
@@ -108,6 +93,17 @@ std::vector<double> column(const Compared& c, std::size_t run, int k) {
 }
 
 }  // namespace
+
+RequestMetrics request_metrics(const RequestRecord& r) {
+  RequestMetrics m;
+  if (!r.ended || r.outcome != Outcome::kCompleted) return m;
+  m.latency = double(r.end_us - r.arrival_us) / 1e3;
+  if (r.first_token_us >= 0) m.ttft = double(r.first_token_us - r.arrival_us) / 1e3;
+  if (r.first_token_us >= 0 && r.output_tokens > 1) {
+    m.tpot = double(r.end_us - r.first_token_us) / 1e3 / double(r.output_tokens - 1);
+  }
+  return m;
+}
 
 std::vector<RequestRecord> read_requests_csv(const std::string& path, std::vector<std::string>* workers) {
   const std::string text = read_whole_file(path);

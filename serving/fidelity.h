@@ -2,6 +2,7 @@
 // and percentile errors of latency, TTFT and TPOT, beside the real runs' own run-to-run spread.
 #pragma once
 
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,13 @@ namespace twinfer {
 // row that has an outcome; the worker's name goes to `workers` (one per request, "" for none) when
 // given, and RequestRecord::worker stays -1. Throws twinfer::Error "<file>:<line>: <column>: ..."
 std::vector<RequestRecord> read_requests_csv(const std::string& path, std::vector<std::string>* workers = nullptr);
+
+// The three metrics of a request, in milliseconds; all NaN unless it completed, tpot NaN with
+// one output token.
+struct RequestMetrics {
+  double latency = NAN, ttft = NAN, tpot = NAN;
+};
+RequestMetrics request_metrics(const RequestRecord& r);
 
 // Compares `sim` with the real runs `real` (at least one; all of one trace: same ids). Requests
 // completed in every run are compared. For each of latency_ms, ttft_ms and tpot_ms (requests with

@@ -1,6 +1,7 @@
 #include "policies/cost/cost_fit.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 
@@ -341,6 +342,64 @@ FitResult fit_step_coefficients(const std::vector<MeasuredStep>& steps, const In
   if (shared.size() >= 8) result.coefficients.contention = fit_contention(result.coefficients, m, shared);
   result.train = step_errors(result.coefficients, m, train);
   result.held_out = step_errors(result.coefficients, m, held_out);
+  return result;
+}
+
+SpanFitResult fit_span_coefficients(const std::vector<MeasuredSpan>& spans, const InstanceSpec& instance,
+                                    const StepCoefficients& start, const FitOptions& options) {
+  const ModelTerms m = ModelTerms::of(instance.model);
+  const double cache_bytes = start.cache_bytes > 0 ? start.cache_bytes : -1;
+  std::size_t with_steps = 0;
+  for (const MeasuredSpan& s : spans) with_steps += !s.steps.empty() && s.seconds > 0;
+  if (with_steps < 8) {
+    throw Error("cost fit: instance '" + instance.name + "' has " + std::to_string(with_steps) +
+                " measured spans with steps, fewer than 8");
+  }
+  constexpr int k = kFeatures + 1;  // the step model's features, then the per-span term
+  SpanFitResult result;
+  result.coefficients = start;
+  for (int round = 0; round < options.max_rounds; ++round) {
+    const StepCoefficients& c = result.coefficients;
+    std::vector<double> gram(k * k, 0), atb(k, 0);
+    for (const MeasuredSpan& s : spans) {
+      if (s.steps.empty() || !(s.seconds > 0)) continue;
+      std::array<double, k> a{};
+      for (const SpanStep& st : s.steps) {
+        Row f = features(m, st.work, cache_bytes);
+        if (memory_bound(c, f)) {
+          f[2] = f[3] = 0;
+        } else {
+          f[4] = f[5] = f[6] = f[7] = 0;
+        }
+        for (int j = 0; j < kFeatures; ++j) a[j] += st.share * st.factor * f[j];
+      }
+      a[kFeatures] = s.extra;
+      const double w = 1.0 / std::max(s.seconds, options.min_step_s);
+      const double target = s.seconds - s.fixed_s;
+      for (int r = 0; r < k; ++r) {
+        if (a[r] == 0) continue;
+        atb[r] += w * w * a[r] * target;
+        for (int col = 0; col < k; ++col) gram[r * k + col] += w * w * a[r] * a[col];
+      }
+    }
+    const std::vector<double> x = nnls_normal(gram, atb, k);
+    StepCoefficients next = from_vector(x, start, cache_bytes);
+    next.contention = start.contention;
+    result.rounds = round + 1;
+    bool changed = round == 0;  // the start's assignment is not the fit's
+    for (std::size_t i = 0; i < spans.size() && !changed; ++i) {
+      for (const SpanStep& st : spans[i].steps) {
+        const Row f = features(m, st.work, cache_bytes);
+        if (memory_bound(c, f) != memory_bound(next, f)) {
+          changed = true;
+          break;
+        }
+      }
+    }
+    result.coefficients = next;
+    result.extra_s = x[kFeatures];
+    if (!changed) break;
+  }
   return result;
 }
 

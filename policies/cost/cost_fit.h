@@ -64,6 +64,37 @@ FitResult fit_step_coefficients(const std::vector<MeasuredStep>& steps, const In
 // Errors of `c` (its contention applied to each step's overlap) on `steps` of `instance`.
 FitErrors step_errors(const StepCoefficients& c, const ModelTerms& m, const std::vector<MeasuredStep>& steps);
 
+// A measured span of time on one instance that steps filled: a request's wait for its first token,
+// or its decode. Each step that ran in it counts with the share of it inside the span and a factor
+// on its modeled time (what else made it longer, such as the host's contention); `fixed_s` of the
+// span was not spent in steps (idle, communication) and is not fitted; `extra` counts a fitted
+// per-span term (a dispatch delay: 1 in a request's wait for its first token, else 0).
+struct SpanStep {
+  StepWork work;
+  double share = 1;
+  double factor = 1;
+};
+struct MeasuredSpan {
+  std::vector<SpanStep> steps;
+  double fixed_s = 0;
+  double extra = 0;
+  double seconds = 0;  // measured
+};
+
+struct SpanFitResult {
+  StepCoefficients coefficients;  // `start`'s communication terms, cache size and contention kept
+  double extra_s = 0;             // the per-span term
+  int rounds = 0;
+};
+
+// Fits the step model's coefficients, and the per-span term, to measured spans: non-negative least
+// squares of relative errors, each step assigned to the term that bounds it under `start` and
+// reassigned under the fit until the assignment settles (at most options.max_rounds). The spill
+// term is fitted at start.cache_bytes when that is > 0, else left out. Throws twinfer::Error when
+// fewer than 8 spans have steps.
+SpanFitResult fit_span_coefficients(const std::vector<MeasuredSpan>& spans, const InstanceSpec& instance,
+                                    const StepCoefficients& start, const FitOptions& options = FitOptions());
+
 // Non-negative least squares by the Lawson-Hanson active-set method, on the normal equations:
 // minimizes |A x - b|^2 subject to x >= 0, given gram = A^T A (k x k, row-major) and atb = A^T b.
 // Columns whose diagonal is 0 get 0.

@@ -1,3 +1,4 @@
+import json
 import pandas as pd
 import pytest
 
@@ -100,3 +101,34 @@ def test_calibrate_fits_a_real_runs_step_log_and_the_simulator_reads_it(cpu_tiny
     assert sim.summary["requests"]["completed"] == 40
     with pytest.raises(twinfer.Error, match="steps.csv"):
         twinfer.calibrate(cpu_tiny, tmp_path)
+
+
+def test_calibrate_to_a_real_runs_client_log_improves_on_the_datasheet_roofline(cpu_tiny, tmp_path):
+    """A real run's per-request results, as vllm bench serve saves them, fitted from the CPU
+    profile's roofline: the fitted simulation is closer to the real requests than the roofline."""
+    trace = twinfer.synthetic_trace(dict(TINY_TRACE, requests=40, rate_rps=10), seed=5)
+    twinfer.run(cpu_tiny, trace, out_dir=tmp_path / "real")
+    r = pd.read_csv(tmp_path / "real" / "requests.csv")
+    ok = r["outcome"] == "completed"
+    result = {"input_lens": r["input_tokens"].tolist(),
+              "output_lens": r["output_tokens"].where(ok, 0).tolist(),
+              "ttfts": ((r["first_token_us"] - r["arrival_us"]) / 1e6).where(ok, 0.0).tolist(),
+              "latencies": ((r["end_us"] - r["arrival_us"]) / 1e6).where(ok, 0.0).tolist(),
+              "start_times": (1000.0 + r["arrival_us"] / 1e6).tolist(),
+              "errors": ["" if o else "failed" for o in ok]}
+    (tmp_path / "vllm.json").write_text(json.dumps(result))
+    table = twinfer.calibrate(cpu_tiny, client_logs=tmp_path / "vllm.json", holdout_fraction=0,
+                              max_evaluations=150, out=tmp_path / "cost.json")
+    fit = table["meta"]["client_fit"]
+    assert fit["prior"] == "policies.cost_model (roofline)"
+    assert fit["objective"]["fit"] < fit["objective"]["prior"]
+    (log,) = fit["logs"]
+    assert log["requests"] == int(ok.sum()) and log["left_out"] == int((~ok).sum())
+    assert log["fit"]["fitted"]["ttft_ms"]["per_request_mape"] < log["prior"]["fitted"]["ttft_ms"]["per_request_mape"]
+    sim = twinfer.simulate(cpu_tiny.with_overrides(["policies.cost_model.name=calibrated",
+                                                    f"policies.cost_model.path={tmp_path / 'cost.json'}",
+                                                    f"sim.dispatch_us={table['meta']['engine']['dispatch_us']}"]),
+                           trace)
+    assert sim.summary["requests"]["completed"] == 40
+    with pytest.raises(ValueError, match="not both or neither"):
+        twinfer.calibrate(cpu_tiny)

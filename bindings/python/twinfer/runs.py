@@ -129,14 +129,32 @@ def _write_cost_file(table, out):
     return table
 
 
-def calibrate(config, step_logs, holdout_every=5, out=None):
-    """Fits the `calibrated` cost model to the steps that runs logged (runs made with
-    ``config.with_overrides(["sim.step_log=true"])``): `step_logs` is a path or a list of paths,
-    each a steps.csv or a run folder holding one. Returns the cost file as a dict (its entries'
-    "coefficients" and "fit" report; "meta"."engine" the dispatch delay when a folder holds
-    requests.csv) and writes it to `out` when given."""
-    logs = [str(step_logs)] if isinstance(step_logs, (str, Path)) else [str(p) for p in step_logs]
-    return _write_cost_file(_twinfer._calibrate(config, logs, holdout_every=holdout_every), out)
+def calibrate(config, step_logs=None, holdout_every=5, out=None, client_logs=None, prior=None,
+              holdout_fraction=0.3, max_evaluations=1000, seed=1):
+    """Fits the `calibrated` cost model, to steps or to client-side request logs.
+
+    With `step_logs` (as `twinfer calibrate --steps`): the steps that runs logged (runs made with
+    ``config.with_overrides(["sim.step_log=true"])``), a path or a list of paths, each a steps.csv
+    or a run folder holding one; every K-th step (`holdout_every`) is held out.
+
+    With `client_logs` (as `twinfer calibrate --client-log`): per-request measurements, a path or a
+    list of paths, each the JSON of ``vllm bench serve --save-result --save-detailed`` or a
+    requests.csv; the simulator is fitted in the loop to each request's TTFT and TPOT, from `prior`
+    (a cost file as a dict) or the config's roofline or calibrated model; the last
+    `holdout_fraction` of each log's requests are held out; at most `max_evaluations` simulations.
+
+    Returns the cost file as a dict (its entries' "coefficients", the fit report, "meta"."engine"
+    the dispatch delay) and writes it to `out` when given."""
+    def paths(p):
+        return [str(p)] if isinstance(p, (str, Path)) else [str(x) for x in p]
+
+    if (step_logs is None) == (client_logs is None):
+        raise ValueError("calibrate: give step_logs or client_logs, not both or neither")
+    if client_logs is not None:
+        table = _twinfer._calibrate_client(config, paths(client_logs), prior=prior, holdout_fraction=holdout_fraction,
+                                           max_evaluations=max_evaluations, seed=seed)
+        return _write_cost_file(table, out)
+    return _write_cost_file(_twinfer._calibrate(config, paths(step_logs), holdout_every=holdout_every), out)
 
 
 def profile(config, device="cpu", repeats=3, seed=1, pin_threads=False, keep_steps=None, out=None):
