@@ -13,6 +13,7 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <simgrid/kernel/Timer.hpp>
 #include <simgrid/s4u.hpp>
 
 #include "serving/elastic/elastic_cluster.h"
@@ -36,7 +37,7 @@ namespace sg4 = simgrid::s4u;
 
 // What an activity's completion means. Owned by the driver; activities point at them.
 struct Pending {
-  enum Kind { kBatchDone, kToWorker, kToClient } kind = kBatchDone;
+  enum Kind { kToWorker, kToClient } kind = kToWorker;
   int worker = 0;
   RequestId id = 0;
   TimeUs first_token_us = -1;
@@ -54,9 +55,13 @@ struct SimWorker {
   TimeUs wake_at_us = kNever;
   TimeUs util_updated_us = 0;
   TimeUs busy_us = 0;        // busy time before busy_since_us
-  TimeUs busy_since_us = 0;  // when the running activity began (while busy)
-  bool has_tail = false;  // the running activity ends with `plan`, still to be finished
-  Pending done;           // the running batch's completion
+  TimeUs busy_since_us = 0;  // when the running run of steps began (while busy)
+  bool has_tail = false;  // the running run ends with `plan`, still to be finished
+  // The running run's completion is a driver event, not an Exec on the worker's host (SimGrid
+  // unlinks a finished Exec from its starter's list of activities: all of the cluster's, so each
+  // completion cost time linear in the workers). A crash bumps the epoch: the event finds it
+  // changed and does nothing.
+  std::uint64_t run_epoch = 0;
   // Faults.
   bool alive = true;
   double slowdown = 1;              // step time multiplier
@@ -64,12 +69,23 @@ struct SimWorker {
   // instances (workers_ indices).
   double contention = 0;
   std::vector<int> colocated;
-  TimeUs busy_until_us = 0;  // when the running activity ends (while busy)
+  TimeUs busy_until_us = 0;  // when the running run ends (while busy)
   bool device_error = false;        // a device_error fault: the next step fails
   bool failed = false;              // down since a step failed: restarts when the fault ends
   TimeUs silent_since_us = kNever;  // crashed or partitioned: no heartbeat since then
   std::vector<std::function<void()>> held;  // messages waiting for the partition to heal, in order
   std::vector<RequestId> cancel_after_tail;  // cancelled while in the running tail's plan
+};
+
+// What runs first among a driver's events at one time: timers (faults, arrivals, deliveries,
+// wake-ups) before the ends of workers' runs of steps, then the order they were scheduled in.
+enum class EventOrder { kTimer = 0, kStepEnd = 1 };
+
+struct DriverEvent {
+  TimeUs at_us = 0;
+  EventOrder order = EventOrder::kTimer;
+  std::uint64_t seq = 0;
+  std::function<void()> fn;
 };
 
 // The simulator's carrier of the request lifecycle (serving/dispatcher.h): a send is a network
@@ -90,6 +106,13 @@ class Driver : private Carrier {
   void send(const Request& r, int worker, int attempt) override;
   void cancel(RequestId id, int worker) override { cancel_on_worker(worker, id); }
   void at(const DispatchTimer& timer) override;
+
+  // The driver's own event queue, ordered by (time, EventOrder, scheduling order): one SimGrid
+  // timer stands for its earliest event. Same-time events thus run in a defined order (SimGrid's
+  // timer heap breaks ties arbitrarily), and SimGrid keeps one timer instead of one per event.
+  void schedule(TimeUs at_us, std::function<void()> fn, EventOrder order = EventOrder::kTimer);
+  void arm_wakeup();
+  void run_due_events();
 
   // The request path (sim_driver.cc).
   void schedule_arrival(std::size_t i);
@@ -160,6 +183,11 @@ class Driver : private Carrier {
   double start_clock_s_ = 0;
   TimeUs next_arrival_us_ = kNever;  // no new request can reach any worker earlier
   std::int64_t events_ = 0;
+  std::vector<DriverEvent> queue_;  // a heap: the earliest first
+  std::uint64_t queue_seq_ = 0;
+  simgrid::kernel::timer::Timer* wakeup_ = nullptr;  // the SimGrid timer at wakeup_at_us_
+  TimeUs wakeup_at_us_ = kNever;
+  bool running_events_ = false;
   std::deque<Pending> pool_;
   std::vector<Pending*> free_;
   std::vector<sg4::ActivityPtr> graveyard_;

@@ -1,11 +1,9 @@
 // Elastic pools in the simulator: autoscaling decisions every interval, cold starts as timers,
 // drains that stop a worker once it holds nothing.
-#include <simgrid/kernel/Timer.hpp>
 
 #include "sim/driver.h"
 
 namespace twinfer::sim {
-using simgrid::kernel::timer::Timer;
 
 void Driver::set_busy(int wi, bool busy) {
   SimWorker& w = workers_[wi];
@@ -19,7 +17,7 @@ void Driver::set_busy(int wi, bool busy) {
 }
 
 void Driver::schedule_decision(TimeUs at_us) {
-  Timer::set(at_s(at_us), [this] { on_decision(); });
+  schedule(at_us, [this] { on_decision(); });
 }
 
 // Decisions go on while requests remain; once the last has ended the run may finish.
@@ -39,7 +37,7 @@ void Driver::apply_changes(const std::vector<LifecycleChange>& changes) {
     views_[c.worker].lifecycle = c.to;
     if (c.to == Lifecycle::kStarting) {
       const int epoch = elastic_->start_epoch(c.worker);
-      Timer::set(at_s(now_us() + elastic_->cold_start_us(c.worker)),
+      schedule(now_us() + elastic_->cold_start_us(c.worker),
                  [this, wi = c.worker, epoch] { on_cold_start_done(wi, epoch); });
     } else if (c.to == Lifecycle::kDraining) {
       check_drained(c.worker);

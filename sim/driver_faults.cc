@@ -3,14 +3,12 @@
 #include <algorithm>
 #include <cmath>
 
-#include <simgrid/kernel/Timer.hpp>
 
 #include "serving/faults/fault_report.h"
 #include "serving/lifecycle_reasons.h"
 #include "sim/driver.h"
 
 namespace twinfer::sim {
-using simgrid::kernel::timer::Timer;
 
 namespace {
 
@@ -26,7 +24,7 @@ bool plan_contains(const BatchPlan& plan, RequestId id) {
 void Driver::schedule_faults() {
   fault_events_ = options_.faults.events();
   for (std::size_t k = 0; k < fault_events_.size(); ++k) {
-    Timer::set(at_s(fault_events_[k].at_us), [this, k] { on_fault(fault_events_[k]); });
+    schedule(fault_events_[k].at_us, [this, k] { on_fault(fault_events_[k]); });
   }
 }
 
@@ -88,8 +86,7 @@ void Driver::go_down(int wi, const std::string& failure) {
   w.alive = false;
   update_utilization(wi);
   if (w.busy) {
-    w.done.activity->cancel();
-    bury(std::move(w.done.activity));
+    ++w.run_epoch;
     set_busy(wi, false);
   }
   w.has_tail = false;
@@ -174,7 +171,7 @@ void Driver::schedule_health_check() {
   }
   if (next == kNever || (health_check_at_us_ > now && health_check_at_us_ <= next)) return;
   health_check_at_us_ = next;
-  Timer::set(at_s(next), [this, next] {
+  schedule(next, [this, next] {
     if (health_check_at_us_ != next) return;
     health_check_at_us_ = kNever;
     on_health_check();

@@ -48,8 +48,6 @@ Driver::Driver(const RunConfig& config, const Trace& trace, const SimRunOptions&
     w.instance = &inst;
     w.batcher = make_worker_batcher(config, inst, *cost_, options.seed);
     w.state = std::make_unique<WorkerState>(w.batcher->kv_capacity());
-    w.done.kind = Pending::kBatchDone;
-    w.done.worker = inst.index;
     w.contention = cost_->contention(inst);
     for (const auto& other : config.cluster.instances) {
       if (other.host == inst.host && other.index != inst.index) w.colocated.push_back(other.index);
@@ -128,8 +126,48 @@ ClusterView Driver::view() {
   return ClusterView{now_us(), &views_};
 }
 
+namespace {
+// The heap order of DriverEvents: the later one is "less".
+bool later(const DriverEvent& a, const DriverEvent& b) {
+  if (a.at_us != b.at_us) return a.at_us > b.at_us;
+  if (a.order != b.order) return a.order > b.order;
+  return a.seq > b.seq;
+}
+}  // namespace
+
+void Driver::schedule(TimeUs at_us, std::function<void()> fn, EventOrder order) {
+  queue_.push_back(DriverEvent{at_us, order, queue_seq_++, std::move(fn)});
+  std::push_heap(queue_.begin(), queue_.end(), later);
+  if (!running_events_ && at_us < wakeup_at_us_) arm_wakeup();
+}
+
+void Driver::arm_wakeup() {
+  if (wakeup_ != nullptr) wakeup_->remove();
+  wakeup_ = nullptr;
+  wakeup_at_us_ = kNever;
+  if (queue_.empty()) return;
+  wakeup_at_us_ = queue_.front().at_us;
+  wakeup_ = Timer::set(at_s(wakeup_at_us_), [this] {
+    wakeup_ = nullptr;  // SimGrid deletes the timer after this call
+    run_due_events();
+  });
+}
+
+void Driver::run_due_events() {
+  running_events_ = true;
+  const TimeUs now = now_us();
+  while (!queue_.empty() && queue_.front().at_us <= now) {
+    std::pop_heap(queue_.begin(), queue_.end(), later);
+    DriverEvent e = std::move(queue_.back());
+    queue_.pop_back();
+    e.fn();
+  }
+  running_events_ = false;
+  arm_wakeup();
+}
+
 void Driver::schedule_arrival(std::size_t i) {
-  Timer::set(at_s(requests_[i].arrival_us), [this, i] { on_arrival(i); });
+  schedule(requests_[i].arrival_us, [this, i] { on_arrival(i); });
 }
 
 // Activities that completed in earlier callbacks can be released now (never the current one).
@@ -155,14 +193,14 @@ void Driver::send(const Request& r, int w, int attempt) {
   const TimeUs dispatch = static_cast<TimeUs>(std::llround(config_.sim.dispatch_us));
   if (dispatch == 0) return post(Pending::kToWorker, w, r.id, -1, bytes);
   const RequestId id = r.id;
-  Timer::set(at_s(now_us() + dispatch), [this, w, id, bytes] {
+  schedule(now_us() + dispatch, [this, w, id, bytes] {
     ++events_;
     post(Pending::kToWorker, w, id, -1, bytes);
   });
 }
 
 void Driver::at(const DispatchTimer& timer) {
-  Timer::set(at_s(timer.at_us), [this, timer] {
+  schedule(timer.at_us, [this, timer] {
     ++events_;
     dispatcher_->fire(timer, now_us());
   });
@@ -184,7 +222,7 @@ void Driver::post(Pending::Kind kind, int worker, RequestId id, TimeUs first_tok
   const auto direction = kind == Pending::kToWorker ? LinkDirection::kToWorker : LinkDirection::kToRouter;
   const TimeUs extra = links_.delivery_us(worker, direction, now) - now;
   if (extra == 0) return transmit(p, bytes);
-  Timer::set(at_s(now_us() + extra), [this, p, bytes] {
+  schedule(now_us() + extra, [this, p, bytes] {
     ++events_;
     transmit(p, bytes);
   });
@@ -195,7 +233,7 @@ void Driver::transmit(Pending* p, double bytes) {
   if (network_ == Network::kNone) return handle(*p);
   if (network_ == Network::kLatency) {
     TimeUs delay = platform_.one_way_latency_us[worker] + us_from_s(bytes / platform_.route_bandwidth_bps[worker]);
-    Timer::set(at_s(now_us() + delay), [this, p] {
+    schedule(now_us() + delay, [this, p] {
       ++events_;
       handle(*p);
     });
@@ -224,13 +262,12 @@ Pending* Driver::new_pending() {
 void Driver::on_completion(const sg4::Activity& a) {
   auto* p = a.get_data<Pending>();
   if (p == nullptr) return;
-  if (a.get_state() == sg4::Activity::State::CANCELED) return;  // a crashed worker's batch
+  if (a.get_state() == sg4::Activity::State::CANCELED) return;
   ++events_;
   handle(*p);
 }
 
 void Driver::handle(Pending& p) {
-  if (p.kind == Pending::kBatchDone) return on_batch_done(p.worker);
   if (p.activity) bury(std::move(p.activity));
   if (p.kind == Pending::kToWorker) {
     arrive_at_worker(p);
@@ -312,7 +349,7 @@ void Driver::end_on_worker(int wi, std::vector<Finished>& ended, TimeUs at_us) {
     if (at_us == now_us()) {
       post(Pending::kToClient, wi, id, first_token, bytes);
     } else {
-      Timer::set(at_s(at_us), [this, wi, id, first_token, bytes] {
+      schedule(at_us, [this, wi, id, first_token, bytes] {
         ++events_;
         post(Pending::kToClient, wi, id, first_token, bytes);
       });
@@ -386,12 +423,14 @@ void Driver::kick(int wi) {
   set_busy(wi, true);
   w.busy_until_us = t;
   refresh_view(wi);
-  sg4::ExecPtr exec = sg4::Exec::init();
-  exec->set_flops_amount(static_cast<double>(t - now) * (kFlopsPerSecond / 1e6));
-  exec->set_host(platform_.workers[wi]);
-  exec->set_data(&w.done);
-  w.done.activity = exec;
-  exec->start();
+  schedule(
+      t,
+      [this, wi, epoch = w.run_epoch] {
+        if (workers_[wi].run_epoch != epoch) return;  // the worker went down meanwhile
+        ++events_;
+        on_batch_done(wi);
+      },
+      EventOrder::kStepEnd);
 }
 
 void Driver::idle(int wi, TimeUs wake_at_us) {
@@ -400,7 +439,7 @@ void Driver::idle(int wi, TimeUs wake_at_us) {
   if (wake_at_us == kNever || wake_at_us >= w.wake_at_us) return;
   w.wake_at_us = std::max(wake_at_us, now_us());
   TimeUs at = w.wake_at_us;
-  Timer::set(at_s(at), [this, wi, at] { on_wake(wi, at); });
+  schedule(at, [this, wi, at] { on_wake(wi, at); });
 }
 
 void Driver::on_wake(int wi, TimeUs at) {
@@ -413,7 +452,6 @@ void Driver::on_wake(int wi, TimeUs at) {
 
 void Driver::on_batch_done(int wi) {
   SimWorker& w = workers_[wi];
-  bury(std::move(w.done.activity));
   const TimeUs now = now_us();
   update_utilization(wi);
   set_busy(wi, false);
