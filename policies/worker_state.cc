@@ -21,22 +21,21 @@ void KvBlocks::give(std::int64_t n) {
 WorkerState::WorkerState(KvCapacity kv) : kv_(kv) {}
 
 WorkerState::Slot& WorkerState::slot(RequestId id) {
-  auto it = slots_.find(id);
-  assert(it != slots_.end() && "unknown request id");
-  return it->second;
+  Slot* s = slots_.find(id);
+  assert(s != nullptr && "unknown request id");
+  return *s;
 }
 
 const WorkerState::Slot& WorkerState::slot(RequestId id) const {
-  auto it = slots_.find(id);
-  assert(it != slots_.end() && "unknown request id");
-  return it->second;
+  const Slot* s = slots_.find(id);
+  assert(s != nullptr && "unknown request id");
+  return *s;
 }
 
 const Sequence& WorkerState::get(RequestId id) const { return slot(id).seq; }
 
 void WorkerState::enqueue(const Request& request, TimeUs now_us) {
-  assert(slots_.count(request.id) == 0 && "request enqueued twice");
-  Slot& s = slots_[request.id];
+  Slot& s = slots_.emplace(request.id);
   s.seq.request = request;
   s.seq.enqueued_us = now_us;
   s.seq.prefill_target = prompt_length(request);
@@ -114,17 +113,16 @@ void WorkerState::release_blocks(Sequence& seq) {
 }
 
 Finished WorkerState::take_out(RequestId id, Outcome outcome, std::string reason) {
-  auto it = slots_.find(id);
-  assert(it != slots_.end());
-  Finished f{std::move(it->second.seq), outcome, std::move(reason)};
-  slots_.erase(it);
+  Slot& s = slot(id);
+  Finished f{std::move(s.seq), outcome, std::move(reason)};
+  slots_.erase(id);
   return f;
 }
 
 bool WorkerState::cancel(RequestId id) {
-  auto it = slots_.find(id);
-  if (it == slots_.end()) return false;
-  Slot& s = it->second;
+  Slot* found = slots_.find(id);
+  if (found == nullptr) return false;
+  Slot& s = *found;
   release_blocks(s.seq);
   if (s.running) {
     s.leaving = true;
@@ -232,10 +230,7 @@ void WorkerState::start_entry(const BatchEntry& entry, BatchKind kind, TimeUs no
 }
 
 std::string WorkerState::plan_error(const BatchPlan& plan) const {
-  const auto find = [this](RequestId id) -> const Slot* {
-    auto it = slots_.find(id);
-    return it == slots_.end() ? nullptr : &it->second;
-  };
+  const auto find = [this](RequestId id) -> const Slot* { return slots_.find(id); };
   for (const BatchEntry& e : plan.entries) {
     const Slot* s = find(e.id);
     const std::string entry = "batch entry " + std::to_string(e.id);
@@ -314,9 +309,9 @@ std::vector<Finished> WorkerState::finish(const BatchPlan& plan, TimeUs now_us) 
   if (!any_done) return completed;
   sweep_running();
   for (const BatchEntry& e : plan.entries) {
-    auto it = slots_.find(e.id);
-    if (!it->second.leaving) continue;
-    release_blocks(it->second.seq);
+    Slot& s = slot(e.id);
+    if (!s.leaving) continue;
+    release_blocks(s.seq);
     completed.push_back(take_out(e.id, Outcome::kCompleted, {}));
   }
   return completed;

@@ -5,9 +5,9 @@
 #include <cstdint>
 #include <deque>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
+#include "core/id_table.h"
 #include "policies/admission.h"
 #include "policies/batcher.h"
 #include "policies/cost_model.h"
@@ -158,7 +158,7 @@ class WorkerState {
   Finished take_out(RequestId id, Outcome outcome, std::string reason);
 
   KvBlocks kv_;
-  std::unordered_map<RequestId, Slot> slots_;
+  IdTable<Slot> slots_;
   std::deque<RequestId> waiting_;
   std::vector<RequestId> running_;
   std::int64_t front_ordinal_ = 0;  // ordinal of waiting_.front() once pushed to the front

@@ -188,6 +188,10 @@ class Driver : private Carrier {
   simgrid::kernel::timer::Timer* wakeup_ = nullptr;  // the SimGrid timer at wakeup_at_us_
   TimeUs wakeup_at_us_ = kNever;
   bool running_events_ = false;
+  // Without a flow network no SimGrid activity runs: the driver then runs its queue itself, on its
+  // own clock (the same order and times as behind SimGrid's timer, without SimGrid's step per event).
+  bool own_clock_ = false;
+  TimeUs clock_us_ = 0;
   std::deque<Pending> pool_;
   std::vector<Pending*> free_;
   std::vector<sg4::ActivityPtr> graveyard_;

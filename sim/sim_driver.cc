@@ -20,6 +20,15 @@ namespace twinfer::sim {
 using simgrid::kernel::timer::Timer;
 
 namespace {
+// The heap order of DriverEvents: the later one is "less".
+bool later(const DriverEvent& a, const DriverEvent& b) {
+  if (a.at_us != b.at_us) return a.at_us > b.at_us;
+  if (a.order != b.order) return a.order > b.order;
+  return a.seq > b.seq;
+}
+}  // namespace
+
+namespace {
 
 // Peak resident memory of this process so far (the simulation runs in its own child).
 double max_rss_mb() {
@@ -85,6 +94,7 @@ nlohmann::json Driver::run() {
   sg4::Engine& engine = *sg4::Engine::get_instance();
   platform_ = build_platform(config_.cluster);
   start_clock_s_ = sg4::Engine::get_clock();
+  own_clock_ = network_ != Network::kFlow;
   sg4::Activity::on_completion_cb([this](const sg4::Activity& a) { on_completion(a); });
   auto wall_start = std::chrono::steady_clock::now();
   schedule_faults();  // first, so that a fault applies to the arrivals at its own time
@@ -93,7 +103,17 @@ nlohmann::json Driver::run() {
     next_arrival_us_ = requests_[0].arrival_us;
     schedule_arrival(0);
   }
-  engine.run();
+  if (network_ == Network::kFlow) {
+    engine.run();
+  } else {
+    while (!queue_.empty()) {
+      std::pop_heap(queue_.begin(), queue_.end(), later);
+      DriverEvent e = std::move(queue_.back());
+      queue_.pop_back();
+      clock_us_ = e.at_us;
+      e.fn();
+    }
+  }
   double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   progress_.finish();
   graveyard_.clear();
@@ -118,7 +138,9 @@ std::vector<std::string> Driver::worker_names(const RunConfig& c) {
   return names;
 }
 
-TimeUs Driver::now_us() const { return us_from_s(sg4::Engine::get_clock() - start_clock_s_); }
+TimeUs Driver::now_us() const {
+  return own_clock_ ? clock_us_ : us_from_s(sg4::Engine::get_clock() - start_clock_s_);
+}
 double Driver::at_s(TimeUs t_us) const { return start_clock_s_ + s_from_us(t_us); }
 
 ClusterView Driver::view() {
@@ -126,19 +148,10 @@ ClusterView Driver::view() {
   return ClusterView{now_us(), &views_};
 }
 
-namespace {
-// The heap order of DriverEvents: the later one is "less".
-bool later(const DriverEvent& a, const DriverEvent& b) {
-  if (a.at_us != b.at_us) return a.at_us > b.at_us;
-  if (a.order != b.order) return a.order > b.order;
-  return a.seq > b.seq;
-}
-}  // namespace
-
 void Driver::schedule(TimeUs at_us, std::function<void()> fn, EventOrder order) {
   queue_.push_back(DriverEvent{at_us, order, queue_seq_++, std::move(fn)});
   std::push_heap(queue_.begin(), queue_.end(), later);
-  if (!running_events_ && at_us < wakeup_at_us_) arm_wakeup();
+  if (!own_clock_ && !running_events_ && at_us < wakeup_at_us_) arm_wakeup();
 }
 
 void Driver::arm_wakeup() {
