@@ -49,7 +49,7 @@ PY
   rm -f "$log" "$tim"
 }
 
-echo "| binary | requests | GPUs | arrivals | network | simulated | wall (process) | peak RSS | wall (simulation) | events | requests / wall s |"
+echo "| binary | requests | GPUs | requests / simulated s | network | simulated | wall (process) | peak RSS | wall (simulation) | events | requests / wall s |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|"
 bins=("new=$twinfer")
 [ -n "${BASE:-}" ] && bins+=("base=$BASE")
