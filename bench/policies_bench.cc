@@ -34,7 +34,7 @@ void BM_Route(benchmark::State& state, const std::string& name) {
 
 void register_router_benchmarks() {
   for (const auto& name : router_registry().names()) {
-    benchmark::RegisterBenchmark(("route/" + name).c_str(), BM_Route, name)->Arg(8)->Arg(64)->Arg(1024);
+    benchmark::RegisterBenchmark(("route/" + name).c_str(), BM_Route, name)->Arg(8)->Arg(64)->Arg(1024)->Arg(4096);
   }
 }
 

@@ -111,6 +111,7 @@ class Driver : private Carrier {
   // timer stands for its earliest event. Same-time events thus run in a defined order (SimGrid's
   // timer heap breaks ties arbitrarily), and SimGrid keeps one timer instead of one per event.
   void schedule(TimeUs at_us, std::function<void()> fn, EventOrder order = EventOrder::kTimer);
+  DriverEvent pop_event();  // the earliest. REQUIRES: queue_ not empty
   void arm_wakeup();
   void run_due_events();
 

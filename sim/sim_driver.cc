@@ -20,15 +20,13 @@ namespace twinfer::sim {
 using simgrid::kernel::timer::Timer;
 
 namespace {
+
 // The heap order of DriverEvents: the later one is "less".
 bool later(const DriverEvent& a, const DriverEvent& b) {
   if (a.at_us != b.at_us) return a.at_us > b.at_us;
   if (a.order != b.order) return a.order > b.order;
   return a.seq > b.seq;
 }
-}  // namespace
-
-namespace {
 
 // Peak resident memory of this process so far (the simulation runs in its own child).
 double max_rss_mb() {
@@ -107,9 +105,7 @@ nlohmann::json Driver::run() {
     engine.run();
   } else {
     while (!queue_.empty()) {
-      std::pop_heap(queue_.begin(), queue_.end(), later);
-      DriverEvent e = std::move(queue_.back());
-      queue_.pop_back();
+      DriverEvent e = pop_event();
       clock_us_ = e.at_us;
       e.fn();
     }
@@ -154,6 +150,13 @@ void Driver::schedule(TimeUs at_us, std::function<void()> fn, EventOrder order) 
   if (!own_clock_ && !running_events_ && at_us < wakeup_at_us_) arm_wakeup();
 }
 
+DriverEvent Driver::pop_event() {
+  std::pop_heap(queue_.begin(), queue_.end(), later);
+  DriverEvent e = std::move(queue_.back());
+  queue_.pop_back();
+  return e;
+}
+
 void Driver::arm_wakeup() {
   if (wakeup_ != nullptr) wakeup_->remove();
   wakeup_ = nullptr;
@@ -169,12 +172,7 @@ void Driver::arm_wakeup() {
 void Driver::run_due_events() {
   running_events_ = true;
   const TimeUs now = now_us();
-  while (!queue_.empty() && queue_.front().at_us <= now) {
-    std::pop_heap(queue_.begin(), queue_.end(), later);
-    DriverEvent e = std::move(queue_.back());
-    queue_.pop_back();
-    e.fn();
-  }
+  while (!queue_.empty() && queue_.front().at_us <= now) pop_event().fn();
   running_events_ = false;
   arm_wakeup();
 }
