@@ -161,30 +161,32 @@ std::vector<SimRun> simulate_logs(const RunConfig& config, const std::vector<Cli
 
 // The measured and simulated requests [begin, end) of a log, compared.
 struct PartError {
-  nlohmann::json compared;
+  nlohmann::json compared;    // compare_runs(), for the report only (null during the search)
   std::size_t completed = 0;  // completed in the log
   std::size_t matched = 0;    // completed in both
   double log_ttft = 0;        // mean |ln(simulated / measured)| over the matched requests
   double log_tpot = 0;        // the same over those of more than one output token
 };
 
-PartError part_error(const ClientLog& log, const std::vector<RequestRecord>& sim, std::size_t begin, std::size_t end) {
+PartError part_error(const ClientLog& log, const std::vector<RequestRecord>& sim, std::size_t begin, std::size_t end,
+                     bool report) {
   PartError e;
-  const std::vector<RequestRecord> real(log.measured.begin() + begin, log.measured.begin() + end);
-  const std::vector<RequestRecord> simulated(sim.begin() + begin, sim.begin() + end);
-  for (const auto& r : real) e.completed += r.ended && r.outcome == Outcome::kCompleted;
-  if (e.completed == 0) return e;
-  e.compared = compare_runs({real}, simulated);
-  e.matched = e.compared["requests"].get<std::size_t>();
   std::size_t ttfts = 0, tpots = 0;
-  for (std::size_t i = 0; i < real.size(); ++i) {
-    const RequestMetrics r = request_metrics(real[i]), s = request_metrics(simulated[i]);
-    if (std::isnan(r.latency) || std::isnan(s.latency)) continue;
+  for (std::size_t i = begin; i < end; ++i) {
+    const RequestMetrics r = request_metrics(log.measured[i]), s = request_metrics(sim[i]);
+    if (std::isnan(r.latency)) continue;
+    ++e.completed;
+    if (std::isnan(s.latency)) continue;
+    ++e.matched;
     if (r.ttft > 0 && s.ttft > 0) e.log_ttft += std::abs(std::log(s.ttft / r.ttft)), ++ttfts;
     if (r.tpot > 0 && s.tpot > 0) e.log_tpot += std::abs(std::log(s.tpot / r.tpot)), ++tpots;
   }
   if (ttfts) e.log_ttft /= double(ttfts);
   if (tpots) e.log_tpot /= double(tpots);
+  if (report && e.completed > 0) {
+    e.compared = compare_runs({std::vector<RequestRecord>(log.measured.begin() + begin, log.measured.begin() + end)},
+                              std::vector<RequestRecord>(sim.begin() + begin, sim.begin() + end));
+  }
   return e;
 }
 
@@ -240,19 +242,25 @@ void add_spans(const RunConfig& config, const Prior& base, double dispatch_us, c
   for (auto& [w, v] : by_worker) {
     std::sort(v.begin(), v.end(), [](const BatchRecord* x, const BatchRecord* y) { return x->start_us < y->start_us; });
   }
-  std::map<std::string, std::pair<std::size_t, const InstanceSpec*>> entry_of;
+  // Per worker: its entry, and the entry's coefficients (communication terms included) and model terms.
+  struct WorkerModel {
+    std::size_t entry;
+    StepCoefficients c;
+    ModelTerms m;
+  };
+  std::map<std::string, WorkerModel> model_of;
   for (const auto& inst : config.cluster.instances) {
     for (std::size_t e = 0; e < base.entries.size(); ++e) {
-      if (base.entries[e].key.matches(inst)) entry_of[inst.name] = {e, &inst};
+      if (!base.entries[e].key.matches(inst)) continue;
+      WorkerModel wm{e, base.entries[e].coefficients, ModelTerms::of(inst.model)};
+      set_comm_terms(inst, wm.c);
+      model_of.emplace(inst.name, wm);
     }
   }
   auto span = [&](const std::string& worker, TimeUs a, TimeUs b, double measured_s, bool waits) {
-    const auto it = entry_of.find(worker);
-    if (it == entry_of.end() || b <= a) return;
-    const auto [e, inst] = it->second;
-    StepCoefficients c = base.entries[e].coefficients;
-    set_comm_terms(*inst, c);
-    const ModelTerms m = ModelTerms::of(inst->model);
+    const auto it = model_of.find(worker);
+    if (it == model_of.end() || b <= a) return;
+    const auto& [e, c, m] = it->second;
     MeasuredSpan sp;
     sp.seconds = measured_s;
     double busy_us = 0;
@@ -321,15 +329,17 @@ nlohmann::json calibrate_from_client_logs(const RunConfig& config, const std::ve
     std::vector<SimRun> runs;
     double objective = 0;
   };
-  auto evaluate = [&](const Prior& base, const ClientFitScales& s, bool steps) {
+  // `report`: also the held-out requests and compare_runs() of both parts (the prior's and the
+  // fit's evaluations); the search needs only the fitted requests' objective.
+  auto evaluate = [&](const Prior& base, const ClientFitScales& s, bool steps, bool report = false) {
     Evaluation ev;
     ev.runs = simulate_logs(config, logs, base, s, dir, options, steps);
     ++evaluation;
     double weight = 0;
     for (std::size_t i = 0; i < logs.size(); ++i) {
       const std::size_t n = logs[i].measured.size(), k = fitted_count(logs[i], options.holdout_fraction);
-      ev.fitted.push_back(part_error(logs[i], ev.runs[i].requests, 0, k));
-      ev.held_out.push_back(part_error(logs[i], ev.runs[i].requests, k, n));
+      ev.fitted.push_back(part_error(logs[i], ev.runs[i].requests, 0, k, report));
+      if (report) ev.held_out.push_back(part_error(logs[i], ev.runs[i].requests, k, n, true));
       ev.objective += objective_of(ev.fitted.back()) * double(ev.fitted.back().completed);
       weight += double(ev.fitted.back().completed);
     }
@@ -344,7 +354,7 @@ nlohmann::json calibrate_from_client_logs(const RunConfig& config, const std::ve
     return ev;
   };
   const ClientFitScales unit{1, 1, 1, dispatch_seed};
-  const Evaluation before = evaluate(prior, unit, options.span_rounds > 0);
+  const Evaluation before = evaluate(prior, unit, options.span_rounds > 0, true);
 
   // Phase 1: the step model refitted to the requests' spans. Simulate; cut each fitted request's
   // TTFT and decode into the simulated steps that filled them; fit the coefficients (and the
@@ -453,7 +463,7 @@ nlohmann::json calibrate_from_client_logs(const RunConfig& config, const std::ve
   });
   const Prior& model = *won.model;
   const ClientFitScales fitted = scales_of(won.dispatch_us, won.best.x);
-  const Evaluation after = evaluate(model, fitted, false);
+  const Evaluation after = evaluate(model, fitted, false, true);
 
   nlohmann::json per_log = nlohmann::json::array();
   for (std::size_t i = 0; i < logs.size(); ++i) {

@@ -273,7 +273,6 @@ Pending* Driver::new_pending() {
 void Driver::on_completion(const sg4::Activity& a) {
   auto* p = a.get_data<Pending>();
   if (p == nullptr) return;
-  if (a.get_state() == sg4::Activity::State::CANCELED) return;
   ++events_;
   handle(*p);
 }

@@ -73,6 +73,28 @@ bool memory_bound(const StepCoefficients& c, const Row& f) {
          c.linear_s_per_flop * f[2] + c.attention_s_per_flop * f[3];
 }
 
+// `f` with the features of the term that does not bound the step zeroed: the memory terms' when
+// compute bounds it, the compute terms' otherwise.
+Row in_regime(Row f, bool memory) {
+  if (memory) {
+    f[2] = f[3] = 0;
+  } else {
+    f[4] = f[5] = f[6] = f[7] = 0;
+  }
+  return f;
+}
+
+// Adds one weighted row `a` (k entries) with its target to the normal equations A^T A, A^T b.
+template <class Row_>
+void add_row(std::vector<double>& gram, std::vector<double>& atb, const Row_& a, int k, double weight, double target) {
+  const double w2 = weight * weight;
+  for (int r = 0; r < k; ++r) {
+    if (a[r] == 0) continue;
+    atb[r] += w2 * a[r] * target;
+    for (int c = 0; c < k; ++c) gram[r * k + c] += w2 * a[r] * a[c];
+  }
+}
+
 struct Sample {
   Row f;
   double target;  // measured seconds less the communication terms
@@ -84,18 +106,7 @@ StepCoefficients fit_regimes(const std::vector<Sample>& samples, const std::vect
                              const StepCoefficients& comm, double cache_bytes) {
   std::vector<double> gram(kFeatures * kFeatures, 0), atb(kFeatures, 0);
   for (std::size_t i = 0; i < samples.size(); ++i) {
-    Row a = samples[i].f;
-    if (memory[i]) {
-      a[2] = a[3] = 0;
-    } else {
-      a[4] = a[5] = a[6] = a[7] = 0;
-    }
-    const double w2 = samples[i].weight * samples[i].weight;
-    for (int r = 0; r < kFeatures; ++r) {
-      if (a[r] == 0) continue;
-      atb[r] += w2 * a[r] * samples[i].target;
-      for (int c = 0; c < kFeatures; ++c) gram[r * kFeatures + c] += w2 * a[r] * a[c];
-    }
+    add_row(gram, atb, in_regime(samples[i].f, memory[i]), kFeatures, samples[i].weight, samples[i].target);
   }
   return from_vector(nnls_normal(gram, atb, kFeatures), comm, cache_bytes);
 }
@@ -365,22 +376,12 @@ SpanFitResult fit_span_coefficients(const std::vector<MeasuredSpan>& spans, cons
       if (s.steps.empty() || !(s.seconds > 0)) continue;
       std::array<double, k> a{};
       for (const SpanStep& st : s.steps) {
-        Row f = features(m, st.work, cache_bytes);
-        if (memory_bound(c, f)) {
-          f[2] = f[3] = 0;
-        } else {
-          f[4] = f[5] = f[6] = f[7] = 0;
-        }
-        for (int j = 0; j < kFeatures; ++j) a[j] += st.share * st.factor * f[j];
+        const Row f = features(m, st.work, cache_bytes);
+        const Row masked = in_regime(f, memory_bound(c, f));
+        for (int j = 0; j < kFeatures; ++j) a[j] += st.share * st.factor * masked[j];
       }
       a[kFeatures] = s.extra;
-      const double w = 1.0 / std::max(s.seconds, options.min_step_s);
-      const double target = s.seconds - s.fixed_s;
-      for (int r = 0; r < k; ++r) {
-        if (a[r] == 0) continue;
-        atb[r] += w * w * a[r] * target;
-        for (int col = 0; col < k; ++col) gram[r * k + col] += w * w * a[r] * a[col];
-      }
+      add_row(gram, atb, a, k, 1.0 / std::max(s.seconds, options.min_step_s), s.seconds - s.fixed_s);
     }
     const std::vector<double> x = nnls_normal(gram, atb, k);
     StepCoefficients next = from_vector(x, start, cache_bytes);

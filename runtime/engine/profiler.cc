@@ -84,7 +84,7 @@ std::vector<ProbeBurst> probe_bursts(const RunConfig& config, const InstanceSpec
   const int d = std::max(2, options.decode_tokens);
   const int longest = std::max(1, l.max_context - d);  // the longest prompt that leaves room for d outputs
   std::vector<ProbeBurst> bursts;
-  bursts.push_back(ProbeBurst{4, std::max(1, std::min(64, longest / 2)), std::min(8, d)});  // warm-up: not kept
+  bursts.push_back(ProbeBurst{4, std::max(1, std::min(64, longest / 2)), std::min(8, d), 0, {}});  // warm-up: not kept
   std::vector<int> sizes;
   for (int n = 1; n < l.max_seqs; n *= 2) sizes.push_back(n);
   sizes.push_back(l.max_seqs);
@@ -100,7 +100,7 @@ std::vector<ProbeBurst> probe_bursts(const RunConfig& config, const InstanceSpec
       const int cap = l.kv_tokens > 0 ? int(std::min<std::int64_t>(p, l.kv_tokens / n - d)) : p;
       if (cap >= 1) prompts.insert(cap);
     }
-    for (int p : prompts) bursts.push_back(ProbeBurst{n, p, d});
+    for (int p : prompts) bursts.push_back(ProbeBurst{n, p, d, 0, {}});
   }
   std::mt19937_64 rng(options.seed);
   std::uniform_int_distribution<int> prompt(std::min(16, longest / 4), std::max(1, l.max_context / 4));
