@@ -32,6 +32,8 @@ class Admission {
   // False lets drivers skip drop_before_start() entirely (it always returns nullopt).
   virtual bool may_drop_before_start() const { return false; }
   virtual std::string name() const = 0;
+  // Which fields of the view admit() reads (see ViewUse).
+  virtual ViewUse view_use() const { return ViewUse::kAll; }
 };
 
 }  // namespace twinfer

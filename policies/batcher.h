@@ -56,6 +56,15 @@ class Batcher {
   // The KV cache the worker's state must be created with.
   virtual KvCapacity kv_capacity() const { return {}; }
   virtual std::string name() const = 0;
+  // How many next() calls from now, while no request reaches the worker and each plan is carried
+  // out (begin(), then finish()) before the next call, certainly return a plan that decodes every
+  // running sequence once, in running order, and nothing else: up to and including the step in
+  // which the first of them completes. 0 when the batcher cannot tell (the default). The simulator
+  // carries such steps out without asking (WorkerState::advance_decode), to the same effect.
+  virtual std::int64_t steady_decode_steps(const WorkerState& state) const {
+    (void)state;
+    return 0;
+  }
 };
 
 }  // namespace twinfer

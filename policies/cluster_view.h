@@ -47,6 +47,14 @@ struct WorkerView {
   }
 };
 
+// What of the workers' views a policy reads. kMembership: health, lifecycle and models. kQueues:
+// also waiting, running, outstanding work and latency, which change only when a request reaches or
+// leaves a worker. kAll: also the KV blocks free and the utilization, which change with every step.
+// The simulator lets a worker carry out its steps ahead of the router's decisions (its view exact
+// in every field of kQueues) only when no policy that reads views needs more. A policy that
+// declares less than it reads sees stale values; the default is kAll.
+enum class ViewUse { kMembership, kQueues, kAll };
+
 // REQUIRES: `workers` outlives the view; a view is valid only during the call it is passed to.
 struct ClusterView {
   TimeUs now_us = 0;

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/cluster_config.h"
 #include "core/time.h"
@@ -40,6 +41,11 @@ class CostModel {
   // Time of a request-level batch, start to finish. REQUIRES: shape.batch_size > 0.
   virtual TimeUs batch_time_us(const InstanceSpec& instance, const RequestBatchShape& shape) const = 0;
   virtual std::string name() const = 0;
+  // Appends to `out` the times of `steps` decode-only iterations of `seqs` sequences, iteration
+  // j = 1..steps attending over context_tokens + seqs * j tokens in all (decode_context_tokens),
+  // each as iteration_time_us() gives it; models may compute them faster than one call each.
+  virtual void decode_times_us(const InstanceSpec& instance, std::int64_t seqs, std::int64_t context_tokens,
+                               std::int64_t steps, std::vector<TimeUs>& out) const;
   // The relative slowdown of a step of `instance` while every other instance on its host is busy
   // (shared cores, caches, memory bandwidth); a simulator multiplies a step's time by
   // 1 + contention * (busy others / others). 0: instances do not slow each other.

@@ -24,6 +24,8 @@ class Router {
   // Picks a worker that is not down and serves request.model, or rejects with a reason.
   virtual RouteDecision route(const Request& request, const ClusterView& view) = 0;
   virtual std::string name() const = 0;
+  // Which fields of the view route() reads (see ViewUse).
+  virtual ViewUse view_use() const { return ViewUse::kAll; }
 };
 
 // Asks `router` for a decision and checks it: a worker index outside the view is a broken policy

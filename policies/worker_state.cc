@@ -317,6 +317,74 @@ std::vector<Finished> WorkerState::finish(const BatchPlan& plan, TimeUs now_us) 
   return completed;
 }
 
+std::int64_t WorkerState::decode_steps_to_completion() const {
+  if (running_.empty()) return 0;
+  std::int64_t steps = INT64_MAX;
+  for (RequestId id : running_) {
+    const Sequence& seq = slot(id).seq;
+    if (seq.in_prefill() || seq.done()) return 0;
+    steps = std::min<std::int64_t>(steps, seq.output_target() - seq.generated);
+  }
+  return steps;
+}
+
+std::int64_t WorkerState::decode_blocks_needed(std::int64_t steps) const {
+  std::int64_t blocks = 0;
+  for (RequestId id : running_) {
+    const Sequence& seq = slot(id).seq;
+    blocks += std::max<std::int64_t>(0, kv_.blocks_for(seq.computed + steps) - seq.kv_blocks);
+  }
+  return blocks;
+}
+
+std::int64_t WorkerState::running_context_tokens() const {
+  std::int64_t tokens = 0;
+  for (RequestId id : running_) tokens += slot(id).seq.computed;
+  return tokens;
+}
+
+BatchPlan WorkerState::decode_all_plan() const {
+  BatchPlan plan;
+  plan.kind = BatchKind::kIteration;
+  plan.entries.reserve(running_.size());
+  for (RequestId id : running_) plan.entries.push_back(BatchEntry{id, 0, true});
+  return plan;
+}
+
+std::vector<Finished> WorkerState::advance_decode(std::int64_t steps, TimeUs now_us) {
+  (void)now_us;  // a decode step sets no time on its sequences
+  assert(steps >= 1 && steps <= decode_steps_to_completion());
+  assert(decode_blocks_needed(steps) <= kv_.free() || !kv_.tracked());
+  bool any_done = false;
+  const auto n = static_cast<std::int32_t>(steps);
+  for (RequestId id : running_) {
+    Slot& s = slot(id);
+    Sequence& seq = s.seq;
+    seq.computed += n;
+    seq.generated += n;
+    const std::int64_t blocks_needed = kv_.blocks_for(seq.computed);
+    if (kv_.tracked() && blocks_needed > seq.kv_blocks) {
+      kv_.take(blocks_needed - seq.kv_blocks);
+      seq.kv_blocks = blocks_needed;
+    }
+    if (seq.done()) s.leaving = any_done = true;
+  }
+  std::vector<Finished> completed;
+  if (!any_done) return completed;
+  // In running order, as finish() of decode_all_plan() returns them.
+  scratch_ids_.clear();
+  for (RequestId id : running_) {
+    if (slot(id).leaving) scratch_ids_.push_back(id);
+  }
+  sweep_running();
+  for (RequestId id : scratch_ids_) {
+    release_blocks(slot(id).seq);
+    completed.push_back(take_out(id, Outcome::kCompleted, {}));
+  }
+  scratch_ids_.clear();
+  return completed;
+}
+
 IterationShape WorkerState::iteration_shape(const BatchPlan& plan) const {
   IterationShape shape;
   for (const BatchEntry& e : plan.entries) {

@@ -128,6 +128,22 @@ class WorkerState {
   // (blocks freed). Returns the completed sequences. Request batches complete every entry.
   std::vector<Finished> finish(const BatchPlan& plan, TimeUs now_us);
 
+  // Steady decoding, every running sequence decoding one token per step (Batcher::steady_decode_steps):
+  // steps until the first of them completes (that step included); 0 when one is in prefill or
+  // none runs.
+  std::int64_t decode_steps_to_completion() const;
+  // KV blocks the running sequences take over the next `steps` such steps.
+  std::int64_t decode_blocks_needed(std::int64_t steps) const;
+  // The running sequences' tokens in the cache (their contexts before the next step).
+  std::int64_t running_context_tokens() const;
+  // A plan that decodes every running sequence once, in running order.
+  BatchPlan decode_all_plan() const;
+  // Carries out `steps` such steps, the last one ending at `now_us`: the same as `steps` times
+  // begin() and finish() of decode_all_plan(). Returns the sequences that completed, in running
+  // order. REQUIRES: 1 <= steps <= decode_steps_to_completion(), and the blocks taken fit
+  // (decode_blocks_needed(steps) <= kv().free()).
+  std::vector<Finished> advance_decode(std::int64_t steps, TimeUs now_us);
+
   // Shapes of a plan, for the cost model. REQUIRES: called after begin(plan) and before finish(plan).
   IterationShape iteration_shape(const BatchPlan& plan) const;
   RequestBatchShape request_batch_shape(const BatchPlan& plan) const;

@@ -81,6 +81,21 @@ BatchRecord BatchRecord::of(int worker, const BatchPlan& plan, const WorkerState
   return b;
 }
 
+BatchRecord BatchRecord::decode_step(int worker, std::int64_t seqs, std::int64_t context_tokens, TimeUs start_us,
+                                     TimeUs end_us, bool shape) {
+  BatchRecord b;
+  b.worker = worker;
+  b.start_us = start_us;
+  b.end_us = end_us;
+  b.size = static_cast<std::int32_t>(seqs);
+  b.decode_seqs = static_cast<std::int32_t>(seqs);
+  if (shape) {
+    b.iteration.decode_seqs = seqs;
+    b.iteration.decode_context_tokens = context_tokens;
+  }
+  return b;
+}
+
 Recorder::Recorder(const std::vector<Request>& requests, std::vector<std::string> workers, SloSpec slo,
                    bool keep_batches, bool keep_steps)
     : workers_(std::move(workers)), slo_(slo), keep_batches_(keep_batches), keep_steps_(keep_steps), last_batch_(workers_.size(), -1),
@@ -302,6 +317,22 @@ void Recorder::write_requests_csv(const std::string& path) const {
   close_checked(std::move(f), path);
 }
 
+namespace {
+
+// Records by start time (then worker), whatever order the driver recorded them in: a simulated
+// worker may carry out its steps ahead of the others.
+std::vector<const BatchRecord*> in_start_order(const std::vector<BatchRecord>& records) {
+  std::vector<const BatchRecord*> out;
+  out.reserve(records.size());
+  for (const auto& b : records) out.push_back(&b);
+  std::stable_sort(out.begin(), out.end(), [](const BatchRecord* a, const BatchRecord* b) {
+    return a->start_us != b->start_us ? a->start_us < b->start_us : a->worker < b->worker;
+  });
+  return out;
+}
+
+}  // namespace
+
 void Recorder::write_timeline_json(const std::string& path) const {
   File f = open_for_write(path);
   std::fputs("{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n", f.get());
@@ -310,7 +341,8 @@ void Recorder::write_timeline_json(const std::string& path) const {
     std::fprintf(f.get(), ",\n{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":0,\"tid\":%zu,\"args\":{\"name\":%s}}", w,
                  nlohmann::json(workers_[w]).dump().c_str());
   }
-  for (const auto& b : batches_) {
+  for (const BatchRecord* record : in_start_order(batches_)) {
+    const BatchRecord& b = *record;
     std::fprintf(f.get(),
                  ",\n{\"name\":\"batch\",\"ph\":\"X\",\"pid\":0,\"tid\":%d,\"ts\":%lld,\"dur\":%lld,"
                  "\"args\":{\"size\":%d,\"prefill_tokens\":%lld,\"decode_seqs\":%d,\"iterations\":%d}}",
@@ -343,7 +375,8 @@ void Recorder::write_steps_csv(const std::string& path) const {
              "decode_seqs,decode_context_tokens,batch_input_tokens,batch_max_input_tokens,batch_output_tokens,"
              "batch_max_output_tokens\n",
              f.get());
-  for (const auto& b : steps_) {
+  for (const BatchRecord* record : in_start_order(steps_)) {
+    const BatchRecord& b = *record;
     const IterationShape& i = b.iteration;
     const RequestBatchShape& r = b.batch;
     std::fprintf(f.get(), "%s,%lld,%lld,%lld,%s,%d,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld\n",

@@ -63,6 +63,10 @@ struct BatchRecord {
   // shape is left empty (nobody logs steps).
   static BatchRecord of(int worker, const BatchPlan& plan, const WorkerState* state, TimeUs start_us,
                         TimeUs end_us);
+  // The record of a step that decodes `seqs` sequences over `context_tokens` of context (their
+  // tokens in the cache, plus one each), as of() gives for it; the shape only when `shape`.
+  static BatchRecord decode_step(int worker, std::int64_t seqs, std::int64_t context_tokens, TimeUs start_us,
+                                 TimeUs end_us, bool shape);
 };
 
 // Thread safety: none; the driver serializes calls.

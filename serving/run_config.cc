@@ -90,6 +90,7 @@ SimOptions parse_sim(const nlohmann::json& j, const std::string& where) {
   p.get("timeline", s.timeline);
   p.get("step_log", s.step_log);
   p.get("dispatch_us", s.dispatch_us);
+  p.get("fast_forward", s.fast_forward);
   p.done();
   p.require(s.network == "flow" || s.network == "latency" || s.network == "none", "network",
             "expected \"flow\", \"latency\" or \"none\", got \"" + s.network + "\"");

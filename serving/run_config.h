@@ -34,6 +34,10 @@ struct SimOptions {
   // transport queue, worker wake-up), beyond the network model: every request reaches its
   // worker's queue this long after the router sent it. `twinfer calibrate` measures it.
   double dispatch_us = 0;
+  // Carry out runs of steady decode steps (Batcher::steady_decode_steps) without asking the batcher
+  // each step, and let workers run them ahead of a router that reads no more than queue lengths
+  // (ViewUse). The outputs are the same either way; false is for checking that they are.
+  bool fast_forward = true;
 };
 
 struct RunConfig {

@@ -75,6 +75,13 @@ struct SimWorker {
   TimeUs silent_since_us = kNever;  // crashed or partitioned: no heartbeat since then
   std::vector<std::function<void()>> held;  // messages waiting for the partition to heal, in order
   std::vector<RequestId> cancel_after_tail;  // cancelled while in the running tail's plan
+  // A run of steady decode steps (Batcher::steady_decode_steps) that the worker runs ahead of the
+  // router, not yet carried out on `state`: the next starts at run_start_us, step k ends at
+  // run_ends[k] for k >= run_next. Whatever reaches the worker first settles it (Driver::settle).
+  std::vector<TimeUs> run_ends;
+  std::size_t run_next = 0;
+  TimeUs run_start_us = 0;
+  bool in_run() const { return run_next < run_ends.size(); }
 };
 
 // What runs first among a driver's events at one time: timers (faults, arrivals, deliveries,
@@ -131,6 +138,18 @@ class Driver : private Carrier {
   void refresh_view(int wi);
   void end_on_worker(int wi, std::vector<Finished>& ended, TimeUs at_us);
   void record_batch(int wi, const BatchPlan& plan, TimeUs start_us, TimeUs end_us);
+  // A step predicted to take `predicted_us` on worker `wi` as it starts now: its faults and
+  // co-located instances slow it down.
+  TimeUs step_time(int wi, TimeUs predicted_us) const;
+  // Plans a run of steady decode steps from t (at most `steps`, stopping at the first that ends at
+  // or after `stop`) into workers_[wi].run_ends from run_start_us = t.
+  void plan_run(int wi, TimeUs t, std::int64_t steps, TimeUs stop);
+  // Carries out the next `steps` steps of the worker's run.
+  void apply_run(int wi, std::size_t steps);
+  // Something reaches worker `wi` now: the steps of its run that ended before now are carried out,
+  // and the one under way becomes the worker's tail, as if it had been planned step by step.
+  void settle(int wi);
+  void schedule_run_end(int wi, TimeUs at_us);
   void kick(int wi);
   void idle(int wi, TimeUs wake_at_us);
   void on_wake(int wi, TimeUs at);
@@ -184,6 +203,8 @@ class Driver : private Carrier {
   double start_clock_s_ = 0;
   TimeUs next_arrival_us_ = kNever;  // no new request can reach any worker earlier
   std::int64_t events_ = 0;
+  bool fast_forward_ = true;  // sim.fast_forward
+  bool run_ahead_ = false;    // workers may run ahead of the router (fast_forward_ and ViewUse)
   std::vector<DriverEvent> queue_;  // a heap: the earliest first
   std::uint64_t queue_seq_ = 0;
   simgrid::kernel::timer::Timer* wakeup_ = nullptr;  // the SimGrid timer at wakeup_at_us_

@@ -35,6 +35,7 @@ void Driver::on_fault(const FaultEvent& e) {
   const TimeUs now = now_us();
   recorder_.marker(now, f.worker, std::string(fault_type_name(f.type)) + (e.starts ? "" : " over"), f.where);
   const int wi = f.worker;
+  if (wi >= 0 && wi < static_cast<int>(workers_.size())) settle(wi);
   switch (f.type) {
     case FaultType::kCrash:
       return e.starts ? crash(wi) : recover(wi);
@@ -90,6 +91,8 @@ void Driver::go_down(int wi, const std::string& failure) {
     set_busy(wi, false);
   }
   w.has_tail = false;
+  w.run_ends.clear();
+  w.run_next = 0;
   w.wake_at_us = kNever;
   w.cancel_after_tail.clear();
   for (const Sequence& seq : w.state->clear()) left_worker(wi, seq.request.id);
@@ -127,6 +130,7 @@ void Driver::cancel_on_worker(int wi, RequestId id) {
     return;
   }
   if (!w.alive) return;
+  settle(wi);
   if (w.busy && w.has_tail && plan_contains(w.plan, id)) {
     w.cancel_after_tail.push_back(id);
     return;

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cassert>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -73,6 +74,12 @@ Driver::Driver(const RunConfig& config, const Trace& trace, const SimRunOptions&
              : config.sim.network == "latency" ? Network::kLatency
                                                : Network::kNone;
   track_health_ = !options.faults.empty() || protection_.health.breaker.slow_call_us > 0;
+  fast_forward_ = config.sim.fast_forward;
+  // Views are exact in queue lengths while workers run ahead, not in KV use or utilization; an
+  // autoscaler reads those.
+  run_ahead_ = fast_forward_ && router_->view_use() <= ViewUse::kQueues &&
+               admission_->view_use() <= ViewUse::kQueues && shed_->view_use() <= ViewUse::kQueues &&
+               !elastic_->autoscaling();
   DispatcherParts d;
   d.requests = &requests_;
   d.protection = &protection_;
@@ -163,7 +170,9 @@ void Driver::arm_wakeup() {
   wakeup_at_us_ = kNever;
   if (queue_.empty()) return;
   wakeup_at_us_ = queue_.front().at_us;
-  wakeup_ = Timer::set(at_s(wakeup_at_us_), [this] {
+  // An event at the current microsecond runs at once: SimGrid's clock may be a fraction past it
+  // (a flow ends between microseconds), and it refuses a timer in the past.
+  wakeup_ = Timer::set(std::max(at_s(wakeup_at_us_), sg4::Engine::get_clock()), [this] {
     wakeup_ = nullptr;  // SimGrid deletes the timer after this call
     run_due_events();
   });
@@ -295,6 +304,7 @@ void Driver::left_worker(int wi, RequestId id) {
 void Driver::arrive_at_worker(const Pending& p) {
   SimWorker& w = workers_[p.worker];
   --w.in_transit;
+  settle(p.worker);
   if (!dispatcher_->current_on(p.id, p.worker)) {  // abandoned on the way (timed out, router restarted)
     left_worker(p.worker, p.id);
     return refresh_view(p.worker);
@@ -373,30 +383,150 @@ void Driver::record_batch(int wi, const BatchPlan& plan, TimeUs start_us, TimeUs
   recorder_.batch(BatchRecord::of(wi, plan, state, start_us, end_us));
 }
 
+TimeUs Driver::step_time(int wi, TimeUs predicted_us) const {
+  const SimWorker& w = workers_[wi];
+  TimeUs step = std::max<TimeUs>(1, predicted_us);
+  if (w.slowdown != 1) step = static_cast<TimeUs>(std::llround(double(step) * w.slowdown));
+  if (w.contention > 0 && !w.colocated.empty()) {
+    // The instances of the host busy as this step starts slow it down (see CostModel::contention).
+    int busy = 0;
+    for (int other : w.colocated) busy += workers_[other].alive && workers_[other].busy ? 1 : 0;
+    step = static_cast<TimeUs>(std::llround(double(step) * (1 + w.contention * busy / double(w.colocated.size()))));
+  }
+  return step;
+}
+
+void Driver::plan_run(int wi, TimeUs t, std::int64_t steps, TimeUs stop) {
+  // Enough steps at a time that a run costs little per step, few enough that the steps planned
+  // past the request that settles the run stay few.
+  constexpr std::int64_t kMaxRunSteps = 64;
+  SimWorker& w = workers_[wi];
+  w.run_ends.clear();
+  w.run_next = 0;
+  w.run_start_us = t;
+  const auto seqs = static_cast<std::int64_t>(w.state->running().size());
+  std::int64_t context = w.state->running_context_tokens();
+  steps = std::min(steps, kMaxRunSteps);
+  // Timed in growing chunks: a run that its stop cuts short times few steps it does not take.
+  for (std::int64_t chunk = 4; steps > 0; chunk *= 4) {
+    const std::int64_t n = std::min(chunk, steps);
+    const std::size_t first = w.run_ends.size();
+    cost_->decode_times_us(*w.instance, seqs, context, n, w.run_ends);
+    context += seqs * n;
+    steps -= n;
+    for (std::size_t k = first; k < w.run_ends.size(); ++k) {
+      t += step_time(wi, w.run_ends[k]);
+      w.run_ends[k] = t;
+      if (t >= stop) {
+        w.run_ends.resize(k + 1);
+        return;
+      }
+    }
+  }
+}
+
+void Driver::apply_run(int wi, std::size_t steps) {
+  if (steps == 0) return;
+  SimWorker& w = workers_[wi];
+  assert(w.run_next + steps <= w.run_ends.size());
+  const bool shapes = recorder_.keeps_steps();
+  const auto seqs = static_cast<std::int64_t>(w.state->running().size());
+  std::int64_t context = shapes ? w.state->running_context_tokens() : 0;
+  TimeUs start = w.run_start_us;
+  for (std::size_t k = 0; k < steps; ++k) {
+    const TimeUs end = w.run_ends[w.run_next + k];
+    context += seqs;
+    recorder_.batch(BatchRecord::decode_step(wi, seqs, context, start, end, shapes));
+    start = end;
+  }
+  w.run_next += steps;
+  w.run_start_us = start;
+  auto completed = w.state->advance_decode(static_cast<std::int64_t>(steps), start);
+  end_on_worker(wi, completed, start);
+}
+
+void Driver::settle(int wi) {
+  SimWorker& w = workers_[wi];
+  if (!w.in_run()) return;
+  // The steps whose end events would have run by now: before this microsecond, or with a flow
+  // network, before SimGrid's clock (a flow ends between microseconds).
+  const double clock_s = own_clock_ ? 0 : sg4::Engine::get_clock();
+  const auto ended = [&](TimeUs end_us) { return own_clock_ ? end_us < clock_us_ : at_s(end_us) < clock_s; };
+  const auto first = w.run_ends.begin() + static_cast<std::ptrdiff_t>(w.run_next);
+  apply_run(wi, static_cast<std::size_t>(std::partition_point(first, w.run_ends.end(), ended) - first));
+  if (!w.in_run()) return;  // not reached: a run's end event comes before anything later
+  // The step under way began as a plan: its blocks are taken, and it finishes as the tail.
+  w.plan = w.state->decode_all_plan();
+  w.state->begin(w.plan, w.run_start_us);
+  w.has_tail = true;
+  w.batch_start_us = w.run_start_us;
+  w.busy_until_us = w.run_ends[w.run_next];
+  w.run_ends.clear();
+  w.run_next = 0;
+  ++w.run_epoch;  // the run's end event is void
+  schedule_run_end(wi, w.busy_until_us);
+}
+
+void Driver::schedule_run_end(int wi, TimeUs at_us) {
+  schedule(
+      at_us,
+      [this, wi, epoch = workers_[wi].run_epoch] {
+        if (workers_[wi].run_epoch != epoch) return;  // the worker went down or its run was settled
+        ++events_;
+        on_batch_done(wi);
+      },
+      EventOrder::kStepEnd);
+}
+
 // Asks the batcher for work and runs it. Nothing can reach this worker before the next arrival
 // of the trace or the next fault, retry or timeout (when no request is in transit to it), so every
 // step that ends before then is carried out at once, at its own simulated times, and the whole run
-// becomes one activity: the same decisions and times as one activity per step, at a fraction of
-// the events. The step that would end at or after the horizon runs as the activity's tail and
-// finishes at its completion.
+// becomes one event: the same decisions and times as one event per step. The step that would end
+// at or after the horizon runs as the tail and finishes at that event. Steady decode steps
+// (Batcher::steady_decode_steps) are carried out without asking the batcher; when no policy reads
+// more of the workers' views than queue lengths, they also run past the next arrival, up to the
+// next fault, retry or timeout, and what reaches the worker meanwhile settles them (settle()).
 void Driver::kick(int wi) {
   SimWorker& w = workers_[wi];
   if (!w.alive) return;
   if (w.busy) return refresh_view(wi);
   const TimeUs now = now_us();
-  TimeUs horizon = w.in_transit > 0 ? now : std::min(next_arrival_us_, next_external_us());
+  const TimeUs external = next_external_us();
+  TimeUs horizon = w.in_transit > 0 ? now : std::min(next_arrival_us_, external);
   if (w.contention > 0) {
     // A co-located instance going idle changes how fast this one runs: run ahead only until then.
     for (int other : w.colocated) {
       if (workers_[other].busy) horizon = std::min(horizon, std::max(now, workers_[other].busy_until_us));
     }
   }
+  const bool run_ahead = run_ahead_ && w.contention == 0;
   TimeUs t = now;
   w.has_tail = false;
   for (;;) {
     if (admission_->may_drop_before_start()) {
       auto dropped = w.state->purge_waiting(*admission_, t);
       end_on_worker(wi, dropped, t);
+    }
+    const std::int64_t steady = fast_forward_ && !w.device_error ? w.batcher->steady_decode_steps(*w.state) : 0;
+    if (steady > 0) {
+      plan_run(wi, t, steady, run_ahead ? external : horizon);
+      const auto before = std::lower_bound(w.run_ends.begin(), w.run_ends.end(), horizon) - w.run_ends.begin();
+      apply_run(wi, static_cast<std::size_t>(before));
+      t = w.run_start_us;
+      if (!w.in_run()) continue;  // every step ended before the horizon: ask again
+      if (run_ahead) {
+        t = w.run_ends.back();
+        break;
+      }
+      // The next step is the tail.
+      w.plan = w.state->decode_all_plan();
+      w.state->begin(w.plan, t);
+      w.has_tail = true;
+      w.batch_start_us = t;
+      t = w.run_ends[w.run_next];
+      w.run_ends.clear();
+      w.run_next = 0;
+      break;
     }
     BatchPlan plan = w.batcher->next(*w.state, t);
     auto dropped = w.state->begin(plan, t);
@@ -407,20 +537,12 @@ void Driver::kick(int wi) {
     }
     // The flag was set before this kick began (a fault is an external event): t is now.
     if (w.device_error) return device_failed(wi);
-    TimeUs step = std::max<TimeUs>(1, w.state->plan_time_us(plan, *cost_, *w.instance));
-    if (w.slowdown != 1) step = static_cast<TimeUs>(std::llround(double(step) * w.slowdown));
-    if (w.contention > 0 && !w.colocated.empty()) {
-      // The instances of the host busy as this step starts slow it down (see CostModel::contention).
-      int busy = 0;
-      for (int other : w.colocated) busy += workers_[other].alive && workers_[other].busy ? 1 : 0;
-      step = static_cast<TimeUs>(std::llround(double(step) * (1 + w.contention * busy / double(w.colocated.size()))));
-    }
+    const TimeUs step = step_time(wi, w.state->plan_time_us(plan, *cost_, *w.instance));
     if (t + step < horizon) {
       record_batch(wi, plan, t, t + step);
       auto completed = w.state->finish(plan, t + step);
       end_on_worker(wi, completed, t + step);
       t += step;
-      ++events_;
       continue;
     }
     w.plan = std::move(plan);
@@ -433,14 +555,7 @@ void Driver::kick(int wi) {
   set_busy(wi, true);
   w.busy_until_us = t;
   refresh_view(wi);
-  schedule(
-      t,
-      [this, wi, epoch = w.run_epoch] {
-        if (workers_[wi].run_epoch != epoch) return;  // the worker went down meanwhile
-        ++events_;
-        on_batch_done(wi);
-      },
-      EventOrder::kStepEnd);
+  schedule_run_end(wi, t);
 }
 
 void Driver::idle(int wi, TimeUs wake_at_us) {
@@ -471,6 +586,7 @@ void Driver::on_batch_done(int wi) {
     end_on_worker(wi, completed, now);
     w.has_tail = false;
   }
+  if (w.in_run()) apply_run(wi, w.run_ends.size() - w.run_next);
   apply_cancels(wi);
   kick(wi);
   check_drained(wi);

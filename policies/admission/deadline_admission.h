@@ -32,6 +32,7 @@ class DeadlineAdmission : public Admission {
   std::optional<std::string> drop_before_start(const Request& request, TimeUs now_us) const override;
   bool may_drop_before_start() const override { return true; }
   std::string name() const override { return "deadline"; }
+  ViewUse view_use() const override { return ViewUse::kQueues; }
 
   // The deadline this policy applies to `request`; kNever if none.
   TimeUs effective_deadline_us(const Request& request) const;

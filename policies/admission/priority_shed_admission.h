@@ -29,6 +29,7 @@ class PriorityShedAdmission : public Admission {
   explicit PriorityShedAdmission(Options options);
   AdmissionDecision admit(const Request& request, const ClusterView& view) override;
   std::string name() const override { return "priority_shed"; }
+  ViewUse view_use() const override { return ViewUse::kQueues; }
 
   // The signal for `request`; a negative value when no worker is eligible.
   double signal(const Request& request, const ClusterView& view) const;

@@ -26,6 +26,7 @@ class QueueBoundAdmission : public Admission {
   explicit QueueBoundAdmission(const Options& options);
   AdmissionDecision admit(const Request& request, const ClusterView& view) override;
   std::string name() const override { return "queue_bound"; }
+  ViewUse view_use() const override { return ViewUse::kQueues; }
 
  private:
   Options options_;

@@ -29,6 +29,7 @@ class TokenBucketAdmission : public Admission {
   explicit TokenBucketAdmission(const Options& options);
   AdmissionDecision admit(const Request& request, const ClusterView& view) override;
   std::string name() const override { return "token_bucket"; }
+  ViewUse view_use() const override { return ViewUse::kMembership; }
 
   // Tokens in the bucket after the last decision.
   double tokens() const { return tokens_; }

@@ -99,6 +99,24 @@ BatchPlan ContinuousBatcher::next(const WorkerState& state, TimeUs now_us) {
   return plan;
 }
 
+std::int64_t ContinuousBatcher::steady_decode_steps(const WorkerState& state) const {
+  if (options_.order == QueueOrder::kPriority || !state.waiting().empty()) return 0;
+  // Every running sequence fits one iteration's budget (max_num_seqs <= max_num_batched_tokens).
+  if (static_cast<std::int64_t>(state.running().size()) > options_.max_num_batched_tokens) return 0;
+  const std::int64_t steps = state.decode_steps_to_completion();
+  if (steps == 0) return 0;
+  // A step preempts when its new blocks exceed the free ones; none is freed before the last step.
+  const std::int64_t free = state.kv().free();
+  if (state.decode_blocks_needed(steps) <= free) return steps;
+  std::int64_t fits = 0;  // the most steps whose blocks fit: binary search (needs grow with steps)
+  std::int64_t over = steps;
+  while (over - fits > 1) {
+    const std::int64_t mid = fits + (over - fits) / 2;
+    (state.decode_blocks_needed(mid) <= free ? fits : over) = mid;
+  }
+  return fits;
+}
+
 void ContinuousBatcher::plan_running(const WorkerState& state, BatchPlan& plan, Step& step) {
   const auto& ids = state.running();
   const std::size_t n = ids.size();

@@ -65,6 +65,10 @@ class ContinuousBatcher : public Batcher {
   BatchPlan next(const WorkerState& state, TimeUs now_us) override;
   KvCapacity kv_capacity() const override { return {options_.kv_blocks, options_.block_tokens}; }
   std::string name() const override { return "continuous"; }
+  // With nothing waiting, every running sequence decoding and the cache holding their new blocks,
+  // next() decodes them all (for fcfs and sjf: in running order; priority reorders them): steps to
+  // the first completion, fewer when the blocks run out first.
+  std::int64_t steady_decode_steps(const WorkerState& state) const override;
 
  private:
   struct Item {

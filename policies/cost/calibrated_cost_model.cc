@@ -86,6 +86,11 @@ TimeUs CalibratedCostModel::iteration_time_us(const InstanceSpec& instance, cons
   return round_step_us(step_seconds(coefficients(instance), ModelTerms::of(instance.model), step_work(shape)));
 }
 
+void CalibratedCostModel::decode_times_us(const InstanceSpec& instance, std::int64_t seqs, std::int64_t context_tokens,
+                                          std::int64_t steps, std::vector<TimeUs>& out) const {
+  twinfer::decode_times_us(coefficients(instance), ModelTerms::of(instance.model), seqs, context_tokens, steps, out);
+}
+
 double CalibratedCostModel::contention(const InstanceSpec& instance) const { return coefficients(instance).contention; }
 
 TimeUs CalibratedCostModel::batch_time_us(const InstanceSpec& instance, const RequestBatchShape& shape) const {

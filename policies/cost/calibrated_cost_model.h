@@ -46,6 +46,8 @@ class CalibratedCostModel : public CostModel {
   // Throw twinfer::Error naming the device, model, tp and file when the table has no entry for
   // the instance.
   TimeUs iteration_time_us(const InstanceSpec& instance, const IterationShape& shape) const override;
+  void decode_times_us(const InstanceSpec& instance, std::int64_t seqs, std::int64_t context_tokens, std::int64_t steps,
+                       std::vector<TimeUs>& out) const override;
   TimeUs batch_time_us(const InstanceSpec& instance, const RequestBatchShape& shape) const override;
   std::string name() const override { return "calibrated"; }
   double contention(const InstanceSpec& instance) const override;

@@ -26,6 +26,12 @@ TimeUs RooflineCostModel::iteration_time_us(const InstanceSpec& instance, const 
   return round_step_us(iteration_seconds(instance, shape));
 }
 
+void RooflineCostModel::decode_times_us(const InstanceSpec& instance, std::int64_t seqs, std::int64_t context_tokens,
+                                        std::int64_t steps, std::vector<TimeUs>& out) const {
+  twinfer::decode_times_us(coefficients(instance, opts_), ModelTerms::of(instance.model), seqs, context_tokens, steps,
+                           out);
+}
+
 TimeUs RooflineCostModel::batch_time_us(const InstanceSpec& instance, const RequestBatchShape& shape) const {
   return round_step_us(batch_seconds(instance, shape));
 }

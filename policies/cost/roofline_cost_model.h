@@ -55,6 +55,8 @@ class RooflineCostModel : public CostModel {
   explicit RooflineCostModel(Options options = Options()) : opts_(options) {}
 
   TimeUs iteration_time_us(const InstanceSpec& instance, const IterationShape& shape) const override;
+  void decode_times_us(const InstanceSpec& instance, std::int64_t seqs, std::int64_t context_tokens, std::int64_t steps,
+                       std::vector<TimeUs>& out) const override;
   TimeUs batch_time_us(const InstanceSpec& instance, const RequestBatchShape& shape) const override;
   std::string name() const override { return "roofline"; }
 

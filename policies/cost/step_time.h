@@ -5,6 +5,7 @@
 
 #include <array>
 #include <string>
+#include <vector>
 
 #include "core/cluster_config.h"
 #include "policies/cost_model.h"
@@ -97,5 +98,10 @@ double request_batch_seconds(const StepCoefficients& c, const ModelTerms& m, con
 
 // Seconds to microseconds, rounded, at least 1.
 TimeUs round_step_us(double seconds);
+
+// CostModel::decode_times_us() for a model that times an iteration as
+// round_step_us(step_seconds(c, m, step_work(shape))).
+void decode_times_us(const StepCoefficients& c, const ModelTerms& m, std::int64_t seqs, std::int64_t context_tokens,
+                     std::int64_t steps, std::vector<TimeUs>& out);
 
 }  // namespace twinfer

@@ -43,6 +43,7 @@ class ConsistentHashRouter : public Router {
   explicit ConsistentHashRouter(const Options& options);
   RouteDecision route(const Request& request, const ClusterView& view) override;
   std::string name() const override { return "consistent_hash"; }
+  ViewUse view_use() const override { return ViewUse::kQueues; }
 
   // Where `request` lands on the ring.
   std::uint64_t key_hash(const Request& request) const;

@@ -42,6 +42,7 @@ class CostAwareRouter : public Router {
   CostAwareRouter(const CostModel& cost, const Options& options) : cost_(cost), options_(options) {}
   RouteDecision route(const Request& request, const ClusterView& view) override;
   std::string name() const override { return "cost_aware"; }
+  ViewUse view_use() const override { return ViewUse::kQueues; }
 
   TimeUs predicted_latency_us(const Request& request, const WorkerView& worker) const;
   static double price_per_hour(const WorkerView& worker);

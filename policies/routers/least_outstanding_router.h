@@ -30,6 +30,7 @@ class LeastOutstandingRouter : public Router {
   explicit LeastOutstandingRouter(Options options) : options_(options) {}
   RouteDecision route(const Request& request, const ClusterView& view) override;
   std::string name() const override { return "least_outstanding"; }
+  ViewUse view_use() const override { return ViewUse::kQueues; }
 
  private:
   Options options_;

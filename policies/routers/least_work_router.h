@@ -20,6 +20,7 @@ class LeastWorkRouter : public Router {
   explicit LeastWorkRouter(const CostModel& cost) : cost_(cost) {}
   RouteDecision route(const Request& request, const ClusterView& view) override;
   std::string name() const override { return "least_work"; }
+  ViewUse view_use() const override { return ViewUse::kQueues; }
 
   // The score route() minimizes, in microseconds.
   TimeUs predicted_delay_us(const Request& request, const WorkerView& worker) const;

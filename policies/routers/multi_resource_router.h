@@ -28,6 +28,7 @@ class MultiResourceRouter : public Router {
   explicit MultiResourceRouter(const Options& options);
   RouteDecision route(const Request& request, const ClusterView& view) override;
   std::string name() const override { return "multi_resource"; }
+  ViewUse view_use() const override { return ViewUse::kAll; }
 
   double score(const WorkerView& worker) const;
 

@@ -25,6 +25,7 @@ class PowerOfTwoRouter : public Router {
   explicit PowerOfTwoRouter(const Options& options);
   RouteDecision route(const Request& request, const ClusterView& view) override;
   std::string name() const override { return "power_of_two"; }
+  ViewUse view_use() const override { return ViewUse::kQueues; }
 
  private:
   Options options_;

@@ -28,6 +28,7 @@ class QueueFeedbackRouter : public Router {
   explicit QueueFeedbackRouter(const Options& options);
   RouteDecision route(const Request& request, const ClusterView& view) override;
   std::string name() const override { return "queue_feedback"; }
+  ViewUse view_use() const override { return ViewUse::kQueues; }
 
   double weight(const WorkerView& worker) const;
 

@@ -22,6 +22,7 @@ class RandomRouter : public Router {
   explicit RandomRouter(const Options& options) : rng_(options.seed) {}
   RouteDecision route(const Request& request, const ClusterView& view) override;
   std::string name() const override { return "random"; }
+  ViewUse view_use() const override { return ViewUse::kMembership; }
 
  private:
   std::mt19937_64 rng_;

@@ -2,7 +2,6 @@
 #pragma once
 
 #include <string>
-#include <vector>
 
 #include "policies/router.h"
 
@@ -15,10 +14,10 @@ class RoundRobinRouter : public Router {
  public:
   RouteDecision route(const Request& request, const ClusterView& view) override;
   std::string name() const override { return "round_robin"; }
+  ViewUse view_use() const override { return ViewUse::kMembership; }
 
  private:
   int next_ = 0;  // worker index to try first
-  std::vector<int> candidates_;
 };
 
 }  // namespace twinfer

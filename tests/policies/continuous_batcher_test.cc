@@ -243,6 +243,65 @@ TEST(ContinuousBatcherTest, WeightsThatDoNotFitAreAnErrorNamingTheInstance) {
   EXPECT_THROW(derive_kv_blocks(views.instance(1), 16, 0.9, "b"), Error);
 }
 
+// What steady_decode_steps() promises, checked on copies: asked that many times (each plan carried
+// out), the batcher decodes every running sequence once, in running order, and nothing else, and
+// nothing completes before the last step; WorkerState::advance_decode() leaves the same state and
+// completes the same sequences in the same order.
+void expect_steady_steps_as_planned(const ContinuousBatcher& batcher, const WorkerState& state, std::int64_t steps,
+                                    TimeUs now) {
+  ContinuousBatcher asked = batcher;
+  WorkerState stepped = state;
+  std::vector<Finished> completed;
+  for (std::int64_t k = 1; k <= steps; ++k) {
+    BatchPlan plan = asked.next(stepped, now);
+    ASSERT_EQ(entries(plan), entries(stepped.decode_all_plan())) << "step " << k << " of " << steps;
+    ASSERT_TRUE(plan.preempt.empty() && plan.drop.empty()) << "step " << k;
+    ASSERT_TRUE(stepped.begin(plan, now).empty());
+    now += 10;
+    completed = stepped.finish(plan, now);
+    if (k < steps) ASSERT_TRUE(completed.empty()) << "a completion before the last steady step";
+  }
+  WorkerState fast = state;
+  std::vector<Finished> fast_completed = fast.advance_decode(steps, now);
+  ASSERT_EQ(fast_completed.size(), completed.size());
+  for (std::size_t i = 0; i < completed.size(); ++i) {
+    EXPECT_EQ(fast_completed[i].seq.request.id, completed[i].seq.request.id);
+    EXPECT_EQ(fast_completed[i].seq.generated, completed[i].seq.generated);
+  }
+  ASSERT_EQ(fast.running(), stepped.running());
+  EXPECT_EQ(fast.kv().free(), stepped.kv().free());
+  for (RequestId id : fast.running()) {
+    EXPECT_EQ(fast.get(id).computed, stepped.get(id).computed);
+    EXPECT_EQ(fast.get(id).generated, stepped.get(id).generated);
+    EXPECT_EQ(fast.get(id).kv_blocks, stepped.get(id).kv_blocks);
+  }
+}
+
+TEST(ContinuousBatcherTest, SteadyStepsStopWhereTheCacheRunsOut) {
+  Driver d(options(64, 4, /*kv_blocks=*/12, /*block_tokens=*/4));
+  d.add(1, 8, 40);
+  d.add(2, 8, 40);
+  d.step();  // both prompts (2 blocks each) and their first tokens
+  ASSERT_EQ(d.state.kv().free(), 8);
+  EXPECT_EQ(d.state.decode_steps_to_completion(), 39);
+  // Each sequence takes a block every 4 steps, both at once: 8 free blocks last 4 rounds of 4.
+  const std::int64_t steady = d.batcher.steady_decode_steps(d.state);
+  EXPECT_EQ(steady, 16);
+  for (std::int64_t k = 0; k < steady; ++k) {
+    BatchPlan plan = d.step();
+    ASSERT_TRUE(plan.preempt.empty());
+    ASSERT_EQ(plan.entries.size(), 2u);
+  }
+  EXPECT_EQ(d.batcher.steady_decode_steps(d.state), 0);
+  EXPECT_EQ(d.step().preempt, std::vector<RequestId>{2}) << "the next step runs out of blocks";
+  // Something waiting makes the batcher's plans unpredictable: no steady steps.
+  Driver w(options(64, 4, 100, 4));
+  w.add(1, 8, 100);
+  w.step();
+  w.add(2, 8, 100);
+  EXPECT_EQ(w.batcher.steady_decode_steps(w.state), 0);
+}
+
 // A tiny driver over random requests: every request ends exactly once, no iteration exceeds the
 // token budget, max_num_seqs or the KV cache, and all blocks come back.
 class ContinuousEndToEnd : public ::testing::TestWithParam<std::tuple<QueueOrder, bool>> {};
@@ -272,10 +331,17 @@ TEST_P(ContinuousEndToEnd, EveryRequestEndsOnceWithinLimits) {
   TimeUs now = 0;
   int preemptions = 0;
   int iterations = 0;
+  int steady_checks = 0;
+  int kv_limited = 0;
   while (iterations < 200000) {
     while (next_arrival < requests.size() && requests[next_arrival].arrival_us <= now) {
       state.enqueue(requests[next_arrival], now);
       ++next_arrival;
+    }
+    if (const std::int64_t steady = batcher.steady_decode_steps(state); steady > 0) {
+      ++steady_checks;
+      kv_limited += steady < state.decode_steps_to_completion() ? 1 : 0;
+      expect_steady_steps_as_planned(batcher, state, steady, now);
     }
     BatchPlan plan = batcher.next(state, now);
     for (const Finished& f : state.begin(plan, now)) {
@@ -315,6 +381,13 @@ TEST_P(ContinuousEndToEnd, EveryRequestEndsOnceWithinLimits) {
   EXPECT_TRUE(state.empty());
   EXPECT_EQ(state.kv().free(), 300);
   EXPECT_GT(preemptions, 0) << "the scenario should exercise preemption";
+  if (o.order == QueueOrder::kPriority) {
+    EXPECT_EQ(steady_checks, 0) << "priority reorders the decodes: no steady steps";
+  } else {
+    EXPECT_GT(steady_checks, 100);
+    // (Whole prompts fill the cache in bigger steps: there, admission runs it out of blocks first.)
+    if (o.chunked_prefill) EXPECT_GT(kv_limited, 0) << "the scenario should run out of blocks in steady steps";
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Orders, ContinuousEndToEnd,
