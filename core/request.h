@@ -12,15 +12,16 @@ using RequestId = std::uint64_t;
 
 // One request of a trace. Tokens count prompt (input) and generated (output) tokens; a request of a
 // non-LLM model uses input_tokens as its size and output_tokens = 0 or 1.
+// The numbers come first: a worker's every step reads the token counts, rarely the strings.
 struct Request {
   RequestId id = 0;
   TimeUs arrival_us = 0;      // offset from the start of the trace
-  std::string model;          // empty: any model (every worker may serve it)
-  int priority = 0;           // higher is more important; 0 is the default class
+  TimeUs deadline_us = kNever;  // absolute time by which it must complete; kNever if none
   std::int32_t input_tokens = 0;
   std::int32_t output_tokens = 0;
-  TimeUs deadline_us = kNever;  // absolute time by which it must complete; kNever if none
-  std::string session;          // affinity key for session-aware routing; may be empty
+  int priority = 0;           // higher is more important; 0 is the default class
+  std::string model;          // empty: any model (every worker may serve it)
+  std::string session;        // affinity key for session-aware routing; may be empty
 };
 
 // How a request ended. Every request ends exactly once with one of these.

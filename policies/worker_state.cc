@@ -34,6 +34,11 @@ const WorkerState::Slot& WorkerState::slot(RequestId id) const {
 
 const Sequence& WorkerState::get(RequestId id) const { return slot(id).seq; }
 
+bool WorkerState::is_running(RequestId id) const {
+  const Slot* s = slots_.find(id);
+  return s != nullptr && s->running;
+}
+
 void WorkerState::enqueue(const Request& request, TimeUs now_us) {
   Slot& s = slots_.emplace(request.id);
   s.seq.request = request;

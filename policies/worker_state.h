@@ -30,15 +30,16 @@ inline std::int32_t prompt_length(const Request& r) { return r.input_tokens > 0 
 // input_tokens + generated tokens again (recompute). It completes when generated reaches
 // max(1, output_tokens).
 struct Sequence {
+  // The counters every step reads and writes first, next to the request's token counts.
+  std::int32_t prefill_target = 0;
+  std::int32_t computed = 0;
+  std::int32_t generated = 0;
+  int preemptions = 0;
+  std::int64_t kv_blocks = 0;      // KV blocks held now
   Request request;
   TimeUs enqueued_us = 0;          // when it reached this worker
   TimeUs started_us = kNever;      // when it first entered a batch
   TimeUs first_token_us = kNever;  // when its first output token was produced
-  std::int32_t prefill_target = 0;
-  std::int32_t computed = 0;
-  std::int32_t generated = 0;
-  std::int64_t kv_blocks = 0;      // KV blocks held now
-  int preemptions = 0;
 
   bool in_prefill() const { return computed < prefill_target; }
   std::int32_t prefill_remaining() const { return prefill_target - computed; }
@@ -89,6 +90,8 @@ class WorkerState {
   const std::vector<RequestId>& running() const { return running_; }
   // REQUIRES: id is waiting or running here.
   const Sequence& get(RequestId id) const;
+  // True when `id` is here and running.
+  bool is_running(RequestId id) const;
   const KvBlocks& kv() const { return kv_; }
   bool empty() const { return waiting_.empty() && running_.empty(); }
 
@@ -154,9 +157,9 @@ class WorkerState {
   // A resident sequence plus where it sits. `queue_ordinal` grows toward the back of waiting_ and
   // shrinks toward its front, so waiting_ is sorted by it and a position is found by binary search.
   struct Slot {
-    Sequence seq;
     bool running = false;
     bool leaving = false;  // marked for removal from running_ by the current begin()/finish()
+    Sequence seq;          // its counters and token counts within the slot's first 64 bytes
     std::int64_t queue_ordinal = 0;
   };
 

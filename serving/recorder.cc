@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <charconv>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
@@ -181,6 +182,39 @@ void Recorder::batch(const BatchRecord& b) {
   batches_.push_back(b);
 }
 
+void Recorder::decode_steps(int worker, std::int64_t seqs, std::int64_t context_tokens, TimeUs start_us,
+                            const TimeUs* ends, std::size_t steps) {
+  if (steps == 0) return;
+  if (keep_steps_) {
+    for (std::size_t k = 0; k < steps; ++k) {
+      context_tokens += seqs;
+      batch(BatchRecord::decode_step(worker, seqs, context_tokens, start_us, ends[k], true));
+      start_us = ends[k];
+    }
+    return;
+  }
+  if (keep_batches_) {
+    // The first step starts a timeline slice or extends one; the others extend it, as batch()
+    // would merge each.
+    batch(BatchRecord::decode_step(worker, seqs, 0, start_us, ends[0], false));
+    if (steps > 1) {
+      BatchRecord& slice = batches_[static_cast<std::size_t>(last_batch_[worker])];
+      slice.end_us = ends[steps - 1];
+      slice.iterations += static_cast<std::int32_t>(steps - 1);
+    }
+    start_us = ends[0];
+    ++ends;
+    --steps;
+    if (steps == 0) return;
+  }
+  WorkerTotals& t = totals_[worker];
+  const auto n = static_cast<std::int64_t>(steps);
+  t.busy_us += ends[steps - 1] - start_us;
+  t.batches += n;
+  t.sequences += seqs * n;
+  batch_count_ += n;
+}
+
 void Recorder::check_all_ended() const {
   std::string missing;
   int n = 0;
@@ -302,17 +336,61 @@ nlohmann::json Recorder::summary() const {
   return j;
 }
 
+namespace {
+
+// Appends integers and fields to one line of CSV: std::to_chars, no format string to parse per row.
+class CsvLine {
+ public:
+  CsvLine& num(long long v) {
+    char buf[24];
+    const auto end = std::to_chars(buf, buf + sizeof buf, v).ptr;
+    line_.append(buf, end);
+    line_ += ',';
+    return *this;
+  }
+  CsvLine& text(const std::string& field) { return text(field.c_str()); }
+  CsvLine& text(const char* field) {
+    line_ += field;
+    line_ += ',';
+    return *this;
+  }
+  // Ends the line and writes it.
+  void write(std::FILE* f) {
+    line_.back() = '\n';
+    std::fwrite(line_.data(), 1, line_.size(), f);
+    line_.clear();
+  }
+
+ private:
+  std::string line_;
+};
+
+}  // namespace
+
 void Recorder::write_requests_csv(const std::string& path) const {
   File f = open_for_write(path);
   std::fputs("id,arrival_us,worker,start_us,first_token_us,end_us,outcome,reason,input_tokens,output_tokens,priority,"
              "preemptions,attempts\n",
              f.get());
+  std::vector<std::string> worker_fields;
+  for (const auto& w : workers_) worker_fields.push_back(csv_field(w));
+  const std::string no_worker;
+  CsvLine line;
   for (const auto& r : records_) {
-    const std::string worker = r.worker >= 0 ? csv_field(workers_[r.worker]) : "";
-    std::fprintf(f.get(), "%llu,%lld,%s,%lld,%lld,%lld,%s,%s,%d,%d,%d,%d,%d\n", (unsigned long long)r.id,
-                 (long long)r.arrival_us, worker.c_str(), (long long)r.start_us, (long long)r.first_token_us,
-                 (long long)r.end_us, r.ended ? outcome_name(r.outcome) : "unfinished", csv_field(r.reason).c_str(),
-                 r.input_tokens, r.output_tokens, r.priority, r.preemptions, r.attempts);
+    line.num(static_cast<long long>(r.id))
+        .num(r.arrival_us)
+        .text(r.worker >= 0 ? worker_fields[static_cast<std::size_t>(r.worker)] : no_worker)
+        .num(r.start_us)
+        .num(r.first_token_us)
+        .num(r.end_us)
+        .text(r.ended ? outcome_name(r.outcome) : "unfinished")
+        .text(r.reason.empty() ? r.reason : csv_field(r.reason))
+        .num(r.input_tokens)
+        .num(r.output_tokens)
+        .num(r.priority)
+        .num(r.preemptions)
+        .num(r.attempts)
+        .write(f.get());
   }
   close_checked(std::move(f), path);
 }

@@ -78,6 +78,8 @@ struct SimWorker {
   // A run of steady decode steps (Batcher::steady_decode_steps) that the worker runs ahead of the
   // router, not yet carried out on `state`: the next starts at run_start_us, step k ends at
   // run_ends[k] for k >= run_next. Whatever reaches the worker first settles it (Driver::settle).
+  // Unlike a tail, a run's steps take their KV blocks when carried out, not as they start: only
+  // policies that do not read KV use let workers run ahead.
   std::vector<TimeUs> run_ends;
   std::size_t run_next = 0;
   TimeUs run_start_us = 0;
@@ -88,11 +90,12 @@ struct SimWorker {
 // wake-ups) before the ends of workers' runs of steps, then the order they were scheduled in.
 enum class EventOrder { kTimer = 0, kStepEnd = 1 };
 
+// An entry of the driver's event queue; the action waits in Driver::actions_[action]. Small and
+// trivially copyable, so that the heap moves 24 bytes per swap, not a std::function.
 struct DriverEvent {
   TimeUs at_us = 0;
-  EventOrder order = EventOrder::kTimer;
-  std::uint64_t seq = 0;
-  std::function<void()> fn;
+  std::uint64_t key = 0;  // EventOrder in the top bit, then the scheduling order
+  std::uint32_t action = 0;
 };
 
 // The simulator's carrier of the request lifecycle (serving/dispatcher.h): a send is a network
@@ -118,7 +121,8 @@ class Driver : private Carrier {
   // timer stands for its earliest event. Same-time events thus run in a defined order (SimGrid's
   // timer heap breaks ties arbitrarily), and SimGrid keeps one timer instead of one per event.
   void schedule(TimeUs at_us, std::function<void()> fn, EventOrder order = EventOrder::kTimer);
-  DriverEvent pop_event();  // the earliest. REQUIRES: queue_ not empty
+  // Takes the earliest event off the queue and returns its action. REQUIRES: queue_ not empty.
+  std::function<void()> pop_event(TimeUs* at_us = nullptr);
   void arm_wakeup();
   void run_due_events();
 
@@ -147,7 +151,7 @@ class Driver : private Carrier {
   // Carries out the next `steps` steps of the worker's run.
   void apply_run(int wi, std::size_t steps);
   // Something reaches worker `wi` now: the steps of its run that ended before now are carried out,
-  // and the one under way becomes the worker's tail, as if it had been planned step by step.
+  // and the one under way ends the run, as the tail of runs planned step by step does.
   void settle(int wi);
   void schedule_run_end(int wi, TimeUs at_us);
   void kick(int wi);
@@ -207,6 +211,8 @@ class Driver : private Carrier {
   bool run_ahead_ = false;    // workers may run ahead of the router (fast_forward_ and ViewUse)
   std::vector<DriverEvent> queue_;  // a heap: the earliest first
   std::uint64_t queue_seq_ = 0;
+  std::vector<std::function<void()>> actions_;  // of the queued events, by DriverEvent::action
+  std::vector<std::uint32_t> free_actions_;
   simgrid::kernel::timer::Timer* wakeup_ = nullptr;  // the SimGrid timer at wakeup_at_us_
   TimeUs wakeup_at_us_ = kNever;
   bool running_events_ = false;

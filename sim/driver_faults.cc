@@ -131,7 +131,8 @@ void Driver::cancel_on_worker(int wi, RequestId id) {
   }
   if (!w.alive) return;
   settle(wi);
-  if (w.busy && w.has_tail && plan_contains(w.plan, id)) {
+  // A sequence in the step under way leaves when the step ends.
+  if (w.busy && ((w.has_tail && plan_contains(w.plan, id)) || (w.in_run() && w.state->is_running(id)))) {
     w.cancel_after_tail.push_back(id);
     return;
   }

@@ -24,9 +24,7 @@ namespace {
 
 // The heap order of DriverEvents: the later one is "less".
 bool later(const DriverEvent& a, const DriverEvent& b) {
-  if (a.at_us != b.at_us) return a.at_us > b.at_us;
-  if (a.order != b.order) return a.order > b.order;
-  return a.seq > b.seq;
+  return a.at_us != b.at_us ? a.at_us > b.at_us : a.key > b.key;
 }
 
 // Peak resident memory of this process so far (the simulation runs in its own child).
@@ -111,11 +109,7 @@ nlohmann::json Driver::run() {
   if (network_ == Network::kFlow) {
     engine.run();
   } else {
-    while (!queue_.empty()) {
-      DriverEvent e = pop_event();
-      clock_us_ = e.at_us;
-      e.fn();
-    }
+    while (!queue_.empty()) pop_event(&clock_us_)();
   }
   double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   progress_.finish();
@@ -152,16 +146,28 @@ ClusterView Driver::view() {
 }
 
 void Driver::schedule(TimeUs at_us, std::function<void()> fn, EventOrder order) {
-  queue_.push_back(DriverEvent{at_us, order, queue_seq_++, std::move(fn)});
+  std::uint32_t action;
+  if (free_actions_.empty()) {
+    action = static_cast<std::uint32_t>(actions_.size());
+    actions_.push_back(std::move(fn));
+  } else {
+    action = free_actions_.back();
+    free_actions_.pop_back();
+    actions_[action] = std::move(fn);
+  }
+  const std::uint64_t key = (std::uint64_t(order) << 63) | queue_seq_++;
+  queue_.push_back(DriverEvent{at_us, key, action});
   std::push_heap(queue_.begin(), queue_.end(), later);
   if (!own_clock_ && !running_events_ && at_us < wakeup_at_us_) arm_wakeup();
 }
 
-DriverEvent Driver::pop_event() {
+std::function<void()> Driver::pop_event(TimeUs* at_us) {
   std::pop_heap(queue_.begin(), queue_.end(), later);
-  DriverEvent e = std::move(queue_.back());
+  const DriverEvent e = queue_.back();
   queue_.pop_back();
-  return e;
+  if (at_us != nullptr) *at_us = e.at_us;
+  free_actions_.push_back(e.action);
+  return std::move(actions_[e.action]);
 }
 
 void Driver::arm_wakeup() {
@@ -181,7 +187,7 @@ void Driver::arm_wakeup() {
 void Driver::run_due_events() {
   running_events_ = true;
   const TimeUs now = now_us();
-  while (!queue_.empty() && queue_.front().at_us <= now) pop_event().fn();
+  while (!queue_.empty() && queue_.front().at_us <= now) pop_event()();
   running_events_ = false;
   arm_wakeup();
 }
@@ -429,20 +435,14 @@ void Driver::apply_run(int wi, std::size_t steps) {
   if (steps == 0) return;
   SimWorker& w = workers_[wi];
   assert(w.run_next + steps <= w.run_ends.size());
-  const bool shapes = recorder_.keeps_steps();
   const auto seqs = static_cast<std::int64_t>(w.state->running().size());
-  std::int64_t context = shapes ? w.state->running_context_tokens() : 0;
-  TimeUs start = w.run_start_us;
-  for (std::size_t k = 0; k < steps; ++k) {
-    const TimeUs end = w.run_ends[w.run_next + k];
-    context += seqs;
-    recorder_.batch(BatchRecord::decode_step(wi, seqs, context, start, end, shapes));
-    start = end;
-  }
+  const std::int64_t context = recorder_.keeps_steps() ? w.state->running_context_tokens() : 0;
+  const TimeUs* ends = w.run_ends.data() + w.run_next;
+  recorder_.decode_steps(wi, seqs, context, w.run_start_us, ends, steps);
   w.run_next += steps;
-  w.run_start_us = start;
-  auto completed = w.state->advance_decode(static_cast<std::int64_t>(steps), start);
-  end_on_worker(wi, completed, start);
+  w.run_start_us = ends[steps - 1];
+  auto completed = w.state->advance_decode(static_cast<std::int64_t>(steps), w.run_start_us);
+  end_on_worker(wi, completed, w.run_start_us);
 }
 
 void Driver::settle(int wi) {
@@ -454,15 +454,10 @@ void Driver::settle(int wi) {
   const auto ended = [&](TimeUs end_us) { return own_clock_ ? end_us < clock_us_ : at_s(end_us) < clock_s; };
   const auto first = w.run_ends.begin() + static_cast<std::ptrdiff_t>(w.run_next);
   apply_run(wi, static_cast<std::size_t>(std::partition_point(first, w.run_ends.end(), ended) - first));
-  if (!w.in_run()) return;  // not reached: a run's end event comes before anything later
-  // The step under way began as a plan: its blocks are taken, and it finishes as the tail.
-  w.plan = w.state->decode_all_plan();
-  w.state->begin(w.plan, w.run_start_us);
-  w.has_tail = true;
-  w.batch_start_us = w.run_start_us;
-  w.busy_until_us = w.run_ends[w.run_next];
-  w.run_ends.clear();
-  w.run_next = 0;
+  // The step under way ends the run (as a tail would): what reached the worker waits for it.
+  if (!w.in_run() || w.run_next + 1 == w.run_ends.size()) return;
+  w.run_ends.resize(w.run_next + 1);
+  w.busy_until_us = w.run_ends.back();
   ++w.run_epoch;  // the run's end event is void
   schedule_run_end(wi, w.busy_until_us);
 }
