@@ -107,9 +107,26 @@ void WorkerState::erase_waiting(std::vector<RequestId>& ids) {
   waiting_.erase(waiting_.begin() + static_cast<std::ptrdiff_t>(out), waiting_.end());
 }
 
+const std::vector<WorkerState::Slot*>& WorkerState::running_slots() const {
+  std::vector<Slot*>& slots = running_slots_.slots;
+  if (slots.size() != running_.size()) {
+    slots.clear();
+    for (RequestId id : running_) slots.push_back(const_cast<Slot*>(&slot(id)));
+  }
+  return slots;
+}
+
 void WorkerState::sweep_running() {
-  auto leaving = [this](RequestId id) { return slot(id).leaving; };
-  running_.erase(std::remove_if(running_.begin(), running_.end(), leaving), running_.end());
+  const std::vector<Slot*>& slots = running_slots();
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < running_.size(); ++i) {
+    if (slots[i]->leaving) continue;
+    running_[kept] = running_[i];
+    running_slots_.slots[kept] = slots[i];
+    ++kept;
+  }
+  running_.resize(kept);
+  running_slots_.slots.resize(kept);
 }
 
 void WorkerState::release_blocks(Sequence& seq) {
@@ -177,6 +194,7 @@ std::vector<Sequence> WorkerState::clear() {
   slots_.clear();
   waiting_.clear();
   running_.clear();
+  running_slots_.slots.clear();
   return out;
 }
 
@@ -215,6 +233,7 @@ void WorkerState::start_entry(const BatchEntry& entry, BatchKind kind, TimeUs no
   Sequence& seq = s.seq;
   if (!s.running) {
     s.running = true;
+    if (running_slots_.slots.size() == running_.size()) running_slots_.slots.push_back(&s);
     running_.push_back(entry.id);
     scratch_ids_.push_back(entry.id);
     if (seq.started_us == kNever) seq.started_us = now_us;
@@ -325,8 +344,8 @@ std::vector<Finished> WorkerState::finish(const BatchPlan& plan, TimeUs now_us) 
 std::int64_t WorkerState::decode_steps_to_completion() const {
   if (running_.empty()) return 0;
   std::int64_t steps = INT64_MAX;
-  for (RequestId id : running_) {
-    const Sequence& seq = slot(id).seq;
+  for (const Slot* s : running_slots()) {
+    const Sequence& seq = s->seq;
     if (seq.in_prefill() || seq.done()) return 0;
     steps = std::min<std::int64_t>(steps, seq.output_target() - seq.generated);
   }
@@ -335,16 +354,15 @@ std::int64_t WorkerState::decode_steps_to_completion() const {
 
 std::int64_t WorkerState::decode_blocks_needed(std::int64_t steps) const {
   std::int64_t blocks = 0;
-  for (RequestId id : running_) {
-    const Sequence& seq = slot(id).seq;
-    blocks += std::max<std::int64_t>(0, kv_.blocks_for(seq.computed + steps) - seq.kv_blocks);
+  for (const Slot* s : running_slots()) {
+    blocks += std::max<std::int64_t>(0, kv_.blocks_for(s->seq.computed + steps) - s->seq.kv_blocks);
   }
   return blocks;
 }
 
 std::int64_t WorkerState::running_context_tokens() const {
   std::int64_t tokens = 0;
-  for (RequestId id : running_) tokens += slot(id).seq.computed;
+  for (const Slot* s : running_slots()) tokens += s->seq.computed;
   return tokens;
 }
 
@@ -362,9 +380,8 @@ std::vector<Finished> WorkerState::advance_decode(std::int64_t steps, TimeUs now
   assert(decode_blocks_needed(steps) <= kv_.free() || !kv_.tracked());
   bool any_done = false;
   const auto n = static_cast<std::int32_t>(steps);
-  for (RequestId id : running_) {
-    Slot& s = slot(id);
-    Sequence& seq = s.seq;
+  for (Slot* s : running_slots()) {
+    Sequence& seq = s->seq;
     seq.computed += n;
     seq.generated += n;
     const std::int64_t blocks_needed = kv_.blocks_for(seq.computed);
@@ -372,14 +389,14 @@ std::vector<Finished> WorkerState::advance_decode(std::int64_t steps, TimeUs now
       kv_.take(blocks_needed - seq.kv_blocks);
       seq.kv_blocks = blocks_needed;
     }
-    if (seq.done()) s.leaving = any_done = true;
+    if (seq.done()) s->leaving = any_done = true;
   }
   std::vector<Finished> completed;
   if (!any_done) return completed;
   // In running order, as finish() of decode_all_plan() returns them.
   scratch_ids_.clear();
-  for (RequestId id : running_) {
-    if (slot(id).leaving) scratch_ids_.push_back(id);
+  for (const Slot* s : running_slots()) {
+    if (s->leaving) scratch_ids_.push_back(s->seq.request.id);
   }
   sweep_running();
   for (RequestId id : scratch_ids_) {

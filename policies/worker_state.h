@@ -88,6 +88,8 @@ class WorkerState {
   const std::deque<RequestId>& waiting() const { return waiting_; }
   // Running sequences in the order they started.
   const std::vector<RequestId>& running() const { return running_; }
+  // The i-th of running(). REQUIRES: i < running().size().
+  const Sequence& running_sequence(std::size_t i) const { return running_slots()[i]->seq; }
   // REQUIRES: id is waiting or running here.
   const Sequence& get(RequestId id) const;
   // True when `id` is here and running.
@@ -176,8 +178,25 @@ class WorkerState {
   void start_entry(const BatchEntry& entry, BatchKind kind, TimeUs now_us);
   Finished take_out(RequestId id, Outcome outcome, std::string reason);
 
+  // The running sequences' slots in running_ order, so that loops over the running set skip the id
+  // lookups (IdTable keeps its values' addresses). A copied WorkerState starts without them and
+  // rebuilds them on first use (running_slots()).
+  struct SlotPointers {
+    std::vector<Slot*> slots;
+    SlotPointers() = default;
+    SlotPointers(const SlotPointers&) {}
+    SlotPointers& operator=(const SlotPointers&) {
+      slots.clear();
+      return *this;
+    }
+    SlotPointers(SlotPointers&&) = default;
+    SlotPointers& operator=(SlotPointers&&) = default;
+  };
+  const std::vector<Slot*>& running_slots() const;
+
   KvBlocks kv_;
   IdTable<Slot> slots_;
+  mutable SlotPointers running_slots_;
   std::deque<RequestId> waiting_;
   std::vector<RequestId> running_;
   std::int64_t front_ordinal_ = 0;  // ordinal of waiting_.front() once pushed to the front

@@ -121,7 +121,7 @@ void ContinuousBatcher::plan_running(const WorkerState& state, BatchPlan& plan, 
   const auto& ids = state.running();
   const std::size_t n = ids.size();
   running_.resize(n);
-  for (std::size_t i = 0; i < n; ++i) running_[i] = &state.get(ids[i]);
+  for (std::size_t i = 0; i < n; ++i) running_[i] = &state.running_sequence(i);
   order_.resize(n);
   std::iota(order_.begin(), order_.end(), std::size_t{0});
   if (options_.order == QueueOrder::kPriority) {
