@@ -39,8 +39,6 @@ const std::map<std::string, Outcome>& outcomes_by_name() {
   return m;
 }
 
-
-double get(const RequestMetrics& m, int k) { return k == 0 ? m.latency : k == 1 ? m.ttft : m.tpot; }
 const char* const kNames[3] = {"latency_ms", "ttft_ms", "tpot_ms"};
 
 double quantile(std::vector<double> v, double q) {

@@ -216,9 +216,11 @@ class Driver : private Carrier {
   simgrid::kernel::timer::Timer* wakeup_ = nullptr;  // the SimGrid timer at wakeup_at_us_
   TimeUs wakeup_at_us_ = kNever;
   bool running_events_ = false;
-  // Without a flow network no SimGrid activity runs: the driver then runs its queue itself, on its
-  // own clock (the same order and times as behind SimGrid's timer, without SimGrid's step per event).
-  bool own_clock_ = false;
+  // While no flow is under way (always, without a flow network) the driver runs its queue itself,
+  // on its own clock: the same order and times as behind SimGrid's timer, without SimGrid's step
+  // per event. A flow's start brings SimGrid's clock to the driver's (transmit()).
+  bool own_clock_ = true;
+  int flows_ = 0;  // flows under way
   TimeUs clock_us_ = 0;
   std::deque<Pending> pool_;
   std::vector<Pending*> free_;

@@ -97,7 +97,7 @@ nlohmann::json Driver::run() {
   sg4::Engine& engine = *sg4::Engine::get_instance();
   platform_ = build_platform(config_.cluster);
   start_clock_s_ = sg4::Engine::get_clock();
-  own_clock_ = network_ != Network::kFlow;
+  own_clock_ = true;  // with a flow network, until the first flow starts
   sg4::Activity::on_completion_cb([this](const sg4::Activity& a) { on_completion(a); });
   auto wall_start = std::chrono::steady_clock::now();
   schedule_faults();  // first, so that a fault applies to the arrivals at its own time
@@ -106,10 +106,19 @@ nlohmann::json Driver::run() {
     next_arrival_us_ = requests_[0].arrival_us;
     schedule_arrival(0);
   }
-  if (network_ == Network::kFlow) {
-    engine.run();
-  } else {
-    while (!queue_.empty()) pop_event(&clock_us_)();
+  for (;;) {
+    if (flows_ > 0) {
+      // SimGrid leads while a flow is under way; it returns once the last one ended (no flow and
+      // no wake-up left in it), and the driver's clock takes over at SimGrid's time.
+      own_clock_ = false;
+      arm_wakeup();
+      engine.run();
+      clock_us_ = now_us();
+      own_clock_ = true;
+      continue;
+    }
+    if (queue_.empty()) break;
+    pop_event(&clock_us_)();
   }
   double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   progress_.finish();
@@ -158,7 +167,7 @@ void Driver::schedule(TimeUs at_us, std::function<void()> fn, EventOrder order) 
   const std::uint64_t key = (std::uint64_t(order) << 63) | queue_seq_++;
   queue_.push_back(DriverEvent{at_us, key, action});
   std::push_heap(queue_.begin(), queue_.end(), later);
-  if (!own_clock_ && !running_events_ && at_us < wakeup_at_us_) arm_wakeup();
+  if (!own_clock_ && flows_ > 0 && !running_events_ && at_us < wakeup_at_us_) arm_wakeup();
 }
 
 std::function<void()> Driver::pop_event(TimeUs* at_us) {
@@ -174,7 +183,7 @@ void Driver::arm_wakeup() {
   if (wakeup_ != nullptr) wakeup_->remove();
   wakeup_ = nullptr;
   wakeup_at_us_ = kNever;
-  if (queue_.empty()) return;
+  if (queue_.empty() || flows_ == 0) return;  // with no flow under way, the driver's own loop runs the queue
   wakeup_at_us_ = queue_.front().at_us;
   // An event at the current microsecond runs at once: SimGrid's clock may be a fraction past it
   // (a flow ends between microseconds), and it refuses a timer in the past.
@@ -265,6 +274,14 @@ void Driver::transmit(Pending* p, double bytes) {
     });
     return;
   }
+  if (own_clock_) {
+    // The first flow after a quiet spell: SimGrid, with nothing under way, jumps to the driver's
+    // clock (unless it already is a fraction of a microsecond past it), and leads from here.
+    const double at = at_s(clock_us_);
+    if (at > sg4::Engine::get_clock()) sg4::Engine::get_instance()->run_until(at);
+    own_clock_ = false;
+  }
+  ++flows_;
   const bool to_worker = p->kind == Pending::kToWorker;
   sg4::Host* from = to_worker ? platform_.router : platform_.workers[worker];
   sg4::Host* to = to_worker ? platform_.workers[worker] : platform_.router;
@@ -289,7 +306,9 @@ void Driver::on_completion(const sg4::Activity& a) {
   auto* p = a.get_data<Pending>();
   if (p == nullptr) return;
   ++events_;
+  --flows_;
   handle(*p);
+  if (flows_ == 0 && !running_events_) arm_wakeup();  // removes the wake-up: SimGrid's run ends
 }
 
 void Driver::handle(Pending& p) {
