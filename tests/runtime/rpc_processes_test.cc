@@ -163,7 +163,18 @@ TEST_F(RpcProcesses, WithoutRetriesAKilledWorkersRequestsEndAsDroppedAndLaterOne
   ASSERT_FALSE(HasFailure());
   const auto began = Clock::now();
   pid_t replay = start_replay(trace, port, 10);
-  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  // Killed while the router has requests in flight to it (its gauge, polled), not at a fixed
+  // moment that may fall between two of its requests.
+  const std::string in_flight = "twinfer_worker_in_flight{worker=\"cpu/cpu1\"} ";
+  const auto poll_until = Clock::now() + std::chrono::seconds(10);
+  for (;;) {
+    const std::string metrics = http_get(metrics_port_, "/metrics");
+    const auto at = metrics.find(in_flight);
+    if (at != std::string::npos && std::atof(metrics.c_str() + at + in_flight.size()) >= 1) break;
+    ASSERT_LT(Clock::now(), poll_until) << "worker 1 never had a request in flight";
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
   ::kill(workers_[1], SIGKILL);
   const double killed_s = std::chrono::duration<double>(Clock::now() - began).count();
   ASSERT_EQ(children_->wait_exit(replay, 180), 0) << children_->log("replay.log");
