@@ -4,13 +4,8 @@ namespace twinfer {
 
 void CostModel::decode_times_us(const InstanceSpec& instance, std::int64_t seqs, std::int64_t context_tokens,
                                 std::int64_t steps, std::vector<TimeUs>& out) const {
-  IterationShape shape;
-  shape.decode_seqs = seqs;
-  shape.decode_context_tokens = context_tokens;
-  for (std::int64_t j = 0; j < steps; ++j) {
-    shape.decode_context_tokens += seqs;
-    out.push_back(iteration_time_us(instance, shape));
-  }
+  append_decode_times(seqs, context_tokens, steps, out,
+                      [&](const IterationShape& shape) { return iteration_time_us(instance, shape); });
 }
 
 TimeUs request_work_us(const CostModel& cost, const InstanceSpec& instance, std::int64_t input_tokens,

@@ -55,6 +55,19 @@ class CostModel {
   }
 };
 
+// The loop behind CostModel::decode_times_us(): appends step_us(shape) for each iteration's shape.
+template <class StepUs>
+void append_decode_times(std::int64_t seqs, std::int64_t context_tokens, std::int64_t steps, std::vector<TimeUs>& out,
+                         StepUs step_us) {
+  IterationShape shape;
+  shape.decode_seqs = seqs;
+  shape.decode_context_tokens = context_tokens;
+  for (std::int64_t j = 0; j < steps; ++j) {
+    shape.decode_context_tokens += seqs;
+    out.push_back(step_us(shape));
+  }
+}
+
 // Predicted time of one request alone on an instance: a request-level batch of one.
 TimeUs request_work_us(const CostModel& cost, const InstanceSpec& instance, std::int64_t input_tokens,
                        std::int64_t output_tokens);

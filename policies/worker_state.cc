@@ -374,8 +374,7 @@ BatchPlan WorkerState::decode_all_plan() const {
   return plan;
 }
 
-std::vector<Finished> WorkerState::advance_decode(std::int64_t steps, TimeUs now_us) {
-  (void)now_us;  // a decode step sets no time on its sequences
+std::vector<Finished> WorkerState::advance_decode(std::int64_t steps) {
   assert(steps >= 1 && steps <= decode_steps_to_completion());
   assert(decode_blocks_needed(steps) <= kv_.free() || !kv_.tracked());
   bool any_done = false;

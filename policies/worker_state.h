@@ -143,11 +143,11 @@ class WorkerState {
   std::int64_t running_context_tokens() const;
   // A plan that decodes every running sequence once, in running order.
   BatchPlan decode_all_plan() const;
-  // Carries out `steps` such steps, the last one ending at `now_us`: the same as `steps` times
-  // begin() and finish() of decode_all_plan(). Returns the sequences that completed, in running
+  // Carries out `steps` such steps: the same as `steps` times begin() and finish() of
+  // decode_all_plan() (a decode step sets no time on its sequences). Returns the sequences that completed, in running
   // order. REQUIRES: 1 <= steps <= decode_steps_to_completion(), and the blocks taken fit
   // (decode_blocks_needed(steps) <= kv().free()).
-  std::vector<Finished> advance_decode(std::int64_t steps, TimeUs now_us);
+  std::vector<Finished> advance_decode(std::int64_t steps);
 
   // Shapes of a plan, for the cost model. REQUIRES: called after begin(plan) and before finish(plan).
   IterationShape iteration_shape(const BatchPlan& plan) const;

@@ -207,8 +207,7 @@ class Driver : private Carrier {
   double start_clock_s_ = 0;
   TimeUs next_arrival_us_ = kNever;  // no new request can reach any worker earlier
   std::int64_t events_ = 0;
-  bool fast_forward_ = true;  // sim.fast_forward
-  bool run_ahead_ = false;    // workers may run ahead of the router (fast_forward_ and ViewUse)
+  bool run_ahead_ = false;  // workers may run ahead of the router (sim.fast_forward and ViewUse)
   std::vector<DriverEvent> queue_;  // a heap: the earliest first
   std::uint64_t queue_seq_ = 0;
   std::vector<std::function<void()>> actions_;  // of the queued events, by DriverEvent::action

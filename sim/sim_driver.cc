@@ -72,10 +72,9 @@ Driver::Driver(const RunConfig& config, const Trace& trace, const SimRunOptions&
              : config.sim.network == "latency" ? Network::kLatency
                                                : Network::kNone;
   track_health_ = !options.faults.empty() || protection_.health.breaker.slow_call_us > 0;
-  fast_forward_ = config.sim.fast_forward;
   // Views are exact in queue lengths while workers run ahead, not in KV use or utilization; an
   // autoscaler reads those.
-  run_ahead_ = fast_forward_ && router_->view_use() <= ViewUse::kQueues &&
+  run_ahead_ = config.sim.fast_forward && router_->view_use() <= ViewUse::kQueues &&
                admission_->view_use() <= ViewUse::kQueues && shed_->view_use() <= ViewUse::kQueues &&
                !elastic_->autoscaling();
   DispatcherParts d;
@@ -460,7 +459,7 @@ void Driver::apply_run(int wi, std::size_t steps) {
   recorder_.decode_steps(wi, seqs, context, w.run_start_us, ends, steps);
   w.run_next += steps;
   w.run_start_us = ends[steps - 1];
-  auto completed = w.state->advance_decode(static_cast<std::int64_t>(steps), w.run_start_us);
+  auto completed = w.state->advance_decode(static_cast<std::int64_t>(steps));
   end_on_worker(wi, completed, w.run_start_us);
 }
 
@@ -521,7 +520,7 @@ void Driver::kick(int wi) {
       auto dropped = w.state->purge_waiting(*admission_, t);
       end_on_worker(wi, dropped, t);
     }
-    const std::int64_t steady = fast_forward_ && !w.device_error ? w.batcher->steady_decode_steps(*w.state) : 0;
+    const std::int64_t steady = config_.sim.fast_forward && !w.device_error ? w.batcher->steady_decode_steps(*w.state) : 0;
     if (steady > 0) {
       plan_run(wi, t, steady, run_ahead ? external : horizon);
       const auto before = std::lower_bound(w.run_ends.begin(), w.run_ends.end(), horizon) - w.run_ends.begin();

@@ -146,13 +146,9 @@ TimeUs round_step_us(double seconds) {
 
 void decode_times_us(const StepCoefficients& c, const ModelTerms& m, std::int64_t seqs, std::int64_t context_tokens,
                      std::int64_t steps, std::vector<TimeUs>& out) {
-  IterationShape shape;
-  shape.decode_seqs = seqs;
-  shape.decode_context_tokens = context_tokens;
-  for (std::int64_t j = 0; j < steps; ++j) {
-    shape.decode_context_tokens += seqs;
-    out.push_back(round_step_us(step_seconds(c, m, step_work(shape))));
-  }
+  append_decode_times(seqs, context_tokens, steps, out, [&](const IterationShape& shape) {
+    return round_step_us(step_seconds(c, m, step_work(shape)));
+  });
 }
 
 }  // namespace twinfer

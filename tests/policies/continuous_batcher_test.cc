@@ -259,10 +259,10 @@ void expect_steady_steps_as_planned(const ContinuousBatcher& batcher, const Work
     ASSERT_TRUE(stepped.begin(plan, now).empty());
     now += 10;
     completed = stepped.finish(plan, now);
-    if (k < steps) ASSERT_TRUE(completed.empty()) << "a completion before the last steady step";
+    if (k < steps) { ASSERT_TRUE(completed.empty()) << "a completion before the last steady step"; }
   }
   WorkerState fast = state;
-  std::vector<Finished> fast_completed = fast.advance_decode(steps, now);
+  std::vector<Finished> fast_completed = fast.advance_decode(steps);
   ASSERT_EQ(fast_completed.size(), completed.size());
   for (std::size_t i = 0; i < completed.size(); ++i) {
     EXPECT_EQ(fast_completed[i].seq.request.id, completed[i].seq.request.id);
@@ -386,7 +386,7 @@ TEST_P(ContinuousEndToEnd, EveryRequestEndsOnceWithinLimits) {
   } else {
     EXPECT_GT(steady_checks, 100);
     // (Whole prompts fill the cache in bigger steps: there, admission runs it out of blocks first.)
-    if (o.chunked_prefill) EXPECT_GT(kv_limited, 0) << "the scenario should run out of blocks in steady steps";
+    if (o.chunked_prefill) { EXPECT_GT(kv_limited, 0) << "the scenario should run out of blocks in steady steps"; }
   }
 }
 

@@ -89,7 +89,7 @@ TEST_P(FastForward, WritesTheSameOutputsWithFewerEvents) {
   EXPECT_EQ(on.timeline, off.timeline);
   EXPECT_EQ(on.steps, off.steps);
   EXPECT_EQ(on.summary["requests"]["total"].get<std::int64_t>(), 2000);
-  if (s.runs_ahead) EXPECT_LT(on.events * 4, off.events * 3) << "fast forward should save events";
+  if (s.runs_ahead) { EXPECT_LT(on.events * 4, off.events * 3) << "fast forward should save events"; }
 }
 
 INSTANTIATE_TEST_SUITE_P(
