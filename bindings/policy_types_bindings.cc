@@ -22,12 +22,12 @@ void bind_request(py::module_& m) {
   py::class_<Request>(m, "Request", "One request of a trace (times in microseconds).")
       .def_readonly("id", &Request::id)
       .def_readonly("arrival_us", &Request::arrival_us)
-      .def_readonly("model", &Request::model)
+      .def_property_readonly("model", [](const Request& r) { return r.model.str(); })
       .def_readonly("priority", &Request::priority)
       .def_readonly("input_tokens", &Request::input_tokens)
       .def_readonly("output_tokens", &Request::output_tokens)
       .def_readonly("deadline_us", &Request::deadline_us)
-      .def_readonly("session", &Request::session)
+      .def_property_readonly("session", [](const Request& r) { return r.session.str(); })
       .def("__repr__", [](const Request& r) {
         return "<twinfer.Request id=" + std::to_string(r.id) + " arrival_us=" + std::to_string(r.arrival_us) +
                " input_tokens=" + std::to_string(r.input_tokens) +

@@ -7,7 +7,7 @@ namespace twinfer {
 namespace {
 
 std::string model_text(const Request& request) {
-  return request.model.empty() ? "any model" : "model '" + request.model + "'";
+  return request.model.empty() ? "any model" : "model '" + request.model.str() + "'";
 }
 
 }  // namespace

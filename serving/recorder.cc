@@ -99,29 +99,22 @@ BatchRecord BatchRecord::decode_step(int worker, std::int64_t seqs, std::int64_t
 
 Recorder::Recorder(const std::vector<Request>& requests, std::vector<std::string> workers, SloSpec slo,
                    bool keep_batches, bool keep_steps)
-    : workers_(std::move(workers)), slo_(slo), keep_batches_(keep_batches), keep_steps_(keep_steps), last_batch_(workers_.size(), -1),
-      totals_(workers_.size()) {
-  records_.resize(requests.size());
-  for (std::size_t i = 0; i < requests.size(); ++i) {
-    const Request& r = requests[i];
-    assert(r.id == i);
-    RequestRecord& rec = records_[i];
-    rec.id = r.id;
-    rec.arrival_us = r.arrival_us;
-    rec.input_tokens = r.input_tokens;
-    rec.output_tokens = r.output_tokens;
-    rec.priority = r.priority;
-    rec.deadline_us = r.deadline_us;
-  }
+    : requests_(&requests), progress_(requests.size()), workers_(std::move(workers)), slo_(slo),
+      keep_batches_(keep_batches), keep_steps_(keep_steps), last_batch_(workers_.size(), -1), totals_(workers_.size()) {
+  for (std::size_t i = 0; i < requests.size(); ++i) assert(requests[i].id == i);
 }
 
-RequestRecord& Recorder::end(RequestId id, Outcome outcome, const std::string& reason, TimeUs now_us) {
-  assert(id < records_.size());
-  RequestRecord& r = records_[id];
+Recorder::Progress& Recorder::end(RequestId id, Outcome outcome, const std::string& reason, TimeUs now_us) {
+  assert(id < progress_.size());
+  Progress& r = progress_[id];
   assert(!r.ended && "a request ended twice");
   r.ended = true;
   r.outcome = outcome;
-  r.reason = reason;
+  if (!reason.empty()) {
+    auto [it, added] = reason_index_.try_emplace(reason, static_cast<std::uint32_t>(reasons_.size()));
+    if (added) reasons_.push_back(reason);
+    r.reason = it->second;
+  }
   r.end_us = now_us;
   return r;
 }
@@ -131,8 +124,37 @@ void Recorder::reject(RequestId id, TimeUs now_us, const std::string& reason) {
 }
 
 void Recorder::routed(RequestId id, int worker) {
-  records_[id].worker = worker;
-  ++records_[id].attempts;
+  progress_[id].worker = worker;
+  ++progress_[id].attempts;
+}
+
+RequestRecord Recorder::record(RequestId id) const {
+  const Request& q = (*requests_)[id];
+  const Progress& p = progress_[id];
+  RequestRecord r;
+  r.id = q.id;
+  r.arrival_us = q.arrival_us;
+  r.input_tokens = q.input_tokens;
+  r.output_tokens = q.output_tokens;
+  r.priority = q.priority;
+  r.deadline_us = q.deadline_us;
+  r.worker = p.worker;
+  r.start_us = p.start_us;
+  r.first_token_us = p.first_token_us;
+  r.end_us = p.end_us;
+  r.preemptions = p.preemptions;
+  r.attempts = p.attempts;
+  r.ended = p.ended;
+  r.outcome = p.outcome;
+  r.reason = reasons_[p.reason];
+  return r;
+}
+
+std::vector<RequestRecord> Recorder::records() const {
+  std::vector<RequestRecord> out;
+  out.reserve(progress_.size());
+  for (RequestId id = 0; id < progress_.size(); ++id) out.push_back(record(id));
+  return out;
 }
 
 void Recorder::lost(RequestId id, Outcome outcome, const std::string& reason, TimeUs now_us) {
@@ -151,7 +173,7 @@ void Recorder::marker(TimeUs at_us, int worker, const std::string& name, const s
 
 void Recorder::finished(const Sequence& seq, int worker, Outcome outcome, const std::string& reason,
                         TimeUs first_token_us, TimeUs end_us) {
-  RequestRecord& r = end(seq.request.id, outcome, reason, end_us);
+  Progress& r = end(seq.request.id, outcome, reason, end_us);
   r.worker = worker;
   r.start_us = seq.started_us == kNever ? -1 : seq.started_us;
   r.first_token_us = outcome == Outcome::kCompleted ? first_token_us : -1;
@@ -218,36 +240,38 @@ void Recorder::decode_steps(int worker, std::int64_t seqs, std::int64_t context_
 void Recorder::check_all_ended() const {
   std::string missing;
   int n = 0;
-  for (const auto& r : records_) {
-    if (r.ended) continue;
-    if (++n <= 10) missing += (missing.empty() ? "" : ", ") + std::to_string(r.id);
+  for (RequestId id = 0; id < progress_.size(); ++id) {
+    if (progress_[id].ended) continue;
+    if (++n <= 10) missing += (missing.empty() ? "" : ", ") + std::to_string(id);
   }
   if (n > 0) throw Error(std::to_string(n) + " request(s) never ended (ids " + missing + (n > 10 ? ", ..." : "") + ")");
 }
 
-bool Recorder::meets_slo(const RequestRecord& r) const {
+bool Recorder::meets_slo(const Request& q, const Progress& r) const {
   if (!r.ended || r.outcome != Outcome::kCompleted) return false;
-  double latency_ms = ms_from_us(r.end_us - r.arrival_us);
-  double ttft_ms = ms_from_us(r.first_token_us - r.arrival_us);
+  double latency_ms = ms_from_us(r.end_us - q.arrival_us);
+  double ttft_ms = ms_from_us(r.first_token_us - q.arrival_us);
   if (slo_.latency_ms > 0 && latency_ms > slo_.latency_ms) return false;
   if (slo_.ttft_ms > 0 && ttft_ms > slo_.ttft_ms) return false;
-  if (slo_.tpot_ms > 0 && r.output_tokens > 1 &&
-      ms_from_us(r.end_us - r.first_token_us) / (r.output_tokens - 1) > slo_.tpot_ms) {
+  if (slo_.tpot_ms > 0 && q.output_tokens > 1 &&
+      ms_from_us(r.end_us - r.first_token_us) / (q.output_tokens - 1) > slo_.tpot_ms) {
     return false;
   }
-  return r.deadline_us == kNever || r.end_us <= r.deadline_us;
+  return q.deadline_us == kNever || r.end_us <= q.deadline_us;
 }
 
-nlohmann::json Recorder::request_stats(const std::function<bool(const RequestRecord&)>& selected) const {
+nlohmann::json Recorder::request_stats(const std::function<bool(const Progress&)>& selected) const {
   std::int64_t total = 0, retried = 0, retries = 0;
   std::int64_t completed = 0, rejected = 0, dropped = 0, timed_out = 0, met = 0, out_tokens = 0, in_tokens = 0;
-  std::map<std::string, std::int64_t> rejected_why, dropped_why, timed_out_why;
-  std::vector<double> latency, ttft, tpot, queue;
+  std::vector<std::int64_t> rejected_why(reasons_.size()), dropped_why(reasons_.size()), timed_out_why(reasons_.size());
   TimeUs first = kNever, last = 0;
-  for (const auto& r : records_) {
+  const std::vector<Request>& requests = *requests_;
+  for (RequestId id = 0; id < progress_.size(); ++id) {
+    const Progress& r = progress_[id];
     if (!selected(r)) continue;
+    const Request& q = requests[id];
     ++total;
-    first = std::min(first, r.arrival_us);
+    first = std::min(first, q.arrival_us);
     if (r.ended) last = std::max(last, r.end_us);
     if (r.attempts > 1) {
       ++retried;
@@ -270,28 +294,49 @@ nlohmann::json Recorder::request_stats(const std::function<bool(const RequestRec
       continue;
     }
     ++completed;
-    out_tokens += r.output_tokens;
-    in_tokens += r.input_tokens;
-    if (meets_slo(r)) ++met;
-    latency.push_back(ms_from_us(r.end_us - r.arrival_us));
-    ttft.push_back(ms_from_us(r.first_token_us - r.arrival_us));
-    queue.push_back(ms_from_us(r.start_us - r.arrival_us));
-    // Responses returned whole (request-level batches) have no time per output token.
-    if (r.output_tokens > 1 && r.end_us > r.first_token_us) {
-      tpot.push_back(ms_from_us(r.end_us - r.first_token_us) / (r.output_tokens - 1));
-    }
+    out_tokens += q.output_tokens;
+    in_tokens += q.input_tokens;
+    if (meets_slo(q, r)) ++met;
   }
   double span_s = total == 0 || last <= first ? 0.0 : s_from_us(last - first);
   auto per_s = [&](double n) { return span_s > 0 ? n / span_s : 0.0; };
+  auto reasons_json = [&](const std::vector<std::int64_t>& counts) {
+    std::map<std::string, std::int64_t> by_name;
+    for (std::size_t i = 0; i < counts.size(); ++i) {
+      if (counts[i] > 0) by_name[reasons_[i]] += counts[i];
+    }
+    return nlohmann::json(by_name);
+  };
+  // One figure's values at a time: a run of ten million requests holds one vector of them, not four.
+  auto completed_stats = [&](auto value_ms, bool (*has)(const Request&, const Progress&)) {
+    std::vector<double> values;
+    values.reserve(static_cast<std::size_t>(completed));
+    for (RequestId id = 0; id < progress_.size(); ++id) {
+      const Progress& r = progress_[id];
+      if (!r.ended || r.outcome != Outcome::kCompleted || !selected(r)) continue;
+      if (has(requests[id], r)) values.push_back(value_ms(requests[id], r));
+    }
+    return stats_ms(std::move(values));
+  };
+  auto always = [](const Request&, const Progress&) { return true; };
 
   nlohmann::json j;
   j["requests"] = {{"total", total}, {"completed", completed}, {"rejected", rejected}, {"dropped", dropped},
                      {"timed_out", timed_out}, {"retried", retried}, {"retries", retries}};
-  j["reasons"] = {{"rejected", rejected_why}, {"dropped", dropped_why}, {"timed_out", timed_out_why}};
-  j["latency_ms"] = stats_ms(std::move(latency));
-  j["ttft_ms"] = stats_ms(std::move(ttft));
-  j["tpot_ms"] = stats_ms(std::move(tpot));
-  j["queue_ms"] = stats_ms(std::move(queue));
+  j["reasons"] = {{"rejected", reasons_json(rejected_why)}, {"dropped", reasons_json(dropped_why)},
+                  {"timed_out", reasons_json(timed_out_why)}};
+  j["latency_ms"] = completed_stats(
+      [](const Request& q, const Progress& r) { return ms_from_us(r.end_us - q.arrival_us); }, always);
+  j["ttft_ms"] = completed_stats(
+      [](const Request& q, const Progress& r) { return ms_from_us(r.first_token_us - q.arrival_us); }, always);
+  // Responses returned whole (request-level batches) have no time per output token.
+  j["tpot_ms"] = completed_stats(
+      [](const Request& q, const Progress& r) {
+        return ms_from_us(r.end_us - r.first_token_us) / (q.output_tokens - 1);
+      },
+      [](const Request& q, const Progress& r) { return q.output_tokens > 1 && r.end_us > r.first_token_us; });
+  j["queue_ms"] = completed_stats(
+      [](const Request& q, const Progress& r) { return ms_from_us(r.start_us - q.arrival_us); }, always);
   j["duration_s"] = span_s;
   j["throughput_rps"] = per_s(double(completed));
   j["tokens_per_s"] = per_s(double(out_tokens));
@@ -311,7 +356,7 @@ nlohmann::json Recorder::summary_by(const std::vector<std::string>& group_of_wor
   nlohmann::json out = nlohmann::json::object();
   for (const auto& group : groups) {
     const std::vector<bool>& members = group.second;
-    out[group.first] = request_stats([&members](const RequestRecord& r) {
+    out[group.first] = request_stats([&members](const Progress& r) {
       return r.worker >= 0 && std::size_t(r.worker) < members.size() && members[r.worker];
     });
   }
@@ -319,7 +364,7 @@ nlohmann::json Recorder::summary_by(const std::vector<std::string>& group_of_wor
 }
 
 nlohmann::json Recorder::summary() const {
-  nlohmann::json j = request_stats([](const RequestRecord&) { return true; });
+  nlohmann::json j = request_stats([](const Progress&) { return true; });
   const double span_s = j["duration_s"].get<double>();
   j["slo"] = {{"ttft_ms", slo_.ttft_ms}, {"tpot_ms", slo_.tpot_ms}, {"latency_ms", slo_.latency_ms}};
   nlohmann::json workers = nlohmann::json::array();
@@ -375,19 +420,24 @@ void Recorder::write_requests_csv(const std::string& path) const {
   std::vector<std::string> worker_fields;
   for (const auto& w : workers_) worker_fields.push_back(csv_field(w));
   const std::string no_worker;
+  std::vector<std::string> reason_fields;
+  for (const auto& reason : reasons_) reason_fields.push_back(csv_field(reason));
+  const std::vector<Request>& requests = *requests_;
   CsvLine line;
-  for (const auto& r : records_) {
-    line.num(static_cast<long long>(r.id))
-        .num(r.arrival_us)
+  for (RequestId id = 0; id < progress_.size(); ++id) {
+    const Request& q = requests[id];
+    const Progress& r = progress_[id];
+    line.num(static_cast<long long>(q.id))
+        .num(q.arrival_us)
         .text(r.worker >= 0 ? worker_fields[static_cast<std::size_t>(r.worker)] : no_worker)
         .num(r.start_us)
         .num(r.first_token_us)
         .num(r.end_us)
         .text(r.ended ? outcome_name(r.outcome) : "unfinished")
-        .text(r.reason.empty() ? r.reason : csv_field(r.reason))
-        .num(r.input_tokens)
-        .num(r.output_tokens)
-        .num(r.priority)
+        .text(reason_fields[r.reason])
+        .num(q.input_tokens)
+        .num(q.output_tokens)
+        .num(q.priority)
         .num(r.preemptions)
         .num(r.attempts)
         .write(f.get());

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -72,9 +73,9 @@ struct BatchRecord {
 // Thread safety: none; the driver serializes calls.
 class Recorder {
  public:
-  // `requests` are the run's requests with ids 0..n-1; `workers` names the workers by index.
-  // `keep_batches`: keep the batches for timeline.json; `keep_steps`: keep every step, unmerged,
-  // for steps.csv.
+  // `requests` are the run's requests with ids 0..n-1, read (not copied) until the recorder is
+  // destroyed; `workers` names the workers by index. `keep_batches`: keep the batches for
+  // timeline.json; `keep_steps`: keep every step, unmerged, for steps.csv.
   Recorder(const std::vector<Request>& requests, std::vector<std::string> workers, SloSpec slo,
            bool keep_batches = true, bool keep_steps = false);
 
@@ -85,7 +86,7 @@ class Recorder {
   // Ends a request that is on no worker any more: dropped (its worker failed and it was not
   // retried), timed out, or lost with the router. Keeps the worker of its last attempt.
   void lost(RequestId id, Outcome outcome, const std::string& reason, TimeUs now_us);
-  bool ended(RequestId id) const { return records_[id].ended; }
+  bool ended(RequestId id) const { return progress_[id].ended; }
   // An instant event in the timeline (a fault, a health change) on `worker`'s track, or on the
   // router's track when worker < 0.
   void marker(TimeUs at_us, int worker, const std::string& name, const std::string& detail);
@@ -104,7 +105,10 @@ class Recorder {
   void decode_steps(int worker, std::int64_t seqs, std::int64_t context_tokens, TimeUs start_us, const TimeUs* ends,
                     std::size_t steps);
 
-  const std::vector<RequestRecord>& records() const { return records_; }
+  // The rows of requests.csv, built on demand: the recorder keeps only what the run added to each
+  // request (a tenth of a million-request trace's memory went to copies of its fields).
+  std::vector<RequestRecord> records() const;
+  RequestRecord record(RequestId id) const;
   const std::vector<std::string>& worker_names() const { return workers_; }
   std::int64_t batches() const { return batch_count_; }
   // Throws twinfer::Error listing requests that never ended.
@@ -124,11 +128,28 @@ class Recorder {
   bool keeps_steps() const { return keep_steps_; }
 
  private:
-  RequestRecord& end(RequestId id, Outcome outcome, const std::string& reason, TimeUs now_us);
-  bool meets_slo(const RequestRecord& r) const;
-  nlohmann::json request_stats(const std::function<bool(const RequestRecord&)>& selected) const;
+  // What the run added to one request (RequestRecord less the request's own fields): 40 bytes.
+  struct Progress {
+    TimeUs start_us = -1;
+    TimeUs first_token_us = -1;
+    TimeUs end_us = -1;
+    std::int32_t worker = -1;
+    std::uint32_t reason = 0;  // index in reasons_; 0 is none
+    std::int32_t preemptions = 0;
+    std::uint16_t attempts = 0;
+    bool ended = false;
+    Outcome outcome = Outcome::kCompleted;
+  };
+  static_assert(sizeof(Progress) <= 40, "one Progress per request of a trace: keep it small");
 
-  std::vector<RequestRecord> records_;
+  Progress& end(RequestId id, Outcome outcome, const std::string& reason, TimeUs now_us);
+  bool meets_slo(const Request& q, const Progress& p) const;
+  nlohmann::json request_stats(const std::function<bool(const Progress&)>& selected) const;
+
+  const std::vector<Request>* requests_;
+  std::vector<Progress> progress_;
+  std::vector<std::string> reasons_{""};  // each distinct reason once
+  std::unordered_map<std::string, std::uint32_t> reason_index_;
   std::vector<std::string> workers_;
   SloSpec slo_;
   bool keep_batches_;

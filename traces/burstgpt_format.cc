@@ -24,10 +24,11 @@ std::vector<Request> parse_burstgpt_csv(std::string_view text, const std::string
   std::vector<Request> requests;
   requests.reserve(count_lines(text));
   const auto& names = burstgpt_schema().names;
+  SharedStrings models;
   for_each_csv_row(text, path, burstgpt_schema(), [&](const CsvRow& row) {
     Request r;
     r.arrival_us = parse_seconds_as_us(row.text(kTimestamp), names[kTimestamp], row.at());
-    r.model = row.value(kModel);
+    r.model = models(row.value(kModel));
     r.input_tokens = parse_token_count(row.text(kRequestTokens), names[kRequestTokens], row.at());
     r.output_tokens = parse_token_count(row.text(kResponseTokens), names[kResponseTokens], row.at());
     requests.push_back(r);

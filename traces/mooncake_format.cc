@@ -41,7 +41,7 @@ std::string session_of_hash_ids(const JsonMember& member, const LineLocation& at
   return "h" + std::string(first);
 }
 
-Request parse_mooncake_object(const std::vector<JsonMember>& members, const LineLocation& at) {
+Request parse_mooncake_object(const std::vector<JsonMember>& members, const LineLocation& at, SharedStrings& sessions) {
   Request r;
   bool seen[kKeys] = {};
   for (const auto& member : members) {
@@ -50,7 +50,7 @@ Request parse_mooncake_object(const std::vector<JsonMember>& members, const Line
     if (seen[key]) at.fail(member.key, "duplicate key");
     seen[key] = true;
     if (key == kHashIds) {
-      r.session = session_of_hash_ids(member, at);
+      r.session = sessions(session_of_hash_ids(member, at));
       continue;
     }
     require_kind(member, JsonKind::kNumber, at);
@@ -67,7 +67,10 @@ Request parse_mooncake_object(const std::vector<JsonMember>& members, const Line
 }  // namespace
 
 std::vector<Request> parse_mooncake_jsonl(std::string_view text, const std::string& path) {
-  return parse_json_lines<Request>(text, path, parse_mooncake_object);
+  SharedStrings sessions;
+  return parse_json_lines<Request>(text, path, [&sessions](const std::vector<JsonMember>& members, const LineLocation& at) {
+    return parse_mooncake_object(members, at, sessions);
+  });
 }
 
 }  // namespace twinfer

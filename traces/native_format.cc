@@ -62,19 +62,20 @@ std::string valid_native_keys() {
   return keys;
 }
 
-void set_json_member(NativeRow& row, std::size_t column, const JsonMember& member, const LineLocation& at) {
+void set_json_member(NativeRow& row, std::size_t column, const JsonMember& member, const LineLocation& at,
+                     SharedStrings& names) {
   const bool is_string_column = column == kModel || column == kSession;
   if (member.kind == JsonKind::kNull && column >= kModel) return;  // an optional key left at its default
   if (is_string_column) {
     if (member.kind != JsonKind::kString) at.fail(member.key, std::string("expected a string, got ") + json_kind_name(member.kind));
-    (column == kModel ? row.request.model : row.request.session) = json_string_value(member, at);
+    (column == kModel ? row.request.model : row.request.session) = names(json_string_value(member, at));
     return;
   }
   if (member.kind != JsonKind::kNumber) at.fail(member.key, std::string("expected a number, got ") + json_kind_name(member.kind));
   row.set_number(column, member.raw, at);
 }
 
-Request parse_native_object(const std::vector<JsonMember>& members, const LineLocation& at) {
+Request parse_native_object(const std::vector<JsonMember>& members, const LineLocation& at, SharedStrings& names) {
   NativeRow row;
   bool seen[kColumns] = {};
   for (const auto& member : members) {
@@ -82,7 +83,7 @@ Request parse_native_object(const std::vector<JsonMember>& members, const LineLo
     if (column == kColumns) at.fail(member.key, "unknown key; valid keys: " + valid_native_keys());
     if (seen[column]) at.fail(member.key, "duplicate key");
     seen[column] = true;
-    set_json_member(row, column, member, at);
+    set_json_member(row, column, member, at, names);
   }
   for (std::size_t column : {kArrival, kInput, kOutput}) {
     if (!seen[column]) at.fail(native_schema().names[column], "missing key");
@@ -126,6 +127,7 @@ void check_writable_text(const Request& r, const std::string& value, const char*
 std::vector<Request> parse_native_csv(std::string_view text, const std::string& path) {
   std::vector<Request> requests;
   requests.reserve(count_lines(text));
+  SharedStrings names;
   for_each_csv_row(text, path, native_schema(), [&](const CsvRow& csv) {
     NativeRow row;
     for (std::size_t column : {kArrival, kInput, kOutput}) {
@@ -134,15 +136,18 @@ std::vector<Request> parse_native_csv(std::string_view text, const std::string& 
     }
     if (!csv.empty(kPriority)) row.set_number(kPriority, csv.text(kPriority), csv.at());
     if (!csv.empty(kDeadline)) row.set_number(kDeadline, csv.text(kDeadline), csv.at());
-    row.request.model = csv.value(kModel);
-    row.request.session = csv.value(kSession);
+    row.request.model = names(csv.value(kModel));
+    row.request.session = names(csv.value(kSession));
     requests.push_back(row.finish(csv.at()));
   });
   return requests;
 }
 
 std::vector<Request> parse_native_jsonl(std::string_view text, const std::string& path) {
-  return parse_json_lines<Request>(text, path, parse_native_object);
+  SharedStrings names;
+  return parse_json_lines<Request>(text, path, [&names](const std::vector<JsonMember>& members, const LineLocation& at) {
+    return parse_native_object(members, at, names);
+  });
 }
 
 std::string format_native_csv(const Trace& trace) {

@@ -159,6 +159,8 @@ Trace generate_synthetic(const SyntheticSpec& spec, std::uint64_t seed) {
   Trace trace;
   trace.requests.resize(static_cast<std::size_t>(spec.requests));
   double arrival_s = 0;
+  const std::vector<SharedString> model_names(spec.models.begin(), spec.models.end());
+  SharedStrings session_names;
   for (std::size_t i = 0; i < trace.requests.size(); ++i) {
     Request& r = trace.requests[i];
     if (i > 0) {
@@ -169,11 +171,12 @@ Trace generate_synthetic(const SyntheticSpec& spec, std::uint64_t seed) {
     r.arrival_us = us_from_s(arrival_s);
     r.input_tokens = input_length.sample(inputs);
     r.output_tokens = output_length.sample(outputs);
-    if (!spec.models.empty()) r.model = spec.models[model_choice.sample(models)];
+    if (!spec.models.empty()) r.model = model_names[model_choice.sample(models)];
     if (!spec.priorities.empty()) r.priority = spec.priorities[priority_choice.sample(priorities)];
     if (spec.deadline_ms > 0) r.deadline_us = r.arrival_us + us_from_ms(spec.deadline_ms);
     if (spec.sessions > 0) {
-      r.session = "s" + std::to_string(static_cast<std::int64_t>(uniform01(sessions) * static_cast<double>(spec.sessions)));
+      r.session = session_names(
+          "s" + std::to_string(static_cast<std::int64_t>(uniform01(sessions) * static_cast<double>(spec.sessions))));
     }
   }
   trace.source = "synthetic seed=" + std::to_string(seed) + " requests=" + std::to_string(spec.requests) +

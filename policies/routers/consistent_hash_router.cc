@@ -43,8 +43,8 @@ ConsistentHashRouter::ConsistentHashRouter(const Options& options) : options_(op
 }
 
 std::uint64_t ConsistentHashRouter::key_hash(const Request& request) const {
-  if (options_.key == Key::kModel) return ring_hash(request.model);
-  if (!request.session.empty()) return ring_hash(request.session);
+  if (options_.key == Key::kModel) return ring_hash(request.model.str());
+  if (!request.session.empty()) return ring_hash(request.session.str());
   return ring_hash(std::to_string(request.id));
 }
 

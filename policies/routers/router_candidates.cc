@@ -24,8 +24,8 @@ std::string no_candidate_reason(const Request& request, const ClusterView& view)
   bool served = false;
   for (const WorkerView& w : view.all()) served = served || w.serves(request.model);
   if (request.model.empty()) return served ? "no healthy worker" : "no worker in the cluster";
-  if (!served) return "no worker serves model '" + request.model + "'";
-  return "no healthy worker for model '" + request.model + "'";
+  if (!served) return "no worker serves model '" + request.model.str() + "'";
+  return "no healthy worker for model '" + request.model.str() + "'";
 }
 
 }  // namespace twinfer

@@ -150,7 +150,7 @@ double WeightedSplit::max_share(const std::string& version, const std::vector<st
 
 double WeightedSplit::point_of(const Request& request) {
   if (options_.sticky && !request.session.empty()) {
-    return static_cast<double>(remix(ring_hash(request.session)) >> 11) * 0x1.0p-53;
+    return static_cast<double>(remix(ring_hash(request.session.str())) >> 11) * 0x1.0p-53;
   }
   return uniform_unit(rng_);
 }

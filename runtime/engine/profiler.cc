@@ -184,7 +184,8 @@ namespace {
 
 void keep_steps(const std::string& dir, const std::vector<LoggedStep>& steps, const std::vector<std::string>& workers) {
   make_output_dir(dir);
-  Recorder log({}, workers, SloSpec{}, false, true);
+  const std::vector<Request> no_requests;
+  Recorder log(no_requests, workers, SloSpec{}, false, true);
   for (const LoggedStep& s : steps) log.batch(s.record);
   log.write_steps_csv(dir + "/steps.csv");
 }

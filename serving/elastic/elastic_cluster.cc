@@ -108,6 +108,9 @@ TimeUs ElasticCluster::cold_start_us(int worker) const {
 }
 
 void ElasticCluster::on_routed(int worker, const Request& request) {
+  // Only decide() reads the tallies (its sample); without an autoscaler they would grow by a
+  // number per request of the run.
+  if (!options_.enabled()) return;
   Pool& pool = *pools_[workers_[worker].pool];
   ++pool.arrivals;
   pool.input_tokens += request.input_tokens;

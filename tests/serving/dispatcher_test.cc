@@ -22,7 +22,7 @@ class FakeCarrier : public Carrier {
   explicit FakeCarrier(std::vector<WorkerView>* views) : views_(views) {}
   ClusterView view() override { return ClusterView{now, views_}; }
   void send(const Request& r, int worker, int attempt) override {
-    log.push_back("send " + std::to_string(r.id) + " " + r.model + " w" + std::to_string(worker) + " #" +
+    log.push_back("send " + std::to_string(r.id) + " " + r.model.str() + " w" + std::to_string(worker) + " #" +
                   std::to_string(attempt));
   }
   void cancel(RequestId id, int worker) override {

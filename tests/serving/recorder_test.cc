@@ -158,6 +158,39 @@ TEST_F(RecorderTest, RetriesAndLostRequestsAreCountedAndMarkersReachTheTimeline)
   EXPECT_EQ(instants, 1);
 }
 
+TEST_F(RecorderTest, RecordsJoinTheRequestsFieldsToWhatTheRunAdded) {
+  reqs[1].priority = 3;
+  reqs[1].deadline_us = 9000;
+  rec.routed(0, 1);
+  rec.finished(seq_of(reqs[0], 200, 1), 1, Outcome::kCompleted, "", 4000, 14000);
+  // Two requests ended for one reason, each with its own copy of the text.
+  rec.reject(1, 1000, std::string("queue full"));
+  rec.routed(2, 0);
+  rec.lost(2, Outcome::kRejected, std::string("queue full"), 2500);
+  const std::vector<RequestRecord> rows = rec.records();
+  ASSERT_EQ(rows.size(), 3u);
+  const RequestRecord& done = rows[0];
+  EXPECT_EQ(done.input_tokens, 100);
+  EXPECT_EQ(done.output_tokens, 11);
+  EXPECT_EQ(done.worker, 1);
+  EXPECT_EQ(done.start_us, 200);
+  EXPECT_EQ(done.first_token_us, 4000);
+  EXPECT_EQ(done.end_us, 14000);
+  EXPECT_EQ(done.preemptions, 1);
+  EXPECT_EQ(done.attempts, 1);
+  EXPECT_TRUE(done.ended);
+  EXPECT_EQ(done.reason, "");
+  EXPECT_EQ(rows[1].arrival_us, 1000);
+  EXPECT_EQ(rows[1].priority, 3);      // read from the request, which the recorder does not copy
+  EXPECT_EQ(rows[1].deadline_us, 9000);
+  EXPECT_EQ(rows[1].outcome, Outcome::kRejected);
+  EXPECT_EQ(rows[1].reason, "queue full");
+  EXPECT_EQ(rows[2].reason, "queue full");
+  EXPECT_EQ(rows[2].worker, 0);
+  EXPECT_EQ(rec.record(2).end_us, 2500);
+  EXPECT_EQ(rec.summary()["reasons"]["rejected"]["queue full"], 2);
+}
+
 TEST_F(RecorderTest, TimelineMergesBackToBackDecodeIterationsOfOneSize) {
   rec.batch({0, 0, 10, 2, 50, 1});   // prefill: its own slice
   rec.batch({0, 10, 20, 2, 0, 2});   // decode

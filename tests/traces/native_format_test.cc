@@ -169,7 +169,7 @@ TEST(WriteTrace, RejectsWhatCannotBeReadBack) {
   t.requests[0].session = "two\nlines";
   EXPECT_EQ(error_of([&] { write_trace(t, write_temp_file("bad.csv", "")); }),
             "write_trace: request 0: session holds a line break");
-  t.requests[0].session.clear();
+  t.requests[0].session = {};
   t.requests[0].arrival_us = 10;
   t.requests[0].deadline_us = 5;
   EXPECT_EQ(error_of([&] { write_trace(t, write_temp_file("bad.jsonl", "")); }),
