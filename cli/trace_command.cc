@@ -2,6 +2,7 @@
 #include <fstream>
 #include <cmath>
 #include <iostream>
+#include <map>
 #include <sstream>
 
 #include "core/error.h"
@@ -31,25 +32,76 @@ const char kUsage[] =
     "info     prints the request count, duration, rate and token length statistics of a trace\n"
     "convert  reads any supported format and writes the native one\n";
 
+// Token lengths counted by value: the exact statistics of any number of requests in little
+// memory (lengths below 2^20 in an array, longer ones in a map).
+class LengthCounts {
+ public:
+  void add(std::int32_t tokens) {
+    ++n_;
+    sum_ += tokens;
+    if (tokens < kDense) {
+      if (static_cast<std::size_t>(tokens) >= dense_.size()) dense_.resize(static_cast<std::size_t>(tokens) + 1, 0);
+      ++dense_[static_cast<std::size_t>(tokens)];
+    } else {
+      ++sparse_[tokens];
+    }
+  }
+  std::int64_t count() const { return n_; }
+  double mean() const { return n_ == 0 ? 0.0 : double(sum_) / double(n_); }
+  // (value, count), ascending by value.
+  std::vector<std::pair<double, std::int64_t>> histogram() const {
+    std::vector<std::pair<double, std::int64_t>> out;
+    for (std::size_t v = 0; v < dense_.size(); ++v) {
+      if (dense_[v] > 0) out.emplace_back(double(v), dense_[v]);
+    }
+    for (const auto& kv : sparse_) out.emplace_back(double(kv.first), kv.second);
+    return out;
+  }
+
+ private:
+  static constexpr std::int32_t kDense = 1 << 20;
+  std::int64_t n_ = 0;
+  std::int64_t sum_ = 0;  // exact: lengths are below 2^31, counts far below 2^32
+  std::vector<std::int64_t> dense_;
+  std::map<std::int32_t, std::int64_t> sparse_;
+};
+
+// What `trace info` prints, gathered a request at a time (a trace streamed from its file, or
+// one in memory).
+class TraceInfo {
+ public:
+  void add(const Request& r) {
+    first_us_ = std::min(first_us_, r.arrival_us);
+    last_us_ = std::max(last_us_, r.arrival_us);
+    input_.add(r.input_tokens);
+    output_.add(r.output_tokens);
+  }
+
+  void print(const std::string& source, std::ostream& out) const {
+    const std::int64_t n = input_.count();
+    const double span_s = n == 0 ? 0 : s_from_us(last_us_ - first_us_);
+    out << source << ": " << n << " requests over " << fmt(span_s, 1) << " s ("
+        << fmt(span_s > 0 ? double(n) / span_s : 0.0, 2) << " req/s)\n";
+    Table tab({"tokens", "mean", "p50", "p90", "p99", "max"});
+    for (const LengthCounts* lengths : {&input_, &output_}) {
+      const auto histogram = lengths->histogram();
+      tab.add({lengths == &input_ ? "input" : "output", fmt(lengths->mean()), fmt(percentile_of_counts(histogram, 50)),
+               fmt(percentile_of_counts(histogram, 90)), fmt(percentile_of_counts(histogram, 99)),
+               fmt(histogram.back().first, 0)});
+    }
+    tab.print(out);
+  }
+
+ private:
+  TimeUs first_us_ = kNever;
+  TimeUs last_us_ = 0;
+  LengthCounts input_, output_;
+};
+
 void print_info(const Trace& t) {
-  std::vector<double> in, out;
-  for (const auto& r : t.requests) {
-    in.push_back(r.input_tokens);
-    out.push_back(r.output_tokens);
-  }
-  std::sort(in.begin(), in.end());
-  std::sort(out.begin(), out.end());
-  double span_s = t.requests.empty() ? 0 : s_from_us(t.requests.back().arrival_us - t.requests.front().arrival_us);
-  std::cout << t.source << ": " << t.requests.size() << " requests over " << fmt(span_s, 1) << " s ("
-            << fmt(span_s > 0 ? double(t.requests.size()) / span_s : 0.0, 2) << " req/s)\n";
-  Table tab({"tokens", "mean", "p50", "p90", "p99", "max"});
-  for (auto* v : {&in, &out}) {
-    double sum = 0;
-    for (double x : *v) sum += x;
-    tab.add({v == &in ? "input" : "output", fmt(v->empty() ? 0.0 : sum / double(v->size())),
-             fmt(percentile(*v, 50)), fmt(percentile(*v, 90)), fmt(percentile(*v, 99)), fmt(v->back(), 0)});
-  }
-  tab.print(std::cout);
+  TraceInfo info;
+  for (const Request& r : t.requests) info.add(r);
+  info.print(t.source, std::cout);
 }
 
 }  // namespace
@@ -79,12 +131,18 @@ int trace_command(int argc, char** argv) {
     print_info(t);
     return 0;
   }
-  if (verb == "info" || verb == "convert") {
+  if (verb == "info") {
+    // Streamed: a trace of any size in a few megabytes.
+    TraceInfo info;
+    const std::string path = args.required("trace");
+    for_each_request(path, args.get("format", "auto"), [&info](const Request& r) { info.add(r); });
+    info.print(path, std::cout);
+    return 0;
+  }
+  if (verb == "convert") {
     Trace t = read_trace(args.required("trace"), args.get("format", "auto"));
-    if (verb == "convert") {
-      write_trace(t, args.required("out"));
-      std::cout << "wrote " << args.required("out") << "\n";
-    }
+    write_trace(t, args.required("out"));
+    std::cout << "wrote " << args.required("out") << "\n";
     print_info(t);
     return 0;
   }

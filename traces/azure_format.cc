@@ -95,18 +95,15 @@ TimeUs parse_azure_timestamp_us(std::string_view text, const LineLocation& at) {
   return seconds * kUsPerS + fraction_us;
 }
 
-std::vector<Request> parse_azure_csv(std::string_view text, const std::string& path) {
-  std::vector<Request> requests;
-  requests.reserve(count_lines(text));
+void parse_azure_csv(TextBlocks& text, const RequestSink& sink) {
   const auto& names = azure_schema().names;
-  for_each_csv_row(text, path, azure_schema(), [&](const CsvRow& row) {
+  for_each_csv_row(text, azure_schema(), [&](const CsvRow& row) {
     Request r;
     r.arrival_us = parse_azure_timestamp_us(row.text(kTimestamp), row.at());
     r.input_tokens = parse_token_count(row.text(kContext), names[kContext], row.at());
     r.output_tokens = parse_token_count(row.text(kGenerated), names[kGenerated], row.at());
-    requests.push_back(r);
+    sink(std::move(r));
   });
-  return requests;
 }
 
 }  // namespace twinfer

@@ -20,20 +20,17 @@ const CsvSchema& burstgpt_schema() {
 
 // Rows with 0 response tokens are failed requests in BurstGPT; they are kept with output 0 so
 // that the arrival process stays the logged one.
-std::vector<Request> parse_burstgpt_csv(std::string_view text, const std::string& path) {
-  std::vector<Request> requests;
-  requests.reserve(count_lines(text));
+void parse_burstgpt_csv(TextBlocks& text, const RequestSink& sink) {
   const auto& names = burstgpt_schema().names;
   SharedStrings models;
-  for_each_csv_row(text, path, burstgpt_schema(), [&](const CsvRow& row) {
+  for_each_csv_row(text, burstgpt_schema(), [&](const CsvRow& row) {
     Request r;
     r.arrival_us = parse_seconds_as_us(row.text(kTimestamp), names[kTimestamp], row.at());
     r.model = models(row.value(kModel));
     r.input_tokens = parse_token_count(row.text(kRequestTokens), names[kRequestTokens], row.at());
     r.output_tokens = parse_token_count(row.text(kResponseTokens), names[kResponseTokens], row.at());
-    requests.push_back(r);
+    sink(std::move(r));
   });
-  return requests;
 }
 
 }  // namespace twinfer

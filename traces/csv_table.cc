@@ -51,11 +51,11 @@ std::string shown(const std::string& name) {
   return plain ? name : quoted(name);
 }
 
-std::vector<int> match_header(const std::vector<CsvField>& header, const CsvSchema& schema,
+std::vector<int> match_header(const std::vector<std::string>& header, const CsvSchema& schema,
                               const LineLocation& at) {
   std::vector<int> position_of_column(schema.names.size(), -1);
   for (std::size_t pos = 0; pos < header.size(); ++pos) {
-    const std::string name = header[pos].value();
+    const std::string& name = header[pos];
     std::size_t column = 0;
     while (column < schema.names.size() && schema.names[column] != name) ++column;
     if (column == schema.names.size()) {
@@ -73,14 +73,14 @@ std::vector<int> match_header(const std::vector<CsvField>& header, const CsvSche
   return position_of_column;
 }
 
-void check_width(const std::vector<CsvField>& fields, const std::vector<CsvField>& header, const LineLocation& at) {
+void check_width(const std::vector<CsvField>& fields, const std::vector<std::string>& header, const LineLocation& at) {
   if (fields.size() > header.size()) {
     at.fail("column " + std::to_string(header.size() + 1),
             "too many fields (" + std::to_string(fields.size()) + "; the header has " +
                 std::to_string(header.size()) + ")");
   }
   if (fields.size() < header.size()) {
-    at.fail(header[fields.size()].value(), "missing field (the line has " + std::to_string(fields.size()) +
+    at.fail(header[fields.size()], "missing field (the line has " + std::to_string(fields.size()) +
                                                " fields; the header has " + std::to_string(header.size()) + ")");
   }
 }
@@ -142,36 +142,41 @@ const CsvField* CsvRow::field(std::size_t column) const {
   return pos < 0 ? nullptr : &(*fields_)[static_cast<std::size_t>(pos)];
 }
 
-void for_each_csv_row(std::string_view text, const std::string& path, const CsvSchema& schema,
-                      const std::function<void(const CsvRow&)>& on_row) {
-  LineCursor cursor(text);
-  std::string_view line;
-  LineLocation at{&path, 1};
-  bool has_header = false;
-  while (cursor.next(line)) {
-    if (!is_blank(line)) {
-      has_header = true;
-      break;
-    }
-  }
-  if (!has_header) at.fail("header", "empty file; expected a header line naming the columns");
-  at.line = cursor.line_number();
-  std::vector<CsvField> header;
-  split_csv_line(line, header, at);
-  const std::vector<int> position_of_column = match_header(header, schema, at);
-
+void for_each_csv_row(TextBlocks& text, const CsvSchema& schema, const std::function<void(const CsvRow&)>& on_row) {
+  const std::string& path = text.path();
+  std::vector<std::string> header;  // the header's names, once read
+  std::vector<int> position_of_column;
   std::vector<CsvField> fields;
   CsvRow row;
   row.fields_ = &fields;
   row.position_of_column_ = &position_of_column;
   row.at_.path = &path;
-  while (cursor.next(line)) {
-    if (is_blank(line)) continue;
-    row.at_.line = cursor.line_number();
-    split_csv_line(line, fields, row.at_);
-    check_width(fields, header, row.at_);
-    on_row(row);
+  std::string_view block, line;
+  std::size_t first_line = 1;
+  while (text.next(block, first_line)) {
+    LineCursor cursor(block, first_line);
+    while (cursor.next(line)) {
+      if (is_blank(line)) continue;
+      row.at_.line = cursor.line_number();
+      split_csv_line(line, fields, row.at_);
+      if (position_of_column.empty()) {
+        for (const auto& f : fields) header.push_back(f.value());
+        position_of_column = match_header(header, schema, row.at_);
+        continue;
+      }
+      check_width(fields, header, row.at_);
+      on_row(row);
+    }
   }
+  if (position_of_column.empty()) {
+    LineLocation{&path, 1}.fail("header", "empty file; expected a header line naming the columns");
+  }
+}
+
+void for_each_csv_row(std::string_view text, const std::string& path, const CsvSchema& schema,
+                      const std::function<void(const CsvRow&)>& on_row) {
+  TextBlocks blocks(text, path);
+  for_each_csv_row(blocks, schema, on_row);
 }
 
 std::vector<std::string> csv_header_names(std::string_view text) {

@@ -41,8 +41,7 @@ class CsvRow {
   const LineLocation& at() const { return at_; }
 
  private:
-  friend void for_each_csv_row(std::string_view, const std::string&, const CsvSchema&,
-                               const std::function<void(const CsvRow&)>&);
+  friend void for_each_csv_row(TextBlocks&, const CsvSchema&, const std::function<void(const CsvRow&)>&);
   const CsvField* field(std::size_t column) const;
 
   const std::vector<CsvField>* fields_ = nullptr;
@@ -55,6 +54,8 @@ class CsvRow {
 // Throws "<path>:<line>: <column>: ..." when a line has too few or too many fields.
 void for_each_csv_row(std::string_view text, const std::string& path, const CsvSchema& schema,
                       const std::function<void(const CsvRow&)>& on_row);
+// The same over a text read a block at a time.
+void for_each_csv_row(TextBlocks& text, const CsvSchema& schema, const std::function<void(const CsvRow&)>& on_row);
 
 // Reads only the header line's names (for format detection); empty if the text has none.
 std::vector<std::string> csv_header_names(std::string_view text);

@@ -25,23 +25,23 @@ struct JsonMember {
 // error. `members` is cleared first.
 void scan_json_object(std::string_view line, std::vector<JsonMember>& members, const LineLocation& at);
 
-// Scans every non-blank line of a JSONL text and returns what `parse_object(members, at)` makes
-// of each, in order. Errors name `path` and the line.
-template <class T, class ParseObject>
-std::vector<T> parse_json_lines(std::string_view text, const std::string& path, ParseObject parse_object) {
-  std::vector<T> out;
-  out.reserve(count_lines(text));
+// Scans every non-blank line of a JSONL text and calls `on_object(members, at)` for each, in
+// order. Errors name the text's path and the line.
+template <class OnObject>
+void for_each_json_line(TextBlocks& text, OnObject on_object) {
   std::vector<JsonMember> members;
-  LineCursor cursor(text);
-  std::string_view line;
-  LineLocation at{&path, 0};
-  while (cursor.next(line)) {
-    if (is_blank(line)) continue;
-    at.line = cursor.line_number();
-    scan_json_object(line, members, at);
-    out.push_back(parse_object(members, at));
+  std::string_view block, line;
+  std::size_t first_line = 1;
+  LineLocation at{&text.path(), 0};
+  while (text.next(block, first_line)) {
+    LineCursor cursor(block, first_line);
+    while (cursor.next(line)) {
+      if (is_blank(line)) continue;
+      at.line = cursor.line_number();
+      scan_json_object(line, members, at);
+      on_object(members, at);
+    }
   }
-  return out;
 }
 
 // A string member's value with escapes undone. Precondition: member.kind == kString.

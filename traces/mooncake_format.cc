@@ -66,10 +66,10 @@ Request parse_mooncake_object(const std::vector<JsonMember>& members, const Line
 
 }  // namespace
 
-std::vector<Request> parse_mooncake_jsonl(std::string_view text, const std::string& path) {
+void parse_mooncake_jsonl(TextBlocks& text, const RequestSink& sink) {
   SharedStrings sessions;
-  return parse_json_lines<Request>(text, path, [&sessions](const std::vector<JsonMember>& members, const LineLocation& at) {
-    return parse_mooncake_object(members, at, sessions);
+  for_each_json_line(text, [&](const std::vector<JsonMember>& members, const LineLocation& at) {
+    sink(parse_mooncake_object(members, at, sessions));
   });
 }
 

@@ -124,11 +124,9 @@ void check_writable_text(const Request& r, const std::string& value, const char*
 
 }  // namespace
 
-std::vector<Request> parse_native_csv(std::string_view text, const std::string& path) {
-  std::vector<Request> requests;
-  requests.reserve(count_lines(text));
+void parse_native_csv(TextBlocks& text, const RequestSink& sink) {
   SharedStrings names;
-  for_each_csv_row(text, path, native_schema(), [&](const CsvRow& csv) {
+  for_each_csv_row(text, native_schema(), [&](const CsvRow& csv) {
     NativeRow row;
     for (std::size_t column : {kArrival, kInput, kOutput}) {
       if (csv.empty(column)) csv.at().fail(native_schema().names[column], "empty field");
@@ -138,15 +136,14 @@ std::vector<Request> parse_native_csv(std::string_view text, const std::string& 
     if (!csv.empty(kDeadline)) row.set_number(kDeadline, csv.text(kDeadline), csv.at());
     row.request.model = names(csv.value(kModel));
     row.request.session = names(csv.value(kSession));
-    requests.push_back(row.finish(csv.at()));
+    sink(row.finish(csv.at()));
   });
-  return requests;
 }
 
-std::vector<Request> parse_native_jsonl(std::string_view text, const std::string& path) {
+void parse_native_jsonl(TextBlocks& text, const RequestSink& sink) {
   SharedStrings names;
-  return parse_json_lines<Request>(text, path, [&names](const std::vector<JsonMember>& members, const LineLocation& at) {
-    return parse_native_object(members, at, names);
+  for_each_json_line(text, [&](const std::vector<JsonMember>& members, const LineLocation& at) {
+    sink(parse_native_object(members, at, names));
   });
 }
 

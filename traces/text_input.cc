@@ -63,12 +63,91 @@ TimeUs parse_duration_us(std::string_view text, std::string_view field, const Li
 
 }  // namespace
 
-std::string read_whole_file(const std::string& path) {
-  // Regular files only: a directory fails oddly, /dev/zero or a pipe never ends.
+namespace {
+
+// Regular files only: a directory fails oddly, /dev/zero or a pipe never ends.
+std::FILE* open_trace_file(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) throw Error(path + ": not a regular file (trace file)");
-  std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
+  std::FILE* file = std::fopen(path.c_str(), "rb");
   if (!file) throw Error(path + ": cannot open trace file: " + std::strerror(errno));
+  return file;
+}
+
+constexpr std::string_view kByteOrderMark = "\xEF\xBB\xBF";
+
+}  // namespace
+
+TextBlocks::TextBlocks(std::string_view text, const std::string& path) : path_(&path), text_(text), in_memory_(true) {
+  if (text_.substr(0, 3) == kByteOrderMark) text_.remove_prefix(3);
+}
+
+TextBlocks::TextBlocks(const std::string& path, std::size_t block_bytes)
+    : path_(&path), in_memory_(false), file_(open_trace_file(path)), block_bytes_(std::max<std::size_t>(block_bytes, 1)) {}
+
+TextBlocks::~TextBlocks() {
+  if (file_) std::fclose(file_);
+}
+
+bool TextBlocks::fill() {
+  if (at_end_) return false;
+  if (start_ > 0) {
+    buffer_.erase(0, start_);
+    start_ = 0;
+  }
+  const std::size_t old_size = buffer_.size();
+  buffer_.resize(old_size + block_bytes_);
+  const std::size_t n = std::fread(buffer_.data() + old_size, 1, block_bytes_, file_);
+  buffer_.resize(old_size + n);
+  if (std::ferror(file_)) throw Error(*path_ + ": cannot read trace file");
+  if (n < block_bytes_) at_end_ = true;
+  if (!started_ && (buffer_.size() >= kByteOrderMark.size() || at_end_)) {
+    started_ = true;
+    if (std::string_view(buffer_).substr(0, 3) == kByteOrderMark) buffer_.erase(0, 3);
+  }
+  return n > 0;
+}
+
+std::string_view TextBlocks::peek() {
+  if (in_memory_) return text_;
+  // Up to the end of the first line that is not blank, or the end of the file.
+  for (;;) {
+    const std::size_t text = buffer_.find_first_not_of(" \t\r\n", start_);
+    if (started_ && text != std::string::npos && buffer_.find('\n', text) != std::string::npos) break;
+    if (!fill()) break;
+  }
+  return std::string_view(buffer_).substr(start_);
+}
+
+bool TextBlocks::next(std::string_view& block, std::size_t& first_line) {
+  if (in_memory_) {
+    if (text_.empty()) return false;
+    block = text_;
+    first_line = next_line_;
+    text_ = {};
+    return true;
+  }
+  // Up to the last newline of what is buffered, reading on until there is one or the file ends.
+  std::size_t end = std::string::npos;
+  for (;;) {
+    const std::size_t last = buffer_.rfind('\n');
+    if (last != std::string::npos && last >= start_) {
+      end = last + 1;
+      if (buffer_.size() - start_ >= block_bytes_ || at_end_) break;
+    }
+    if (!fill()) break;
+  }
+  if (end == std::string::npos || at_end_) end = buffer_.size();  // the rest, its last line unended
+  if (end <= start_) return false;
+  block = std::string_view(buffer_).substr(start_, end - start_);
+  first_line = next_line_;
+  next_line_ += static_cast<std::size_t>(std::count(block.begin(), block.end(), '\n'));
+  start_ = end;
+  return true;
+}
+
+std::string read_whole_file(const std::string& path) {
+  std::unique_ptr<FILE, int (*)(FILE*)> file(open_trace_file(path), &std::fclose);
   std::string content;
   // One allocation of the file's size where it is known; growing a string of a large trace
   // would copy it several times.

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,6 +27,14 @@ struct Trace {
 // Throws twinfer::Error naming file:line and the field on any malformed line; never returns a
 // half-read trace.
 Trace read_trace(const std::string& path, const std::string& format = "auto");
+
+// Streams the trace at `path`: calls on_request for each request in file order, reading
+// `block_bytes` of the file at a time, so that memory stays small whatever the trace's size.
+// Requests come as the file has them: ids unset, not sorted, absolute clocks not moved to start
+// at 0. Returns the format's name. Throws as read_trace() does (the same errors at the same lines).
+std::string for_each_request(const std::string& path, const std::string& format,
+                             const std::function<void(const Request&)>& on_request,
+                             std::size_t block_bytes = std::size_t{4} << 20);
 
 // read_trace() on text already in memory: `path` names it in error messages and, for `auto` and
 // `native`, its extension helps pick the format. The trace's source is `path`.

@@ -1,9 +1,10 @@
-// The trace formats, one reader each (internal to traces/; read_trace() is the public entry).
-// Each reader takes the whole file text and its path (for error messages) and returns the
-// requests in file order: ids unset, arrivals as written (absolute formats not yet rebased).
-// Errors throw twinfer::Error "<path>:<line>: <field>: <problem>".
+// The trace formats, one reader each (internal to traces/; read_trace() and for_each_request()
+// are the public entries). Each reader takes the file's text (whole or a block at a time) and
+// passes its requests to `sink` in file order: ids unset, arrivals as written (absolute formats
+// not yet rebased). Errors throw twinfer::Error "<path>:<line>: <field>: <problem>".
 #pragma once
 
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -14,11 +15,13 @@
 
 namespace twinfer {
 
-std::vector<Request> parse_native_csv(std::string_view text, const std::string& path);
-std::vector<Request> parse_native_jsonl(std::string_view text, const std::string& path);
-std::vector<Request> parse_azure_csv(std::string_view text, const std::string& path);
-std::vector<Request> parse_burstgpt_csv(std::string_view text, const std::string& path);
-std::vector<Request> parse_mooncake_jsonl(std::string_view text, const std::string& path);
+using RequestSink = std::function<void(Request&&)>;
+
+void parse_native_csv(TextBlocks& text, const RequestSink& sink);
+void parse_native_jsonl(TextBlocks& text, const RequestSink& sink);
+void parse_azure_csv(TextBlocks& text, const RequestSink& sink);
+void parse_burstgpt_csv(TextBlocks& text, const RequestSink& sink);
+void parse_mooncake_jsonl(TextBlocks& text, const RequestSink& sink);
 
 // The format `auto` resolves to for this file: "native_csv", "native_jsonl", "azure", "burstgpt"
 // or "mooncake", chosen by the extension of `path` and the first line of `text`.

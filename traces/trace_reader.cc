@@ -14,7 +14,7 @@ namespace twinfer {
 
 namespace {
 
-using Parser = std::vector<Request> (*)(std::string_view, const std::string&);
+using Parser = void (*)(TextBlocks&, const RequestSink&);
 
 struct TraceFormat {
   const char* name;
@@ -117,6 +117,17 @@ std::string detect_trace_format(const std::string& path, std::string_view text) 
   return "native_csv";
 }
 
+namespace {
+
+// The format `format` names for this text ("auto" and "native" resolved by its start).
+const TraceFormat& resolve_format(const std::string& format, const std::string& path, TextBlocks& text) {
+  if (format == "auto") return format_named(detect_trace_format(path, text.peek()));
+  if (format == "native") return format_named(looks_like_jsonl(path, text.peek()) ? "native_jsonl" : "native_csv");
+  return format_named(format);
+}
+
+}  // namespace
+
 Trace read_trace(const std::string& path, const std::string& format) {
   if (format != "auto" && format != "native") format_named(format);  // fail before reading
   const std::string content = read_whole_file(path);
@@ -124,18 +135,29 @@ Trace read_trace(const std::string& path, const std::string& format) {
 }
 
 Trace read_trace_text(std::string_view text, const std::string& path, const std::string& format) {
-  // Spreadsheet programs often start UTF-8 CSV files with a byte order mark.
-  if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
-  std::string resolved = format;
-  if (format == "auto") resolved = detect_trace_format(path, text);
-  if (format == "native") resolved = looks_like_jsonl(path, text) ? "native_jsonl" : "native_csv";
-  const TraceFormat& chosen = format_named(resolved);
+  TextBlocks blocks(text, path);
+  const TraceFormat& chosen = resolve_format(format, path, blocks);
   Trace trace;
-  trace.requests = chosen.parse(text, path);
+  trace.requests.reserve(count_lines(text));
+  chosen.parse(blocks, [&trace](Request&& r) { trace.requests.push_back(std::move(r)); });
   if (trace.requests.empty()) throw Error(path + ": no requests (" + chosen.name + " trace)");
   put_in_arrival_order(trace.requests, chosen.absolute_times);
   trace.source = path;
   return trace;
+}
+
+std::string for_each_request(const std::string& path, const std::string& format,
+                             const std::function<void(const Request&)>& on_request, std::size_t block_bytes) {
+  if (format != "auto" && format != "native") format_named(format);  // fail before reading
+  TextBlocks blocks(path, block_bytes);
+  const TraceFormat& chosen = resolve_format(format, path, blocks);
+  std::size_t n = 0;
+  chosen.parse(blocks, [&](Request&& r) {
+    ++n;
+    on_request(r);
+  });
+  if (n == 0) throw Error(path + ": no requests (" + chosen.name + " trace)");
+  return chosen.name;
 }
 
 void write_trace(const Trace& trace, const std::string& path) {

@@ -1,6 +1,8 @@
 #include "serving/recorder.h"
 
+#include <algorithm>
 #include <fstream>
+#include <random>
 #include <sstream>
 
 #include <gtest/gtest.h>
@@ -36,6 +38,25 @@ TEST(Percentile, InterpolatesBetweenRanksLikeNumpy) {
   EXPECT_DOUBLE_EQ(percentile(v, 90), 3.7);
   EXPECT_DOUBLE_EQ(percentile(v, 100), 4);
   EXPECT_DOUBLE_EQ(percentile({7}, 99), 7);
+}
+
+TEST(Percentile, OfCountsEqualsThePercentileOfTheValuesBitForBit) {
+  std::mt19937_64 rng(7);
+  for (int trial = 0; trial < 200; ++trial) {
+    std::vector<double> values;
+    const int n = 1 + static_cast<int>(rng() % 300);
+    const int distinct = 1 + static_cast<int>(rng() % 40);
+    for (int i = 0; i < n; ++i) values.push_back(double(rng() % std::uint64_t(distinct)) * 3.5);
+    std::sort(values.begin(), values.end());
+    std::vector<std::pair<double, std::int64_t>> counts;
+    for (double v : values) {
+      if (counts.empty() || counts.back().first != v) counts.emplace_back(v, 0);
+      ++counts.back().second;
+    }
+    for (double p : {0.0, 1.0, 33.3, 50.0, 90.0, 99.0, 99.9, 100.0}) {
+      ASSERT_EQ(percentile_of_counts(counts, p), percentile(values, p)) << "trial " << trial << " p" << p;
+    }
+  }
 }
 
 class RecorderTest : public ::testing::Test {

@@ -1,3 +1,5 @@
+#include <algorithm>
+
 #include <gtest/gtest.h>
 
 #include "tests/traces/trace_test_files.h"
@@ -105,6 +107,70 @@ TEST(ReadTraceText, ReadsFromMemoryLikeAFileOfThatPath) {
   EXPECT_EQ(t.requests[1].arrival_us, 1'500'000);
   EXPECT_EQ(error_of([] { read_trace_text("arrival_s,input_tokens,output_tokens\n", "mem.csv"); }),
             "mem.csv: no requests (native_csv trace)");
+}
+
+// Requests a streamed read hands out, as read_trace() holds them: sorted (stably) by arrival, with
+// absolute clocks rebased, ids in that order.
+std::vector<Request> streamed(const std::string& path, std::size_t block_bytes, std::string* format = nullptr) {
+  std::vector<Request> out;
+  const std::string name = for_each_request(path, "auto", [&out](const Request& r) { out.push_back(r); }, block_bytes);
+  if (format) *format = name;
+  std::stable_sort(out.begin(), out.end(), [](const Request& a, const Request& b) { return a.arrival_us < b.arrival_us; });
+  return out;
+}
+
+TEST(ForEachRequest, StreamsEveryFormatAsReadTraceReadsItWhateverTheBlockSize) {
+  for (const char* file : {"native_good.csv", "native_good.jsonl", "azure_good.csv", "burstgpt_good.csv",
+                           "mooncake_good.jsonl"}) {
+    const Trace whole = read_trace(fixture_path(file));
+    for (std::size_t block : {std::size_t{1}, std::size_t{7}, std::size_t{64}, std::size_t{1} << 20}) {
+      SCOPED_TRACE(std::string(file) + ", blocks of " + std::to_string(block) + " bytes");
+      std::string format;
+      const std::vector<Request> got = streamed(fixture_path(file), block, &format);
+      ASSERT_EQ(got.size(), whole.requests.size());
+      const bool absolute = format == "azure" || format == "burstgpt" || format == "mooncake";
+      const TimeUs origin = absolute ? got.front().arrival_us : 0;
+      for (std::size_t i = 0; i < got.size(); ++i) {
+        const Request& a = got[i];
+        const Request& b = whole.requests[i];
+        EXPECT_EQ(a.arrival_us - origin, b.arrival_us) << i;
+        EXPECT_EQ(a.input_tokens, b.input_tokens) << i;
+        EXPECT_EQ(a.output_tokens, b.output_tokens) << i;
+        EXPECT_EQ(a.priority, b.priority) << i;
+        EXPECT_EQ(a.deadline_us == kNever ? kNever : a.deadline_us - origin, b.deadline_us) << i;
+        EXPECT_EQ(a.model, b.model) << i;
+        EXPECT_EQ(a.session, b.session) << i;
+      }
+    }
+  }
+}
+
+TEST(ForEachRequest, LinesSplitAcrossBlocksKeepTheirNumbersInErrors) {
+  std::string text = "\xEF\xBB\xBF" "arrival_s,input_tokens,output_tokens\r\n";
+  for (int i = 0; i < 200; ++i) text += std::to_string(i) + ",12345,67\r\n";
+  text += "\n200,1,oops\n201,1,1";  // a blank line, a bad one (line 203), an unended last one
+  const std::string path = write_temp_file("stream_error.csv", text);
+  const std::string expected = path + ":203: output_tokens: not an integer: 'oops'";
+  EXPECT_EQ(error_of([&] { read_trace(path); }), expected);
+  for (std::size_t block : {std::size_t{1}, std::size_t{5}, std::size_t{100}, std::size_t{4096}}) {
+    EXPECT_EQ(error_of([&] { streamed(path, block); }), expected) << block;
+  }
+  const std::string good = write_temp_file("stream_good.csv", text.substr(0, text.find("\n200,")) + "\n201,1,1");
+  for (std::size_t block : {std::size_t{1}, std::size_t{5}, std::size_t{100}}) {
+    const std::vector<Request> got = streamed(good, block);
+    ASSERT_EQ(got.size(), 201u) << block;
+    EXPECT_EQ(got[199].input_tokens, 12345);
+    EXPECT_EQ(got.back().arrival_us, 201 * kUsPerS);
+  }
+}
+
+TEST(ForEachRequest, EmptyTracesAndBadPathsFailAsReadTraceDoes) {
+  const std::string header_only = write_temp_file("stream_empty.csv", "arrival_s,input_tokens,output_tokens\n");
+  EXPECT_EQ(error_of([&] { streamed(header_only, 3); }), error_of([&] { read_trace(header_only); }));
+  const std::string nothing = write_temp_file("stream_nothing.csv", "\n  \n");
+  EXPECT_EQ(error_of([&] { streamed(nothing, 2); }), nothing + ":1: header: empty file; expected a header line naming the columns");
+  EXPECT_EQ(error_of([] { streamed("/no/such/trace.csv", 64); }), error_of([] { read_trace("/no/such/trace.csv"); }));
+  EXPECT_EQ(error_of([] { for_each_request(".", "auto", [](const Request&) {}); }), ".: not a regular file (trace file)");
 }
 
 TEST(BundledDefaultTrace, ReadsCleanlyAsAboutAMinuteOfConversation) {
