@@ -37,6 +37,11 @@ std::string PyRouter::name() const {
   PYBIND11_OVERRIDE_PURE(std::string, Router, name, );
 }
 
+ViewUse PyRouter::view_use() const {
+  py::gil_scoped_acquire gil;
+  PYBIND11_OVERRIDE(ViewUse, Router, view_use, );
+}
+
 AdmissionDecision PyAdmission::admit(const Request& request, const ClusterView& view) {
   py::gil_scoped_acquire gil;
   py::function f = override_or_error(py::get_override(static_cast<const Admission*>(this), "admit"),
@@ -52,6 +57,11 @@ AdmissionDecision PyAdmission::admit(const Request& request, const ClusterView& 
 std::string PyAdmission::name() const {
   py::gil_scoped_acquire gil;
   PYBIND11_OVERRIDE_PURE(std::string, Admission, name, );
+}
+
+ViewUse PyAdmission::view_use() const {
+  py::gil_scoped_acquire gil;
+  PYBIND11_OVERRIDE(ViewUse, Admission, view_use, );
 }
 
 BatchPlan PyBatcher::next(const WorkerState& state, TimeUs now_us) {
@@ -93,14 +103,25 @@ std::string PyAutoscaler::name() const {
 }
 
 void bind_policies(py::module_& m) {
+  py::enum_<ViewUse>(m, "ViewUse",
+                     "What of the workers' views a policy reads. membership: health, lifecycle and models; "
+                     "queues: also waiting, running, outstanding work and latency; all: also KV blocks and "
+                     "utilization. A router or admission that declares less than `all` lets the simulator run "
+                     "workers ahead of its decisions (faster, the same results); one that reads more than it "
+                     "declares sees stale values.")
+      .value("membership", ViewUse::kMembership)
+      .value("queues", ViewUse::kQueues)
+      .value("all", ViewUse::kAll);
   py::class_<Router, PyRouter>(m, "Router",
                                "Subclass and define route(request, view) -> worker index or RouteDecision, "
-                               "and optionally name().")
-      .def(py::init<>());
+                               "and optionally name() and view_use() -> ViewUse (default ViewUse.all).")
+      .def(py::init<>())
+      .def("view_use", &Router::view_use);
   py::class_<Admission, PyAdmission>(m, "Admission",
                                      "Subclass and define admit(request, view) -> bool or AdmissionDecision, "
-                                     "and optionally name().")
-      .def(py::init<>());
+                                     "and optionally name() and view_use() -> ViewUse (default ViewUse.all).")
+      .def(py::init<>())
+      .def("view_use", &Admission::view_use);
   py::class_<Batcher, PyBatcher>(m, "Batcher",
                                  "Subclass and define next(state, now_us) -> BatchPlan, optionally "
                                  "kv_capacity() -> KvCapacity and name().")

@@ -59,6 +59,16 @@ struct Held {
   }
 };
 
+// What a Python policy's view_use() returned, checked.
+template <class T>
+ViewUse view_use_of(const T& impl) {
+  try {
+    return impl.view_use();
+  } catch (const py::cast_error&) {
+    throw Error("must return a twinfer.ViewUse (ViewUse.membership, ViewUse.queues or ViewUse.all)");
+  }
+}
+
 // The adapters only name a Python policy's errors after its config key. What the policies return is
 // checked where it is used, as for C++ policies: route_checked() and admit_request() (a worker out
 // of range, a refusal without a reason), ElasticCluster::decide() (a negative replica count),
@@ -75,6 +85,10 @@ class HeldRouter final : public Router {
     py::gil_scoped_acquire gil;
     return held_.name();
   }
+  ViewUse view_use() const override {
+    py::gil_scoped_acquire gil;
+    return held_.call("view_use", [&] { return view_use_of(*held_.impl); });
+  }
 
  private:
   Held<Router> held_;
@@ -90,6 +104,10 @@ class HeldAdmission final : public Admission {
   std::string name() const override {
     py::gil_scoped_acquire gil;
     return held_.name();
+  }
+  ViewUse view_use() const override {
+    py::gil_scoped_acquire gil;
+    return held_.call("view_use", [&] { return view_use_of(*held_.impl); });
   }
 
  private:

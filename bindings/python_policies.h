@@ -24,6 +24,8 @@ class PyRouter : public Router {
   // A Python route() returns a worker index or a RouteDecision.
   RouteDecision route(const Request& request, const ClusterView& view) override;
   std::string name() const override;
+  // A Python view_use() returns a twinfer.ViewUse; without one, ViewUse.all.
+  ViewUse view_use() const override;
 };
 
 class PyAdmission : public Admission {
@@ -31,6 +33,7 @@ class PyAdmission : public Admission {
   // A Python admit() returns True/False or an AdmissionDecision.
   AdmissionDecision admit(const Request& request, const ClusterView& view) override;
   std::string name() const override;
+  ViewUse view_use() const override;
 };
 
 class PyBatcher : public Batcher {

@@ -1,3 +1,4 @@
+import pytest
 import twinfer
 from conftest import config_path
 
@@ -34,6 +35,18 @@ class PyLeastOutstanding(twinfer.Router):
         return pick
 
 
+class PyLeastOutstandingQueues(PyLeastOutstanding):
+    """The same router, declaring that it reads no more than the workers' queues."""
+
+    def view_use(self):
+        return twinfer.ViewUse.queues
+
+
+class BadViewUse(PyLeastOutstanding):
+    def view_use(self):
+        return "queues"
+
+
 class HalfAdmission(twinfer.Admission):
     def __init__(self, params):
         super().__init__()
@@ -66,6 +79,8 @@ class OneAtATime(twinfer.Batcher):
 
 twinfer.register_router("all_to_first", AllToFirst)
 twinfer.register_router("py_least_outstanding", PyLeastOutstanding)
+twinfer.register_router("py_least_outstanding_queues", PyLeastOutstandingQueues)
+twinfer.register_router("bad_view_use", BadViewUse)
 twinfer.register_admission("half", HalfAdmission)
 twinfer.register_batcher("one_at_a_time", OneAtATime)
 
@@ -104,6 +119,19 @@ def test_python_router_matches_the_builtin_it_reimplements(small_trace):
     python = twinfer.simulate(cfg.with_overrides(["policies.router.name=py_least_outstanding"]), small_trace)
     assert python.summary["requests"]["completed"] == builtin.summary["requests"]["completed"]
     assert list(python.requests["worker"]) == list(builtin.requests["worker"])
+
+
+def test_a_python_router_that_declares_its_view_use_lets_workers_run_ahead(h100x8, small_trace):
+    assert PyLeastOutstanding({}).view_use() == twinfer.ViewUse.all
+    assert PyLeastOutstandingQueues({}).view_use() == twinfer.ViewUse.queues
+    every = twinfer.simulate(h100x8.with_overrides(["policies.router.name=py_least_outstanding"]), small_trace)
+    queues = twinfer.simulate(h100x8.with_overrides(["policies.router.name=py_least_outstanding_queues"]),
+                              small_trace)
+    assert list(queues.requests["worker"]) == list(every.requests["worker"])
+    assert list(queues.requests["end_us"]) == list(every.requests["end_us"])
+    assert queues.summary["sim"]["events"] < every.summary["sim"]["events"]
+    with pytest.raises(twinfer.Error, match=r"bad_view_use\)\.view_use\(\): must return a twinfer\.ViewUse"):
+        twinfer.simulate(h100x8.with_overrides(["policies.router.name=bad_view_use"]), small_trace)
 
 
 def test_python_admission_rejecting_odd_ids_rejects_half(h100x8, small_trace):

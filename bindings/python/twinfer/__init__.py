@@ -28,6 +28,7 @@ from ._twinfer import (  # noqa: F401
     ScaleDecision,
     Sequence,
     Trace,
+    ViewUse,
     WorkerState,
     WorkerView,
     config_from_dict,
