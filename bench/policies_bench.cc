@@ -9,7 +9,11 @@
 namespace twinfer {
 namespace {
 
-void BM_Route(benchmark::State& state, const std::string& name) {
+// One decision, then what a driver does to the views after it: the picked worker gains a request,
+// another one (in turn) loses one, and both are touched in the view's change list (as the simulator
+// does; routers that keep indexes read it, the others ignore it). Without `offer_changes` the view
+// has no change list, as in the runtime: every router scans.
+void BM_Route(benchmark::State& state, const std::string& name, bool offer_changes) {
   testing::ViewBuilder b;
   const int n = static_cast<int>(state.range(0));
   for (int i = 0; i < n; ++i) b.add_worker();
@@ -23,18 +27,34 @@ void BM_Route(benchmark::State& state, const std::string& name) {
   ctx.cost = &cost;
   ctx.seed = 1;
   auto router = router_registry().make(name, ctx, "bench");
+  ViewChanges changes(b.size());
   auto view = b.view(0);
+  if (offer_changes) view.changes = &changes;
   Request r = testing::make_request(0);
+  int leaving = 0;
   for (auto _ : state) {
     r.id++;
     r.session = std::to_string(r.id % 1000);
-    benchmark::DoNotOptimize(router->route(r, view));
+    const RouteDecision d = router->route(r, view);
+    benchmark::DoNotOptimize(d);
+    if (d.worker >= 0) {
+      ++b.worker(d.worker).waiting;
+      changes.touch(std::size_t(d.worker));
+    }
+    leaving = (leaving + 1) % n;
+    if (b.worker(leaving).waiting > 0) --b.worker(leaving).waiting;
+    changes.touch(std::size_t(leaving));
   }
 }
 
 void register_router_benchmarks() {
   for (const auto& name : router_registry().names()) {
-    benchmark::RegisterBenchmark(("route/" + name).c_str(), BM_Route, name)->Arg(8)->Arg(64)->Arg(1024)->Arg(4096);
+    benchmark::RegisterBenchmark(("route/" + name).c_str(), BM_Route, name, true)->Arg(8)->Arg(64)->Arg(1024)->Arg(4096);
+  }
+  // The routers that keep an index, scanning instead (a view without a change list).
+  for (const char* name : {"least_outstanding"}) {
+    benchmark::RegisterBenchmark((std::string("route_scan/") + name).c_str(), BM_Route, name, false)
+        ->Arg(8)->Arg(64)->Arg(1024)->Arg(4096);
   }
 }
 

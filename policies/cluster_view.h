@@ -55,10 +55,39 @@ struct WorkerView {
 // declares less than it reads sees stale values; the default is kAll.
 enum class ViewUse { kMembership, kQueues, kAll };
 
+// Which workers' views changed since the router last looked. A driver that offers it notes every
+// worker whose view it changes (touch), so that a router may keep an index over the views (a
+// least-loaded structure) instead of scanning every worker per decision. One reader: the router,
+// which takes the list at its decisions. Drivers that do not offer it leave ClusterView::changes
+// null, and routers scan; the decisions are the same either way.
+class ViewChanges {
+ public:
+  explicit ViewChanges(std::size_t workers = 0) : touched_(workers, 0) {}
+  void touch(std::size_t w) {
+    if (touched_[w]) return;
+    touched_[w] = 1;
+    list_.push_back(static_cast<int>(w));
+  }
+  // Calls f(worker) once for each worker touched since the last take(), and forgets them.
+  template <class F>
+  void take(F f) {
+    for (int w : list_) {
+      touched_[static_cast<std::size_t>(w)] = 0;
+      f(w);
+    }
+    list_.clear();
+  }
+
+ private:
+  std::vector<std::uint8_t> touched_;
+  std::vector<int> list_;
+};
+
 // REQUIRES: `workers` outlives the view; a view is valid only during the call it is passed to.
 struct ClusterView {
   TimeUs now_us = 0;
   const std::vector<WorkerView>* workers = nullptr;
+  ViewChanges* changes = nullptr;  // null: the driver does not say which views changed
 
   const std::vector<WorkerView>& all() const { return *workers; }
   std::size_t size() const { return workers->size(); }

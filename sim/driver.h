@@ -200,6 +200,7 @@ class Driver : private Carrier {
   std::unique_ptr<Router> router_;
   std::vector<SimWorker> workers_;
   std::vector<WorkerView> views_;
+  ViewChanges view_changes_;  // which of views_ changed since the router last looked: touch() at every write
   std::unique_ptr<ElasticCluster> elastic_;
   std::unique_ptr<VersionChoice> versions_;
   enum class Network { kFlow, kLatency, kNone } network_ = Network::kFlow;

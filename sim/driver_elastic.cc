@@ -35,6 +35,7 @@ void Driver::on_decision() {
 void Driver::apply_changes(const std::vector<LifecycleChange>& changes) {
   for (const LifecycleChange& c : changes) {
     views_[c.worker].lifecycle = c.to;
+    view_changes_.touch(std::size_t(c.worker));
     if (c.to == Lifecycle::kStarting) {
       const int epoch = elastic_->start_epoch(c.worker);
       schedule(now_us() + elastic_->cold_start_us(c.worker),
@@ -53,6 +54,7 @@ void Driver::on_cold_start_done(int wi, int epoch) {
   views_[wi].ready_since_us = now_us();
   views_[wi].utilization_ewma = 0;
   views_[wi].latency_ewma_us = 0;
+  view_changes_.touch(std::size_t(wi));
   w.util_updated_us = now_us();
 }
 
@@ -62,6 +64,7 @@ void Driver::check_drained(int wi) {
   if (w.busy || w.in_transit > 0 || !w.state->waiting().empty() || !w.state->running().empty()) return;
   elastic_->stopped(wi, now_us());
   views_[wi].lifecycle = Lifecycle::kStopped;
+  view_changes_.touch(std::size_t(wi));
 }
 
 }  // namespace twinfer::sim

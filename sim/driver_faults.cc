@@ -158,7 +158,7 @@ void Driver::refresh_health() {
   for (std::size_t wi = 0; wi < workers_.size(); ++wi) {
     if (workers_[wi].silent_since_us == kNever) health_.beat(int(wi), now);
   }
-  health_.apply(views_, now);
+  health_.apply(views_, now, &view_changes_);
   health_.refresh(now);
   const auto& changes = health_.changes();
   for (; health_changes_seen_ < changes.size(); ++health_changes_seen_) {

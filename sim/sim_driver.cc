@@ -68,6 +68,7 @@ Driver::Driver(const RunConfig& config, const Trace& trace, const SimRunOptions&
     v.lifecycle = elastic_->lifecycle(inst.index);
     views_.push_back(v);
   }
+  view_changes_ = ViewChanges(views_.size());
   network_ = config.sim.network == "flow" ? Network::kFlow
              : config.sim.network == "latency" ? Network::kLatency
                                                : Network::kNone;
@@ -150,7 +151,7 @@ double Driver::at_s(TimeUs t_us) const { return start_clock_s_ + s_from_us(t_us)
 
 ClusterView Driver::view() {
   if (track_health_) refresh_health();
-  return ClusterView{now_us(), &views_};
+  return ClusterView{now_us(), &views_, &view_changes_};
 }
 
 void Driver::schedule(TimeUs at_us, std::function<void()> fn, EventOrder order) {
@@ -223,6 +224,7 @@ void Driver::send(const Request& r, int w, int attempt) {
   views_[w].outstanding_work_us += predicted_work_us_[r.id];
   ++workers_[w].in_transit;
   ++views_[w].waiting;
+  view_changes_.touch(std::size_t(w));
   double bytes = config_.sim.message_overhead_bytes + config_.sim.request_bytes_per_token * r.input_tokens;
   const TimeUs dispatch = static_cast<TimeUs>(std::llround(config_.sim.dispatch_us));
   if (dispatch == 0) return post(Pending::kToWorker, w, r.id, -1, bytes);
@@ -323,6 +325,7 @@ void Driver::handle(Pending& p) {
 void Driver::left_worker(int wi, RequestId id) {
   TimeUs& work = views_[wi].outstanding_work_us;
   work = std::max<TimeUs>(0, work - predicted_work_us_[id]);
+  view_changes_.touch(std::size_t(wi));
 }
 
 void Driver::arrive_at_worker(const Pending& p) {
@@ -353,6 +356,7 @@ void Driver::finish_request(const Pending& p) {
   if (!dispatcher_->answered(p.id, p.worker, Outcome::kCompleted, "", now_us(), &seq, p.first_token_us)) return;
   double& ewma = views_[p.worker].latency_ewma_us;
   ewma = ewma == 0 ? double(latency) : 0.9 * ewma + 0.1 * double(latency);
+  view_changes_.touch(std::size_t(p.worker));
 }
 
 void Driver::update_utilization(int wi) {
@@ -363,6 +367,7 @@ void Driver::update_utilization(int wi) {
   double keep = std::exp(-dt / kUtilizationTauUs);
   double& u = views_[wi].utilization_ewma;
   u = u * keep + (w.busy ? 1.0 : 0.0) * (1.0 - keep);
+  view_changes_.touch(std::size_t(wi));
   w.util_updated_us = now;
 }
 
@@ -372,6 +377,7 @@ void Driver::refresh_view(int wi) {
   v.waiting = static_cast<int>(w.state->waiting().size()) + w.in_transit;
   v.running = static_cast<int>(w.state->running().size());
   v.kv_blocks_free = w.state->kv().free();
+  view_changes_.touch(std::size_t(wi));
 }
 
 // Ends sequences that left worker `wi` at time `at_us` (>= now when the worker runs ahead):

@@ -1,6 +1,7 @@
 #include "policies/routers/least_outstanding_router.h"
 
 #include <algorithm>
+#include <cassert>
 #include <cmath>
 
 #include "policies/routers/router_candidates.h"
@@ -15,21 +16,66 @@ LeastOutstandingRouter::Options LeastOutstandingRouter::read_options(JsonParams&
   return o;
 }
 
-RouteDecision LeastOutstandingRouter::route(const Request& request, const ClusterView& view) {
-  collect_candidates(request, view, candidates_);
-  if (candidates_.empty()) return RouteDecision::reject(no_candidate_reason(request, view));
-  int pick;
-  if (options_.slow_start_s <= 0) {
-    pick = argmin_from(candidates_, tie_start_, [&](int w) { return view[w].outstanding(); });
+namespace {
+
+// A worker's key in the index of requests for `model`: its outstanding requests when it is a
+// first-choice candidate for them (ready, healthy, serving the model), else none.
+std::int64_t outstanding_key(const WorkerView& w, const std::string& model) {
+  const bool candidate = w.lifecycle == Lifecycle::kReady && w.health == Health::kUp && w.serves(model);
+  return candidate ? w.outstanding() : MinTree::kNone;
+}
+
+}  // namespace
+
+int LeastOutstandingRouter::indexed_pick(const Request& request, const ClusterView& view) {
+  if (view.changes == nullptr || options_.slow_start_s > 0) return -1;
+  if (indexed_workers_ != view.size()) {
+    by_model_.clear();
+    indexed_workers_ = view.size();
+    view.changes->take([](int) {});  // every index is built afresh from the view
   } else {
-    const double window_us = options_.slow_start_s * 1e6;
-    pick = argmin_from(candidates_, tie_start_, [&](int w) {
-      const WorkerView& v = view[w];
-      const double score = v.outstanding() + 1.0;
-      const double age_us = double(view.now_us - v.ready_since_us);
-      if (v.ready_since_us < 0 || age_us >= window_us) return score;
-      return score / std::max(0.1, age_us / window_us);
+    view.changes->take([&](int w) {
+      for (auto& [model, tree] : by_model_) tree.set(std::size_t(w), outstanding_key(view[std::size_t(w)], model));
     });
+  }
+  auto it = by_model_.find(request.model.str());
+  if (it == by_model_.end()) {
+    it = by_model_.emplace(request.model.str(), MinTree{}).first;
+    it->second.reset(view.size());
+    for (std::size_t w = 0; w < view.size(); ++w) it->second.set(w, outstanding_key(view[w], it->first));
+  }
+  const MinTree& tree = it->second;
+  const std::int64_t least = tree.min();
+  if (least == MinTree::kNone) return -1;
+  // The first least-loaded worker in cyclic order from tie_start_, as argmin_from() picks.
+  std::int64_t pick = tree.first_at_or_after(std::size_t(tie_start_), least);
+  if (pick < 0) pick = tree.first_at_or_after(0, least);
+  return static_cast<int>(pick);
+}
+
+int LeastOutstandingRouter::scanned_pick(const Request& request, const ClusterView& view) {
+  collect_candidates(request, view, candidates_);
+  if (candidates_.empty()) return -1;
+  if (options_.slow_start_s <= 0) {
+    return argmin_from(candidates_, tie_start_, [&](int w) { return view[w].outstanding(); });
+  }
+  const double window_us = options_.slow_start_s * 1e6;
+  return argmin_from(candidates_, tie_start_, [&](int w) {
+    const WorkerView& v = view[w];
+    const double score = v.outstanding() + 1.0;
+    const double age_us = double(view.now_us - v.ready_since_us);
+    if (v.ready_since_us < 0 || age_us >= window_us) return score;
+    return score / std::max(0.1, age_us / window_us);
+  });
+}
+
+RouteDecision LeastOutstandingRouter::route(const Request& request, const ClusterView& view) {
+  int pick = indexed_pick(request, view);
+  if (pick >= 0) {
+    assert(pick == scanned_pick(request, view) && "the index and the scan disagree");
+  } else {
+    pick = scanned_pick(request, view);
+    if (pick < 0) return RouteDecision::reject(no_candidate_reason(request, view));
   }
   tie_start_ = pick + 1;
   return RouteDecision::to(pick);

@@ -3,10 +3,12 @@
 #pragma once
 
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "core/params.h"
 #include "policies/router.h"
+#include "policies/routers/min_tree.h"
 
 namespace twinfer {
 
@@ -18,6 +20,12 @@ namespace twinfer {
 // scores (outstanding + 1) / f instead of outstanding + 1, f = max(0.1, age / slow_start_s), so
 // that a newcomer's queue ramps up over the window instead of taking every arrival until it holds
 // as many requests as the others (which makes its first iterations prefill all of them together).
+//
+// Without slow start, where the driver says which workers' views changed (ClusterView::changes: the
+// simulator), the router keeps a MinTree per requested model over its healthy ready workers'
+// outstanding counts and picks in O(log n + changes) instead of scanning every worker; it picks
+// exactly what the scan picks (checked in debug builds), so the simulator and the runtime, which
+// scans, still decide alike.
 class LeastOutstandingRouter : public Router {
  public:
   struct Options {
@@ -33,9 +41,16 @@ class LeastOutstandingRouter : public Router {
   ViewUse view_use() const override { return ViewUse::kQueues; }
 
  private:
+  // The indexed pick, or -1 where the scan must decide (no index offered, slow start, no healthy
+  // ready worker serves the model: suspect fallback or rejection).
+  int indexed_pick(const Request& request, const ClusterView& view);
+  int scanned_pick(const Request& request, const ClusterView& view);
+
   Options options_;
   int tie_start_ = 0;
   std::vector<int> candidates_;
+  std::size_t indexed_workers_ = 0;
+  std::unordered_map<std::string, MinTree> by_model_;  // requested model ("" any) -> outstanding, kNone if not a candidate
 };
 
 }  // namespace twinfer

@@ -121,9 +121,13 @@ void WorkerHealth::refresh(TimeUs now) {
   }
 }
 
-void WorkerHealth::apply(std::vector<WorkerView>& views, TimeUs now) const {
+void WorkerHealth::apply(std::vector<WorkerView>& views, TimeUs now, ViewChanges* changes) const {
   assert(views.size() == breakers_.size());
-  for (std::size_t i = 0; i < views.size(); ++i) views[i].health = health(static_cast<int>(i), now);
+  for (std::size_t i = 0; i < views.size(); ++i) {
+    const Health h = health(static_cast<int>(i), now);
+    if (changes && views[i].health != h) changes->touch(i);
+    views[i].health = h;
+  }
 }
 
 }  // namespace twinfer

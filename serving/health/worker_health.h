@@ -60,8 +60,9 @@ class WorkerHealth {
   void refresh(TimeUs now);
   const std::vector<HealthChange>& changes() const { return changes_; }
 
-  // REQUIRES: views.size() == the number of workers. Writes views[i].health = health(i, now).
-  void apply(std::vector<WorkerView>& views, TimeUs now) const;
+  // REQUIRES: views.size() == the number of workers. Writes views[i].health = health(i, now), and
+  // touches in `changes` (when given) each worker whose health it changed.
+  void apply(std::vector<WorkerView>& views, TimeUs now, ViewChanges* changes = nullptr) const;
 
   const HeartbeatMonitor& heartbeat() const { return heartbeat_; }
   const CircuitBreaker& breaker(int w) const { return breakers_.at(static_cast<std::size_t>(w)); }
