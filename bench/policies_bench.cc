@@ -52,7 +52,7 @@ void register_router_benchmarks() {
     benchmark::RegisterBenchmark(("route/" + name).c_str(), BM_Route, name, true)->Arg(8)->Arg(64)->Arg(1024)->Arg(4096);
   }
   // The routers that keep an index, scanning instead (a view without a change list).
-  for (const char* name : {"least_outstanding"}) {
+  for (const char* name : {"least_outstanding", "random", "power_of_two"}) {
     benchmark::RegisterBenchmark((std::string("route_scan/") + name).c_str(), BM_Route, name, false)
         ->Arg(8)->Arg(64)->Arg(1024)->Arg(4096);
   }

@@ -16,35 +16,11 @@ LeastOutstandingRouter::Options LeastOutstandingRouter::read_options(JsonParams&
   return o;
 }
 
-namespace {
-
-// A worker's key in the index of requests for `model`: its outstanding requests when it is a
-// first-choice candidate for them (ready, healthy, serving the model), else none.
-std::int64_t outstanding_key(const WorkerView& w, const std::string& model) {
-  const bool candidate = w.lifecycle == Lifecycle::kReady && w.health == Health::kUp && w.serves(model);
-  return candidate ? w.outstanding() : MinTree::kNone;
-}
-
-}  // namespace
-
 int LeastOutstandingRouter::indexed_pick(const Request& request, const ClusterView& view) {
-  if (view.changes == nullptr || options_.slow_start_s > 0) return -1;
-  if (indexed_workers_ != view.size()) {
-    by_model_.clear();
-    indexed_workers_ = view.size();
-    view.changes->take([](int) {});  // every index is built afresh from the view
-  } else {
-    view.changes->take([&](int w) {
-      for (auto& [model, tree] : by_model_) tree.set(std::size_t(w), outstanding_key(view[std::size_t(w)], model));
-    });
-  }
-  auto it = by_model_.find(request.model.str());
-  if (it == by_model_.end()) {
-    it = by_model_.emplace(request.model.str(), MinTree{}).first;
-    it->second.reset(view.size());
-    for (std::size_t w = 0; w < view.size(); ++w) it->second.set(w, outstanding_key(view[w], it->first));
-  }
-  const MinTree& tree = it->second;
+  if (options_.slow_start_s > 0) return -1;
+  const OutstandingTree* index = index_.get(view, request.model.str());
+  if (index == nullptr) return -1;
+  const MinTree& tree = index->tree;
   const std::int64_t least = tree.min();
   if (least == MinTree::kNone) return -1;
   // The first least-loaded worker in cyclic order from tie_start_, as argmin_from() picks.

@@ -3,12 +3,11 @@
 #pragma once
 
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "core/params.h"
 #include "policies/router.h"
-#include "policies/routers/min_tree.h"
+#include "policies/routers/model_index.h"
 
 namespace twinfer {
 
@@ -49,8 +48,7 @@ class LeastOutstandingRouter : public Router {
   Options options_;
   int tie_start_ = 0;
   std::vector<int> candidates_;
-  std::size_t indexed_workers_ = 0;
-  std::unordered_map<std::string, MinTree> by_model_;  // requested model ("" any) -> outstanding, kNone if not a candidate
+  ModelIndex<OutstandingTree> index_;
 };
 
 }  // namespace twinfer

@@ -8,9 +8,13 @@
 
 #include "core/params.h"
 #include "policies/router.h"
+#include "policies/routers/model_index.h"
 
 namespace twinfer {
 
+// Where the driver says which workers' views changed (the simulator), the candidates are drawn from
+// a CandidateSet per requested model in O(log n) instead of a scan; the same draws pick the same
+// workers either way.
 class RandomRouter : public Router {
  public:
   struct Options {
@@ -27,6 +31,7 @@ class RandomRouter : public Router {
  private:
   std::mt19937_64 rng_;
   std::vector<int> candidates_;
+  ModelIndex<CandidateSet> index_;
 };
 
 }  // namespace twinfer

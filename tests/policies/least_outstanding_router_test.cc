@@ -1,7 +1,5 @@
 #include "policies/routers/least_outstanding_router.h"
 
-#include <random>
-
 #include <gtest/gtest.h>
 
 #include "core/error.h"
@@ -112,52 +110,6 @@ TEST(LeastOutstandingRouter, ReadsSlowStartAndRejectsANegativeWindow) {
   }
 }
 
-
-// The index (a view that says which workers changed) against the scan (a view that does not), over
-// random changes: loads, health (up, suspect, down), lifecycle, three requested models of which two
-// are versions of one family, rejections and the suspect-only fallback. Every pick must agree.
-TEST(LeastOutstandingRouter, TheIndexPicksWhatTheScanPicksThroughRandomChanges) {
-  for (int n : {1, 2, 7, 64, 300}) {
-    SCOPED_TRACE("workers: " + std::to_string(n));
-    ViewBuilder b;
-    ModelSpec a = test_model("a"), a2 = test_model("a-v2"), other = test_model("b");
-    a2.version_of = "a";
-    for (int i = 0; i < n; ++i) b.add_worker(test_device(), i % 3 == 0 ? a : i % 3 == 1 ? a2 : other);
-    ViewChanges changes(b.size());
-    ClusterView indexed = b.view(0);
-    indexed.changes = &changes;
-    const ClusterView scanned = b.view(0);
-    LeastOutstandingRouter with_index, with_scan;
-    std::mt19937_64 rng(static_cast<std::uint64_t>(n));
-    const std::string models[] = {"", "a", "a-v2", "b", "missing"};
-    int indexed_decisions = 0;
-    for (int step = 0; step < 4000; ++step) {
-      // A few changes, as a driver makes them between decisions.
-      for (int k = static_cast<int>(rng() % 4); k > 0; --k) {
-        const int w = static_cast<int>(rng() % std::uint64_t(n));
-        WorkerView& v = b.worker(w);
-        switch (rng() % 10) {
-          case 0: v.health = Health(rng() % 3); break;
-          case 1: v.lifecycle = Lifecycle(rng() % 4); break;
-          case 2: v.running = static_cast<int>(rng() % 5); break;
-          default: v.waiting = std::max(0, v.waiting + static_cast<int>(rng() % 3) - 1); break;
-        }
-        changes.touch(std::size_t(w));
-      }
-      const Request r = make_request(RequestId(step), 0, 100, 10, models[rng() % 5]);
-      const RouteDecision got = with_index.route(r, indexed);
-      const RouteDecision want = with_scan.route(r, scanned);
-      ASSERT_EQ(got.worker, want.worker) << "step " << step << ", model '" << r.model << "'";
-      ASSERT_EQ(got.reason, want.reason) << "step " << step;
-      if (got.worker >= 0) {
-        ++b.worker(got.worker).waiting;  // the request joins its queue
-        changes.touch(std::size_t(got.worker));
-        indexed_decisions += b.worker(got.worker).health == Health::kUp;
-      }
-    }
-    EXPECT_GT(indexed_decisions, 100);  // most picks came from the index, not the fallback
-  }
-}
 
 }  // namespace
 }  // namespace twinfer
