@@ -7,8 +7,8 @@
 
 #include "core/error.h"
 #include "core/params.h"
+#include "core/percentile.h"
 #include "core/json_file.h"
-#include "serving/recorder.h"
 #include "serving/run_config.h"
 #include "cli/args.h"
 #include "cli/commands.h"

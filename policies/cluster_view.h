@@ -94,10 +94,11 @@ struct ClusterView {
   const WorkerView& operator[](std::size_t i) const { return (*workers)[i]; }
 };
 
-// True when worker `w` may take `request`: it is ready (not stopped, starting or draining), not
-// down, and it serves the request's model.
-inline bool eligible(const WorkerView& w, const Request& request) {
-  return w.lifecycle == Lifecycle::kReady && w.health != Health::kDown && w.serves(request.model);
+// True when worker `w` may take requests for `model`: it is ready (not stopped, starting or
+// draining), not down, and it serves the model.
+inline bool eligible(const WorkerView& w, const std::string& model) {
+  return w.lifecycle == Lifecycle::kReady && w.health != Health::kDown && w.serves(model);
 }
+inline bool eligible(const WorkerView& w, const Request& request) { return eligible(w, request.model); }
 
 }  // namespace twinfer

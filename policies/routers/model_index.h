@@ -13,11 +13,10 @@
 
 namespace twinfer {
 
-// True when worker `w` is a first choice for requests of `model`: ready, healthy (not suspect or
-// down) and serving the model. collect_candidates() falls back to suspect workers only when no
-// worker is a first choice.
+// True when worker `w` is a first choice for requests of `model`: eligible and healthy (not
+// suspect). collect_candidates() falls back to suspect workers only when no worker is a first choice.
 inline bool first_choice(const WorkerView& w, const std::string& model) {
-  return w.lifecycle == Lifecycle::kReady && w.health == Health::kUp && w.serves(model);
+  return w.health == Health::kUp && eligible(w, model);
 }
 
 // One `Entry` per requested model ("" for any), each over all the view's workers. Entry needs
@@ -61,6 +60,8 @@ class CandidateSet {
     in_.assign(n, 0);
     tree_.assign(n + 1, 0);
     count_ = 0;
+    top_ = 1;
+    while (top_ * 2 < tree_.size()) top_ *= 2;
   }
   void update(std::size_t w, const ClusterView& view, const std::string& model) {
     const std::uint8_t now = first_choice(view[w], model) ? 1 : 0;
@@ -74,10 +75,8 @@ class CandidateSet {
   // The k-th candidate (0-based) in index order. REQUIRES: k < count().
   int kth(std::size_t k) const {
     std::size_t pos = 0;
-    std::size_t step = 1;
-    while (step * 2 < tree_.size()) step *= 2;
     auto remaining = static_cast<std::int64_t>(k) + 1;
-    for (; step > 0; step /= 2) {
+    for (std::size_t step = top_; step > 0; step /= 2) {
       if (pos + step < tree_.size() && tree_[pos + step] < remaining) {
         pos += step;
         remaining -= tree_[pos];
@@ -90,6 +89,7 @@ class CandidateSet {
   std::vector<std::uint8_t> in_;
   std::vector<std::int64_t> tree_;  // 1-based Fenwick tree
   std::int64_t count_ = 0;
+  std::size_t top_ = 1;  // the largest power of two below tree_.size(): kth()'s first step
 };
 
 // The first-choice workers' outstanding requests (MinTree::kNone for the others), for the
