@@ -78,12 +78,12 @@ constexpr std::string_view kByteOrderMark = "\xEF\xBB\xBF";
 
 }  // namespace
 
-TextBlocks::TextBlocks(std::string_view text, const std::string& path) : path_(&path), text_(text), in_memory_(true) {
+TextBlocks::TextBlocks(std::string_view text, const std::string& path) : path_(&path), text_(text) {
   if (text_.substr(0, 3) == kByteOrderMark) text_.remove_prefix(3);
 }
 
 TextBlocks::TextBlocks(const std::string& path, std::size_t block_bytes)
-    : path_(&path), in_memory_(false), file_(open_trace_file(path)), block_bytes_(std::max<std::size_t>(block_bytes, 1)) {}
+    : path_(&path), file_(open_trace_file(path)), block_bytes_(std::max<std::size_t>(block_bytes, 1)) {}
 
 TextBlocks::~TextBlocks() {
   if (file_) std::fclose(file_);
@@ -109,7 +109,7 @@ bool TextBlocks::fill() {
 }
 
 std::string_view TextBlocks::peek() {
-  if (in_memory_) return text_;
+  if (file_ == nullptr) return text_;
   // Up to the end of the first line that is not blank, or the end of the file.
   for (;;) {
     const std::size_t text = buffer_.find_first_not_of(" \t\r\n", start_);
@@ -120,7 +120,7 @@ std::string_view TextBlocks::peek() {
 }
 
 bool TextBlocks::next(std::string_view& block, std::size_t& first_line) {
-  if (in_memory_) {
+  if (file_ == nullptr) {
     if (text_.empty()) return false;
     block = text_;
     first_line = next_line_;

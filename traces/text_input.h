@@ -53,8 +53,7 @@ class TextBlocks {
 
   const std::string* path_;
   std::string_view text_;     // in-memory text not yet handed out
-  bool in_memory_;
-  std::FILE* file_ = nullptr;
+  std::FILE* file_ = nullptr;  // null: the text is in memory
   std::size_t block_bytes_ = 0;
   std::string buffer_;        // file text read but not yet handed out starts at start_
   std::size_t start_ = 0;
