@@ -28,6 +28,10 @@ void bind_request(py::module_& m) {
       .def_readonly("output_tokens", &Request::output_tokens)
       .def_readonly("deadline_us", &Request::deadline_us)
       .def_property_readonly("session", [](const Request& r) { return r.session.str(); })
+      .def_property_readonly("hash_ids", [](const Request& r) { return r.prefix.ids(); },
+                             "The prompt's block hash ids (a list; empty when the trace gives none).")
+      .def_property_readonly("hash_block_tokens", [](const Request& r) { return r.prefix.block_tokens(); },
+                             "Prompt tokens per hash id (0 without hash ids).")
       .def("__repr__", [](const Request& r) {
         return "<twinfer.Request id=" + std::to_string(r.id) + " arrival_us=" + std::to_string(r.arrival_us) +
                " input_tokens=" + std::to_string(r.input_tokens) +
@@ -158,10 +162,13 @@ void bind_plans(py::module_& m) {
       .def_readwrite("wake_at_us", &BatchPlan::wake_at_us)
       .def_property_readonly("idle", &BatchPlan::idle);
   py::class_<KvCapacity>(m, "KvCapacity", "The KV cache a batcher manages; blocks_total 0: not tracked.")
-      .def(py::init([](std::int64_t blocks_total, int block_tokens) { return KvCapacity{blocks_total, block_tokens}; }),
-           py::arg("blocks_total") = 0, py::arg("block_tokens") = 16)
+      .def(py::init([](std::int64_t blocks_total, int block_tokens, bool prefix_caching) {
+             return KvCapacity{blocks_total, block_tokens, prefix_caching};
+           }),
+           py::arg("blocks_total") = 0, py::arg("block_tokens") = 16, py::arg("prefix_caching") = false)
       .def_readwrite("blocks_total", &KvCapacity::blocks_total)
-      .def_readwrite("block_tokens", &KvCapacity::block_tokens);
+      .def_readwrite("block_tokens", &KvCapacity::block_tokens)
+      .def_readwrite("prefix_caching", &KvCapacity::prefix_caching);
 }
 
 void bind_worker_state(py::module_& m) {
@@ -173,8 +180,9 @@ void bind_worker_state(py::module_& m) {
       .def_readonly("prefill_target", &Sequence::prefill_target)
       .def_readonly("computed", &Sequence::computed)
       .def_readonly("generated", &Sequence::generated)
-      .def_readonly("kv_blocks", &Sequence::kv_blocks)
+      .def_property_readonly("kv_blocks", &Sequence::kv_blocks)
       .def_readonly("preemptions", &Sequence::preemptions)
+      .def_readonly("cached_tokens", &Sequence::cached_tokens)
       .def_property_readonly("in_prefill", &Sequence::in_prefill)
       .def_property_readonly("prefill_remaining", &Sequence::prefill_remaining)
       .def_property_readonly("output_target", &Sequence::output_target)
@@ -201,6 +209,16 @@ void bind_worker_state(py::module_& m) {
       .def_property_readonly("kv_block_tokens", [](const WorkerState& s) { return s.kv().block_tokens(); })
       .def("kv_blocks_for", [](const WorkerState& s, std::int64_t tokens) { return s.kv().blocks_for(tokens); },
            py::arg("tokens"))
+      .def(
+          "prefix_hit_tokens",
+          [](const WorkerState& s, RequestId id) {
+            bool known = std::find(s.waiting().begin(), s.waiting().end(), id) != s.waiting().end();
+            if (!known) throw py::key_error("request " + std::to_string(id) + " is not waiting on this worker");
+            return s.prefix_hit(s.get(id)).blocks * s.kv().block_tokens();
+          },
+          py::arg("id"),
+          "Tokens of the cached prefix a waiting request starts with if it starts now (0 without prefix "
+          "caching): its first chunk is at most prefill_remaining less these.")
       .def("empty", &WorkerState::empty);
 }
 

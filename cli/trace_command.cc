@@ -15,6 +15,7 @@
 #include "cli/help.h"
 #include "cli/run_inputs.h"
 #include "cli/table.h"
+#include "policies/kv_blocks.h"
 #include "traces/synthetic.h"
 #include "traces/trace.h"
 
@@ -23,13 +24,15 @@ namespace {
 
 const char kUsage[] =
     "usage: twinfer trace gen --spec S.json --out T.csv|T.jsonl [--seed N] [--set key=value ...]\n"
-    "       twinfer trace info --trace T [--format F]\n"
+    "       twinfer trace info --trace T [--format F] [--block-tokens N]\n"
     "       twinfer trace convert --trace T [--format F] --out T2.csv|T2.jsonl\n"
     "\n"
     "gen      writes a synthetic trace from a generator spec (see traces/README.md), or from a file\n"
     "         {\"seed\": N, \"spec\": {...}} like traces/data/default_trace.json; --set overrides a key\n"
     "         of the spec, e.g. --set rate_rps=40\n"
-    "info     prints the request count, duration, rate and token length statistics of a trace\n"
+    "info     prints the request count, duration, rate and token length statistics of a trace, and\n"
+    "         for a trace with hash ids the prefix reuse an unbounded cache of N-token blocks finds\n"
+    "         (default 16, the continuous batcher's block_tokens)\n"
     "convert  reads any supported format and writes the native one\n";
 
 // Token lengths counted by value: the exact statistics of any number of requests in little
@@ -70,11 +73,15 @@ class LengthCounts {
 // one in memory).
 class TraceInfo {
  public:
+  explicit TraceInfo(int block_tokens = kDefaultBlockTokens) : reuse_(block_tokens), block_tokens_(block_tokens) {}
+
   void add(const Request& r) {
     first_us_ = std::min(first_us_, r.arrival_us);
     last_us_ = std::max(last_us_, r.arrival_us);
     input_.add(r.input_tokens);
     output_.add(r.output_tokens);
+    with_ids_ += r.prefix.empty() ? 0 : 1;
+    cached_tokens_ += reuse_.add(r);
   }
 
   void print(const std::string& source, std::ostream& out) const {
@@ -90,9 +97,21 @@ class TraceInfo {
                fmt(histogram.back().first, 0)});
     }
     tab.print(out);
+    if (with_ids_ == 0) return;
+    const double prompt_tokens = input_.mean() * double(n);
+    out << "prefix reuse: " << fmt(prompt_tokens > 0 ? 100.0 * double(cached_tokens_) / prompt_tokens : 0.0, 1)
+        << "% of prompt tokens (" << cached_tokens_ << " of " << fmt(prompt_tokens, 0)
+        << ") in blocks seen before, an unbounded cache of " << block_tokens_ << "-token blocks; " << with_ids_
+        << " of " << n << " requests carry hash ids\n";
   }
 
+  static constexpr int kDefaultBlockTokens = 16;
+
  private:
+  PrefixReuse reuse_;
+  int block_tokens_;
+  std::int64_t with_ids_ = 0;
+  std::int64_t cached_tokens_ = 0;
   TimeUs first_us_ = kNever;
   TimeUs last_us_ = 0;
   LengthCounts input_, output_;
@@ -112,7 +131,7 @@ int trace_command(int argc, char** argv) {
     return argc < 1 ? 2 : 0;
   }
   std::string verb = argv[0];
-  Args args(argc - 1, argv + 1, {"spec", "out", "seed", "trace", "format"}, {}, {"set"});
+  Args args(argc - 1, argv + 1, {"spec", "out", "seed", "trace", "format", "block-tokens"}, {}, {"set"});
   if (verb == "gen") {
     nlohmann::json spec = read_json_file(args.required("spec"), "trace spec");
     double seed = 1;
@@ -132,8 +151,8 @@ int trace_command(int argc, char** argv) {
     return 0;
   }
   if (verb == "info") {
-    // Streamed: a trace of any size in a few megabytes.
-    TraceInfo info;
+    // Streamed: a trace of any size in a few megabytes (and the distinct prefix blocks it holds).
+    TraceInfo info(static_cast<int>(args.integer("block-tokens", TraceInfo::kDefaultBlockTokens, 1, 1 << 30)));
     const std::string path = args.required("trace");
     for_each_request(path, args.get("format", "auto"), [&info](const Request& r) { info.add(r); });
     info.print(path, std::cout);

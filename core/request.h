@@ -3,6 +3,7 @@
 
 #include <cstdint>
 
+#include "core/block_hashes.h"
 #include "core/shared_string.h"
 #include "core/time.h"
 
@@ -22,8 +23,9 @@ struct Request {
   int priority = 0;           // higher is more important; 0 is the default class
   SharedString model;         // empty: any model (every worker may serve it)
   SharedString session;       // affinity key for session-aware routing; may be empty
+  BlockHashes prefix;         // the prompt's block hash ids, when the trace gives them
 };
-static_assert(sizeof(Request) <= 56, "one Request per request of a trace: keep it small");
+static_assert(sizeof(Request) <= 64, "one Request per request of a trace: keep it small");
 
 // How a request ended. Every request ends exactly once with one of these.
 // kRejected: refused before reaching a worker (admission, routing, limits, nothing can serve it).

@@ -44,6 +44,7 @@ struct BatchPlan {
 struct KvCapacity {
   std::int64_t blocks_total = 0;
   int block_tokens = 16;
+  bool prefix_caching = false;  // full blocks stay cached for later requests (see KvBlocks)
 };
 
 // One batcher per worker. Thread safety: next() is called from that worker's thread only.

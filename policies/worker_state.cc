@@ -6,18 +6,6 @@
 
 namespace twinfer {
 
-void KvBlocks::take(std::int64_t n) {
-  if (!tracked()) return;
-  assert(n >= 0 && n <= free_ && "plan does not fit the KV cache");
-  free_ -= n;
-}
-
-void KvBlocks::give(std::int64_t n) {
-  if (!tracked()) return;
-  free_ += n;
-  assert(n >= 0 && free_ <= cap_.blocks_total);
-}
-
 WorkerState::WorkerState(KvCapacity kv) : kv_(kv) {}
 
 WorkerState::Slot& WorkerState::slot(RequestId id) {
@@ -129,9 +117,37 @@ void WorkerState::sweep_running() {
   running_slots_.slots.resize(kept);
 }
 
+// Last block first, so that a sequence's tail is evicted before its head.
 void WorkerState::release_blocks(Sequence& seq) {
-  kv_.give(seq.kv_blocks);
-  seq.kv_blocks = 0;
+  for (auto b = seq.blocks.rbegin(); b != seq.blocks.rend(); ++b) kv_.release(*b);
+  seq.blocks.clear();
+}
+
+void WorkerState::grow(Sequence& seq, std::int64_t blocks) {
+  if (!kv_.tracked()) return;
+  while (seq.kv_blocks() < blocks) seq.blocks.push_back(kv_.allocate());
+}
+
+void WorkerState::cache_full_blocks(Slot& s) {
+  const std::int64_t full = s.seq.computed / kv_.block_tokens();
+  while (s.keys.visited() < full) {
+    const KvBlocks::BlockId block = s.seq.blocks[static_cast<std::size_t>(s.keys.visited())];
+    kv_.cache(block, s.keys.next());
+  }
+}
+
+PrefixHit WorkerState::prefix_hit(const Sequence& seq) const {
+  if (!kv_.prefix_caching() || seq.computed > 0 || is_running(seq.request.id)) return {};
+  const Request& r = seq.request;
+  return kv_.lookup(PrefixKeys(r.prefix, r.input_tokens, r.id, kv_.block_tokens()),
+                    max_prefix_hit_blocks(seq.prefill_target, kv_.block_tokens()));
+}
+
+std::int64_t WorkerState::blocks_freed_by(const Sequence& seq) const {
+  if (!kv_.prefix_caching()) return seq.kv_blocks();
+  std::int64_t n = 0;
+  for (KvBlocks::BlockId b : seq.blocks) n += kv_.refs(b) == 1 ? 1 : 0;
+  return n;
 }
 
 Finished WorkerState::take_out(RequestId id, Outcome outcome, std::string reason) {
@@ -190,7 +206,8 @@ std::vector<Sequence> WorkerState::clear() {
   out.reserve(slots_.size());
   for (RequestId id : waiting_) out.push_back(std::move(slot(id).seq));
   for (RequestId id : running_) out.push_back(std::move(slot(id).seq));
-  for (Sequence& seq : out) kv_.give(seq.kv_blocks);
+  for (Sequence& seq : out) seq.blocks.clear();
+  kv_ = KvBlocks(kv_.capacity());  // the device's memory, cached prefixes included, is gone
   slots_.clear();
   waiting_.clear();
   running_.clear();
@@ -228,16 +245,36 @@ void WorkerState::preempt(RequestId id) {
   s.leaving = true;
 }
 
-void WorkerState::start_entry(const BatchEntry& entry, BatchKind kind, TimeUs now_us) {
-  Slot& s = slot(entry.id);
+void WorkerState::start(Slot& s, TimeUs now_us) {
   Sequence& seq = s.seq;
-  if (!s.running) {
-    s.running = true;
-    if (running_slots_.slots.size() == running_.size()) running_slots_.slots.push_back(&s);
-    running_.push_back(entry.id);
-    scratch_ids_.push_back(entry.id);
-    if (seq.started_us == kNever) seq.started_us = now_us;
+  s.running = true;
+  if (running_slots_.slots.size() == running_.size()) running_slots_.slots.push_back(&s);
+  running_.push_back(seq.request.id);
+  scratch_ids_.push_back(seq.request.id);
+  if (seq.started_us == kNever) seq.started_us = now_us;
+  if (!kv_.prefix_caching()) {
+    if (seq.cached_tokens < 0) seq.cached_tokens = 0;
+    return;
   }
+  const Request& r = seq.request;
+  s.keys = PrefixKeys(r.prefix, r.input_tokens, r.id, kv_.block_tokens());
+  const std::int64_t most = max_prefix_hit_blocks(seq.prefill_target, kv_.block_tokens());
+  while (s.keys.visited() < most) {
+    const KvBlocks::BlockId b = kv_.take_cached(s.keys.peek());
+    if (b < 0) break;
+    seq.blocks.push_back(b);
+    s.keys.next();
+  }
+  seq.computed = static_cast<std::int32_t>(seq.kv_blocks() * kv_.block_tokens());
+  if (seq.cached_tokens < 0) seq.cached_tokens = seq.computed;
+  ++prefix_stats_.queries;
+  prefix_stats_.hits += seq.computed > 0 ? 1 : 0;
+  prefix_stats_.queried_tokens += seq.prefill_target;
+  prefix_stats_.hit_tokens += seq.computed;
+}
+
+void WorkerState::start_entry(const BatchEntry& entry, BatchKind kind) {
+  Sequence& seq = slot(entry.id).seq;
   std::int64_t blocks_needed = 0;
   if (kind == BatchKind::kRequestBatch) {
     blocks_needed = kv_.blocks_for(std::int64_t{seq.prefill_target} + seq.output_target());
@@ -247,10 +284,8 @@ void WorkerState::start_entry(const BatchEntry& entry, BatchKind kind, TimeUs no
     assert((!entry.decode || (!seq.in_prefill() && !seq.done())) && "decode of a sequence not decoding");
     blocks_needed = kv_.blocks_for(std::int64_t{seq.computed} + entry.prefill_tokens + (entry.decode ? 1 : 0));
   }
-  if (kv_.tracked() && blocks_needed > seq.kv_blocks) {
-    kv_.take(blocks_needed - seq.kv_blocks);
-    seq.kv_blocks = blocks_needed;
-  }
+  assert(blocks_needed - seq.kv_blocks() <= kv_.free() || !kv_.tracked());
+  grow(seq, blocks_needed);
 }
 
 std::string WorkerState::plan_error(const BatchPlan& plan) const {
@@ -261,12 +296,14 @@ std::string WorkerState::plan_error(const BatchPlan& plan) const {
     if (s == nullptr) return entry + " is not on this worker";
     if (plan.kind != BatchKind::kIteration) continue;
     const Sequence& seq = s->seq;
+    const std::int64_t cached = s->running ? 0 : prefix_hit(seq).blocks * kv_.block_tokens();
     if (e.prefill_tokens < 0) return entry + ": negative prefill_tokens";
     if (e.prefill_tokens > 0 && e.decode) return entry + ": an entry either prefills or decodes";
     if (!e.decode && e.prefill_tokens == 0) return entry + ": neither prefills nor decodes";
-    if (!e.decode && e.prefill_tokens > seq.prefill_remaining()) {
+    if (!e.decode && e.prefill_tokens > seq.prefill_remaining() - cached) {
       return entry + ": prefill_tokens " + std::to_string(e.prefill_tokens) + " past the " +
-             std::to_string(seq.prefill_remaining()) + " left to prefill";
+             std::to_string(seq.prefill_remaining() - cached) + " left to prefill" +
+             (cached > 0 ? " (" + std::to_string(cached) + " tokens are in the prefix cache)" : "");
     }
     if (e.decode && (seq.in_prefill() || seq.done())) return entry + ": decode of a sequence that is not decoding";
   }
@@ -301,8 +338,14 @@ std::vector<Finished> WorkerState::begin(const BatchPlan& plan, TimeUs now_us) {
       push_waiting_front(s);
     }
   }
+  // Every starting sequence takes its cached prefix before any block is allocated, so that no
+  // allocation of this plan evicts a prefix another entry of it was planned with.
   scratch_ids_.clear();
-  for (const BatchEntry& e : plan.entries) start_entry(e, plan.kind, now_us);
+  for (const BatchEntry& e : plan.entries) {
+    Slot& s = slot(e.id);
+    if (!s.running) start(s, now_us);
+  }
+  for (const BatchEntry& e : plan.entries) start_entry(e, plan.kind);
   erase_waiting(scratch_ids_);
   return dropped;
 }
@@ -327,6 +370,7 @@ std::vector<Finished> WorkerState::finish(const BatchPlan& plan, TimeUs now_us) 
         if (seq.first_token_us == kNever) seq.first_token_us = now_us;
       }
     }
+    if (kv_.prefix_caching()) cache_full_blocks(s);
     if (seq.done()) s.leaving = any_done = true;
   }
   std::vector<Finished> completed;
@@ -355,7 +399,7 @@ std::int64_t WorkerState::decode_steps_to_completion() const {
 std::int64_t WorkerState::decode_blocks_needed(std::int64_t steps) const {
   std::int64_t blocks = 0;
   for (const Slot* s : running_slots()) {
-    blocks += std::max<std::int64_t>(0, kv_.blocks_for(s->seq.computed + steps) - s->seq.kv_blocks);
+    blocks += std::max<std::int64_t>(0, kv_.blocks_for(s->seq.computed + steps) - s->seq.kv_blocks());
   }
   return blocks;
 }
@@ -377,17 +421,15 @@ BatchPlan WorkerState::decode_all_plan() const {
 std::vector<Finished> WorkerState::advance_decode(std::int64_t steps) {
   assert(steps >= 1 && steps <= decode_steps_to_completion());
   assert(decode_blocks_needed(steps) <= kv_.free() || !kv_.tracked());
+  if (kv_.prefix_caching()) allocate_decode_blocks(steps);
   bool any_done = false;
   const auto n = static_cast<std::int32_t>(steps);
   for (Slot* s : running_slots()) {
     Sequence& seq = s->seq;
     seq.computed += n;
     seq.generated += n;
-    const std::int64_t blocks_needed = kv_.blocks_for(seq.computed);
-    if (kv_.tracked() && blocks_needed > seq.kv_blocks) {
-      kv_.take(blocks_needed - seq.kv_blocks);
-      seq.kv_blocks = blocks_needed;
-    }
+    grow(seq, kv_.blocks_for(seq.computed));
+    if (kv_.prefix_caching()) cache_full_blocks(*s);
     if (seq.done()) s->leaving = any_done = true;
   }
   std::vector<Finished> completed;
@@ -404,6 +446,35 @@ std::vector<Finished> WorkerState::advance_decode(std::int64_t steps) {
   }
   scratch_ids_.clear();
   return completed;
+}
+
+// Step by step, step j takes a block for each running sequence (in running order) whose new token
+// starts one: a sequence holding b blocks for c tokens takes its next at step b * block_tokens - c + 1
+// and then every block_tokens steps. The same blocks in the same order here, so that later
+// evictions do not depend on whether the steps ran one at a time.
+void WorkerState::allocate_decode_blocks(std::int64_t steps) {
+  const std::vector<Slot*>& slots = running_slots();
+  const std::int64_t tokens = kv_.block_tokens();
+  scratch_positions_.resize(slots.size());
+  for (std::size_t i = 0; i < slots.size(); ++i) scratch_positions_[i] = i;
+  const auto first_step = [&](std::size_t i) {
+    const Sequence& seq = slots[i]->seq;
+    return seq.kv_blocks() * tokens - seq.computed + 1;
+  };
+  std::stable_sort(scratch_positions_.begin(), scratch_positions_.end(),
+                   [&](std::size_t a, std::size_t b) { return first_step(a) < first_step(b); });
+  std::vector<std::int64_t> first(slots.size());
+  for (std::size_t i = 0; i < slots.size(); ++i) first[i] = first_step(i);
+  for (std::int64_t round = 0;; round += tokens) {
+    bool any = false;
+    for (std::size_t i : scratch_positions_) {
+      if (first[i] + round > steps) continue;
+      slots[i]->seq.blocks.push_back(kv_.allocate());
+      any = true;
+    }
+    if (!any) break;
+  }
+  scratch_positions_.clear();
 }
 
 IterationShape WorkerState::iteration_shape(const BatchPlan& plan) const {

@@ -11,6 +11,7 @@
 #include "policies/admission.h"
 #include "policies/batcher.h"
 #include "policies/cost_model.h"
+#include "policies/kv_blocks.h"
 #include "core/request.h"
 #include "core/time.h"
 
@@ -28,14 +29,16 @@ inline std::int32_t prompt_length(const Request& r) { return r.input_tokens > 0 
 // Each decode step then computes one more token (the last generated one) and produces the next.
 // A preempted sequence keeps `generated`, drops its cache (computed = 0) and must prefill
 // input_tokens + generated tokens again (recompute). It completes when generated reaches
-// max(1, output_tokens).
+// max(1, output_tokens). With prefix caching, a sequence that starts (or starts again) begins with
+// computed = the tokens of the cached prefix it found.
 struct Sequence {
   // The counters every step reads and writes first, next to the request's token counts.
   std::int32_t prefill_target = 0;
   std::int32_t computed = 0;
   std::int32_t generated = 0;
   int preemptions = 0;
-  std::int64_t kv_blocks = 0;      // KV blocks held now
+  std::int32_t cached_tokens = -1;  // prompt tokens found in the prefix cache when it first started; -1: not started
+  std::vector<KvBlocks::BlockId> blocks;  // the KV blocks it holds, in token order (its block table)
   Request request;
   TimeUs enqueued_us = 0;          // when it reached this worker
   TimeUs started_us = kNever;      // when it first entered a batch
@@ -45,6 +48,16 @@ struct Sequence {
   std::int32_t prefill_remaining() const { return prefill_target - computed; }
   std::int32_t output_target() const { return request.output_tokens > 1 ? request.output_tokens : 1; }
   bool done() const { return generated >= output_target(); }
+  std::int64_t kv_blocks() const { return static_cast<std::int64_t>(blocks.size()); }
+};
+
+// Prefix-cache lookups of one worker, in tokens: every start of a sequence (a recompute included)
+// asks for its prefill target and finds `hit_tokens` of it cached.
+struct PrefixCacheStats {
+  std::int64_t queried_tokens = 0;
+  std::int64_t hit_tokens = 0;
+  std::int64_t queries = 0;
+  std::int64_t hits = 0;  // lookups that found at least one block
 };
 
 // A sequence that left the worker, and how.
@@ -52,28 +65,6 @@ struct Finished {
   Sequence seq;
   Outcome outcome = Outcome::kCompleted;  // kCompleted, or kDropped with a reason
   std::string reason;
-};
-
-// Paged KV-cache accounting in blocks of `block_tokens` tokens.
-class KvBlocks {
- public:
-  KvBlocks() = default;
-  explicit KvBlocks(KvCapacity cap) : cap_(cap), free_(cap.blocks_total) {}
-  bool tracked() const { return cap_.blocks_total > 0; }
-  std::int64_t total() const { return cap_.blocks_total; }
-  std::int64_t free() const { return free_; }
-  int block_tokens() const { return cap_.block_tokens; }
-  // Blocks needed to hold `tokens` tokens.
-  std::int64_t blocks_for(std::int64_t tokens) const {
-    return (tokens + cap_.block_tokens - 1) / cap_.block_tokens;
-  }
-  // REQUIRES: n <= free() when tracked.
-  void take(std::int64_t n);
-  void give(std::int64_t n);
-
- private:
-  KvCapacity cap_;
-  std::int64_t free_ = 0;
 };
 
 // Thread safety: none; one driver thread owns it.
@@ -95,6 +86,16 @@ class WorkerState {
   // True when `id` is here and running.
   bool is_running(RequestId id) const;
   const KvBlocks& kv() const { return kv_; }
+  const PrefixCacheStats& prefix_stats() const { return prefix_stats_; }
+  // With prefix caching, the cached prefix a waiting sequence that never ran or was preempted
+  // would start with if it started now (at most its prefill target less one token, in whole
+  // blocks); nothing otherwise. begin() starts it with exactly that prefix, so a batcher sizes the
+  // first chunk from prefill_target - blocks * block_tokens, and takes blocks + the chunk's new
+  // blocks less the hit's blocks that were free.
+  PrefixHit prefix_hit(const Sequence& seq) const;
+  // The blocks that preempting or finishing `seq` returns to the free queue (those no other
+  // sequence holds).
+  std::int64_t blocks_freed_by(const Sequence& seq) const;
   bool empty() const { return waiting_.empty() && running_.empty(); }
 
   // Removes a waiting or running sequence that must not run any more (its request timed out, or the
@@ -163,6 +164,7 @@ class WorkerState {
     bool leaving = false;  // marked for removal from running_ by the current begin()/finish()
     Sequence seq;          // its counters and token counts within the slot's first 64 bytes
     std::int64_t queue_ordinal = 0;
+    PrefixKeys keys;       // with prefix caching: the keys of its blocks, from its first uncached one
   };
 
   Slot& slot(RequestId id);
@@ -175,7 +177,16 @@ class WorkerState {
   void sweep_running();
   void release_blocks(Sequence& seq);
   void preempt(RequestId id);
-  void start_entry(const BatchEntry& entry, BatchKind kind, TimeUs now_us);
+  // A waiting sequence joins the running set: with prefix caching it takes its cached prefix.
+  void start(Slot& s, TimeUs now_us);
+  void start_entry(const BatchEntry& entry, BatchKind kind);
+  // Takes blocks until `seq` holds `blocks`.
+  void grow(Sequence& seq, std::int64_t blocks);
+  // With prefix caching: takes the blocks `steps` decode steps of every running sequence need, in
+  // the order the steps one at a time would take them.
+  void allocate_decode_blocks(std::int64_t steps);
+  // With prefix caching: caches the blocks `s` filled since the last call.
+  void cache_full_blocks(Slot& s);
   Finished take_out(RequestId id, Outcome outcome, std::string reason);
 
   // The running sequences' slots in running_ order, so that loops over the running set skip the id
@@ -195,6 +206,7 @@ class WorkerState {
   const std::vector<Slot*>& running_slots() const;
 
   KvBlocks kv_;
+  PrefixCacheStats prefix_stats_;
   IdTable<Slot> slots_;
   mutable SlotPointers running_slots_;
   std::deque<RequestId> waiting_;

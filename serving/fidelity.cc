@@ -14,13 +14,14 @@ namespace {
 
 enum Column {
   kId, kArrival, kStart, kFirst, kEnd, kOutcome, kReason, kInput, kOutput, kPreemptions, kAttempts, kWorker, kPriority,
-  kColumns
+  kCachedTokens, kColumns
 };
 
 const CsvSchema& request_schema() {
   static const CsvSchema schema{{"id", "arrival_us", "start_us", "first_token_us", "end_us", "outcome", "reason",
-                                 "input_tokens", "output_tokens", "preemptions", "attempts", "worker", "priority"},
-                                {true, true, true, true, true, true, true, true, true, true, true, false, false}};
+                                 "input_tokens", "output_tokens", "preemptions", "attempts", "worker", "priority",
+                                 "cached_tokens"},
+                                {true, true, true, true, true, true, true, true, true, true, true, false, false, false}};
   return schema;
 }
 
@@ -127,6 +128,7 @@ std::vector<RequestRecord> read_requests_csv(const std::string& path, std::vecto
     r.output_tokens = static_cast<std::int32_t>(integer_at(row, kOutput));
     r.preemptions = static_cast<int>(integer_at(row, kPreemptions));
     r.attempts = static_cast<int>(integer_at(row, kAttempts));
+    if (!row.empty(kCachedTokens)) r.cached_tokens = static_cast<std::int32_t>(integer_at(row, kCachedTokens));
     if (workers != nullptr) workers->push_back(row.value(kWorker));
     out.push_back(std::move(r));
   });

@@ -128,6 +128,24 @@ void Recorder::routed(RequestId id, int worker) {
   ++progress_[id].attempts;
 }
 
+namespace {
+
+// What requests found in the prefix cache when they first started: prompt tokens of the started
+// requests and the cached ones among them (the rest was computed). Counts < 0 are left out.
+nlohmann::json prefix_cache_json(std::int64_t started, std::int64_t with_hits, std::int64_t prompt_tokens,
+                                 std::int64_t cached_tokens) {
+  nlohmann::json j;
+  if (started >= 0) j["started_requests"] = started;
+  if (with_hits >= 0) j["requests_with_hits"] = with_hits;
+  j["prompt_tokens"] = prompt_tokens;
+  j["cached_tokens"] = cached_tokens;
+  j["computed_tokens"] = prompt_tokens - cached_tokens;
+  j["hit_rate"] = prompt_tokens > 0 ? double(cached_tokens) / double(prompt_tokens) : 0.0;
+  return j;
+}
+
+}  // namespace
+
 RequestRecord Recorder::record(RequestId id) const {
   const Request& q = (*requests_)[id];
   const Progress& p = progress_[id];
@@ -144,6 +162,7 @@ RequestRecord Recorder::record(RequestId id) const {
   r.end_us = p.end_us;
   r.preemptions = p.preemptions;
   r.attempts = p.attempts;
+  r.cached_tokens = p.cached_tokens;
   r.ended = p.ended;
   r.outcome = p.outcome;
   r.reason = reasons_[p.reason];
@@ -178,8 +197,13 @@ void Recorder::finished(const Sequence& seq, int worker, Outcome outcome, const 
   r.start_us = seq.started_us == kNever ? -1 : seq.started_us;
   r.first_token_us = outcome == Outcome::kCompleted ? first_token_us : -1;
   r.preemptions = seq.preemptions;
+  r.cached_tokens = seq.cached_tokens;
   WorkerTotals& t = totals_[worker];
   t.preemptions += seq.preemptions;
+  if (seq.cached_tokens >= 0) {
+    t.prompt_tokens += seq.request.input_tokens;
+    t.cached_tokens += seq.cached_tokens;
+  }
   if (outcome == Outcome::kCompleted) ++t.completed;
 }
 
@@ -263,6 +287,7 @@ bool Recorder::meets_slo(const Request& q, const Progress& r) const {
 nlohmann::json Recorder::request_stats(const std::function<bool(const Progress&)>& selected) const {
   std::int64_t total = 0, retried = 0, retries = 0;
   std::int64_t completed = 0, rejected = 0, dropped = 0, timed_out = 0, met = 0, out_tokens = 0, in_tokens = 0;
+  std::int64_t started = 0, with_hits = 0, started_prompt_tokens = 0, cached_tokens = 0;
   std::vector<std::int64_t> rejected_why(reasons_.size()), dropped_why(reasons_.size()), timed_out_why(reasons_.size());
   TimeUs first = kNever, last = 0;
   const std::vector<Request>& requests = *requests_;
@@ -276,6 +301,12 @@ nlohmann::json Recorder::request_stats(const std::function<bool(const Progress&)
     if (r.attempts > 1) {
       ++retried;
       retries += r.attempts - 1;
+    }
+    if (r.cached_tokens >= 0) {
+      ++started;
+      with_hits += r.cached_tokens > 0 ? 1 : 0;
+      started_prompt_tokens += q.input_tokens;
+      cached_tokens += r.cached_tokens;
     }
     if (!r.ended) continue;
     if (r.outcome == Outcome::kRejected) {
@@ -343,6 +374,7 @@ nlohmann::json Recorder::request_stats(const std::function<bool(const Progress&)
   j["input_tokens_per_s"] = per_s(double(in_tokens));
   j["goodput_rps"] = per_s(double(met));
   j["slo_attainment"] = total == 0 ? 0.0 : double(met) / double(total);
+  j["prefix_cache"] = prefix_cache_json(started, with_hits, started_prompt_tokens, cached_tokens);
   return j;
 }
 
@@ -375,7 +407,8 @@ nlohmann::json Recorder::summary() const {
                        {"batches", t.batches},
                        {"mean_batch_size", t.batches ? double(t.sequences) / double(t.batches) : 0.0},
                        {"preemptions", t.preemptions},
-                       {"completed", t.completed}});
+                       {"completed", t.completed},
+                       {"prefix_cache", prefix_cache_json(-1, -1, t.prompt_tokens, t.cached_tokens)}});
   }
   j["workers"] = workers;
   return j;
@@ -415,7 +448,7 @@ class CsvLine {
 void Recorder::write_requests_csv(const std::string& path) const {
   File f = open_for_write(path);
   std::fputs("id,arrival_us,worker,start_us,first_token_us,end_us,outcome,reason,input_tokens,output_tokens,priority,"
-             "preemptions,attempts\n",
+             "preemptions,attempts,cached_tokens\n",
              f.get());
   std::vector<std::string> worker_fields;
   for (const auto& w : workers_) worker_fields.push_back(csv_field(w));
@@ -440,6 +473,7 @@ void Recorder::write_requests_csv(const std::string& path) const {
         .num(q.priority)
         .num(r.preemptions)
         .num(r.attempts)
+        .num(r.cached_tokens)
         .write(f.get());
   }
   close_checked(std::move(f), path);

@@ -36,6 +36,7 @@ struct RequestRecord {
   TimeUs end_us = -1;
   int preemptions = 0;
   int attempts = 0;  // times it was sent to a worker (1 + retries)
+  std::int32_t cached_tokens = -1;  // prompt tokens found in the prefix cache when it started; -1: never started
   bool ended = false;
   Outcome outcome = Outcome::kCompleted;
   std::string reason;
@@ -136,11 +137,12 @@ class Recorder {
     std::int32_t worker = -1;
     std::uint32_t reason = 0;  // index in reasons_; 0 is none
     std::int32_t preemptions = 0;
+    std::int32_t cached_tokens = -1;
     std::uint16_t attempts = 0;
     bool ended = false;
     Outcome outcome = Outcome::kCompleted;
   };
-  static_assert(sizeof(Progress) <= 40, "one Progress per request of a trace: keep it small");
+  static_assert(sizeof(Progress) <= 48, "one Progress per request of a trace: keep it small");
 
   Progress& end(RequestId id, Outcome outcome, const std::string& reason, TimeUs now_us);
   bool meets_slo(const Request& q, const Progress& p) const;
@@ -177,6 +179,8 @@ class Recorder {
     std::int64_t sequences = 0;
     std::int64_t preemptions = 0;
     std::int64_t completed = 0;
+    std::int64_t prompt_tokens = 0;  // of the sequences that started here
+    std::int64_t cached_tokens = 0;
   };
   std::vector<WorkerTotals> totals_;
 };

@@ -1,6 +1,7 @@
 // Mooncake traces (Qin et al., 2024): one JSON object a line,
 // {"timestamp": ms, "input_length": n, "output_length": n, "hash_ids": [...]}.
-#include <charconv>
+#include <string>
+#include <vector>
 
 #include "traces/json_line.h"
 #include "traces/trace_formats.h"
@@ -26,23 +27,17 @@ void require_kind(const JsonMember& member, JsonKind kind, const LineLocation& a
   }
 }
 
-// The first hash id names the first prefix-cache block, so requests that share a prompt prefix
-// share a session key and session-affinity routing keeps them on one worker.
-std::string session_of_hash_ids(const JsonMember& member, const LineLocation& at) {
+// The ids between the array's brackets. The first names the first prefix-cache block, so requests
+// that share a prompt prefix also share a session key ("h<first id>") and session-affinity routing
+// keeps them on one worker.
+std::vector<std::uint64_t> hash_ids_of(const JsonMember& member, const LineLocation& at) {
   require_kind(member, JsonKind::kArray, at);
-  const std::string_view first = json_first_element(member);
-  if (first.empty()) return "";
-  std::int64_t id = 0;
-  const char* end = first.data() + first.size();
-  const auto result = std::from_chars(first.data(), end, id);
-  if (result.ec != std::errc() || result.ptr != end || id < 0) {
-    at.fail(member.key, "expected non-negative integer hash ids, got " + std::string(first));
-  }
-  return "h" + std::string(first);
+  return parse_hash_id_list(member.raw.substr(1, member.raw.size() - 2), ',', member.key, at);
 }
 
 Request parse_mooncake_object(const std::vector<JsonMember>& members, const LineLocation& at, SharedStrings& sessions) {
   Request r;
+  std::vector<std::uint64_t> ids;
   bool seen[kKeys] = {};
   for (const auto& member : members) {
     const std::size_t key = key_index(member.key);
@@ -50,7 +45,8 @@ Request parse_mooncake_object(const std::vector<JsonMember>& members, const Line
     if (seen[key]) at.fail(member.key, "duplicate key");
     seen[key] = true;
     if (key == kHashIds) {
-      r.session = sessions(session_of_hash_ids(member, at));
+      ids = hash_ids_of(member, at);
+      if (!ids.empty()) r.session = sessions("h" + std::to_string(ids.front()));
       continue;
     }
     require_kind(member, JsonKind::kNumber, at);
@@ -61,6 +57,7 @@ Request parse_mooncake_object(const std::vector<JsonMember>& members, const Line
   for (std::size_t key : {kTimestamp, kInputLength, kOutputLength}) {
     if (!seen[key]) at.fail(kKeyNames[key], "missing key");
   }
+  r.prefix = make_block_hashes(std::move(ids), kDefaultHashBlockTokens, r.input_tokens, kKeyNames[kHashIds], at);
   return r;
 }
 

@@ -1,5 +1,7 @@
 // The native trace format, as CSV and as JSONL: arrival_s, input_tokens, output_tokens and the
-// optional model, priority, deadline_ms (relative to arrival), session.
+// optional model, priority, deadline_ms (relative to arrival), session, hash_ids (the prompt's block
+// hash ids: space-separated in CSV, an array in JSONL) and hash_block_tokens (tokens per hash id,
+// default 512).
 #include <cassert>
 
 #include <nlohmann/json.hpp>
@@ -13,12 +15,15 @@ namespace twinfer {
 
 namespace {
 
-enum NativeColumn : std::size_t { kArrival, kInput, kOutput, kModel, kPriority, kDeadline, kSession, kColumns };
+enum NativeColumn : std::size_t {
+  kArrival, kInput, kOutput, kModel, kPriority, kDeadline, kSession, kHashIds, kHashBlockTokens, kColumns
+};
 
 const CsvSchema& native_schema() {
   static const CsvSchema schema{
-      {"arrival_s", "input_tokens", "output_tokens", "model", "priority", "deadline_ms", "session"},
-      {true, true, true, false, false, false, false}};
+      {"arrival_s", "input_tokens", "output_tokens", "model", "priority", "deadline_ms", "session", "hash_ids",
+       "hash_block_tokens"},
+      {true, true, true, false, false, false, false, false, false}};
   return schema;
 }
 
@@ -26,6 +31,8 @@ const CsvSchema& native_schema() {
 struct NativeRow {
   Request request;
   TimeUs deadline_after_arrival_us = kNever;
+  std::vector<std::uint64_t> hash_ids;
+  std::int64_t hash_block_tokens = kDefaultHashBlockTokens;
 
   void set_number(std::size_t column, std::string_view text, const LineLocation& at) {
     const std::string& name = native_schema().names[column];
@@ -35,7 +42,11 @@ struct NativeRow {
       case kOutput: request.output_tokens = parse_token_count(text, name, at); break;
       case kPriority: request.priority = parse_int(text, name, at); break;
       case kDeadline: deadline_after_arrival_us = parse_ms_as_us(text, name, at); break;
-      default: assert(false && "model and session are strings"); break;
+      case kHashBlockTokens:
+        hash_block_tokens = parse_int64(text, name, at, 1);
+        if (hash_block_tokens > (std::int64_t{1} << 30)) at.fail(name, "more than 2^30 tokens per hash id");
+        break;
+      default: assert(false && "model, session and hash_ids are not numbers"); break;
     }
   }
 
@@ -44,6 +55,8 @@ struct NativeRow {
       if (deadline_after_arrival_us >= kNever - request.arrival_us) at.fail("deadline_ms", "deadline out of range");
       request.deadline_us = request.arrival_us + deadline_after_arrival_us;
     }
+    request.prefix = make_block_hashes(std::move(hash_ids), hash_block_tokens, request.input_tokens,
+                                       native_schema().names[kHashIds], at);
     return request;
   }
 };
@@ -69,6 +82,11 @@ void set_json_member(NativeRow& row, std::size_t column, const JsonMember& membe
   if (is_string_column) {
     if (member.kind != JsonKind::kString) at.fail(member.key, std::string("expected a string, got ") + json_kind_name(member.kind));
     (column == kModel ? row.request.model : row.request.session) = names(json_string_value(member, at));
+    return;
+  }
+  if (column == kHashIds) {
+    if (member.kind != JsonKind::kArray) at.fail(member.key, std::string("expected an array, got ") + json_kind_name(member.kind));
+    row.hash_ids = parse_hash_id_list(member.raw.substr(1, member.raw.size() - 2), ',', member.key, at);
     return;
   }
   if (member.kind != JsonKind::kNumber) at.fail(member.key, std::string("expected a number, got ") + json_kind_name(member.kind));
@@ -122,6 +140,12 @@ void check_writable_text(const Request& r, const std::string& value, const char*
   }
 }
 
+std::string hash_id_text(const BlockHashes& hashes, const char* separator) {
+  std::string text;
+  for (std::size_t i = 0; i < hashes.size(); ++i) text += (text.empty() ? "" : separator) + std::to_string(hashes[i]);
+  return text;
+}
+
 }  // namespace
 
 void parse_native_csv(TextBlocks& text, const RequestSink& sink) {
@@ -136,6 +160,10 @@ void parse_native_csv(TextBlocks& text, const RequestSink& sink) {
     if (!csv.empty(kDeadline)) row.set_number(kDeadline, csv.text(kDeadline), csv.at());
     row.request.model = names(csv.value(kModel));
     row.request.session = names(csv.value(kSession));
+    if (!csv.empty(kHashBlockTokens)) row.set_number(kHashBlockTokens, csv.text(kHashBlockTokens), csv.at());
+    if (!csv.empty(kHashIds)) {
+      row.hash_ids = parse_hash_id_list(csv.value(kHashIds), ' ', native_schema().names[kHashIds], csv.at());
+    }
     sink(row.finish(csv.at()));
   });
 }
@@ -154,6 +182,8 @@ std::string format_native_csv(const Trace& trace) {
     has[kPriority] |= r.priority != 0;
     has[kDeadline] |= r.deadline_us != kNever;
     has[kSession] |= !r.session.empty();
+    has[kHashIds] |= !r.prefix.empty();
+    has[kHashBlockTokens] |= !r.prefix.empty() && r.prefix.block_tokens() != kDefaultHashBlockTokens;
   }
   std::string out;
   for (std::size_t column = 0; column < kColumns; ++column) {
@@ -169,6 +199,8 @@ std::string format_native_csv(const Trace& trace) {
     if (has[kPriority]) out += ',' + std::to_string(r.priority);
     if (has[kDeadline]) out += ',' + deadline_ms_text(r);
     if (has[kSession]) out += ',' + csv_escape(r.session);
+    if (has[kHashIds]) out += ',' + hash_id_text(r.prefix, " ");
+    if (has[kHashBlockTokens]) out += ',' + (r.prefix.empty() ? std::string() : std::to_string(r.prefix.block_tokens()));
     out += '\n';
   }
   return out;
@@ -184,6 +216,12 @@ std::string format_native_jsonl(const Trace& trace) {
     if (r.priority != 0) out += ", \"priority\": " + std::to_string(r.priority);
     if (r.deadline_us != kNever) out += ", \"deadline_ms\": " + deadline_ms_text(r);
     if (!r.session.empty()) out += ", \"session\": " + json_quoted(r.session);
+    if (!r.prefix.empty()) {
+      out += ", \"hash_ids\": [" + hash_id_text(r.prefix, ", ") + "]";
+      if (r.prefix.block_tokens() != kDefaultHashBlockTokens) {
+        out += ", \"hash_block_tokens\": " + std::to_string(r.prefix.block_tokens());
+      }
+    }
     out += "}\n";
   }
   return out;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <memory>
 #include <random>
 
@@ -67,6 +68,17 @@ void check_spec(const SyntheticSpec& s, const std::string& where) {
   check_weights(s.priority_weights, s.priorities.size(), where, "priority_weights", "priorities");
   require(std::isfinite(s.deadline_ms) && s.deadline_ms >= 0, where, "deadline_ms", "must be >= 0 (0: none)");
   require(s.sessions >= 0, where, "sessions", "must be >= 0 (0: no session keys)");
+  if (!s.has_prefix) return;
+  require(s.sessions == 0, where, "sessions", "does not apply with a prefix (each conversation is a session)");
+  const std::string at = where + ".prefix";
+  require(s.prefix.block_tokens >= 1 && s.prefix.block_tokens <= (1 << 20), at, "block_tokens", "must be in [1, 2^20]");
+  require(s.prefix.tenants >= 0 && s.prefix.tenants <= 1'000'000, at, "tenants", "must be in [0, 1000000] (0: no system prompt)");
+  check_length(s.prefix.system_tokens, at + ".system_tokens");
+  require(s.prefix.conversations >= 1 && s.prefix.conversations <= 10'000'000, at, "conversations", "must be in [1, 10000000]");
+  check_length(s.prefix.turns, at + ".turns");
+  require(s.prefix.turns.min >= 1, at + ".turns", "min", "must be >= 1");
+  require(s.prefix.max_context >= 1 && s.prefix.max_context <= std::numeric_limits<std::int32_t>::max(), at,
+          "max_context", "must be in [1, 2^31)");
 }
 
 LengthDistribution parse_length(const nlohmann::json& object, const std::string& where, LengthDistribution d) {
@@ -117,7 +129,71 @@ std::vector<double> or_equal_weights(const std::vector<double>& weights, std::si
 }
 
 // The streams each attribute draws from (see generate_synthetic()).
-enum Stream : std::uint64_t { kGaps, kInput, kOutput, kModel, kPriority, kSession };
+enum Stream : std::uint64_t { kGaps, kInput, kOutput, kModel, kPriority, kSession, kPrefix };
+
+// The open conversations of a PrefixSpec and the hash ids of their contexts.
+class Conversations {
+ public:
+  Conversations(const PrefixSpec& spec, std::uint64_t seed)
+      : spec_(spec), rng_(seed), system_length_(spec.system_tokens), turns_(spec.turns),
+        open_(static_cast<std::size_t>(spec.conversations)) {
+    for (std::int64_t t = 0; t < spec.tenants; ++t) {
+      const std::int32_t length = system_length_.sample(rng_);
+      std::vector<std::uint64_t> ids(static_cast<std::size_t>(length / spec.block_tokens));
+      for (auto& id : ids) id = next_id_++;
+      tenants_.push_back({length, std::move(ids)});
+    }
+  }
+
+  // Fills r's input_tokens, prefix and session for a turn of `new_tokens` new input; its output
+  // then joins the context.
+  void next_turn(Request& r, std::int32_t new_tokens, SharedStrings& names) {
+    Conversation& c = open_[static_cast<std::size_t>(uniform01(rng_) * static_cast<double>(open_.size()))];
+    if (c.turns_left == 0 || c.context + new_tokens > spec_.max_context) start(c, names);
+    const std::int64_t room = spec_.max_context - c.context;
+    const std::int64_t length = c.context + std::min<std::int64_t>(new_tokens, std::max<std::int64_t>(room, 0));
+    const std::size_t full = static_cast<std::size_t>(length / spec_.block_tokens);
+    while (c.ids->size() < full) c.ids->push_back(next_id_++);
+    const bool partial = length % spec_.block_tokens != 0;
+    r.input_tokens = static_cast<std::int32_t>(length);
+    r.prefix = BlockHashes(spec_.block_tokens, c.ids, full, partial, partial ? next_id_++ : 0);
+    r.session = c.name;
+    c.context = length + r.output_tokens;
+    --c.turns_left;
+  }
+
+ private:
+  struct Tenant {
+    std::int32_t length;
+    std::vector<std::uint64_t> ids;  // of its full blocks
+  };
+  struct Conversation {
+    std::int64_t context = 0;  // tokens so far
+    std::int64_t turns_left = 0;
+    std::shared_ptr<std::vector<std::uint64_t>> ids;  // of the context's full blocks
+    SharedString name;
+  };
+
+  void start(Conversation& c, SharedStrings& names) {
+    c.ids = std::make_shared<std::vector<std::uint64_t>>();
+    c.context = 0;
+    if (!tenants_.empty()) {
+      const Tenant& t = tenants_[static_cast<std::size_t>(uniform01(rng_) * static_cast<double>(tenants_.size()))];
+      c.context = std::min<std::int64_t>(t.length, spec_.max_context);
+      c.ids->assign(t.ids.begin(), t.ids.begin() + static_cast<std::ptrdiff_t>(c.context / spec_.block_tokens));
+    }
+    c.turns_left = turns_.sample(rng_);
+    c.name = names("c" + std::to_string(started_++));
+  }
+
+  const PrefixSpec& spec_;
+  std::mt19937_64 rng_;
+  LengthSampler system_length_, turns_;
+  std::vector<Tenant> tenants_;
+  std::vector<Conversation> open_;
+  std::uint64_t next_id_ = 0;
+  std::int64_t started_ = 0;
+};
 
 }  // namespace
 
@@ -139,6 +215,23 @@ SyntheticSpec parse_synthetic_spec(const nlohmann::json& spec, const std::string
   p.get("priority_weights", s.priority_weights);
   p.get("deadline_ms", s.deadline_ms);
   p.get("sessions", s.sessions);
+  if (p.has("prefix")) {
+    s.has_prefix = true;
+    nlohmann::json prefix = nlohmann::json::object();
+    p.get("prefix", prefix);
+    const std::string at = where + ".prefix";
+    JsonParams q(prefix, at);
+    q.get("block_tokens", s.prefix.block_tokens);
+    q.get("tenants", s.prefix.tenants);
+    nlohmann::json system = nlohmann::json::object(), turns = nlohmann::json::object();
+    q.get("system_tokens", system);
+    q.get("turns", turns);
+    s.prefix.system_tokens = parse_length(system, at + ".system_tokens", s.prefix.system_tokens);
+    s.prefix.turns = parse_length(turns, at + ".turns", s.prefix.turns);
+    q.get("conversations", s.prefix.conversations);
+    q.get("max_context", s.prefix.max_context);
+    q.done();
+  }
   p.done();
   check_spec(s, where);
   return s;
@@ -161,6 +254,8 @@ Trace generate_synthetic(const SyntheticSpec& spec, std::uint64_t seed) {
   double arrival_s = 0;
   const std::vector<SharedString> model_names(spec.models.begin(), spec.models.end());
   SharedStrings session_names;
+  std::unique_ptr<Conversations> conversations;
+  if (spec.has_prefix) conversations = std::make_unique<Conversations>(spec.prefix, derive_seed(seed, kPrefix));
   for (std::size_t i = 0; i < trace.requests.size(); ++i) {
     Request& r = trace.requests[i];
     if (i > 0) {
@@ -178,6 +273,7 @@ Trace generate_synthetic(const SyntheticSpec& spec, std::uint64_t seed) {
       r.session = session_names(
           "s" + std::to_string(static_cast<std::int64_t>(uniform01(sessions) * static_cast<double>(spec.sessions))));
     }
+    if (conversations) conversations->next_turn(r, r.input_tokens, session_names);
   }
   trace.source = "synthetic seed=" + std::to_string(seed) + " requests=" + std::to_string(spec.requests) +
                  " arrival=" + spec.arrival;

@@ -4,6 +4,7 @@
 // not yet rebased). Errors throw twinfer::Error "<path>:<line>: <field>: <problem>".
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -30,6 +31,18 @@ std::string detect_trace_format(const std::string& path, std::string_view text);
 // An Azure TIMESTAMP "YYYY-MM-DD HH:MM:SS[.fraction]" as microseconds since 1970-01-01 00:00:00
 // (proleptic Gregorian calendar, no time zone); digits past the sixth fractional one round half up.
 TimeUs parse_azure_timestamp_us(std::string_view text, const LineLocation& at);
+
+// Mooncake's hash ids cover blocks of this many prompt tokens; the native formats' default.
+inline constexpr int kDefaultHashBlockTokens = 512;
+
+// Hash ids as a trace writes them: non-negative integers separated by `separator` (',' between a
+// JSON array's brackets, ' ' in a CSV field), blanks around each allowed. Errors name `field`.
+std::vector<std::uint64_t> parse_hash_id_list(std::string_view list, char separator, std::string_view field,
+                                              const LineLocation& at);
+// The ids of a request of `input_tokens` prompt tokens in blocks of `block_tokens`: at most one id
+// per block (fewer: only the first blocks are described). Errors name `field`.
+BlockHashes make_block_hashes(std::vector<std::uint64_t> ids, std::int64_t block_tokens, std::int32_t input_tokens,
+                              std::string_view field, const LineLocation& at);
 
 // The native formats as text (see write_trace()).
 std::string format_native_csv(const Trace& trace);

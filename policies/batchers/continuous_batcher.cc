@@ -31,6 +31,7 @@ ContinuousOptions read_continuous_options(JsonParams& p) {
   p.get("gpu_memory_utilization", o.gpu_memory_utilization);
   p.get("kv_blocks", o.kv_blocks);
   p.get("watermark", o.watermark);
+  p.get("prefix_caching", o.prefix_caching);
   read_queue_order(p, "order", o.order);
   p.get("priority_levels", o.priority_levels);
   p.require(o.max_num_seqs >= 1, "max_num_seqs", "must be at least 1");
@@ -87,6 +88,7 @@ BatchPlan ContinuousBatcher::next(const WorkerState& state, TimeUs now_us) {
   plan.entries.reserve(state.running().size() + 4);  // one allocation per step, not log2(batch)
   assert(state.kv().tracked() && "the worker state must be created with kv_capacity()");
   Step step;
+  step.state = &state;
   step.kv = &state.kv();
   step.budget = options_.max_num_batched_tokens;
   step.free_blocks = state.kv().free();
@@ -148,7 +150,7 @@ void ContinuousBatcher::schedule_decode(std::size_t k, BatchPlan& plan, Step& st
   const std::size_t pos = order_[k];
   const Sequence& seq = *running_[pos];
   if (step.budget == 0) return;
-  const std::int64_t need = step.kv->blocks_for(std::int64_t{seq.computed} + 1) - seq.kv_blocks;
+  const std::int64_t need = step.kv->blocks_for(std::int64_t{seq.computed} + 1) - seq.kv_blocks();
   while (need > step.free_blocks) {
     if (!preempt_victim(k, /*skip_scheduled=*/false, plan, step)) {
       preempt_at(pos, plan, step);
@@ -167,13 +169,13 @@ void ContinuousBatcher::schedule_prefill(std::size_t k, BatchPlan& plan, Step& s
   if (step.budget == 0) return;
   const std::int64_t remaining = seq.prefill_remaining();
   const int block_tokens = step.kv->block_tokens();
-  auto room_tokens = [&] { return (seq.kv_blocks + step.free_blocks) * block_tokens - seq.computed; };
+  auto room_tokens = [&] { return (seq.kv_blocks() + step.free_blocks) * block_tokens - seq.computed; };
   // Shrinking the chunk to the free blocks keeps progress; evict only when not one token fits.
   while (room_tokens() <= 0 && preempt_victim(k, /*skip_scheduled=*/true, plan, step)) {
   }
   const std::int64_t chunk = std::min({remaining, step.budget, room_tokens()});
   if (chunk <= 0 || (!may_chunk(seq) && chunk < remaining)) return;
-  const std::int64_t need = step.kv->blocks_for(seq.computed + chunk) - seq.kv_blocks;
+  const std::int64_t need = step.kv->blocks_for(seq.computed + chunk) - seq.kv_blocks();
   step.free_blocks -= std::max<std::int64_t>(need, 0);
   step.budget -= chunk;
   plan.entries.push_back(BatchEntry{seq.request.id, static_cast<std::int32_t>(chunk), false});
@@ -195,7 +197,7 @@ void ContinuousBatcher::preempt_at(std::size_t pos, BatchPlan& plan, Step& step)
   assert(!scheduled_[pos]);
   preempted_[pos] = 1;
   plan.preempt.push_back(seq.request.id);
-  step.free_blocks += seq.kv_blocks;
+  step.free_blocks += step.state->blocks_freed_by(seq);
   // begin() pushes each preempted sequence to the front of the queue in plan order.
   if (options_.order != QueueOrder::kFcfs) add_to_index(seq.request, --front_ordinal_);
 }
@@ -220,18 +222,21 @@ std::string ContinuousBatcher::never_fits(const Sequence& seq, const KvBlocks& k
 }
 
 ContinuousBatcher::Admit ContinuousBatcher::try_admit(const Sequence& seq, BatchPlan& plan, Step& step) const {
-  const KvBlocks& kv = *step.kv;
+  const KvBlocks& kv = step.state->kv();
   std::string reason = never_fits(seq, kv);
   if (!reason.empty()) {
     plan.drop.push_back(BatchDrop{seq.request.id, std::move(reason)});
     return Admit::kDropped;
   }
-  assert(seq.computed == 0 && seq.kv_blocks == 0);
+  assert(seq.computed == 0 && seq.kv_blocks() == 0);
   if (step.resident_seqs >= options_.max_num_seqs || step.budget == 0) return Admit::kStop;
-  const std::int64_t remaining = seq.prefill_remaining();
+  // The cached prefix is not computed again; taking its free blocks back leaves them fewer.
+  const PrefixHit hit = step.state->prefix_hit(seq);
+  const std::int64_t cached = hit.blocks * kv.block_tokens();
+  const std::int64_t remaining = seq.prefill_remaining() - cached;
   const std::int64_t chunk = may_chunk(seq) ? std::min(remaining, step.budget) : remaining;
   if (chunk > step.budget) return Admit::kStop;
-  const std::int64_t need = kv.blocks_for(chunk);
+  const std::int64_t need = kv.blocks_for(cached + chunk) - hit.blocks + hit.free_blocks;
   // The watermark keeps room for running sequences to grow; an empty cache takes anyone that fits.
   const auto watermark_blocks = static_cast<std::int64_t>(options_.watermark * static_cast<double>(kv.total()));
   const bool cache_unused = step.free_blocks == kv.total();

@@ -26,6 +26,7 @@ struct ContinuousOptions {
   double watermark = 0.01;                      // fraction of blocks kept free when admitting
   QueueOrder order = QueueOrder::kFcfs;         // "fcfs" | "sjf" | "priority"
   int priority_levels = 0;                      // 0: priorities as given; else clamped
+  bool prefix_caching = false;                  // full blocks stay cached for later prompts (KvBlocks)
 };
 
 // Fills `options` from params (keys as the field names) and checks ranges; calls params.done().
@@ -49,6 +50,9 @@ std::int64_t derive_kv_blocks(const InstanceSpec& instance, int block_tokens, do
 //  2. prefill chunks for running sequences still in prefill (a chunk shrinks to the free blocks);
 //  3. when nothing was preempted, waiting sequences in order while the budget, max_num_seqs and the
 //     KV blocks (less a watermark) allow; the first one that does not fit stops admission.
+// With prefix_caching, a waiting sequence starts with the cached prefix it finds
+// (WorkerState::prefix_hit) and prefills the rest; preempting a sequence frees only the blocks no
+// other sequence shares.
 // A waiting request that needs more blocks than the whole cache (blocks_for(input + output)), or,
 // without chunked prefill, a longer prompt than the token budget, is dropped with the reason.
 // Without chunked prefill, the recompute of a preempted sequence that outgrew the budget is chunked.
@@ -63,7 +67,9 @@ class ContinuousBatcher : public Batcher {
   explicit ContinuousBatcher(ContinuousOptions options, const CostModel* cost = nullptr,
                              const InstanceSpec* instance = nullptr);
   BatchPlan next(const WorkerState& state, TimeUs now_us) override;
-  KvCapacity kv_capacity() const override { return {options_.kv_blocks, options_.block_tokens}; }
+  KvCapacity kv_capacity() const override {
+    return {options_.kv_blocks, options_.block_tokens, options_.prefix_caching};
+  }
   std::string name() const override { return "continuous"; }
   // With nothing waiting, every running sequence decoding and the cache holding their new blocks,
   // next() decodes them all (for fcfs and sjf: in running order; priority reorders them): steps to
@@ -79,6 +85,7 @@ class ContinuousBatcher : public Batcher {
   };
   // Per-call working state.
   struct Step {
+    const WorkerState* state = nullptr;
     const KvBlocks* kv = nullptr;
     std::int64_t budget = 0;        // tokens left in this iteration
     std::int64_t free_blocks = 0;   // blocks left after what is planned so far

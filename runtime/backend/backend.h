@@ -14,8 +14,8 @@
 namespace twinfer::runtime {
 
 // Thrown by Backend::step() when one sequence makes the step impossible (past max_context, a token
-// outside the vocabulary, a `cached` count that differs from the backend's): nothing was changed,
-// and the same step without that sequence may run.
+// outside the vocabulary, a block table that does not hold its tokens): nothing was changed, and
+// the same step without that sequence may run.
 class SequenceError : public Error {
  public:
   SequenceError(RequestId id, const std::string& what) : Error(what), id_(id) {}
@@ -25,11 +25,16 @@ class SequenceError : public Error {
   RequestId id_;
 };
 
-// One sequence's part of an iteration.
+// One sequence's part of an iteration. The worker's KvBlocks decides which pool blocks hold which
+// sequence's keys and values (several sequences may share the blocks of a common prefix); the
+// backend stores and reads them where the block table says.
 struct StepSequence {
   RequestId id = 0;
-  std::int32_t cached = 0;            // tokens of this sequence already in its KV cache
+  std::int32_t cached = 0;            // tokens of this sequence already in its blocks
   std::vector<std::int32_t> tokens;   // tokens to process now: a prefill chunk, or the last generated token
+  // Its block table: the pool blocks holding positions [0, cached + tokens.size()), block_tokens
+  // positions each, in order (trailing blocks it holds for later tokens may follow).
+  std::vector<std::int32_t> blocks;
   bool sample = true;                 // produce the next token from the last position
 };
 
@@ -46,22 +51,17 @@ class Backend {
  public:
   virtual ~Backend() = default;
 
-  // Runs one iteration: appends each sequence's tokens to its KV cache (allocating blocks from the
-  // pool as needed) and, for each sequence with `sample`, writes the greedy next token to
-  // `next_tokens` (one per sampling sequence, in batch order). Throws SequenceError when one
-  // sequence cannot run, and twinfer::Error when the step as a whole exceeds the pool or a limit
-  // (the batcher's accounting should prevent both); either way before changing any state.
+  // Runs one iteration: stores each sequence's new keys and values in its blocks at positions
+  // cached.., attends each new token over positions [0, its own] and, for each sequence with
+  // `sample`, writes the greedy next token to `next_tokens` (one per sampling sequence, in batch
+  // order). Throws SequenceError when one sequence cannot run, and twinfer::Error when the step as
+  // a whole exceeds a limit (the batcher's accounting should prevent both); either way before
+  // changing any state.
   virtual void step(const std::vector<StepSequence>& batch, std::vector<std::int32_t>& next_tokens) = 0;
 
   // The logits of the last step's sampling sequences, [sampling sequences][vocab], for tests that
   // compare backends.
   virtual const std::vector<float>& last_logits() const = 0;
-
-  // Frees a sequence's KV blocks (it completed, was dropped, or was preempted for recompute).
-  virtual void release(RequestId id) = 0;
-
-  // KV blocks in use now.
-  virtual std::int64_t kv_blocks_used() const = 0;
 
   // Request-level batch of a non-generative model: the transformer's blocks run bidirectionally
   // (no KV cache, no causal mask) over `lengths.size()` sequences padded to `padded_length` tokens
@@ -72,7 +72,11 @@ class Backend {
   virtual std::string name() const = 0;
 };
 
-// Deterministic prompt tokens for a request of a trace (which carries only token counts).
+// Deterministic prompt tokens for a request of a trace (which carries only token counts): those of
+// a trace block with a hash id follow from the ids up to it (BlockHashes), so that requests sharing
+// a prefix share its tokens; the rest follow from the request id.
+std::vector<std::int32_t> prompt_tokens(const Request& request, int vocab);
+// The tokens of a request `id` of `count` tokens without hash ids.
 std::vector<std::int32_t> prompt_tokens(RequestId id, std::int32_t count, int vocab);
 
 // "cpu" or "cuda:N". Throws twinfer::Error for an unknown device, or "cuda:N" without CUDA support

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <string>
 
 #include "core/error.h"
@@ -13,20 +14,44 @@ std::uint64_t splitmix64(std::uint64_t x) {
   return x ^ (x >> 31);
 }
 
+std::int32_t token_of(std::uint64_t x, int vocab) {
+  // Multiply-shift maps the top 32 bits onto [0, vocab) without a division.
+  return static_cast<std::int32_t>(((x >> 32) * static_cast<std::uint64_t>(vocab)) >> 32);
+}
+
+void check_args(std::int32_t count, int vocab) {
+  if (vocab <= 0) throw Error("prompt_tokens: vocab must be > 0, got " + std::to_string(vocab));
+  if (count < 0) throw Error("prompt_tokens: count must not be negative, got " + std::to_string(count));
+}
+
 }  // namespace
 
 // Token i of request `id` depends on (id, i) only, so a prefix of a longer prompt is the shorter
 // prompt, and a recomputed (preempted) request sees the same tokens.
 std::vector<std::int32_t> prompt_tokens(RequestId id, std::int32_t count, int vocab) {
-  if (vocab <= 0) throw Error("prompt_tokens: vocab must be > 0, got " + std::to_string(vocab));
-  if (count < 0) throw Error("prompt_tokens: count must not be negative, got " + std::to_string(count));
+  check_args(count, vocab);
   std::vector<std::int32_t> tokens(static_cast<std::size_t>(count));
   const std::uint64_t request_key = splitmix64(id);
   for (std::int32_t i = 0; i < count; ++i) {
-    const std::uint64_t x = splitmix64(request_key + static_cast<std::uint64_t>(i));
-    // Multiply-shift maps the top 32 bits onto [0, vocab) without a division.
-    tokens[static_cast<std::size_t>(i)] =
-        static_cast<std::int32_t>(((x >> 32) * static_cast<std::uint64_t>(vocab)) >> 32);
+    tokens[static_cast<std::size_t>(i)] = token_of(splitmix64(request_key + static_cast<std::uint64_t>(i)), vocab);
+  }
+  return tokens;
+}
+
+// Token i in trace block k with a hash id depends on (the chain of ids up to k, i) only: the same
+// in every request whose first k + 1 ids are these.
+std::vector<std::int32_t> prompt_tokens(const Request& request, int vocab) {
+  std::vector<std::int32_t> tokens = prompt_tokens(request.id, request.input_tokens, vocab);
+  const BlockHashes& hashes = request.prefix;
+  if (hashes.empty()) return tokens;
+  std::uint64_t chain = kPrefixChainSeed;
+  const std::int64_t per_id = hashes.block_tokens();
+  for (std::size_t k = 0; k < hashes.size(); ++k) {
+    chain = mix_hash(chain, hashes[k]);
+    const std::int64_t end = std::min<std::int64_t>(std::int64_t(k + 1) * per_id, request.input_tokens);
+    for (std::int64_t i = std::int64_t(k) * per_id; i < end; ++i) {
+      tokens[static_cast<std::size_t>(i)] = token_of(splitmix64(chain + static_cast<std::uint64_t>(i)), vocab);
+    }
   }
   return tokens;
 }

@@ -13,14 +13,12 @@
 namespace twinfer::runtime {
 
 // Throws SequenceError "<backend> backend step: sequence N ..." when one sequence appears twice, has
-// no tokens, a token outside the vocabulary, a `cached` count that differs from held(id), or would
-// pass max_context; twinfer::Error "<backend> backend step: ..." naming the limit when the step has
-// too many sequences or tokens, or needs more KV blocks than `free_blocks`. held(id): tokens the backend holds for id;
-// blocks_needed(id, n): new blocks that appending n tokens to id takes. Messages are built only on
-// failure: a valid step allocates nothing here.
-template <class Held, class BlocksNeeded>
-void check_step(const std::vector<StepSequence>& batch, const TransformerConfig& config, const BackendLimits& limits,
-                std::int64_t free_blocks, const char* backend, Held held, BlocksNeeded blocks_needed) {
+// no tokens, a token outside the vocabulary, would pass max_context, or has a block table that
+// does not hold its positions in the pool (too few blocks, or one outside [0, kv_blocks));
+// twinfer::Error "<backend> backend step: ..." naming the limit when the step has too many
+// sequences or tokens. Messages are built only on failure: a valid step allocates nothing here.
+inline void check_step(const std::vector<StepSequence>& batch, const TransformerConfig& config,
+                       const BackendLimits& limits, const char* backend) {
   auto fail = [backend](RequestId id, const std::string& what) {
     throw SequenceError(id, std::string(backend) + " backend step: sequence " + std::to_string(id) + " " + what);
   };
@@ -28,7 +26,7 @@ void check_step(const std::vector<StepSequence>& batch, const TransformerConfig&
   if (static_cast<std::int64_t>(batch.size()) > limits.max_batch_sequences)
     throw Error(where() + std::to_string(batch.size()) + " sequences exceed max_batch_sequences " +
                 std::to_string(limits.max_batch_sequences));
-  std::int64_t tokens = 0, blocks = 0;
+  std::int64_t tokens = 0;
   for (std::size_t i = 0; i < batch.size(); ++i) {
     const StepSequence& s = batch[i];
     for (std::size_t j = 0; j < i; ++j)
@@ -37,23 +35,26 @@ void check_step(const std::vector<StepSequence>& batch, const TransformerConfig&
     for (std::int32_t token : s.tokens)
       if (token < 0 || token >= config.vocab)
         fail(s.id, "has token " + std::to_string(token) + " outside [0, " + std::to_string(config.vocab) + ")");
-    const std::int32_t have = held(s.id);
-    if (s.cached != have)
-      fail(s.id, "says cached = " + std::to_string(s.cached) + " but the KV cache holds " + std::to_string(have) +
-                     " tokens");
-    const std::int64_t length = static_cast<std::int64_t>(have) + static_cast<std::int64_t>(s.tokens.size());
+    if (s.cached < 0) fail(s.id, "says cached = " + std::to_string(s.cached));
+    const std::int64_t length = static_cast<std::int64_t>(s.cached) + static_cast<std::int64_t>(s.tokens.size());
     if (length > config.max_context)
       fail(s.id, "would reach " + std::to_string(length) + " tokens, over max_context " +
                      std::to_string(config.max_context));
+    const std::int64_t needed = (length + limits.block_tokens - 1) / limits.block_tokens;
+    if (static_cast<std::int64_t>(s.blocks.size()) < needed)
+      fail(s.id, "has " + std::to_string(s.blocks.size()) + " blocks for " + std::to_string(length) +
+                     " tokens, which need " + std::to_string(needed));
+    for (std::int64_t b = 0; b < needed; ++b) {
+      const std::int32_t block = s.blocks[static_cast<std::size_t>(b)];
+      if (block < 0 || block >= limits.kv_blocks)
+        fail(s.id, "has block " + std::to_string(block) + " outside the pool's [0, " +
+                       std::to_string(limits.kv_blocks) + ")");
+    }
     tokens += static_cast<std::int64_t>(s.tokens.size());
-    blocks += blocks_needed(s.id, static_cast<std::int32_t>(s.tokens.size()));
   }
   if (tokens > limits.max_batch_tokens)
     throw Error(where() + std::to_string(tokens) + " tokens exceed max_batch_tokens " +
                 std::to_string(limits.max_batch_tokens));
-  if (blocks > free_blocks)
-    throw Error(where() + "KV cache pool exhausted: the step needs " + std::to_string(blocks) + " blocks, " +
-                std::to_string(free_blocks) + " of " + std::to_string(limits.kv_blocks) + " are free");
 }
 
 // The checks every backend makes on an encode() call before any work, so that all reject the same

@@ -30,8 +30,6 @@ class CpuBackend final : public Backend {
 
   void step(const std::vector<StepSequence>& batch, std::vector<std::int32_t>& next_tokens) override;
   const std::vector<float>& last_logits() const override { return logits_; }
-  void release(RequestId id) override { cache_.release(id); }
-  std::int64_t kv_blocks_used() const override { return cache_.blocks_used(); }
   std::vector<float> encode(const std::vector<std::int32_t>& lengths, std::int32_t padded_length) override;
   std::string name() const override { return "cpu"; }
 
@@ -85,9 +83,7 @@ CpuBackend::CpuBackend(const TransformerConfig& config, const BackendLimits& lim
 
 // Every check runs before any state changes, so a rejected step leaves the cache as it was.
 void CpuBackend::validate(const std::vector<StepSequence>& batch) const {
-  check_step(
-      batch, config_, limits_, cache_.free_blocks(), "cpu", [this](RequestId id) { return cache_.length(id); },
-      [this](RequestId id, std::int32_t n) { return cache_.blocks_needed(id, n); });
+  check_step(batch, config_, limits_, "cpu");
 }
 
 void CpuBackend::embed(const std::int32_t* tokens, int count, float* rows) const {
@@ -102,8 +98,13 @@ void CpuBackend::append_to_cache(const std::vector<StepSequence>& batch) {
     const StepSequence& s = batch[i];
     const int n = static_cast<int>(s.tokens.size());
     first_row_[i] = row;
-    cache_.append(s.id, n, block_of_.data() + row, offset_of_.data() + row);
-    for (int j = 0; j < n; ++j) positions_[static_cast<std::size_t>(row + j)] = s.cached + j;
+    const int block_tokens = cache_.block_tokens();
+    for (int j = 0; j < n; ++j) {
+      const auto r = static_cast<std::size_t>(row + j);
+      positions_[r] = s.cached + j;
+      block_of_[r] = s.blocks[static_cast<std::size_t>(positions_[r] / block_tokens)];
+      offset_of_[r] = positions_[r] % block_tokens;
+    }
     embed(s.tokens.data(), n, x_.data() + floats(row, config_.hidden));
     row += n;
   }
@@ -135,7 +136,7 @@ void CpuBackend::run_layer(int layer, int rows, Attention&& attention) {
 }
 
 // Stores this layer's new K and V rows in their blocks, then attends each sequence's new tokens
-// over everything the cache holds for it, block by block.
+// over its positions so far, block by block as its table lists them.
 void CpuBackend::attend_cached(int layer, const std::vector<StepSequence>& batch) {
   const int kv = config_.kv_dim();
   const std::size_t row_bytes = sizeof(float) * static_cast<std::size_t>(kv);
@@ -148,10 +149,10 @@ void CpuBackend::attend_cached(int layer, const std::vector<StepSequence>& batch
     const StepSequence& s = batch[i];
     const std::int32_t kv_len = s.cached + static_cast<std::int32_t>(s.tokens.size());
     int count = 0;
-    for (std::int32_t b = cache_.first_block(s.id), start = 0; b >= 0; b = cache_.next_block(b)) {
+    for (std::int32_t start = 0; start < kv_len; start += cache_.block_tokens()) {
+      const std::int32_t b = s.blocks[static_cast<std::size_t>(count)];
       const std::int32_t n = std::min(cache_.block_tokens(), kv_len - start);
       segments_[static_cast<std::size_t>(count++)] = {cache_.keys(b, layer), cache_.values(b, layer), start, n};
-      start += n;
     }
     const int row = first_row_[i];
     cpu::attend(shape_, q_.data() + floats(row, config_.hidden), static_cast<int>(s.tokens.size()), s.cached,

@@ -14,9 +14,7 @@ namespace twinfer::runtime {
 void CudaBackend::fail(const std::string& what) const { throw Error(name_ + ": " + what); }
 
 void CudaBackend::check_batch(const std::vector<StepSequence>& batch) const {
-  check_step(
-      batch, config_, limits_, blocks_.free_blocks(), name_.c_str(), [this](RequestId id) { return blocks_.length(id); },
-      [this](RequestId id, std::int32_t n) { return blocks_.blocks_needed(id, blocks_.length(id) + n); });
+  check_step(batch, config_, limits_, name_.c_str());
 }
 
 CudaBackend::Pass CudaBackend::stage_batch(const std::vector<StepSequence>& batch, int& samples,
@@ -44,8 +42,8 @@ CudaBackend::Pass CudaBackend::stage_batch(const std::vector<StepSequence>& batc
   for (std::size_t b = 0; b < batch.size(); ++b) {
     const StepSequence& s = batch[b];
     const std::int32_t length = s.cached + static_cast<std::int32_t>(s.tokens.size());
-    const std::vector<int>& blocks = blocks_.extend(s.id, length);
-    std::copy(blocks.begin(), blocks.end(), host_tables + b * stride);
+    const int used = (length + limits_.block_tokens - 1) / limits_.block_tokens;
+    std::copy(s.blocks.begin(), s.blocks.begin() + used, host_tables + b * stride);
     for (std::size_t i = 0; i < s.tokens.size(); ++i, ++row) {
       host_ids[row] = s.tokens[i];
       host_positions[row] = s.cached + static_cast<int>(i);

@@ -13,7 +13,6 @@
 #include "runtime/backend/backend.h"
 #include "runtime/cuda/device_buffer.h"
 #include "runtime/cuda/kernels.h"
-#include "runtime/cuda/kv_block_table.h"
 #include "runtime/model/transformer_weights.h"
 
 namespace twinfer::runtime {
@@ -46,8 +45,6 @@ class CudaBackend final : public Backend {
 
   void step(const std::vector<StepSequence>& batch, std::vector<std::int32_t>& next_tokens) override;
   const std::vector<float>& last_logits() const override { return last_logits_; }
-  void release(RequestId id) override { blocks_.release(id); }
-  std::int64_t kv_blocks_used() const override { return blocks_.used_blocks(); }
   std::vector<float> encode(const std::vector<std::int32_t>& lengths, std::int32_t padded_length) override;
   std::string name() const override { return name_; }
 
@@ -78,7 +75,7 @@ class CudaBackend final : public Backend {
   // Per iteration (cuda_backend.cc).
   [[noreturn]] void fail(const std::string& what) const;
   void check_batch(const std::vector<StepSequence>& batch) const;
-  // Fills host_inputs_ and takes the batch's new KV blocks; returns the pass and the sampling rows.
+  // Fills host_inputs_ (the block tables as the batch gives them); returns the pass and the sampling rows.
   Pass stage_batch(const std::vector<StepSequence>& batch, int& samples, const int*& sample_rows);
   Pass stage_encode(const std::vector<std::int32_t>& lengths, int padded);
   void upload_inputs(std::size_t count);
@@ -93,7 +90,6 @@ class CudaBackend final : public Backend {
   BackendLimits limits_;
   std::string name_;
   int max_blocks_per_seq_ = 0;
-  KvBlockTable blocks_;
 
   std::unique_ptr<CUstream_st, StreamDestroyer> stream_;
   std::unique_ptr<cublasContext, CublasDestroyer> cublas_;

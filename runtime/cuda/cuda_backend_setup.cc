@@ -56,8 +56,7 @@ CudaBackend::CudaBackend(int device, const TransformerConfig& config, const Back
       config_(config),
       limits_(checked(device, config, limits)),
       name_(device_name(device)),
-      max_blocks_per_seq_((config.max_context + limits.block_tokens - 1) / limits.block_tokens),
-      blocks_(limits.kv_blocks, limits.block_tokens) {
+      max_blocks_per_seq_((config.max_context + limits.block_tokens - 1) / limits.block_tokens) {
   cuda_check(cudaSetDevice(device_), "cudaSetDevice", device_);
   create_stream_and_cublas();
   configure_attention();

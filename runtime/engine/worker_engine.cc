@@ -123,13 +123,12 @@ void WorkerEngine::take_inbox(TimeUs now) {
     if (tokens_.count(r.id) && state_.cancel(r.id)) forget(r.id);
     if (m.cancel) continue;
     state_.enqueue(r, now);
-    tokens_[r.id] = prompt_tokens(r.id, r.input_tokens, parts_.vocab);
+    tokens_[r.id] = prompt_tokens(r, parts_.vocab);
     work_us_[r.id] = request_work_us(*parts_.cost, *parts_.instance, r.input_tokens, r.output_tokens);
   }
 }
 
 void WorkerEngine::forget(RequestId id) {
-  parts_.backend->release(id);
   tokens_.erase(id);
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -185,6 +184,7 @@ StepSequence WorkerEngine::step_for(const BatchEntry& entry) const {
   StepSequence s;
   s.id = entry.id;
   s.cached = seq.computed;
+  s.blocks = seq.blocks;
   if (entry.prefill_tokens > 0) {
     // After a preemption the recompute covers the prompt and the tokens generated so far.
     s.tokens.assign(all.begin() + seq.computed, all.begin() + seq.computed + entry.prefill_tokens);
@@ -224,13 +224,28 @@ void WorkerEngine::run_request_batch(const BatchPlan& plan) {
     parts_.backend->encode(lengths, std::max(padded, longest));
     return;
   }
-  // Static batching: every prompt whole, then decode steps until the longest output is done.
+  // Static batching: every prompt whole, then decode steps until the longest output is done. A
+  // batcher that does not track KV memory leaves the blocks to the batch: consecutive ranges of
+  // the backend's pool, one per entry, while it runs (one past the pool fails that entry alone).
+  std::vector<std::vector<std::int32_t>> tables(plan.entries.size());
+  std::int32_t next_block = 0;
+  for (std::size_t i = 0; i < plan.entries.size(); ++i) {
+    const Sequence& seq = state_.get(plan.entries[i].id);
+    if (state_.kv().tracked()) {
+      tables[i] = seq.blocks;
+      continue;
+    }
+    const auto blocks = static_cast<std::int32_t>(
+        state_.kv().blocks_for(std::int64_t{seq.request.input_tokens} + seq.output_target()));
+    for (std::int32_t b = 0; b < blocks; ++b) tables[i].push_back(next_block++);
+  }
   std::vector<StepSequence> batch;
   std::vector<std::int32_t> next;
-  for (const auto& e : plan.entries) {
+  for (std::size_t i = 0; i < plan.entries.size(); ++i) {
     StepSequence s;
-    s.id = e.id;
-    s.tokens = tokens_.at(e.id);
+    s.id = plan.entries[i].id;
+    s.tokens = tokens_.at(s.id);
+    s.blocks = tables[i];
     batch.push_back(std::move(s));
   }
   parts_.backend->step(batch, next);
@@ -246,6 +261,7 @@ void WorkerEngine::run_request_batch(const BatchPlan& plan) {
       s.id = id;
       s.cached = static_cast<std::int32_t>(all.size()) - 1;
       s.tokens.push_back(all.back());
+      s.blocks = tables[i];
       batch.push_back(std::move(s));
       ++produced[i];
     }
@@ -274,7 +290,6 @@ void WorkerEngine::run_plan(BatchPlan& plan, TimeUs now) {
       end(failed, now);
       if (plan.kind == BatchKind::kRequestBatch) {
         for (const BatchEntry& entry : plan.entries) {
-          parts_.backend->release(entry.id);
           tokens_[entry.id].resize(std::size_t(state_.get(entry.id).request.input_tokens));
         }
       }
@@ -347,7 +362,6 @@ void WorkerEngine::serve() {
     }
     auto dropped = state_.begin(plan, now);
     end(dropped, now);
-    for (RequestId id : plan.preempt) parts_.backend->release(id);
     if (plan.idle()) {
       last_step_end_us_ = -1;
       publish_view(false, now);

@@ -36,6 +36,7 @@ struct ReplayedRequest {
   TimeUs first_token_us = -1;
   TimeUs end_us = -1;
   int preemptions = 0;
+  std::int32_t cached_tokens = -1;  // prompt tokens found in the prefix cache; -1: never started
   int attempts = 0;  // as the router reports it (0 when it never answered)
 };
 

@@ -17,6 +17,10 @@ rpc::InferRequest to_wire(const Request& r) {
   m.set_output_tokens(r.output_tokens);
   m.set_deadline_us(r.deadline_us == kNever ? 0 : r.deadline_us);
   m.set_session(r.session);
+  if (!r.prefix.empty()) {
+    for (std::size_t i = 0; i < r.prefix.size(); ++i) m.add_hash_ids(r.prefix[i]);
+    m.set_hash_block_tokens(r.prefix.block_tokens());
+  }
   return m;
 }
 
@@ -47,6 +51,15 @@ void check_request(const rpc::InferRequest& m) {
     fail("session", std::to_string(m.session().size()) + " bytes is more than the limit of " +
                         std::to_string(kMaxWireTextBytes));
   }
+  if (m.hash_ids_size() > 0) {
+    if (m.hash_block_tokens() < 1) fail("hash_block_tokens", "must be >= 1 with hash_ids");
+    const std::int64_t blocks = (std::int64_t{m.input_tokens()} + m.hash_block_tokens() - 1) / m.hash_block_tokens();
+    if (m.hash_ids_size() > blocks) {
+      fail("hash_ids", std::to_string(m.hash_ids_size()) + " ids for " + std::to_string(m.input_tokens()) +
+                           " input tokens in " + std::to_string(m.hash_block_tokens()) + "-token blocks (at most " +
+                           std::to_string(blocks) + ")");
+    }
+  }
 }
 
 Request from_wire(const rpc::InferRequest& m) {
@@ -59,6 +72,9 @@ Request from_wire(const rpc::InferRequest& m) {
   r.output_tokens = m.output_tokens();
   r.deadline_us = m.deadline_us() == 0 ? kNever : m.deadline_us();
   r.session = m.session();
+  if (m.hash_ids_size() > 0) {
+    r.prefix = BlockHashes(m.hash_block_tokens(), std::vector<std::uint64_t>(m.hash_ids().begin(), m.hash_ids().end()));
+  }
   return r;
 }
 
@@ -100,6 +116,7 @@ rpc::InferResult result_of(const Finished& f, int worker, TimeUs end_us) {
   m.set_first_token_us(f.outcome == Outcome::kCompleted ? or_minus_one(f.seq.first_token_us) : -1);
   m.set_end_us(end_us);
   m.set_preemptions(f.seq.preemptions);
+  m.set_cached_tokens(f.seq.cached_tokens);
   return m;
 }
 
@@ -113,6 +130,7 @@ rpc::InferResult ended_without_worker(RequestId id, Outcome outcome, const std::
   m.set_start_us(-1);
   m.set_first_token_us(-1);
   m.set_end_us(end_us);
+  m.set_cached_tokens(-1);
   return m;
 }
 

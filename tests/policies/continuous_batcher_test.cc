@@ -64,7 +64,7 @@ TEST(ContinuousBatcherTest, ChunkedPrefillSplitsALongPrompt) {
   EXPECT_EQ(entries(last), (std::vector<E>{{1, 952, false}}));
   EXPECT_EQ(d.state.get(1).generated, 1);
   EXPECT_EQ(d.state.get(1).first_token_us, 30);
-  EXPECT_EQ(d.state.get(1).kv_blocks, 188);  // 3000 / 16 rounded up
+  EXPECT_EQ(d.state.get(1).kv_blocks(), 188);  // 3000 / 16 rounded up
   EXPECT_EQ(entries(d.step()), (std::vector<E>{{1, 0, true}}));
 }
 
@@ -273,7 +273,7 @@ void expect_steady_steps_as_planned(const ContinuousBatcher& batcher, const Work
   for (RequestId id : fast.running()) {
     EXPECT_EQ(fast.get(id).computed, stepped.get(id).computed);
     EXPECT_EQ(fast.get(id).generated, stepped.get(id).generated);
-    EXPECT_EQ(fast.get(id).kv_blocks, stepped.get(id).kv_blocks);
+    EXPECT_EQ(fast.get(id).kv_blocks(), stepped.get(id).kv_blocks());
   }
 }
 
@@ -350,7 +350,7 @@ TEST_P(ContinuousEndToEnd, EveryRequestEndsOnceWithinLimits) {
     }
     preemptions += static_cast<int>(plan.preempt.size());
     std::int64_t held = 0;
-    for (RequestId id : state.running()) held += state.get(id).kv_blocks;
+    for (RequestId id : state.running()) held += state.get(id).kv_blocks();
     ASSERT_GE(state.kv().free(), 0);
     ASSERT_EQ(held + state.kv().free(), 300);
     if (plan.idle()) {

@@ -33,18 +33,18 @@ TEST(KvBlocksTest, BlocksForRoundsUp) {
   EXPECT_EQ(kv.blocks_for(1), 1);
   EXPECT_EQ(kv.blocks_for(16), 1);
   EXPECT_EQ(kv.blocks_for(17), 2);
-  kv.take(4);
+  std::vector<KvBlocks::BlockId> taken;
+  for (int i = 0; i < 4; ++i) taken.push_back(kv.allocate());
   EXPECT_EQ(kv.free(), 6);
-  kv.give(4);
+  for (KvBlocks::BlockId b : taken) kv.release(b);
   EXPECT_EQ(kv.free(), 10);
 }
 
-TEST(KvBlocksTest, UntrackedIgnoresTakeAndGive) {
+TEST(KvBlocksTest, UntrackedHasNoBlocks) {
   KvBlocks kv;
   EXPECT_FALSE(kv.tracked());
-  kv.take(5);
-  kv.give(2);
   EXPECT_EQ(kv.free(), 0);
+  EXPECT_EQ(kv.total(), 0);
 }
 
 // What begin() requires of a plan, checked for batchers that are not trusted to keep it.
@@ -82,7 +82,7 @@ TEST(WorkerStateTest, ChunkedPrefillThenDecodeToCompletion) {
   EXPECT_TRUE(state.waiting().empty());
   EXPECT_EQ(state.running(), std::vector<RequestId>{1});
   EXPECT_EQ(state.get(1).started_us, 10);
-  EXPECT_EQ(state.get(1).kv_blocks, 1);
+  EXPECT_EQ(state.get(1).kv_blocks(), 1);
   EXPECT_EQ(state.kv().free(), 99);
   IterationShape s1 = state.iteration_shape(p1);
   EXPECT_EQ(s1.prefill_tokens, 16);
@@ -96,7 +96,7 @@ TEST(WorkerStateTest, ChunkedPrefillThenDecodeToCompletion) {
 
   BatchPlan p2 = iteration({prefill(1, 20)});
   state.begin(p2, 20);
-  EXPECT_EQ(state.get(1).kv_blocks, 3);  // 36 tokens
+  EXPECT_EQ(state.get(1).kv_blocks(), 3);  // 36 tokens
   EXPECT_EQ(state.kv().free(), 97);
   IterationShape s2 = state.iteration_shape(p2);
   EXPECT_EQ(s2.prefill_tokens, 20);
@@ -109,7 +109,7 @@ TEST(WorkerStateTest, ChunkedPrefillThenDecodeToCompletion) {
 
   BatchPlan p3 = iteration({prefill(1, 4)});
   state.begin(p3, 30);
-  EXPECT_EQ(state.get(1).kv_blocks, 3);  // 40 tokens still fit 3 blocks
+  EXPECT_EQ(state.get(1).kv_blocks(), 3);  // 40 tokens still fit 3 blocks
   EXPECT_TRUE(state.finish(p3, 40).empty());
   EXPECT_EQ(state.get(1).computed, 40);
   EXPECT_EQ(state.get(1).generated, 1);
@@ -137,7 +137,7 @@ TEST(WorkerStateTest, ChunkedPrefillThenDecodeToCompletion) {
   EXPECT_EQ(done[0].seq.generated, 3);
   EXPECT_EQ(done[0].seq.started_us, 10);
   EXPECT_EQ(done[0].seq.first_token_us, 40);
-  EXPECT_EQ(done[0].seq.kv_blocks, 0);
+  EXPECT_EQ(done[0].seq.kv_blocks(), 0);
   EXPECT_EQ(state.kv().free(), 100);
   EXPECT_TRUE(state.empty());
 }
@@ -148,10 +148,10 @@ TEST(WorkerStateTest, DecodeTakesANewBlockAtTheBoundary) {
   BatchPlan p = iteration({prefill(1, 16)});
   state.begin(p, 0);
   state.finish(p, 1);
-  EXPECT_EQ(state.get(1).kv_blocks, 1);
+  EXPECT_EQ(state.get(1).kv_blocks(), 1);
   BatchPlan d = iteration({decode(1)});
   state.begin(d, 1);
-  EXPECT_EQ(state.get(1).kv_blocks, 2);  // computed 16 + 1 token added this step
+  EXPECT_EQ(state.get(1).kv_blocks(), 2);  // computed 16 + 1 token added this step
   EXPECT_EQ(state.kv().free(), 8);
 }
 
@@ -177,8 +177,8 @@ TEST(WorkerStateTest, PreemptionFreesBlocksRequeuesAtFrontAndRecomputes) {
   state.finish(p1, 100);
   BatchPlan p2 = iteration({decode(1), decode(2)});
   state.begin(p2, 100);
-  EXPECT_EQ(state.get(1).kv_blocks, 3);
-  EXPECT_EQ(state.get(2).kv_blocks, 2);
+  EXPECT_EQ(state.get(1).kv_blocks(), 3);
+  EXPECT_EQ(state.get(2).kv_blocks(), 2);
   EXPECT_EQ(state.kv().free(), 5);
   state.finish(p2, 200);
   state.enqueue(make_request(3, 0, 16, 1), 200);
@@ -192,7 +192,7 @@ TEST(WorkerStateTest, PreemptionFreesBlocksRequeuesAtFrontAndRecomputes) {
   EXPECT_EQ(b.generated, 2);
   EXPECT_EQ(b.prefill_target, 18);  // 16 input + 2 generated
   EXPECT_EQ(b.preemptions, 1);
-  EXPECT_EQ(b.kv_blocks, 0);
+  EXPECT_EQ(b.kv_blocks(), 0);
   EXPECT_EQ(b.first_token_us, 100);
   EXPECT_EQ(state.kv().free(), 7);
   state.finish(p3, 300);
@@ -201,7 +201,7 @@ TEST(WorkerStateTest, PreemptionFreesBlocksRequeuesAtFrontAndRecomputes) {
   state.begin(p4, 300);
   EXPECT_EQ(ids(state.waiting()), std::vector<RequestId>{3});
   EXPECT_EQ(state.running(), (std::vector<RequestId>{1, 2}));
-  EXPECT_EQ(state.get(2).kv_blocks, 2);
+  EXPECT_EQ(state.get(2).kv_blocks(), 2);
   EXPECT_EQ(state.get(2).started_us, 0);  // first start is kept
   state.finish(p4, 400);
   EXPECT_EQ(state.get(2).computed, 18);

@@ -58,3 +58,35 @@ def test_bad_trace_line_names_file_line_and_field(tmp_path):
 def test_dataframe_without_required_columns_is_refused():
     with pytest.raises(ValueError, match="output_tokens"):
         twinfer.trace_from_dataframe(pd.DataFrame({"arrival_s": [0.0], "input_tokens": [1]}))
+
+
+def test_hash_ids_round_trip_through_a_dataframe():
+    df = pd.DataFrame({"arrival_s": [0.0, 1.0, 2.0], "input_tokens": [40, 30, 5], "output_tokens": [1, 1, 1],
+                       "hash_ids": ["7 8 9", "7 8", ""], "hash_block_tokens": [16, 16, None]})
+    tr = twinfer.trace_from_dataframe(df)
+    assert tr[0].hash_ids == [7, 8, 9] and tr[0].hash_block_tokens == 16
+    assert tr[1].hash_ids == [7, 8]
+    assert tr[2].hash_ids == [] and tr[2].hash_block_tokens == 0
+    out = tr.to_dataframe()
+    assert list(out["hash_ids"]) == ["7 8 9", "7 8", ""]
+    back = twinfer.trace_from_dataframe(out)
+    assert [back[i].hash_ids for i in range(3)] == [[7, 8, 9], [7, 8], []]
+
+
+def test_a_multi_turn_synthetic_trace_shares_its_history():
+    spec = {"requests": 40, "rate_rps": 5, "input": {"kind": "constant", "mean": 50},
+            "output": {"kind": "constant", "mean": 20},
+            "prefix": {"block_tokens": 16, "tenants": 1, "system_tokens": {"kind": "constant", "mean": 64},
+                       "conversations": 2, "turns": {"kind": "constant", "mean": 4}}}
+    tr = twinfer.synthetic_trace(spec, seed=3)
+    by_session = {}
+    for i in range(len(tr)):
+        by_session.setdefault(tr[i].session, []).append(tr[i])
+    for turns in by_session.values():
+        for earlier, later in zip(turns, turns[1:]):
+            # Each turn re-sends the last one's prompt and output, so it starts with its full blocks.
+            assert later.input_tokens == earlier.input_tokens + earlier.output_tokens + 50
+            shared = earlier.input_tokens // 16
+            assert later.hash_ids[:shared] == earlier.hash_ids[:shared]
+        # Every conversation starts with the tenant's system prompt: 4 blocks.
+        assert turns[0].hash_ids[:4] == tr[0].hash_ids[:4]

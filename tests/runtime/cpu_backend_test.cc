@@ -1,5 +1,6 @@
 #include "runtime/cpu/cpu_backend.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -147,6 +148,7 @@ class CpuBackendTest : public ::testing::Test {
  protected:
   TransformerConfig config_ = tiny_config();
   NaiveTransformer reference_{config_};
+  testing::BlockTables tables_{64};
   std::vector<std::int32_t> next_;
 };
 
@@ -155,13 +157,13 @@ TEST_F(CpuBackendTest, NameIsCpu) { EXPECT_EQ(make_cpu_backend(config_, small_li
 TEST_F(CpuBackendTest, SinglePromptPrefilledAtOnce) {
   auto backend = make_cpu_backend(config_, small_limits());
   const auto prompt = prompt_tokens(7, 20, config_.vocab);
-  backend->step({{7, 0, prompt, true}}, next_);
+  backend->step({tables_.step(7, 0, prompt)}, next_);
   const auto expected = reference_.last_logits(prompt);
   ASSERT_EQ(backend->last_logits().size(), 97u);
   expect_logits_match(*backend, 0, expected);
   ASSERT_EQ(next_.size(), 1u);
   EXPECT_EQ(next_[0], argmax(expected));
-  EXPECT_EQ(backend->kv_blocks_used(), 2);  // 20 tokens in blocks of 16
+  EXPECT_EQ(tables_.used(), 2);  // 20 tokens in blocks of 16
 }
 
 TEST_F(CpuBackendTest, ChunkedPrefillThenDecodeMatchesTheGrowingSequence) {
@@ -170,13 +172,13 @@ TEST_F(CpuBackendTest, ChunkedPrefillThenDecodeMatchesTheGrowingSequence) {
   const std::size_t chunk_ends[] = {7, 14, 20};
   std::size_t done = 0;
   for (std::size_t end : chunk_ends) {
-    backend->step({{3, static_cast<std::int32_t>(done), slice(seq, done, end), true}}, next_);
+    backend->step({tables_.step(3, static_cast<std::int32_t>(done), slice(seq, done, end))}, next_);
     expect_logits_match(*backend, 0, reference_.last_logits(slice(seq, 0, end)));
     done = end;
   }
   for (int i = 0; i < 5; ++i) {
     seq.push_back(next_[0]);
-    backend->step({{3, static_cast<std::int32_t>(seq.size() - 1), {seq.back()}, true}}, next_);
+    backend->step({tables_.step(3, static_cast<std::int32_t>(seq.size() - 1), {seq.back()})}, next_);
     const auto expected = reference_.last_logits(seq);
     expect_logits_match(*backend, 0, expected);
     EXPECT_EQ(next_[0], argmax(expected));
@@ -187,10 +189,10 @@ TEST_F(CpuBackendTest, MixedBatchOfPrefillAndDecodes) {
   auto backend = make_cpu_backend(config_, small_limits());
   auto a = prompt_tokens(1, 10, config_.vocab), b = prompt_tokens(2, 5, config_.vocab);
   const auto c = prompt_tokens(3, 12, config_.vocab);
-  backend->step({{1, 0, a, true}, {2, 0, b, true}}, next_);
+  backend->step({tables_.step(1, 0, a), tables_.step(2, 0, b)}, next_);
   a.push_back(next_[0]);
   b.push_back(next_[1]);
-  backend->step({{1, 10, {a.back()}, true}, {3, 0, c, true}, {2, 5, {b.back()}, true}}, next_);
+  backend->step({tables_.step(1, 10, {a.back()}), tables_.step(3, 0, c), tables_.step(2, 5, {b.back()})}, next_);
   ASSERT_EQ(next_.size(), 3u);
   expect_logits_match(*backend, 0, reference_.last_logits(a));
   expect_logits_match(*backend, 1, reference_.last_logits(c));
@@ -199,7 +201,7 @@ TEST_F(CpuBackendTest, MixedBatchOfPrefillAndDecodes) {
   // A non-sampling prefill chunk produces no row: the sampling sequences' rows stay in batch order.
   a.push_back(next_[0]);
   const auto d = prompt_tokens(4, 9, config_.vocab);
-  backend->step({{4, 0, d, false}, {1, 11, {a.back()}, true}}, next_);
+  backend->step({tables_.step(4, 0, d, false), tables_.step(1, 11, {a.back()})}, next_);
   ASSERT_EQ(next_.size(), 1u);
   ASSERT_EQ(backend->last_logits().size(), 97u);
   expect_logits_match(*backend, 0, reference_.last_logits(a));
@@ -209,85 +211,105 @@ TEST_F(CpuBackendTest, ReleaseThenRecomputeGivesTheSameLogits) {
   auto backend = make_cpu_backend(config_, small_limits());
   const auto prompt = prompt_tokens(9, 18, config_.vocab);
   auto run = [&] {
-    backend->step({{9, 0, prompt, true}}, next_);
+    backend->step({tables_.step(9, 0, prompt)}, next_);
     const std::int32_t first = next_[0];
-    backend->step({{9, 18, {first}, true}}, next_);
+    backend->step({tables_.step(9, 18, {first})}, next_);
     return std::make_pair(first, backend->last_logits());
   };
   const auto before = run();
-  EXPECT_EQ(backend->kv_blocks_used(), 2);
-  backend->release(9);
-  EXPECT_EQ(backend->kv_blocks_used(), 0);
+  EXPECT_EQ(tables_.used(), 2);
+  tables_.release(9);
+  EXPECT_EQ(tables_.used(), 0);
   const auto again = run();
   EXPECT_EQ(again.first, before.first);
   EXPECT_EQ(again.second, before.second);  // same steps on the same blocks: bit for bit
 
   // Recompute after preemption: the whole sequence in one prefill.
-  backend->release(9);
+  tables_.release(9);
   auto full = prompt;
   full.push_back(before.first);
-  backend->step({{9, 0, full, true}}, next_);
+  backend->step({tables_.step(9, 0, full)}, next_);
   for (int j = 0; j < config_.vocab; ++j) EXPECT_NEAR(backend->last_logits()[j], before.second[j], 1e-4);
+}
+
+// Prefix caching: a sequence whose table starts with another's blocks attends over the keys and
+// values that one stored, and gets bit for bit what computing its prefix again in the same steps
+// gets.
+TEST_F(CpuBackendTest, SharedPrefixBlocksGiveBitIdenticalLogitsToComputingThePrefixAgain) {
+  auto backend = make_cpu_backend(config_, small_limits());
+  const auto shared = prompt_tokens(1, 48, config_.vocab);
+  auto tail_a = prompt_tokens(2, 16, config_.vocab), tail_b = prompt_tokens(3, 19, config_.vocab);
+  // A: the 48-token prefix, then its own 16 tokens.
+  backend->step({tables_.step(1, 0, shared)}, next_);
+  backend->step({tables_.step(1, 48, tail_a)}, next_);
+  // B shares A's three prefix blocks and computes only its own tail.
+  const runtime::StepSequence a_table = tables_.step(1, 64, {});
+  runtime::StepSequence b = tables_.step(2, 48, tail_b);
+  std::copy(a_table.blocks.begin(), a_table.blocks.begin() + 3, b.blocks.begin());
+  backend->step({b}, next_);
+  const std::vector<float> shared_logits = backend->last_logits();
+  const std::int32_t shared_next = next_[0];
+  // C computes the same prefix again in its own blocks, in the same two steps.
+  backend->step({tables_.step(3, 0, shared)}, next_);
+  backend->step({tables_.step(3, 48, tail_b)}, next_);
+  EXPECT_EQ(backend->last_logits(), shared_logits);
+  EXPECT_EQ(next_[0], shared_next);
+  auto whole = shared;
+  whole.insert(whole.end(), tail_b.begin(), tail_b.end());
+  expect_logits_match(*backend, 0, reference_.last_logits(whole));
 }
 
 TEST_F(CpuBackendTest, PromptsAroundABlockBoundary) {
   for (std::int32_t length : {15, 16, 17}) {
     auto backend = make_cpu_backend(config_, small_limits());
+    testing::BlockTables tables(64);
     auto seq = prompt_tokens(static_cast<RequestId>(length), length, config_.vocab);
-    backend->step({{5, 0, seq, true}}, next_);
+    backend->step({tables.step(5, 0, seq)}, next_);
     expect_logits_match(*backend, 0, reference_.last_logits(seq));
-    EXPECT_EQ(backend->kv_blocks_used(), length <= 16 ? 1 : 2) << length;
+    EXPECT_EQ(tables.used(), length <= 16 ? 1 : 2) << length;
     for (int i = 0; i < 2; ++i) {
       seq.push_back(next_[0]);
-      backend->step({{5, static_cast<std::int32_t>(seq.size() - 1), {seq.back()}, true}}, next_);
+      backend->step({tables.step(5, static_cast<std::int32_t>(seq.size() - 1), {seq.back()})}, next_);
       expect_logits_match(*backend, 0, reference_.last_logits(seq));
     }
-    EXPECT_EQ(backend->kv_blocks_used(), length + 2 <= 16 ? 1 : 2) << length;
   }
 }
 
-TEST_F(CpuBackendTest, PoolExhaustionThrowsAndChangesNothing) {
+TEST_F(CpuBackendTest, RejectsBlockTablesThatDoNotHoldTheTokens) {
   auto backend = make_cpu_backend(config_, small_limits(/*kv_blocks=*/3));
-  backend->step({{1, 0, prompt_tokens(1, 20, config_.vocab), true}}, next_);  // 2 blocks
-  EXPECT_THROW(backend->step({{2, 0, prompt_tokens(2, 17, config_.vocab), true}}, next_), Error);  // needs 2
-  EXPECT_EQ(backend->kv_blocks_used(), 2);
+  const auto prompt = prompt_tokens(1, 20, config_.vocab);
   try {
-    backend->step({{1, 20, {5}, true}, {2, 0, prompt_tokens(2, 17, config_.vocab), true}}, next_);
+    backend->step({runtime::StepSequence{1, 0, prompt, {0}, true}}, next_);
     FAIL() << "expected an error";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("pool exhausted"), std::string::npos) << e.what();
+  } catch (const SequenceError& e) {
+    EXPECT_EQ(e.id(), 1u);
+    EXPECT_EQ(std::string(e.what()), "cpu backend step: sequence 1 has 1 blocks for 20 tokens, which need 2");
   }
-  EXPECT_EQ(backend->kv_blocks_used(), 2);
-  backend->step({{2, 0, prompt_tokens(2, 16, config_.vocab), true}}, next_);  // exactly the last block
-  EXPECT_EQ(backend->kv_blocks_used(), 3);
-  backend->release(1);
-  EXPECT_EQ(backend->kv_blocks_used(), 1);
+  try {
+    backend->step({runtime::StepSequence{1, 0, prompt, {0, 3}, true}}, next_);
+    FAIL() << "expected an error";
+  } catch (const SequenceError& e) {
+    EXPECT_EQ(std::string(e.what()), "cpu backend step: sequence 1 has block 3 outside the pool's [0, 3)");
+  }
+  // Unused trailing blocks are not read.
+  backend->step({runtime::StepSequence{1, 0, prompt, {2, 1, 9}, true}}, next_);
+  expect_logits_match(*backend, 0, reference_.last_logits(prompt));
 }
 
 TEST_F(CpuBackendTest, RejectsInconsistentOrOversizedSteps) {
   auto backend = make_cpu_backend(config_, small_limits());
-  backend->step({{1, 0, {1, 2, 3}, true}}, next_);
-  try {
-    backend->step({{1, 2, {4}, true}}, next_);
-    FAIL() << "expected an error";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("sequence 1 says cached = 2 but the KV cache holds 3 tokens"),
-              std::string::npos)
-        << e.what();
-  }
-  EXPECT_THROW(backend->step({{2, 1, {4}, true}}, next_), Error);       // unknown id with cached 1
-  EXPECT_THROW(backend->step({{2, 0, {}, true}}, next_), Error);        // nothing to process
-  EXPECT_THROW(backend->step({{2, 0, {97}, true}}, next_), Error);      // token outside the vocabulary
-  EXPECT_THROW(backend->step({{2, 0, {1}, true}, {2, 0, {1}, true}}, next_), Error);  // twice
-  EXPECT_THROW(backend->step({{2, 0, std::vector<std::int32_t>(257, 1), true}}, next_), Error);  // max_context
+  EXPECT_THROW(backend->step({tables_.step(2, 0, {})}, next_), Error);        // nothing to process
+  EXPECT_THROW(backend->step({tables_.step(2, 0, {97})}, next_), Error);      // token outside the vocabulary
+  EXPECT_THROW(backend->step({tables_.step(2, 0, {1}), tables_.step(2, 0, {1})}, next_), Error);  // twice
+  EXPECT_THROW(backend->step({tables_.step(2, -1, {1})}, next_), Error);      // negative cached
+  EXPECT_THROW(backend->step({runtime::StepSequence{2, 0, std::vector<std::int32_t>(257, 1), {}, true}}, next_),
+               Error);  // max_context
   BackendLimits limits = small_limits();
   limits.max_batch_tokens = 8;
   limits.max_batch_sequences = 2;
   auto small = make_cpu_backend(config_, limits);
-  EXPECT_THROW(small->step({{1, 0, std::vector<std::int32_t>(9, 1), true}}, next_), Error);
-  EXPECT_THROW(small->step({{1, 0, {1}, true}, {2, 0, {1}, true}, {3, 0, {1}, true}}, next_), Error);
-  EXPECT_EQ(small->kv_blocks_used(), 0);
-  EXPECT_EQ(backend->kv_blocks_used(), 1);
+  EXPECT_THROW(small->step({tables_.step(1, 0, std::vector<std::int32_t>(9, 1))}, next_), Error);
+  EXPECT_THROW(small->step({tables_.step(1, 0, {1}), tables_.step(2, 0, {1}), tables_.step(3, 0, {1})}, next_), Error);
 }
 
 TEST_F(CpuBackendTest, RejectsBadLimitsAndSizes) {
@@ -309,7 +331,6 @@ TEST_F(CpuBackendTest, EncodeMatchesTheBidirectionalReferenceAndIgnoresPadding) 
     EXPECT_NEAR(tight[i], expected, 1e-5) << i;
     EXPECT_NEAR(padded[i], tight[i], 1e-6) << i;
   }
-  EXPECT_EQ(backend->kv_blocks_used(), 0);
   EXPECT_THROW(backend->encode({5, 30}, 20), Error);  // longer than padded_length
   EXPECT_THROW(backend->encode({200, 200}, 0), Error);  // 400 tokens > max_batch_tokens
 }

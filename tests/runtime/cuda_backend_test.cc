@@ -28,14 +28,6 @@ TransformerConfig tiny_config() { return testing::tiny_transformer(128, 7); }
 // Blocks of 4 tokens, so that every test crosses block boundaries.
 BackendLimits tiny_limits() { return testing::small_limits(64, 4); }
 
-StepSequence seq(RequestId id, std::int32_t cached, std::vector<std::int32_t> tokens, bool sample = true) {
-  StepSequence s;
-  s.id = id;
-  s.cached = cached;
-  s.tokens = std::move(tokens);
-  s.sample = sample;
-  return s;
-}
 
 // Every element within 1e-3 of the reference's largest magnitude (a bare relative error would be
 // meaningless for logits near zero).
@@ -55,6 +47,13 @@ class CudaVsCpu {
       : cuda_(make_cuda_backend(0, tiny_config(), tiny_limits())),
         cpu_(make_cpu_backend(tiny_config(), tiny_limits())) {}
 
+  // `id`'s part of a step, its block table grown to hold the tokens (both backends read one pool
+  // layout: the tables are the same).
+  StepSequence seq(RequestId id, std::int32_t cached, std::vector<std::int32_t> tokens, bool sample = true) {
+    return tables_.step(id, cached, std::move(tokens), sample);
+  }
+  testing::BlockTables& tables() { return tables_; }
+
   // Runs the batch on both and checks that they agree; returns the next tokens.
   std::vector<std::int32_t> step(const std::vector<StepSequence>& batch, const std::string& what) {
     std::vector<std::int32_t> cuda_next, cpu_next;
@@ -62,7 +61,6 @@ class CudaVsCpu {
     cpu_->step(batch, cpu_next);
     EXPECT_EQ(cuda_next, cpu_next) << what;
     expect_close(cuda_->last_logits(), cpu_->last_logits(), what);
-    EXPECT_EQ(cuda_->kv_blocks_used(), cpu_->kv_blocks_used()) << what;
     return cuda_next;
   }
 
@@ -72,6 +70,7 @@ class CudaVsCpu {
  private:
   std::unique_ptr<Backend> cuda_;
   std::unique_ptr<Backend> cpu_;
+  testing::BlockTables tables_{tiny_limits().kv_blocks, tiny_limits().block_tokens};
 };
 
 TEST(CudaBackend, ChunkedPrefillThenDecodeMatchesCpu) {
@@ -82,21 +81,19 @@ TEST(CudaBackend, ChunkedPrefillThenDecodeMatchesCpu) {
   const std::vector<std::int32_t> chunk1(prompt.begin(), prompt.begin() + 5);
   const std::vector<std::int32_t> chunk2(prompt.begin() + 5, prompt.begin() + 10);
 
-  EXPECT_TRUE(both.step({seq(1, 0, chunk1, false)}, "chunk 1").empty());
+  EXPECT_TRUE(both.step({both.seq(1, 0, chunk1, false)}, "chunk 1").empty());
   EXPECT_TRUE(both.cuda().last_logits().empty());
-  EXPECT_TRUE(both.step({seq(1, 5, chunk2, false)}, "chunk 2").empty());
-  std::vector<std::int32_t> next = both.step({seq(1, 10, {prompt[10]})}, "last prompt token");
+  EXPECT_TRUE(both.step({both.seq(1, 5, chunk2, false)}, "chunk 2").empty());
+  std::vector<std::int32_t> next = both.step({both.seq(1, 10, {prompt[10]})}, "last prompt token");
   ASSERT_EQ(next.size(), 1u);
   EXPECT_EQ(both.cuda().last_logits().size(), static_cast<std::size_t>(vocab));
   for (int i = 0; i < 6; ++i) {
-    next = both.step({seq(1, 11 + i, {next[0]})}, "decode " + std::to_string(i));
+    next = both.step({both.seq(1, 11 + i, {next[0]})}, "decode " + std::to_string(i));
     ASSERT_EQ(next.size(), 1u);
     EXPECT_GE(next[0], 0);
     EXPECT_LT(next[0], vocab);
   }
-  EXPECT_EQ(both.cuda().kv_blocks_used(), 5);  // 17 tokens in blocks of 4
-  both.cuda().release(1);
-  EXPECT_EQ(both.cuda().kv_blocks_used(), 0);
+  EXPECT_EQ(both.tables().used(), 5);  // 17 tokens in blocks of 4
 }
 
 TEST(CudaBackend, MixedBatchOfThreeMatchesCpu) {
@@ -108,18 +105,18 @@ TEST(CudaBackend, MixedBatchOfThreeMatchesCpu) {
   const std::vector<std::int32_t> c = prompt_tokens(12, 7, vocab);
 
   const std::vector<std::int32_t> first =
-      both.step({seq(10, 0, a), seq(11, 0, std::vector<std::int32_t>(b.begin(), b.begin() + 3), false)}, "prefill a, first chunk of b");
+      both.step({both.seq(10, 0, a), both.seq(11, 0, std::vector<std::int32_t>(b.begin(), b.begin() + 3), false)}, "prefill a, first chunk of b");
   ASSERT_EQ(first.size(), 1u);
   // A decode, a prefill chunk and a new prompt in one iteration; c does not sample yet.
   std::vector<std::int32_t> next = both.step(
-      {seq(10, 9, {first[0]}), seq(11, 3, std::vector<std::int32_t>(b.begin() + 3, b.end())),
-       seq(12, 0, std::vector<std::int32_t>(c.begin(), c.begin() + 6), false)}, "mixed batch");
+      {both.seq(10, 9, {first[0]}), both.seq(11, 3, std::vector<std::int32_t>(b.begin() + 3, b.end())),
+       both.seq(12, 0, std::vector<std::int32_t>(c.begin(), c.begin() + 6), false)}, "mixed batch");
   ASSERT_EQ(next.size(), 2u);
-  const std::int32_t c_first = both.step({seq(12, 6, {c[6]})}, "c alone").at(0);
+  const std::int32_t c_first = both.step({both.seq(12, 6, {c[6]})}, "c alone").at(0);
   std::vector<std::int32_t> next_c = {c_first};
   for (int i = 0; i < 4; ++i) {
     const std::vector<std::int32_t> out = both.step(
-        {seq(10, 10 + i, {next[0]}), seq(11, 9 + i, {next[1]}), seq(12, 7 + i, {next_c[0]})},
+        {both.seq(10, 10 + i, {next[0]}), both.seq(11, 9 + i, {next[1]}), both.seq(12, 7 + i, {next_c[0]})},
         "decode of three, step " + std::to_string(i));
     ASSERT_EQ(out.size(), 3u);
     next = {out[0], out[1]};
@@ -134,26 +131,46 @@ TEST(CudaBackend, PreemptionAndRecomputeMatchesCpuAndTheUninterruptedRun) {
   const int vocab = tiny_config().vocab;
   const std::vector<std::int32_t> prompt = prompt_tokens(3, 10, vocab);
   std::vector<std::int32_t> history = prompt;
-  std::int32_t next = both.step({seq(3, 0, prompt)}, "prefill").at(0);
+  std::int32_t next = both.step({both.seq(3, 0, prompt)}, "prefill").at(0);
   for (int i = 0; i < 2; ++i) {
     history.push_back(next);
-    next = both.step({seq(3, 10 + i, {next})}, "decode " + std::to_string(i)).at(0);
+    next = both.step({both.seq(3, 10 + i, {next})}, "decode " + std::to_string(i)).at(0);
   }
   history.push_back(next);  // 13 tokens: prompt and three generated; 12 of them cached
 
   // The run that is not preempted, on a separate CPU backend.
   std::unique_ptr<Backend> uninterrupted = make_cpu_backend(tiny_config(), tiny_limits());
+  testing::BlockTables own(tiny_limits().kv_blocks, tiny_limits().block_tokens);
   std::vector<std::int32_t> out;
-  uninterrupted->step({seq(4, 0, std::vector<std::int32_t>(history.begin(), history.end() - 1))}, out);
-  uninterrupted->step({seq(4, 12, {history.back()})}, out);
+  uninterrupted->step({own.step(4, 0, std::vector<std::int32_t>(history.begin(), history.end() - 1))}, out);
+  uninterrupted->step({own.step(4, 12, {history.back()})}, out);
 
-  both.cuda().release(3);
-  both.cpu().release(3);
-  EXPECT_EQ(both.cuda().kv_blocks_used(), 0);
-  const std::vector<std::int32_t> recomputed = both.step({seq(3, 0, history)}, "recompute");
-  EXPECT_EQ(both.cuda().kv_blocks_used(), 4);  // 13 tokens in blocks of 4
+  both.tables().release(3);
+  EXPECT_EQ(both.tables().used(), 0);
+  const std::vector<std::int32_t> recomputed = both.step({both.seq(3, 0, history)}, "recompute");
+  EXPECT_EQ(both.tables().used(), 4);  // 13 tokens in blocks of 4
   EXPECT_EQ(recomputed, out);
   expect_close(both.cuda().last_logits(), uninterrupted->last_logits(), "recompute vs uninterrupted");
+}
+
+// Prefix caching: a sequence whose table starts with another's blocks reads what that one stored,
+// and gets what computing the prefix again in the same steps gets, on the GPU as on the CPU.
+TEST(CudaBackend, SharedPrefixBlocksMatchComputingThePrefixAgain) {
+  SKIP_WITHOUT_GPU();
+  CudaVsCpu both;
+  const int vocab = tiny_config().vocab;
+  const std::vector<std::int32_t> shared = prompt_tokens(1, 12, vocab);
+  const std::vector<std::int32_t> tail_a = prompt_tokens(2, 4, vocab), tail_b = prompt_tokens(3, 6, vocab);
+  both.step({both.seq(1, 0, shared, false)}, "prefix of a");
+  both.step({both.seq(1, 12, tail_a)}, "tail of a");
+  const StepSequence a = both.seq(1, 16, {});
+  StepSequence b = both.seq(2, 12, tail_b);
+  std::copy(a.blocks.begin(), a.blocks.begin() + 3, b.blocks.begin());  // a's three prefix blocks
+  both.step({b}, "b on a's prefix");
+  const std::vector<float> shared_logits = both.cuda().last_logits();
+  both.step({both.seq(3, 0, shared, false)}, "prefix again");
+  both.step({both.seq(3, 12, tail_b)}, "b's tail after its own prefix");
+  expect_close(both.cuda().last_logits(), shared_logits, "shared prefix vs computed again");
 }
 
 TEST(CudaBackend, EncodeMatchesCpuAndIgnoresPadding) {
@@ -167,25 +184,24 @@ TEST(CudaBackend, EncodeMatchesCpuAndIgnoresPadding) {
   expect_close(padded, both.cpu().encode(lengths, 12), "encode, padded to 12");
   expect_close(padded, tight, "padding changes nothing");
   EXPECT_NE(tight[0], tight[1]);  // different inputs, different outputs
-  EXPECT_EQ(both.cuda().kv_blocks_used(), 0);
 }
 
-TEST(CudaBackend, FullPoolThrowsAndChangesNothing) {
+TEST(CudaBackend, ABadBlockTableThrowsAndChangesNothing) {
   SKIP_WITHOUT_GPU();
   BackendLimits limits = tiny_limits();
   limits.kv_blocks = 3;  // 12 tokens
   std::unique_ptr<Backend> cuda = make_cuda_backend(0, tiny_config(), limits);
+  testing::BlockTables tables(3, limits.block_tokens);
   std::vector<std::int32_t> next;
-  cuda->step({seq(1, 0, prompt_tokens(1, 8, tiny_config().vocab))}, next);
-  EXPECT_EQ(cuda->kv_blocks_used(), 2);
+  cuda->step({tables.step(1, 0, prompt_tokens(1, 8, tiny_config().vocab))}, next);
   try {
-    cuda->step({seq(1, 8, {1}), seq(2, 0, prompt_tokens(2, 5, tiny_config().vocab))}, next);
+    cuda->step({tables.step(1, 8, {1}), StepSequence{2, 0, prompt_tokens(2, 5, tiny_config().vocab), {2, 3}, true}},
+               next);
     FAIL() << "expected twinfer::Error";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("cuda:0 backend step: KV cache pool exhausted"), std::string::npos) << e.what();
+  } catch (const SequenceError& e) {
+    EXPECT_EQ(std::string(e.what()), "cuda:0 backend step: sequence 2 has block 3 outside the pool's [0, 3)");
   }
-  EXPECT_EQ(cuda->kv_blocks_used(), 2);
-  cuda->step({seq(1, 8, {1})}, next);  // the sequence goes on where it was
+  cuda->step({tables.step(1, 8, {1})}, next);  // the sequence goes on where it was
   EXPECT_EQ(next.size(), 1u);
 }
 

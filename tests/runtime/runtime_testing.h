@@ -1,9 +1,11 @@
 // Helpers for runtime tests: the tiny CPU config and small traces.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
+#include "policies/kv_blocks.h"
 #include "serving/run_config.h"
 #include "runtime/backend/backend.h"
 #include "traces/synthetic.h"
@@ -53,5 +55,30 @@ inline runtime::BackendLimits small_limits(std::int64_t kv_blocks = 64, int bloc
   l.max_batch_sequences = 8;
   return l;
 }
+
+// Block tables for backend tests, from the workers' own block manager (KvBlocks, without prefix
+// caching): each sequence's table grows as its tokens do, as WorkerState grows it.
+class BlockTables {
+ public:
+  explicit BlockTables(std::int64_t blocks, int block_tokens = 16) : kv_(KvCapacity{blocks, block_tokens, false}) {}
+
+  // `id`'s part of a step: `tokens` new tokens after `cached`, its table grown to hold them.
+  runtime::StepSequence step(RequestId id, std::int32_t cached, std::vector<std::int32_t> tokens, bool sample = true) {
+    std::vector<std::int32_t>& table = tables_[id];
+    const std::int64_t needed = kv_.blocks_for(std::int64_t{cached} + static_cast<std::int64_t>(tokens.size()));
+    while (static_cast<std::int64_t>(table.size()) < needed) table.push_back(kv_.allocate());
+    return runtime::StepSequence{id, cached, std::move(tokens), table, sample};
+  }
+  // Frees `id`'s blocks.
+  void release(RequestId id) {
+    for (std::int32_t b : tables_[id]) kv_.release(b);
+    tables_.erase(id);
+  }
+  std::int64_t used() const { return kv_.total() - kv_.free(); }
+
+ private:
+  KvBlocks kv_;
+  std::map<RequestId, std::vector<std::int32_t>> tables_;
+};
 
 }  // namespace twinfer::testing

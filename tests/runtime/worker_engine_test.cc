@@ -26,8 +26,6 @@ class FailingBackend : public Backend {
     inner_->step(batch, next);
   }
   const std::vector<float>& last_logits() const override { return inner_->last_logits(); }
-  void release(RequestId id) override { inner_->release(id); }
-  std::int64_t kv_blocks_used() const override { return inner_->kv_blocks_used(); }
   std::vector<float> encode(const std::vector<std::int32_t>& l, std::int32_t p) override { return inner_->encode(l, p); }
   std::string name() const override { return "failing"; }
 
@@ -131,7 +129,7 @@ TEST(WorkerEngine, ContinuousBatchingCompletesEveryRequestOnceAndReturnsItsCache
     ids.insert(f.seq.request.id);
   }
   EXPECT_EQ(ids.size(), t.requests.size());
-  EXPECT_EQ(h.backend_->kv_blocks_used(), 0);
+  EXPECT_EQ(h.engine_->view().kv_blocks_free, h.engine_->view().kv_blocks_total);
   WorkerView v = h.engine_->view();
   EXPECT_EQ(v.kv_blocks_free, v.kv_blocks_total);
   EXPECT_EQ(v.waiting + v.running, 0);
@@ -153,7 +151,7 @@ TEST(WorkerEngine, KvPressurePreemptsAndRecomputesOnRealKernels) {
   EXPECT_GT(preemptions, 0);
   EXPECT_EQ(completed, static_cast<int>(h.ended_.size()));
   EXPECT_EQ(h.ended_.size(), t.requests.size());
-  EXPECT_EQ(h.backend_->kv_blocks_used(), 0);
+  EXPECT_EQ(h.engine_->view().kv_blocks_free, h.engine_->view().kv_blocks_total);
 }
 
 TEST(WorkerEngine, RequestLevelBatchesRunGenerativeAndEncoderRequests) {
@@ -168,7 +166,7 @@ TEST(WorkerEngine, RequestLevelBatchesRunGenerativeAndEncoderRequests) {
     EXPECT_EQ(h.ended_[i].seq.first_token_us, h.ends_us_[i]) << "a request batch returns whole responses";
   }
   EXPECT_EQ(h.ended_.size(), t.requests.size());
-  EXPECT_EQ(h.backend_->kv_blocks_used(), 0);
+  EXPECT_EQ(h.engine_->view().kv_blocks_free, h.engine_->view().kv_blocks_total);
 }
 
 TEST(WorkerEngine, DeadlineAdmissionDropsRequestsThatWaitedTooLong) {
@@ -282,7 +280,7 @@ TEST(WorkerEngine, ASequencePastMaxContextEndsAloneAndItsBatchMatesGoOn) {
         EXPECT_EQ(f.seq.generated, f.seq.output_target());
       }
     }
-    EXPECT_EQ(h.backend_->kv_blocks_used(), 0);
+    EXPECT_EQ(h.engine_->view().kv_blocks_free, h.engine_->view().kv_blocks_total);
   }
 }
 
@@ -336,7 +334,7 @@ TEST(WorkerEngine, CancelRemovesRequestsWithoutEndingThemAndFreesTheirCache) {
     EXPECT_EQ(cancelled.count(f.seq.request.id), 0u) << "request " << f.seq.request.id << " was cancelled";
     EXPECT_EQ(f.outcome, Outcome::kCompleted);
   }
-  EXPECT_EQ(h.backend_->kv_blocks_used(), 0);
+  EXPECT_EQ(h.engine_->view().kv_blocks_free, h.engine_->view().kv_blocks_total);
   WorkerView v = h.engine_->view();
   EXPECT_EQ(v.kv_blocks_free, v.kv_blocks_total);
   EXPECT_EQ(v.waiting + v.running, 0);

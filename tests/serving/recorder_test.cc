@@ -130,9 +130,9 @@ TEST_F(RecorderTest, RequestsCsvAndTimeline) {
   rec.write_requests_csv(dir + "/requests.csv");
   rec.write_timeline_json(dir + "/timeline.json");
   std::string csv = slurp(dir + "/requests.csv");
-  EXPECT_NE(csv.find("0,0,b,0,4000,14000,completed,,100,11,0,0,1\n"), std::string::npos) << csv;
-  EXPECT_NE(csv.find("1,1000,,-1,-1,1000,rejected,\"queue full, 5 waiting\",50,5,0,0,0\n"), std::string::npos) << csv;
-  EXPECT_NE(csv.find("2,2000,a,-1,-1,3000,dropped,x,10,1,0,0,0\n"), std::string::npos) << csv;
+  EXPECT_NE(csv.find("0,0,b,0,4000,14000,completed,,100,11,0,0,1,-1\n"), std::string::npos) << csv;
+  EXPECT_NE(csv.find("1,1000,,-1,-1,1000,rejected,\"queue full, 5 waiting\",50,5,0,0,0,-1\n"), std::string::npos) << csv;
+  EXPECT_NE(csv.find("2,2000,a,-1,-1,3000,dropped,x,10,1,0,0,0,-1\n"), std::string::npos) << csv;
   auto timeline = nlohmann::json::parse(slurp(dir + "/timeline.json"));
   int slices = 0;
   for (const auto& e : timeline["traceEvents"]) {

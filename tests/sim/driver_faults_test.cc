@@ -33,7 +33,7 @@ std::vector<Row> read_rows(const std::string& dir) {
   std::getline(in, line);
   EXPECT_EQ(line,
             "id,arrival_us,worker,start_us,first_token_us,end_us,outcome,reason,input_tokens,output_tokens,priority,"
-            "preemptions,attempts");
+            "preemptions,attempts,cached_tokens");
   std::vector<Row> rows;
   while (std::getline(in, line)) {
     auto f = testing::csv_fields(line);

@@ -55,9 +55,25 @@ TEST(MooncakeTrace, MalformedLinesNameFileLineAndKey) {
   EXPECT_EQ(mooncake_error(R"({"timestamp": 1, "input_length": 5, "output_length": 1, "hash_ids": 4})"),
             "F:3: hash_ids: expected an array, got a number");
   EXPECT_EQ(mooncake_error(R"({"timestamp": 1, "input_length": 5, "output_length": 1, "hash_ids": [-4]})"),
-            "F:3: hash_ids: expected non-negative integer hash ids, got -4");
+            "F:3: hash_ids: expected non-negative integer hash ids, got '-4'");
   EXPECT_EQ(mooncake_error(R"({"timestamp": 1, "input_length": 5, "output_length": 1, "hash_ids": [4)"),
             "F:3: json: expected ']' at column 71");
+  EXPECT_EQ(mooncake_error(R"({"timestamp": 1, "input_length": 600, "output_length": 1, "hash_ids": [4, 5, 6]})"),
+            "F:3: hash_ids: 3 hash ids for 600 input tokens in 512-token blocks (at most 2)");
+  EXPECT_EQ(mooncake_error(R"({"timestamp": 1, "input_length": 5, "output_length": 1, "hash_ids": [4, "a"]})"),
+            "F:3: hash_ids: expected non-negative integer hash ids, got '\"a\"'");
+}
+
+TEST(MooncakeTrace, HashIdsBecomeTheRequestsPrefixIn512TokenBlocks) {
+  const std::string path = write_temp_file(
+      "t.jsonl", R"({"timestamp": 0, "input_length": 1100, "output_length": 1, "hash_ids": [46, 47, 18446744073709551615]})"
+                 "\n" R"({"timestamp": 1, "input_length": 10, "output_length": 1, "hash_ids": []})");
+  const Trace t = read_trace(path, "mooncake");
+  ASSERT_EQ(t.requests.size(), 2u);
+  EXPECT_EQ(t.requests[0].prefix.block_tokens(), 512);
+  EXPECT_EQ(t.requests[0].prefix.ids(), (std::vector<std::uint64_t>{46, 47, 18446744073709551615ULL}));
+  EXPECT_EQ(t.requests[0].session, "h46");
+  EXPECT_TRUE(t.requests[1].prefix.empty());
 }
 
 }  // namespace

@@ -73,7 +73,7 @@ TEST(NativeCsv, HeaderProblemsNameTheColumn) {
             "F:1: output_tokens: missing column; required columns: arrival_s, input_tokens, output_tokens");
   EXPECT_EQ(native_error("arrival_s,input_tokens,output_tokens,tenant\n0,1,1,a\n"),
             "F:1: tenant: unknown column; valid columns: arrival_s, input_tokens, output_tokens, model, priority, "
-            "deadline_ms, session");
+            "deadline_ms, session, hash_ids, hash_block_tokens");
   EXPECT_EQ(native_error(""), "F:1: header: empty file; expected a header line naming the columns");
   EXPECT_EQ(native_error("arrival_s,input_tokens,output_tokens\n\n"), "F: no requests (native_csv trace)");
 }
@@ -89,7 +89,7 @@ TEST(NativeJsonl, MalformedLinesNameFileLineAndKey) {
   EXPECT_EQ(native_error(good + R"({"arrival_s": 1, "input_tokens": 1, "output_tokens": 2, "user": "u"})",
                          "native_jsonl"),
             "F:2: user: unknown key; valid keys: arrival_s, input_tokens, output_tokens, model, priority, deadline_ms, "
-            "session");
+            "session, hash_ids, hash_block_tokens");
   EXPECT_EQ(native_error(good + R"({"arrival_s": 1, "input_tokens": 1, "output_tokens": 2, "input_tokens": 3})",
                          "native_jsonl"),
             "F:2: input_tokens: duplicate key");
@@ -151,6 +151,42 @@ TEST(NativeJsonl, RoundTripsEveryField) {
   const std::string path = write_temp_file("round.jsonl", "");
   write_trace(original, path);
   expect_same_requests(original, read_trace(path));
+}
+
+TEST(NativeFormats, HashIdsRoundTripWithTheirBlockSize) {
+  Trace t;
+  t.requests.resize(3);
+  t.requests[0].input_tokens = 40;
+  t.requests[0].prefix = BlockHashes(16, {7, 8, 9});
+  t.requests[1].input_tokens = 1024;
+  t.requests[1].prefix = BlockHashes(512, {7, 18446744073709551615ULL});
+  t.requests[2].input_tokens = 5;
+  for (const char* name : {"hash.csv", "hash.jsonl"}) {
+    SCOPED_TRACE(name);
+    const std::string path = write_temp_file(name, "");
+    write_trace(t, path);
+    const Trace back = read_trace(path);
+    ASSERT_EQ(back.requests.size(), 3u);
+    for (std::size_t i = 0; i < 3; ++i) EXPECT_EQ(back.requests[i].prefix, t.requests[i].prefix) << i;
+  }
+  const std::string csv = write_temp_file("hash.csv", "");
+  write_trace(t, csv);
+  EXPECT_EQ(testing::read_text(csv),
+            "arrival_s,input_tokens,output_tokens,hash_ids,hash_block_tokens\n"
+            "0,40,0,7 8 9,16\n"
+            "0,1024,0,7 18446744073709551615,512\n"
+            "0,5,0,,\n");
+}
+
+TEST(NativeFormats, BadHashIdsNameTheField) {
+  EXPECT_EQ(native_error("arrival_s,input_tokens,output_tokens,hash_ids\n0,10,1,1 x\n"),
+            "F:2: hash_ids: expected non-negative integer hash ids, got 'x'");
+  EXPECT_EQ(native_error("arrival_s,input_tokens,output_tokens,hash_ids,hash_block_tokens\n0,10,1,1 2 3 4,4\n"),
+            "F:2: hash_ids: 4 hash ids for 10 input tokens in 4-token blocks (at most 3)");
+  EXPECT_EQ(native_error("arrival_s,input_tokens,output_tokens,hash_ids,hash_block_tokens\n0,10,1,1,0\n"),
+            "F:2: hash_block_tokens: expected an integer >= 1, got '0'");
+  EXPECT_EQ(native_error(R"({"arrival_s": 0, "input_tokens": 10, "output_tokens": 1, "hash_ids": "1 2"})", "native_jsonl"),
+            "F:1: hash_ids: expected an array, got a string");
 }
 
 TEST(NativeCsv, WritesOnlyTheColumnsInUse) {

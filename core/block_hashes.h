@@ -1,0 +1,151 @@
+// What a request's prompt holds, as a trace tells it without the tokens: one hash id per block of
+// `block_tokens` prompt tokens (Mooncake's `hash_ids`, 512-token blocks). Two requests whose first k
+// ids are equal share their first k blocks' tokens. Eight bytes on a Request, shared by reference
+// count (copies are safe across threads; the ids never change).
+//
+// The prefix keys below turn a request's ids into one key per block of an engine's KV cache (of any
+// size): the key of engine block j names the whole prompt up to that block's end, so equal keys mean
+// equal prefixes. Keys of blocks the ids do not cover (the rest of the prompt, generated tokens, a
+// request without ids) are private to the request: only its own recompute can find them again.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <utility>
+#include <vector>
+
+namespace twinfer {
+
+class BlockHashes {
+ public:
+  BlockHashes() noexcept = default;
+  // REQUIRES: block_tokens >= 1. No ids: empty.
+  BlockHashes(int block_tokens, std::vector<std::uint64_t> ids) {
+    if (ids.empty()) return;
+    const std::size_t n = ids.size();
+    rep_ = new Rep{{1}, block_tokens, n, false, 0, std::make_shared<const std::vector<std::uint64_t>>(std::move(ids))};
+  }
+  // The first `count` ids of `base`, then `last` when `has_last`: requests of one conversation
+  // share the ids of its history. REQUIRES: block_tokens >= 1, count <= base->size() (base may
+  // grow after, never change what is there).
+  BlockHashes(int block_tokens, std::shared_ptr<const std::vector<std::uint64_t>> base, std::size_t count,
+              bool has_last, std::uint64_t last)
+      : rep_(count == 0 && !has_last ? nullptr : new Rep{{1}, block_tokens, count, has_last, last, std::move(base)}) {}
+  BlockHashes(const BlockHashes& other) noexcept : rep_(other.rep_) {
+    if (rep_) rep_->refs.fetch_add(1, std::memory_order_relaxed);
+  }
+  BlockHashes(BlockHashes&& other) noexcept : rep_(std::exchange(other.rep_, nullptr)) {}
+  BlockHashes& operator=(BlockHashes other) noexcept {
+    std::swap(rep_, other.rep_);
+    return *this;
+  }
+  ~BlockHashes() {
+    if (rep_ && rep_->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete rep_;
+  }
+
+  bool empty() const noexcept { return rep_ == nullptr; }
+  std::size_t size() const noexcept { return rep_ ? rep_->count + (rep_->has_last ? 1 : 0) : 0; }
+  // Tokens per id; 0 when empty.
+  int block_tokens() const noexcept { return rep_ ? rep_->block_tokens : 0; }
+  // REQUIRES: i < size().
+  std::uint64_t operator[](std::size_t i) const noexcept { return i < rep_->count ? (*rep_->base)[i] : rep_->last; }
+  std::vector<std::uint64_t> ids() const {
+    std::vector<std::uint64_t> out(size());
+    for (std::size_t i = 0; i < out.size(); ++i) out[i] = (*this)[i];
+    return out;
+  }
+
+  friend bool operator==(const BlockHashes& a, const BlockHashes& b) noexcept {
+    if (a.rep_ == b.rep_) return true;
+    if (a.block_tokens() != b.block_tokens() || a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      if (a[i] != b[i]) return false;
+    }
+    return true;
+  }
+  friend bool operator!=(const BlockHashes& a, const BlockHashes& b) noexcept { return !(a == b); }
+
+ private:
+  struct Rep {
+    std::atomic<std::size_t> refs;
+    int block_tokens;
+    std::size_t count;
+    bool has_last;
+    std::uint64_t last;
+    std::shared_ptr<const std::vector<std::uint64_t>> base;
+  };
+  Rep* rep_ = nullptr;
+};
+
+// A 64-bit mix of two values (splitmix64's finalizer over a combination): the chain step of keys.
+inline std::uint64_t mix_hash(std::uint64_t a, std::uint64_t b) noexcept {
+  std::uint64_t x = a ^ (b + 0x9e3779b97f4a7c15ULL + (a << 6) + (a >> 2));
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ULL;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebULL;
+  x ^= x >> 31;
+  return x;
+}
+
+// The chain of a request's ids starts from this value: chain_k = mix_hash(chain_{k-1}, id_k).
+inline constexpr std::uint64_t kPrefixChainSeed = 0x2545f4914f6cdd1dULL;
+
+// The keys of one request's blocks of `engine_block_tokens` tokens, in order, computed as asked.
+// Block j ends at token t = (j + 1) * engine_block_tokens. While the request's ids cover the prompt
+// to t (t <= input_tokens and the id of the trace block holding token t - 1 is known), the key is
+// mix(chain of ids up to that trace block, t): shared by every request with the same ids so far.
+// From the first block they do not cover on, keys chain from the previous one salted with the
+// request id.
+class PrefixKeys {
+ public:
+  PrefixKeys() = default;  // no blocks: call nothing but the assignment
+  // REQUIRES: engine_block_tokens >= 1; `hashes` outlives this.
+  PrefixKeys(const BlockHashes& hashes, std::int32_t input_tokens, std::uint64_t request_id, int engine_block_tokens)
+      : hashes_(&hashes), input_tokens_(input_tokens), request_id_(request_id), block_tokens_(engine_block_tokens) {}
+
+  // Key of the next block; blocks are visited in order from 0.
+  std::uint64_t next() {
+    const std::uint64_t key = peek();
+    has_peeked_ = false;
+    ++next_block_;
+    return key;
+  }
+  // Key of the next block, without moving past it.
+  std::uint64_t peek() {
+    if (has_peeked_) return peeked_;
+    has_peeked_ = true;
+    const std::int64_t end = (next_block_ + 1) * std::int64_t{block_tokens_};
+    if (!private_ && end <= input_tokens_ && !hashes_->empty()) {
+      const std::int64_t trace_block = (end - 1) / hashes_->block_tokens();
+      if (static_cast<std::size_t>(trace_block) < hashes_->size()) {
+        while (chained_ <= trace_block) chain_ = mix_hash(chain_, (*hashes_)[static_cast<std::size_t>(chained_++)]);
+        return peeked_ = last_ = mix_hash(chain_, static_cast<std::uint64_t>(end));
+      }
+    }
+    if (!private_) {
+      private_ = true;
+      last_ = mix_hash(last_, request_id_ ^ 0x5bd1e9955bd1e995ULL);
+    }
+    return peeked_ = last_ = mix_hash(last_, static_cast<std::uint64_t>(next_block_));
+  }
+  // Blocks visited so far.
+  std::int64_t visited() const { return next_block_; }
+
+ private:
+  const BlockHashes* hashes_ = nullptr;
+  std::int64_t input_tokens_ = 0;
+  std::uint64_t request_id_ = 0;
+  int block_tokens_ = 1;
+  std::int64_t next_block_ = 0;
+  std::int64_t chained_ = 0;           // trace ids folded into chain_
+  std::uint64_t chain_ = kPrefixChainSeed;
+  std::uint64_t last_ = kPrefixChainSeed;
+  std::uint64_t peeked_ = 0;
+  bool private_ = false;
+  bool has_peeked_ = false;
+};
+
+}  // namespace twinfer

@@ -1,0 +1,123 @@
+// A worker's paged KV cache as blocks with ids: which blocks each sequence holds, which are free,
+// and with prefix caching, which hold a prefix that later requests may reuse. Shared by the
+// simulator and the runtime: the runtime's backends store each block's keys and values at the id
+// this pool gives it, so that both run the same allocation, sharing and eviction.
+//
+// Prefix caching follows vLLM's automatic prefix caching: a full block is cached under the key of
+// the prefix it ends (PrefixKeys); a block is held by reference count; a block no sequence holds
+// returns to the free queue but keeps its key, so a later request may take it back from there
+// (a hit) until an allocation evicts it. Allocation takes blocks never used first, then the least
+// recently freed; a sequence frees its blocks last one first, so its tail is evicted before its
+// head. Two sequences that compute the same block at once keep one copy cached (the first).
+// Without prefix caching no block has a key and the most recently freed block is reused first.
+#pragma once
+
+#include <cstdint>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "core/block_hashes.h"
+#include "core/request.h"
+#include "policies/batcher.h"
+
+namespace twinfer {
+
+// The cached prefix a request would find: its first `blocks` blocks, of which `free_blocks` are in
+// the free queue now (taking them back leaves fewer blocks free).
+struct PrefixHit {
+  std::int64_t blocks = 0;
+  std::int64_t free_blocks = 0;
+};
+
+// Thread safety: none; one driver thread owns it.
+class KvBlocks {
+ public:
+  using BlockId = std::int32_t;
+
+  KvBlocks() = default;
+  explicit KvBlocks(KvCapacity cap);
+
+  // False when the batcher does not track KV memory (blocks_total 0): then nothing is held.
+  bool tracked() const { return cap_.blocks_total > 0; }
+  bool prefix_caching() const { return cap_.prefix_caching; }
+  const KvCapacity& capacity() const { return cap_; }
+  std::int64_t total() const { return cap_.blocks_total; }
+  // Blocks an allocation may take: never used, or held by no sequence (cached ones included).
+  std::int64_t free() const { return free_; }
+  int block_tokens() const { return cap_.block_tokens; }
+  // Blocks needed to hold `tokens` tokens.
+  std::int64_t blocks_for(std::int64_t tokens) const {
+    return (tokens + cap_.block_tokens - 1) / cap_.block_tokens;
+  }
+
+  // The longest run of cached blocks whose keys `keys` gives from its next one, at most `max_blocks`.
+  // Without prefix caching: none.
+  PrefixHit lookup(PrefixKeys keys, std::int64_t max_blocks) const;
+  // Takes a reference to the block cached under `key`, out of the free queue if it was there;
+  // -1 when no block is cached under it.
+  BlockId take_cached(std::uint64_t key);
+  // A block for new tokens: with prefix caching, one never used, else the least recently freed (its
+  // key evicted); without, the most recently freed, else one never used.
+  // REQUIRES: free() > 0.
+  BlockId allocate();
+  // Drops one reference; a block with none left returns to the free queue.
+  void release(BlockId block);
+  // With prefix caching: caches the full block `block` under `key`, unless a block is cached under
+  // it already.
+  void cache(BlockId block, std::uint64_t key);
+  // Sequences holding the block.
+  int refs(BlockId block) const { return blocks_[static_cast<std::size_t>(block)].refs; }
+  // Blocks with a key (cached, held or free).
+  std::int64_t cached() const { return static_cast<std::int64_t>(by_key_.size()); }
+  // Cached blocks whose key an allocation evicted.
+  std::int64_t evictions() const { return evictions_; }
+
+ private:
+  struct Block {
+    std::uint64_t key = 0;
+    std::int32_t refs = 0;
+    BlockId prev = -1;  // free queue links
+    BlockId next = -1;
+    bool keyed = false;
+  };
+  Block& block(BlockId b) { return blocks_[static_cast<std::size_t>(b)]; }
+  void unlink(BlockId b);
+  void push_free_back(BlockId b);
+
+  KvCapacity cap_;
+  std::int64_t free_ = 0;
+  // Blocks [blocks_.size(), total) were never used.
+  std::vector<Block> blocks_;
+  // Freed blocks: with prefix caching a queue (taken from the head, freed to the tail); without,
+  // a stack (taken from the tail).
+  BlockId head_ = -1;
+  BlockId tail_ = -1;
+  std::unordered_map<std::uint64_t, BlockId> by_key_;
+  std::int64_t evictions_ = 0;
+};
+
+// The blocks of a request's prompt a prefix cache may hand it: whole blocks of `block_tokens`, at
+// most its prefill target less one token (the step that reaches the target computes at least one
+// token, whose output is the next token). Used by WorkerState and by PrefixReuse alike.
+inline std::int64_t max_prefix_hit_blocks(std::int64_t prefill_target, int block_tokens) {
+  return prefill_target > 0 ? (prefill_target - 1) / block_tokens : 0;
+}
+
+// The reuse an unbounded prefix cache on one worker finds when requests arrive one after another,
+// each computed before the next starts: what `twinfer trace info` reports. Each request finds the
+// longest run of its prompt's blocks seen before (KvBlocks' keys, max_prefix_hit_blocks' limit);
+// then its prompt's full blocks are cached.
+class PrefixReuse {
+ public:
+  // REQUIRES: block_tokens >= 1.
+  explicit PrefixReuse(int block_tokens) : block_tokens_(block_tokens) {}
+  // Tokens of `r`'s prompt found cached.
+  std::int64_t add(const Request& r);
+
+ private:
+  int block_tokens_;
+  std::unordered_set<std::uint64_t> seen_;
+};
+
+}  // namespace twinfer

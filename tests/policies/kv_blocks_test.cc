@@ -1,0 +1,293 @@
+#include "policies/kv_blocks.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <random>
+#include <set>
+#include <vector>
+
+#include "policies/batchers/continuous_batcher.h"
+#include "policies/worker_state.h"
+#include "tests/testing.h"
+
+namespace twinfer {
+namespace {
+
+using testing::make_request;
+
+Request with_ids(Request r, std::vector<std::uint64_t> ids, int block_tokens = 16) {
+  r.prefix = BlockHashes(block_tokens, std::move(ids));
+  return r;
+}
+
+std::vector<std::uint64_t> keys_of(const Request& r, int block_tokens, int n) {
+  PrefixKeys keys(r.prefix, r.input_tokens, r.id, block_tokens);
+  std::vector<std::uint64_t> out;
+  for (int i = 0; i < n; ++i) out.push_back(keys.next());
+  return out;
+}
+
+TEST(PrefixKeysTest, EqualIdsGiveEqualKeysUpToTheFirstDifferenceAndPrivateKeysAfter) {
+  const Request a = with_ids(make_request(1, 0, 64), {7, 8, 9, 10});
+  const Request b = with_ids(make_request(2, 0, 64), {7, 8, 5, 10});
+  const auto ka = keys_of(a, 16, 6), kb = keys_of(b, 16, 6);
+  EXPECT_EQ(ka[0], kb[0]);
+  EXPECT_EQ(ka[1], kb[1]);
+  EXPECT_NE(ka[2], kb[2]);
+  EXPECT_NE(ka[3], kb[3]);  // the chain differs from the first different id on
+  EXPECT_NE(ka[4], kb[4]);  // past the prompt: private to each request
+  // A request without ids has only private keys; the same request gives the same keys again.
+  const Request c = make_request(3, 0, 64);
+  EXPECT_EQ(keys_of(c, 16, 5), keys_of(c, 16, 5));
+  EXPECT_NE(keys_of(c, 16, 1)[0], keys_of(make_request(4, 0, 64), 16, 1)[0]);
+}
+
+TEST(PrefixKeysTest, EngineBlocksSmallerThanTraceBlocksShareWhatTheIdsCover) {
+  // Trace blocks of 32 tokens, engine blocks of 16: the first three engine blocks lie in the two
+  // shared trace blocks; the fourth ends in the third trace block, whose id differs.
+  const Request a = with_ids(make_request(1, 0, 96), {1, 2, 3}, 32);
+  const Request b = with_ids(make_request(2, 0, 96), {1, 2, 4}, 32);
+  const auto ka = keys_of(a, 16, 6), kb = keys_of(b, 16, 6);
+  for (int j = 0; j < 4; ++j) EXPECT_EQ(ka[j], kb[j]) << j;
+  EXPECT_NE(ka[4], kb[4]);
+  // Engine blocks larger than trace blocks: a 64-token block is shared when both ids under it are.
+  EXPECT_EQ(keys_of(a, 64, 1), keys_of(b, 64, 1));
+  // A prompt shorter than a block has no shared block: 40 tokens, 64-token blocks.
+  const Request c = with_ids(make_request(3, 0, 40), {1, 2}, 32);
+  const Request d = with_ids(make_request(4, 0, 40), {1, 2}, 32);
+  EXPECT_NE(keys_of(c, 64, 1), keys_of(d, 64, 1));
+}
+
+TEST(KvBlocksTest, FreedBlocksStayCachedAndAreEvictedLeastRecentlyFreedFirstTailFirst) {
+  KvBlocks kv(KvCapacity{4, 16, true});
+  const KvBlocks::BlockId a = kv.allocate(), b = kv.allocate(), c = kv.allocate(), d = kv.allocate();
+  kv.cache(a, 100);
+  kv.cache(b, 101);
+  kv.cache(c, 102);
+  EXPECT_EQ(kv.free(), 0);
+  // One sequence frees a, b (tail first: b, then a); another frees c later.
+  kv.release(b);
+  kv.release(a);
+  kv.release(c);
+  EXPECT_EQ(kv.free(), 3);
+  EXPECT_EQ(kv.cached(), 3);
+  // A hit takes a free cached block back: it is no longer free.
+  EXPECT_EQ(kv.take_cached(101), b);
+  EXPECT_EQ(kv.refs(b), 1);
+  EXPECT_EQ(kv.free(), 2);
+  EXPECT_EQ(kv.take_cached(999), -1);
+  // Allocation evicts the least recently freed: a (freed before c).
+  EXPECT_EQ(kv.allocate(), a);
+  EXPECT_EQ(kv.evictions(), 1);
+  EXPECT_EQ(kv.take_cached(100), -1);
+  EXPECT_EQ(kv.allocate(), c);
+  EXPECT_EQ(kv.cached(), 1);  // only b's key is left
+  (void)d;
+}
+
+TEST(KvBlocksTest, NeverUsedBlocksGoFirstAndASharedBlockIsFreedByItsLastHolder) {
+  KvBlocks kv(KvCapacity{3, 16, true});
+  const KvBlocks::BlockId a = kv.allocate();
+  kv.cache(a, 5);
+  kv.release(a);
+  // A fresh block comes before the cached free one.
+  EXPECT_NE(kv.allocate(), a);
+  EXPECT_EQ(kv.take_cached(5), a);
+  EXPECT_EQ(kv.take_cached(5), a);
+  EXPECT_EQ(kv.refs(a), 2);
+  kv.release(a);
+  EXPECT_EQ(kv.free(), 1);
+  kv.release(a);
+  EXPECT_EQ(kv.free(), 2);
+  // A key cached twice keeps its first block.
+  const KvBlocks::BlockId x = kv.allocate();
+  kv.cache(x, 5);
+  EXPECT_EQ(kv.take_cached(5), a);
+}
+
+TEST(KvBlocksTest, LookupCountsTheCachedRunAndItsFreeBlocks) {
+  KvBlocks kv(KvCapacity{8, 16, true});
+  const Request r = with_ids(make_request(1, 0, 64), {1, 2, 3, 4});
+  PrefixKeys keys(r.prefix, r.input_tokens, r.id, 16);
+  std::vector<KvBlocks::BlockId> held;
+  for (int i = 0; i < 3; ++i) {
+    held.push_back(kv.allocate());
+    kv.cache(held.back(), keys.next());
+  }
+  kv.release(held[2]);
+  const PrefixHit hit = kv.lookup(PrefixKeys(r.prefix, r.input_tokens, r.id, 16), 4);
+  EXPECT_EQ(hit.blocks, 3);
+  EXPECT_EQ(hit.free_blocks, 1);
+  EXPECT_EQ(kv.lookup(PrefixKeys(r.prefix, r.input_tokens, r.id, 16), 2).blocks, 2);
+  // Without prefix caching nothing is ever found.
+  KvBlocks plain(KvCapacity{8, 16, false});
+  const KvBlocks::BlockId p = plain.allocate();
+  plain.cache(p, keys_of(r, 16, 1)[0]);
+  EXPECT_EQ(plain.lookup(PrefixKeys(r.prefix, r.input_tokens, r.id, 16), 4).blocks, 0);
+}
+
+BatchPlan iteration(std::vector<BatchEntry> entries) {
+  BatchPlan plan;
+  plan.kind = BatchKind::kIteration;
+  plan.entries = std::move(entries);
+  return plan;
+}
+
+TEST(WorkerStatePrefixTest, ASecondRequestStartsWithTheCachedPrefixAndSharesItsBlocks) {
+  WorkerState state(KvCapacity{100, 16, true});
+  const Request a = with_ids(make_request(0, 0, 64, 2), {1, 2, 3, 4});
+  Request b = with_ids(make_request(1, 0, 64, 2), {1, 2, 3, 9});
+  state.enqueue(a, 0);
+  state.begin(iteration({BatchEntry{0, 64, false}}), 0);
+  state.finish(iteration({BatchEntry{0, 64, false}}), 10);
+  state.enqueue(b, 10);
+  // Three blocks of b's prompt are a's; its fourth is not.
+  EXPECT_EQ(state.prefix_hit(state.get(1)).blocks, 3);
+  EXPECT_EQ(state.prefix_hit(state.get(1)).free_blocks, 0);  // a still holds them
+  EXPECT_NE(state.plan_error(iteration({BatchEntry{1, 64, false}})), "");
+  EXPECT_EQ(state.plan_error(iteration({BatchEntry{1, 16, false}})), "");
+  state.begin(iteration({BatchEntry{1, 16, false}}), 10);
+  const Sequence& sb = state.get(1);
+  EXPECT_EQ(sb.computed, 48);
+  EXPECT_EQ(sb.cached_tokens, 48);
+  EXPECT_EQ(sb.kv_blocks(), 4);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(sb.blocks[static_cast<std::size_t>(i)], state.get(0).blocks[static_cast<std::size_t>(i)]);
+  EXPECT_EQ(state.kv().refs(sb.blocks[0]), 2);
+  EXPECT_EQ(state.prefix_stats().hit_tokens, 48);
+  EXPECT_EQ(state.prefix_stats().queried_tokens, 128);
+  // The cost model sees a 16-token chunk over 48 cached tokens.
+  const IterationShape shape = state.iteration_shape(iteration({BatchEntry{1, 16, false}}));
+  EXPECT_EQ(shape.prefill_tokens, 16);
+  EXPECT_EQ(shape.prefill_prior_tokens, 48);
+  // A shared block is not freed by preempting one holder.
+  EXPECT_EQ(state.blocks_freed_by(sb), 1);
+}
+
+TEST(WorkerStatePrefixTest, AWholePromptHitStillComputesItsLastToken) {
+  WorkerState state(KvCapacity{100, 16, true});
+  state.enqueue(with_ids(make_request(0, 0, 32, 1), {1, 2}), 0);
+  state.begin(iteration({BatchEntry{0, 32, false}}), 0);
+  state.finish(iteration({BatchEntry{0, 32, false}}), 1);
+  EXPECT_TRUE(state.empty());
+  state.enqueue(with_ids(make_request(1, 0, 32, 1), {1, 2}), 1);
+  EXPECT_EQ(state.prefix_hit(state.get(1)).blocks, 1);  // 31 tokens at most: one whole block
+  EXPECT_EQ(state.prefix_hit(state.get(1)).free_blocks, 1);
+}
+
+// Runs `trace` (arrivals in order) through a continuous batcher with prefix caching to the end,
+// checking the pool's counts after every step; returns the cached tokens of each request.
+std::map<RequestId, std::int32_t> run_all(const std::vector<Request>& trace, std::int64_t blocks, bool use_steady,
+                                          std::vector<std::vector<KvBlocks::BlockId>>* tables = nullptr) {
+  ContinuousOptions o;
+  o.max_num_batched_tokens = 256;
+  o.max_num_seqs = 8;
+  o.kv_blocks = blocks;
+  o.block_tokens = 16;
+  o.prefix_caching = true;
+  ContinuousBatcher batcher(o);
+  WorkerState state(batcher.kv_capacity());
+  std::map<RequestId, std::int32_t> cached;
+  std::size_t next = 0;
+  TimeUs now = 0;
+  for (int guard = 0; guard < 100000 && (next < trace.size() || !state.empty()); ++guard) {
+    // Arrivals two at a time, so that several sequences share the cache at once.
+    for (int k = 0; k < 2 && next < trace.size(); ++k) state.enqueue(trace[next++], now);
+    std::vector<Finished> ended;
+    const std::int64_t steady = use_steady ? batcher.steady_decode_steps(state) : 0;
+    if (steady > 1) {
+      ended = state.advance_decode(steady);
+    } else {
+      BatchPlan plan = batcher.next(state, now);
+      for (Finished& f : state.begin(plan, now)) ended.push_back(std::move(f));
+      if (!plan.idle()) {
+        for (Finished& f : state.finish(plan, ++now)) ended.push_back(std::move(f));
+      }
+    }
+    for (const Finished& f : ended) {
+      EXPECT_EQ(f.outcome, Outcome::kCompleted) << f.reason;
+      cached[f.seq.request.id] = f.seq.cached_tokens;
+      if (tables) tables->push_back(f.seq.blocks);
+    }
+    // Every block held is counted once per holder, and free + held = total.
+    std::map<KvBlocks::BlockId, int> holders;
+    for (RequestId id : state.running()) {
+      for (KvBlocks::BlockId b : state.get(id).blocks) ++holders[b];
+    }
+    for (const auto& h : holders) EXPECT_EQ(state.kv().refs(h.first), h.second);
+    EXPECT_EQ(state.kv().free() + static_cast<std::int64_t>(holders.size()), state.kv().total());
+    if (::testing::Test::HasFailure()) break;
+  }
+  EXPECT_TRUE(state.empty());
+  EXPECT_EQ(state.kv().free(), state.kv().total());
+  return cached;
+}
+
+std::vector<Request> random_conversations(std::uint64_t seed, int n) {
+  std::mt19937_64 rng(seed);
+  std::vector<std::vector<std::uint64_t>> histories(4);
+  std::uint64_t next_id = 1;
+  std::vector<Request> trace;
+  for (int i = 0; i < n; ++i) {
+    auto& h = histories[rng() % histories.size()];
+    const int add = 1 + static_cast<int>(rng() % 3);
+    for (int k = 0; k < add; ++k) h.push_back(next_id++);
+    if (h.size() > 12) h.erase(h.begin() + 1, h.end() - 4);  // the context is cut, keeping the system prompt
+    const int input = static_cast<int>(h.size()) * 16 - static_cast<int>(rng() % 16);
+    Request r = make_request(static_cast<RequestId>(i), 0, input, 1 + static_cast<int>(rng() % 40));
+    r.prefix = BlockHashes(16, h);
+    trace.push_back(r);
+  }
+  return trace;
+}
+
+TEST(WorkerStatePrefixTest, RefcountsNeverLeakOverRandomConversationsWithEvictionAndPreemption) {
+  for (std::uint64_t seed = 1; seed <= 20; ++seed) {
+    SCOPED_TRACE(seed);
+    const auto trace = random_conversations(seed, 60);
+    // 24 blocks: a few sequences fill it, so blocks are evicted and sequences preempted.
+    const auto cached = run_all(trace, 24, /*use_steady=*/false);
+    EXPECT_EQ(cached.size(), trace.size());
+    if (HasFailure()) return;
+  }
+}
+
+TEST(WorkerStatePrefixTest, SteadyDecodeInBulkTakesTheSameBlocksAsStepByStep) {
+  for (std::uint64_t seed = 1; seed <= 10; ++seed) {
+    SCOPED_TRACE(seed);
+    const auto trace = random_conversations(seed, 40);
+    std::vector<std::vector<KvBlocks::BlockId>> one, bulk;
+    const auto a = run_all(trace, 64, false, &one);
+    const auto b = run_all(trace, 64, true, &bulk);
+    EXPECT_EQ(a, b);
+    EXPECT_EQ(one, bulk);
+    if (HasFailure()) return;
+  }
+}
+
+TEST(PrefixReuseTest, MatchesAWorkerWithAnUnboundedCacheServingOneRequestAtATime) {
+  for (std::uint64_t seed = 1; seed <= 10; ++seed) {
+    SCOPED_TRACE(seed);
+    const auto trace = random_conversations(seed, 50);
+    PrefixReuse reuse(16);
+    WorkerState state(KvCapacity{100000, 16, true});
+    for (const Request& r : trace) {
+      const std::int64_t expected = reuse.add(r);
+      state.enqueue(r, 0);
+      const std::int64_t hit = state.prefix_hit(state.get(r.id)).blocks * 16;
+      EXPECT_EQ(hit, expected);
+      const BatchPlan plan = iteration({BatchEntry{r.id, static_cast<std::int32_t>(prompt_length(r) - hit), false}});
+      state.begin(plan, 0);
+      state.finish(plan, 0);
+      while (!state.empty()) {
+        const BatchPlan decode = state.decode_all_plan();
+        state.begin(decode, 0);
+        state.finish(decode, 0);
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace twinfer

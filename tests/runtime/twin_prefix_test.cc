@@ -1,0 +1,131 @@
+// Prefix caching in the twin: on a multi-turn trace whose requests arrive one at a time, the
+// simulator (`twinfer sim`) and the CPU runtime (`twinfer run`) find the same cached tokens for
+// every request, with the cache large enough to keep everything and small enough to evict; and with
+// one worker keeping everything, the simulator's hit count is what `twinfer trace info` predicts.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <map>
+#include <memory>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "tests/runtime/process_testing.h"
+#include "tests/testing.h"
+
+namespace twinfer {
+namespace {
+
+using testing::Children;
+
+const std::string kConfig = std::string(TWINFER_SOURCE_DIR) + "/configs/cpu_tiny.json";
+
+// requests.csv of `dir`: each request's outcome and cached tokens.
+std::map<int, std::pair<std::string, int>> cached_in(const std::string& dir) {
+  std::istringstream in(testing::slurp(dir + "/requests.csv"));
+  std::string line;
+  std::getline(in, line);
+  const std::vector<std::string> header = testing::csv_fields(line);
+  EXPECT_EQ(header.back(), "cached_tokens") << line;
+  std::map<int, std::pair<std::string, int>> out;
+  while (std::getline(in, line)) {
+    const std::vector<std::string> f = testing::csv_fields(line);
+    out[std::stoi(f.at(0))] = {f.at(6), std::stoi(f.back())};
+  }
+  return out;
+}
+
+class TwinPrefix : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = ::testing::TempDir() + "/twin_prefix_" + std::to_string(::getpid());
+    ::mkdir(dir_.c_str(), 0755);
+    children_ = std::make_unique<Children>(dir_);
+    // Three conversations of two tenants, a turn every ~0.3 s (gamma gaps, cv 0.1): each request
+    // runs alone on the tiny model, so what is cached when it starts does not depend on timing.
+    const nlohmann::json spec = {
+        {"seed", 5},
+        {"spec",
+         {{"requests", 24}, {"rate_rps", 3.0}, {"arrival", "gamma"}, {"cv", 0.1},
+          {"input", {{"kind", "uniform"}, {"min", 10}, {"max", 70}}},
+          {"output", {{"kind", "uniform"}, {"min", 2}, {"max", 12}}},
+          {"prefix",
+           {{"block_tokens", 8}, {"tenants", 2}, {"system_tokens", {{"kind", "constant"}, {"mean", 90}}},
+            {"conversations", 3}, {"turns", {{"kind", "uniform"}, {"min", 3}, {"max", 6}}}, {"max_context", 900}}}}}};
+    std::ofstream(dir_ + "/spec.json") << spec.dump();
+    trace_ = dir_ + "/multi_turn.csv";
+    ASSERT_EQ(children_->run({"trace", "gen", "--spec", dir_ + "/spec.json", "--out", trace_}, "gen.log", 60), 0)
+        << children_->log("gen.log");
+  }
+
+  std::map<int, std::pair<std::string, int>> run_command(const std::string& command, const std::string& name,
+                                                         const std::vector<std::string>& sets) {
+    const std::string out = dir_ + "/" + name;
+    std::vector<std::string> args = {command, "--config", kConfig, "--trace", trace_, "--out", out, "--seed", "1",
+                                     "--set", "policies.batcher.prefix_caching=true"};
+    for (const std::string& s : sets) {
+      args.push_back("--set");
+      args.push_back(s);
+    }
+    const int rc = children_->run(args, name + ".log", 300);
+    EXPECT_EQ(rc, 0) << children_->log(name + ".log");
+    return cached_in(out);
+  }
+
+  std::string dir_;
+  std::string trace_;
+  std::unique_ptr<Children> children_;
+};
+
+TEST_F(TwinPrefix, SimAndRunFindTheSameCachedTokensPerRequestWithAndWithoutEviction) {
+  // Round robin over two workers; 1,024 blocks keep everything, 28 (448 tokens; the longest
+  // prompt is about 320) evict.
+  long long cached_total[2] = {0, 0};
+  int run = 0;
+  for (const std::string blocks : {"1024", "28"}) {
+    SCOPED_TRACE(blocks + " blocks");
+    const std::vector<std::string> sets = {"policies.router.name=round_robin", "policies.batcher.kv_blocks=" + blocks};
+    const auto simulated = run_command("sim", "sim" + blocks, sets);
+    ASSERT_EQ(simulated.size(), 24u);
+    int hits = 0;
+    for (const auto& [id, ended] : simulated) {
+      EXPECT_EQ(ended.first, "completed") << "request " << id;
+      hits += ended.second > 0 ? 1 : 0;
+      cached_total[run] += ended.second;
+    }
+    ++run;
+    EXPECT_GT(hits, 4) << "a multi-turn trace should hit its own history";
+    const auto real = run_command("run", "run" + blocks, sets);
+    EXPECT_EQ(real, simulated);
+  }
+  EXPECT_LT(cached_total[1], cached_total[0]) << "the small cache should have evicted prefixes that were found again";
+}
+
+TEST_F(TwinPrefix, OneWorkerKeepingEverythingHitsWhatTraceInfoPredicts) {
+  ASSERT_EQ(children_->run({"trace", "info", "--trace", trace_, "--block-tokens", "16"}, "info.log", 60), 0);
+  const std::string info = children_->log("info.log");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(info, m, std::regex(R"(prefix reuse: [0-9.]+% of prompt tokens \((\d+) of (\d+)\))")))
+      << info;
+  const long long predicted = std::stoll(m[1]);
+  EXPECT_GT(predicted, 0);
+  const std::string out = dir_ + "/one";
+  ASSERT_EQ(children_->run({"sim", "--config", kConfig, "--trace", trace_, "--out", out, "--seed", "1", "--set",
+                            "policies.batcher.prefix_caching=true", "--set", "cluster.hosts.0.instances.0.count=1"},
+                           "one.log", 120),
+            0)
+      << children_->log("one.log");
+  const nlohmann::json summary = nlohmann::json::parse(testing::slurp(out + "/summary.json"));
+  EXPECT_EQ(summary["prefix_cache"]["cached_tokens"].get<long long>(), predicted) << summary["prefix_cache"].dump();
+  EXPECT_EQ(summary["prefix_cache"]["prompt_tokens"].get<long long>(), std::stoll(m[2]));
+  EXPECT_EQ(summary["workers"].size(), 1u);
+}
+
+}  // namespace
+}  // namespace twinfer
