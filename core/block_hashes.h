@@ -133,6 +133,11 @@ class PrefixKeys {
   }
   // Blocks visited so far.
   std::int64_t visited() const { return next_block_; }
+  // Whether the next block's key is shared (the ids cover it) rather than private to the request.
+  bool next_is_shared() {
+    peek();
+    return !private_;
+  }
 
  private:
   const BlockHashes* hashes_ = nullptr;

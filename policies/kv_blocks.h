@@ -13,8 +13,6 @@
 #pragma once
 
 #include <cstdint>
-#include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "core/block_hashes.h"
@@ -28,6 +26,34 @@ namespace twinfer {
 struct PrefixHit {
   std::int64_t blocks = 0;
   std::int64_t free_blocks = 0;
+};
+
+// Block ids by key: open addressing with linear probing in a table of at least twice as many slots
+// as entries, so that caching and evicting a block allocate nothing once it is sized for the cache's
+// blocks (each block holds at most one key); past half full it doubles. Keys are hashes already:
+// their low bits pick the slot.
+class BlockKeyMap {
+ public:
+  // Sized for `blocks` entries without growing.
+  explicit BlockKeyMap(std::int64_t blocks = 0);
+  // The block under `key`, or -1.
+  std::int32_t find(std::uint64_t key) const;
+  // False (and nothing changes) when `key` is there already.
+  bool insert(std::uint64_t key, std::int32_t block);
+  // REQUIRES: `key` is there.
+  void erase(std::uint64_t key);
+  std::int64_t size() const { return size_; }
+
+ private:
+  struct Slot {
+    std::uint64_t key = 0;
+    std::int32_t block = -1;  // -1: empty
+  };
+  void grow();
+
+  std::vector<Slot> slots_;
+  std::size_t mask_ = 0;
+  std::int64_t size_ = 0;
 };
 
 // Thread safety: none; one driver thread owns it.
@@ -61,15 +87,24 @@ class KvBlocks {
   // key evicted); without, the most recently freed, else one never used.
   // REQUIRES: free() > 0.
   BlockId allocate();
+  // Counts `n` blocks taken or given back without naming them, for an owner that needs no ids
+  // (WorkerState without prefix caching or an executor that reads block tables). Never mixed with
+  // the calls that name blocks. REQUIRES (take): free() >= n; !prefix_caching().
+  void take(std::int64_t n);
+  void give(std::int64_t n);
+  // Appends `n` blocks to `table`, as n calls of allocate() would. REQUIRES: free() >= n.
+  void allocate(std::int64_t n, std::vector<BlockId>& table);
   // Drops one reference; a block with none left returns to the free queue.
   void release(BlockId block);
+  // Releases every block of `table`, last one first (so that its tail is evicted before its head).
+  void release_all(const std::vector<BlockId>& table);
   // With prefix caching: caches the full block `block` under `key`, unless a block is cached under
   // it already.
   void cache(BlockId block, std::uint64_t key);
-  // Sequences holding the block.
+  // Sequences holding the block. REQUIRES: prefix_caching() (without, a held block has one holder).
   int refs(BlockId block) const { return blocks_[static_cast<std::size_t>(block)].refs; }
   // Blocks with a key (cached, held or free).
-  std::int64_t cached() const { return static_cast<std::int64_t>(by_key_.size()); }
+  std::int64_t cached() const { return by_key_.size(); }
   // Cached blocks whose key an allocation evicted.
   std::int64_t evictions() const { return evictions_; }
 
@@ -87,13 +122,15 @@ class KvBlocks {
 
   KvCapacity cap_;
   std::int64_t free_ = 0;
-  // Blocks [blocks_.size(), total) were never used.
+  // With prefix caching: every block used so far (blocks [blocks_.size(), total) were never used),
+  // and the free ones in a queue (taken from the head, freed to the tail).
   std::vector<Block> blocks_;
-  // Freed blocks: with prefix caching a queue (taken from the head, freed to the tail); without,
-  // a stack (taken from the tail).
   BlockId head_ = -1;
   BlockId tail_ = -1;
-  std::unordered_map<std::uint64_t, BlockId> by_key_;
+  // Without: the freed blocks as a stack, and the first never used.
+  std::vector<BlockId> stack_;
+  std::int64_t fresh_ = 0;
+  BlockKeyMap by_key_;
   std::int64_t evictions_ = 0;
 };
 
@@ -117,7 +154,7 @@ class PrefixReuse {
 
  private:
   int block_tokens_;
-  std::unordered_set<std::uint64_t> seen_;
+  BlockKeyMap seen_;  // the keys seen (values unused)
 };
 
 }  // namespace twinfer

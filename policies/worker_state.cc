@@ -6,7 +6,8 @@
 
 namespace twinfer {
 
-WorkerState::WorkerState(KvCapacity kv) : kv_(kv) {}
+WorkerState::WorkerState(KvCapacity kv, bool block_tables)
+    : kv_(kv), tables_(kv.blocks_total > 0 && (block_tables || kv.prefix_caching)) {}
 
 WorkerState::Slot& WorkerState::slot(RequestId id) {
   Slot* s = slots_.find(id);
@@ -117,15 +118,24 @@ void WorkerState::sweep_running() {
   running_slots_.slots.resize(kept);
 }
 
-// Last block first, so that a sequence's tail is evicted before its head.
 void WorkerState::release_blocks(Sequence& seq) {
-  for (auto b = seq.blocks.rbegin(); b != seq.blocks.rend(); ++b) kv_.release(*b);
-  seq.blocks.clear();
+  if (tables_) {
+    kv_.release_all(seq.blocks);
+    seq.blocks.clear();
+  } else if (kv_.tracked()) {
+    kv_.give(seq.held_blocks);
+  }
+  seq.held_blocks = 0;
 }
 
 void WorkerState::grow(Sequence& seq, std::int64_t blocks) {
-  if (!kv_.tracked()) return;
-  while (seq.kv_blocks() < blocks) seq.blocks.push_back(kv_.allocate());
+  if (!kv_.tracked() || seq.held_blocks >= blocks) return;
+  if (tables_) {
+    kv_.allocate(blocks - seq.held_blocks, seq.blocks);
+  } else {
+    kv_.take(blocks - seq.held_blocks);
+  }
+  seq.held_blocks = blocks;
 }
 
 void WorkerState::cache_full_blocks(Slot& s) {
@@ -206,7 +216,10 @@ std::vector<Sequence> WorkerState::clear() {
   out.reserve(slots_.size());
   for (RequestId id : waiting_) out.push_back(std::move(slot(id).seq));
   for (RequestId id : running_) out.push_back(std::move(slot(id).seq));
-  for (Sequence& seq : out) seq.blocks.clear();
+  for (Sequence& seq : out) {
+    seq.blocks.clear();
+    seq.held_blocks = 0;
+  }
   kv_ = KvBlocks(kv_.capacity());  // the device's memory, cached prefixes included, is gone
   slots_.clear();
   waiting_.clear();
@@ -252,6 +265,11 @@ void WorkerState::start(Slot& s, TimeUs now_us) {
   running_.push_back(seq.request.id);
   scratch_ids_.push_back(seq.request.id);
   if (seq.started_us == kNever) seq.started_us = now_us;
+  // One allocation for its whole life (its table grows to its prompt and output at most).
+  if (tables_) {
+    seq.blocks.reserve(static_cast<std::size_t>(
+        kv_.blocks_for(std::int64_t{prompt_length(seq.request)} + seq.output_target())));
+  }
   if (!kv_.prefix_caching()) {
     if (seq.cached_tokens < 0) seq.cached_tokens = 0;
     return;
@@ -265,6 +283,7 @@ void WorkerState::start(Slot& s, TimeUs now_us) {
     seq.blocks.push_back(b);
     s.keys.next();
   }
+  seq.held_blocks = static_cast<std::int64_t>(seq.blocks.size());
   seq.computed = static_cast<std::int32_t>(seq.kv_blocks() * kv_.block_tokens());
   if (seq.cached_tokens < 0) seq.cached_tokens = seq.computed;
   ++prefix_stats_.queries;
@@ -469,7 +488,9 @@ void WorkerState::allocate_decode_blocks(std::int64_t steps) {
     bool any = false;
     for (std::size_t i : scratch_positions_) {
       if (first[i] + round > steps) continue;
-      slots[i]->seq.blocks.push_back(kv_.allocate());
+      Sequence& seq = slots[i]->seq;
+      seq.blocks.push_back(kv_.allocate());
+      seq.held_blocks = static_cast<std::int64_t>(seq.blocks.size());
       any = true;
     }
     if (!any) break;

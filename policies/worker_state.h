@@ -38,7 +38,9 @@ struct Sequence {
   std::int32_t generated = 0;
   int preemptions = 0;
   std::int32_t cached_tokens = -1;  // prompt tokens found in the prefix cache when it first started; -1: not started
-  std::vector<KvBlocks::BlockId> blocks;  // the KV blocks it holds, in token order (its block table)
+  std::int64_t held_blocks = 0;     // KV blocks it holds
+  // Those blocks in token order (its block table), when the worker names blocks (see WorkerState).
+  std::vector<KvBlocks::BlockId> blocks;
   Request request;
   TimeUs enqueued_us = 0;          // when it reached this worker
   TimeUs started_us = kNever;      // when it first entered a batch
@@ -48,7 +50,7 @@ struct Sequence {
   std::int32_t prefill_remaining() const { return prefill_target - computed; }
   std::int32_t output_target() const { return request.output_tokens > 1 ? request.output_tokens : 1; }
   bool done() const { return generated >= output_target(); }
-  std::int64_t kv_blocks() const { return static_cast<std::int64_t>(blocks.size()); }
+  std::int64_t kv_blocks() const { return held_blocks; }
 };
 
 // Prefix-cache lookups of one worker, in tokens: every start of a sequence (a recompute included)
@@ -70,7 +72,10 @@ struct Finished {
 // Thread safety: none; one driver thread owns it.
 class WorkerState {
  public:
-  explicit WorkerState(KvCapacity kv = {});
+  // `block_tables`: keep each sequence's block table (Sequence::blocks) for an executor that stores
+  // keys and values by block (the runtime's backends). With prefix caching the tables are kept
+  // anyway (sharing needs them); else the simulator counts blocks only, with the same decisions.
+  explicit WorkerState(KvCapacity kv = {}, bool block_tables = false);
 
   // A routed request reaches the worker at `now_us`.
   void enqueue(const Request& request, TimeUs now_us);
@@ -206,6 +211,7 @@ class WorkerState {
   const std::vector<Slot*>& running_slots() const;
 
   KvBlocks kv_;
+  bool tables_ = false;  // sequences' blocks are named (Sequence::blocks)
   PrefixCacheStats prefix_stats_;
   IdTable<Slot> slots_;
   mutable SlotPointers running_slots_;

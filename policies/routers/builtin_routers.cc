@@ -11,6 +11,7 @@
 #include "policies/routers/queue_feedback_router.h"
 #include "policies/routers/random_router.h"
 #include "policies/routers/round_robin_router.h"
+#include "policies/routers/scored_router.h"
 
 namespace twinfer {
 namespace {
@@ -75,6 +76,24 @@ std::unique_ptr<Router> make_cost_aware(JsonParams& p, const PolicyContext& ctx)
   return std::make_unique<CostAwareRouter>(*ctx.cost, opts);
 }
 
+std::unique_ptr<Router> make_scored(JsonParams& p, const PolicyContext& ctx) {
+  auto opts = ScoredRouter::read_options(p, ctx.seed);
+  p.done();
+  return std::make_unique<ScoredRouter>(std::move(opts));
+}
+
+std::unique_ptr<Router> make_cache_aware(JsonParams& p, const PolicyContext&) {
+  auto opts = CacheAwareRouter::read_options(p);
+  p.done();
+  return std::make_unique<CacheAwareRouter>(opts);
+}
+
+std::unique_ptr<Router> make_kv_overlap(JsonParams& p, const PolicyContext& ctx) {
+  auto opts = KvOverlapRouter::read_options(p, ctx.seed);
+  p.done();
+  return std::make_unique<KvOverlapRouter>(opts);
+}
+
 void register_builtin_routers(PolicyRegistry<Router>& r) {
   r.add("round_robin", plain<RoundRobinRouter>());
   r.add("random", make_random);
@@ -85,6 +104,9 @@ void register_builtin_routers(PolicyRegistry<Router>& r) {
   r.add("multi_resource", make_multi_resource);
   r.add("consistent_hash", make_consistent_hash);
   r.add("cost_aware", make_cost_aware);
+  r.add("scored", make_scored);
+  r.add("cache_aware", make_cache_aware);
+  r.add("kv_overlap", make_kv_overlap);
 }
 
 }  // namespace

@@ -16,7 +16,9 @@ constexpr double kUtilizationTauUs = 1e6;
 }
 
 WorkerEngine::WorkerEngine(WorkerParts parts, WorkerCallbacks callbacks)
-    : parts_(std::move(parts)), callbacks_(std::move(callbacks)), state_(parts_.batcher->kv_capacity()) {
+    : parts_(std::move(parts)),
+      callbacks_(std::move(callbacks)),
+      state_(parts_.batcher->kv_capacity(), /*block_tables=*/true) {
   view_.index = parts_.index;
   view_.instance = parts_.instance;
   view_.kv_blocks_total = state_.kv().total();

@@ -60,6 +60,26 @@ TEST(PrefixKeysTest, EngineBlocksSmallerThanTraceBlocksShareWhatTheIdsCover) {
   EXPECT_NE(keys_of(c, 64, 1), keys_of(d, 64, 1));
 }
 
+TEST(BlockKeyMapTest, AgreesWithAStdMapOverRandomInsertsAndErasesOfCollidingKeys) {
+  BlockKeyMap map(64);  // 128 slots
+  std::map<std::uint64_t, std::int32_t> reference;
+  std::mt19937_64 rng(7);
+  for (int i = 0; i < 20000; ++i) {
+    // Few distinct low bits: long probe runs that wrap around the table.
+    const std::uint64_t key = (rng() % 200) * 128 + (rng() % 3) + 125;
+    if (reference.count(key) > 0 && rng() % 2 == 0) {
+      map.erase(key);
+      reference.erase(key);
+    } else if (reference.size() < 64) {
+      const auto block = static_cast<std::int32_t>(i % 1000);
+      EXPECT_EQ(map.insert(key, block), reference.emplace(key, block).second);
+    }
+    ASSERT_EQ(map.size(), static_cast<std::int64_t>(reference.size()));
+    for (const auto& [k, b] : reference) ASSERT_EQ(map.find(k), b) << k;
+    ASSERT_EQ(map.find(key + 128 * 1000), -1);
+  }
+}
+
 TEST(KvBlocksTest, FreedBlocksStayCachedAndAreEvictedLeastRecentlyFreedFirstTailFirst) {
   KvBlocks kv(KvCapacity{4, 16, true});
   const KvBlocks::BlockId a = kv.allocate(), b = kv.allocate(), c = kv.allocate(), d = kv.allocate();
@@ -264,6 +284,44 @@ TEST(WorkerStatePrefixTest, SteadyDecodeInBulkTakesTheSameBlocksAsStepByStep) {
     EXPECT_EQ(one, bulk);
     if (HasFailure()) return;
   }
+}
+
+// The simulator counts blocks; the runtime names them: the same plans keep the same counts, and
+// the named blocks of the running sequences are distinct.
+TEST(WorkerStateTablesTest, NamingBlocksChangesNoCountAndNoBlockIsHeldTwice) {
+  ContinuousOptions o;
+  o.max_num_batched_tokens = 128;
+  o.max_num_seqs = 6;
+  o.kv_blocks = 20;
+  ContinuousBatcher batcher(o);
+  WorkerState counted(batcher.kv_capacity()), named(batcher.kv_capacity(), /*block_tables=*/true);
+  const auto trace = random_conversations(3, 40);
+  std::size_t next = 0;
+  for (TimeUs now = 0; now < 100000 && (next < trace.size() || !named.empty()); ++now) {
+    for (int k = 0; k < 2 && next < trace.size(); ++k, ++next) {
+      counted.enqueue(trace[next], now);
+      named.enqueue(trace[next], now);
+    }
+    const BatchPlan plan = batcher.next(named, now);
+    counted.begin(plan, now);
+    named.begin(plan, now);
+    counted.finish(plan, now);
+    named.finish(plan, now);
+    ASSERT_EQ(counted.kv().free(), named.kv().free());
+    std::set<KvBlocks::BlockId> seen;
+    for (RequestId id : named.running()) {
+      const Sequence& seq = named.get(id);
+      ASSERT_EQ(static_cast<std::int64_t>(seq.blocks.size()), seq.kv_blocks());
+      EXPECT_EQ(counted.get(id).kv_blocks(), seq.kv_blocks());
+      EXPECT_TRUE(counted.get(id).blocks.empty());
+      for (KvBlocks::BlockId b : seq.blocks) {
+        EXPECT_TRUE(b >= 0 && b < 20) << b;
+        EXPECT_TRUE(seen.insert(b).second) << "block " << b << " held twice";
+      }
+    }
+  }
+  EXPECT_TRUE(named.empty());
+  EXPECT_EQ(named.kv().free(), 20);
 }
 
 TEST(PrefixReuseTest, MatchesAWorkerWithAnUnboundedCacheServingOneRequestAtATime) {

@@ -33,9 +33,9 @@ class RegistryTest : public ::testing::Test {
 };
 
 TEST_F(RegistryTest, EveryBuiltinRouterBuildsFromItsName) {
-  const std::vector<std::string> expected = {"consistent_hash", "cost_aware",     "least_outstanding",
-                                             "least_work",      "multi_resource", "power_of_two",
-                                             "queue_feedback",  "random",         "round_robin"};
+  const std::vector<std::string> expected = {"cache_aware",  "consistent_hash", "cost_aware",   "kv_overlap",
+                                             "least_outstanding", "least_work", "multi_resource", "power_of_two",
+                                             "queue_feedback", "random",     "round_robin",    "scored"};
   EXPECT_EQ(router_registry().names(), expected);
   for (const std::string& name : expected) {
     auto router = router_registry().make(json{{"name", name}}, ctx, "policies.router");
@@ -52,6 +52,11 @@ TEST_F(RegistryTest, RoutersAcceptTheirParameters) {
       {{"name", "queue_feedback"}, {"max_weight", 50.0}, {"min_weight", 0.5}, {"seed", 5}},
       {{"name", "multi_resource"}, {"w_util", 2}, {"w_kv", 0.5}, {"w_queue", 1}, {"queue_norm", 8}},
       {{"name", "consistent_hash"}, {"virtual_nodes", 10}, {"key", "model"}, {"bounded_load", 1.25}},
+      {{"name", "scored"}, {"scorers", {{{"name", "kv"}, {"weight", 1}}, {{"name", "work"}, {"weight", 0.5}}}},
+       {"picker", "softmax"}, {"temperature", 0.2}, {"seed", 2}, {"block_tokens", 32}, {"refresh_ms", 50}},
+      {{"name", "cache_aware"}, {"cache_threshold", 0.3}, {"balance_abs_threshold", 8}, {"balance_rel_threshold", 1.5},
+       {"block_tokens", 64}},
+      {{"name", "kv_overlap"}, {"overlap_score_weight", 2}, {"temperature", 0.5}, {"seed", 9}, {"block_tokens", 16}},
   });
   for (const json& spec : specs) EXPECT_NO_THROW(router_registry().make(spec, ctx, "policies.router")) << spec;
 }
@@ -59,7 +64,7 @@ TEST_F(RegistryTest, RoutersAcceptTheirParameters) {
 TEST_F(RegistryTest, UnknownRouterNameListsTheValidOnes) {
   std::string e = error_of(router_registry(), json{{"name", "fastest"}}, ctx);
   EXPECT_TRUE(contains(e, "policies.x: unknown router 'fastest'")) << e;
-  EXPECT_TRUE(contains(e, "consistent_hash, cost_aware, least_outstanding, least_work")) << e;
+  EXPECT_TRUE(contains(e, "cache_aware, consistent_hash, cost_aware, kv_overlap, least_outstanding, least_work")) << e;
 }
 
 TEST_F(RegistryTest, UnknownRouterKeyNamesItAndTheValidKeys) {

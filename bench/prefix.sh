@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# KV-cache reuse figures: prefix caching on and off, hit rate against cache size, cache-aware
+# routers on 8 and 64 GPUs (and the router's view 0, 50 and 500 ms stale), and the simulator's speed
+# with caching on and off, side by side. Multi-turn synthetic traces (traces/README.md, "prefix"):
+# tenants' 1,000-token system prompts, conversations of 2 to 12 turns re-sending their history,
+# 300 new tokens a turn (lognormal), 150 out; Llama-3-8B on H100s (configs/gpu64.json with
+# cluster.hosts.0.count = GPUs / 8), continuous batching with 16-token blocks.
+# usage: bench/prefix.sh OUT_DIR [REQUESTS [speed]]   (REQUESTS per routing trace, default 100000;
+#   "speed" adds the one-million-request speed rows)
+set -euo pipefail
+out=${1:?usage: bench/prefix.sh OUT_DIR [REQUESTS]}
+requests=${2:-100000}
+here=$(cd "$(dirname "$0")/.." && pwd)
+twinfer=${TWINFER:-$here/build/bin/twinfer}
+mkdir -p "$out"
+
+# trace NAME REQUESTS RATE CONVERSATIONS SEED
+trace() {
+  local name=$1 n=$2 rate=$3 conversations=$4 seed=$5
+  [ -f "$out/$name.csv" ] && return
+  cat > "$out/$name.json" <<JSON
+{"requests": $n, "rate_rps": $rate, "arrival": "poisson",
+ "input": {"kind": "lognormal", "mean": 300, "sigma": 1.0, "max": 4000},
+ "output": {"kind": "lognormal", "mean": 150, "sigma": 1.0, "max": 2000},
+ "prefix": {"block_tokens": 64, "tenants": 16, "system_tokens": {"kind": "constant", "mean": 1000},
+            "conversations": $conversations, "turns": {"kind": "uniform", "min": 2, "max": 12},
+            "max_context": 8000}}
+JSON
+  "$twinfer" trace gen --spec "$out/$name.json" --seed "$seed" --out "$out/$name.csv" > /dev/null
+}
+
+# row LABEL TRACE GPUS --set...: one `twinfer sim`, one table row.
+row() {
+  local label=$1 trace=$2 gpus=$3
+  shift 3
+  local log="$out/run.$$.json" tim="$out/time.$$.txt"
+  /usr/bin/time -f "%e %M" -o "$tim" "$twinfer" sim --config "$here/configs/gpu64.json" --trace "$out/$trace.csv" \
+    --set cluster.hosts.0.count=$((gpus / 8)) --set sim.network=none --set sim.timeline=false "$@" --json > "$log"
+  read -r wall rss < "$tim"
+  /usr/bin/python3 - "$log" "$label" "$gpus" "$wall" "$rss" <<'PY'
+import json, statistics, sys
+s = json.load(open(sys.argv[1]))
+label, gpus, wall, rss = sys.argv[2], sys.argv[3], float(sys.argv[4]), int(sys.argv[5])
+n = s["requests"]["total"]
+per_worker = [w["completed"] for w in s["workers"]]
+mean = statistics.mean(per_worker)
+cv = statistics.pstdev(per_worker) / mean if mean else 0.0
+pc = s["prefix_cache"]
+print(f"| {label} | {gpus} | {s['ttft_ms']['p50']:,.0f} | {s['ttft_ms']['p99']:,.0f} | {s['throughput_rps']:.1f} | "
+      f"{100 * pc['hit_rate']:.1f}% | {max(per_worker) / mean if mean else 0:.2f} | {cv:.2f} | "
+      f"{n / wall:,.0f} | {rss / 1024:.0f} MB |")
+PY
+  rm -f "$log" "$tim"
+}
+
+header() {
+  echo
+  echo "$1"
+  echo
+  echo "| run | GPUs | TTFT P50 ms | TTFT P99 ms | throughput req/s | prefix hit rate | busiest / mean worker | CV of completions | requests / wall s | peak RSS |"
+  echo "|---|---|---|---|---|---|---|---|---|---|"
+}
+
+trace mt8 "$requests" 60 400 1
+trace mt64 "$requests" 480 3000 2
+trace reuse "$((requests / 5))" 60 400 3
+
+cache="--set policies.batcher.prefix_caching=true"
+echo "# bench/prefix.sh ($requests requests per routing trace) on $(nproc) cores"
+"$twinfer" trace info --trace "$out/mt8.csv" | tail -1
+"$twinfer" trace info --trace "$out/mt64.csv" | tail -1
+
+header "Prefix caching on and off (8 GPUs, round robin), and the hit rate against the cache size (KV blocks per GPU)"
+row "caching off" mt8 8 --set policies.router.name=round_robin
+row "caching on" mt8 8 --set policies.router.name=round_robin $cache
+for blocks in 2000 4000 8000 16000; do
+  row "caching on, $blocks blocks" reuse 8 --set policies.router.name=cache_aware $cache --set policies.batcher.kv_blocks=$blocks
+done
+
+for g in 8 64; do
+  t=mt$g
+  header "Routers, $g GPUs, caching on"
+  row "round_robin" $t $g $cache --set policies.router.name=round_robin
+  row "least_outstanding" $t $g $cache --set policies.router.name=least_outstanding
+  row "scored: prefix only" $t $g $cache --set 'policies.router={"name":"scored","scorers":[{"name":"prefix","weight":1}]}'
+  row "scored: llm-d default (prefix 3, queue 2)" $t $g $cache --set policies.router.name=scored
+  row "scored: prefix 3, queue 2, kv 2" $t $g $cache \
+    --set 'policies.router={"name":"scored","scorers":[{"name":"prefix","weight":3},{"name":"queue","weight":2},{"name":"kv","weight":2}]}'
+  row "cache_aware (SGLang)" $t $g $cache --set policies.router.name=cache_aware
+  row "kv_overlap (Dynamo)" $t $g $cache --set policies.router.name=kv_overlap
+  for ms in 50 500; do
+    row "scored: llm-d default, view ${ms} ms stale" $t $g $cache --set policies.router.name=scored \
+      --set policies.router.refresh_ms=$ms
+  done
+done
+
+# The simulator's speed with caching on and off on one million multi-turn requests, 64 GPUs,
+# interleaved (bench/prefix.sh OUT_DIR REQUESTS speed).
+if [ "${3:-}" = speed ]; then
+  trace mt1m 1000000 480 3000 4
+  header "One million multi-turn requests, 64 GPUs, round robin (speed)"
+  for i in 1 2; do
+    row "caching off ($i)" mt1m 64 --set policies.router.name=round_robin
+    row "caching on ($i)" mt1m 64 --set policies.router.name=round_robin $cache
+  done
+fi
