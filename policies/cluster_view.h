@@ -34,6 +34,12 @@ struct WorkerView {
   TimeUs outstanding_work_us = 0;      // predicted work of everything queued or running here
   double utilization_ewma = 0;         // busy fraction, smoothed, in [0, 1]
   double latency_ewma_us = 0;          // end-to-end latency of recent completions, smoothed
+  // Prefix caching, counted since the worker started (WorkerState::prefix_stats): prompt tokens its
+  // sequences looked up when they started (again after a preemption), the tokens found cached,
+  // and the cached blocks an allocation evicted. vLLM's prefix_cache_queries / _hits.
+  std::int64_t prefix_queried_tokens = 0;
+  std::int64_t prefix_hit_tokens = 0;
+  std::int64_t prefix_evictions = 0;
 
   int outstanding() const { return waiting + running; }
   const std::string& model() const { return instance->model.name; }

@@ -377,6 +377,9 @@ void Driver::refresh_view(int wi) {
   v.waiting = static_cast<int>(w.state->waiting().size()) + w.in_transit;
   v.running = static_cast<int>(w.state->running().size());
   v.kv_blocks_free = w.state->kv().free();
+  v.prefix_queried_tokens = w.state->prefix_stats().queried_tokens;
+  v.prefix_hit_tokens = w.state->prefix_stats().hit_tokens;
+  v.prefix_evictions = w.state->kv().evictions();
   view_changes_.touch(std::size_t(wi));
 }
 

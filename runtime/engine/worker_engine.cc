@@ -171,6 +171,9 @@ void WorkerEngine::publish_view(bool busy, TimeUs now) {
   view_.waiting = static_cast<int>(state_.waiting().size() + std::size_t(submitted));
   view_.running = static_cast<int>(state_.running().size());
   view_.kv_blocks_free = state_.kv().free();
+  view_.prefix_queried_tokens = state_.prefix_stats().queried_tokens;
+  view_.prefix_hit_tokens = state_.prefix_stats().hit_tokens;
+  view_.prefix_evictions = state_.kv().evictions();
   double dt = double(now - util_updated_us_);
   if (dt > 0) {
     double keep = std::exp(-dt / kUtilizationTauUs);

@@ -145,6 +145,9 @@ rpc::WorkerState to_wire(const WorkerView& v, TimeUs now_us) {
   m.set_outstanding_work_us(v.outstanding_work_us);
   m.set_utilization_ewma(v.utilization_ewma);
   m.set_latency_ewma_us(v.latency_ewma_us);
+  m.set_prefix_queried_tokens(v.prefix_queried_tokens);
+  m.set_prefix_hit_tokens(v.prefix_hit_tokens);
+  m.set_prefix_evictions(v.prefix_evictions);
   m.set_now_us(now_us);
   return m;
 }
@@ -158,6 +161,9 @@ void fill_view(const rpc::WorkerState& m, WorkerView& v) {
   v.outstanding_work_us = m.outstanding_work_us();
   v.utilization_ewma = m.utilization_ewma();
   v.latency_ewma_us = m.latency_ewma_us();
+  v.prefix_queried_tokens = m.prefix_queried_tokens();
+  v.prefix_hit_tokens = m.prefix_hit_tokens();
+  v.prefix_evictions = m.prefix_evictions();
 }
 
 rpc::Batch to_wire(const BatchRecord& b) {

@@ -460,3 +460,46 @@ TEST(RouterProtection, TheRouterCallsAFailedWorkerDownAndServesOnTheOthers) {
 
 }  // namespace
 }  // namespace twinfer::runtime
+
+namespace twinfer::runtime {
+namespace {
+
+// Prefix caching over gRPC: the hash ids travel with each request, the worker's prefix cache finds
+// the history of a conversation sent to it again, the result carries the cached tokens, and the
+// router's Prometheus page counts queries and hits per worker.
+TEST(RouterPrefixCache, HashIdsTravelTheCachedTokensComeBackAndTheCountersShowTheHits) {
+  Cluster cluster(testing::cpu_tiny_config(
+      three_workers({"policies.batcher.prefix_caching=true", "policies.router.name=cache_aware"})));
+  Trace trace = generate_synthetic(
+      parse_synthetic_spec(nlohmann::json::parse(R"({"requests": 24, "rate_rps": 20,
+          "input": {"kind": "uniform", "min": 16, "max": 48}, "output": {"kind": "constant", "mean": 4},
+          "prefix": {"block_tokens": 16, "tenants": 1, "system_tokens": {"kind": "constant", "mean": 64},
+                     "conversations": 2, "turns": {"kind": "constant", "mean": 6}}})"),
+                           "spec"),
+      3);
+  ReplayRun run = replay_trace(trace, cluster.router->address(), {});
+  std::int64_t cached = 0;
+  for (const auto& r : run.results) {
+    EXPECT_EQ(r.outcome, Outcome::kCompleted) << r.reason;
+    EXPECT_GE(r.cached_tokens, 0);
+    cached += r.cached_tokens;
+  }
+  EXPECT_GT(cached, 24 * 16) << "turns of one conversation go to one worker and find its history";
+  // The counters reach the router with the workers' next state reports.
+  std::int64_t hits = 0;
+  for (int tries = 0; tries < 50 && hits < cached; ++tries) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    const std::string metrics = cluster.router->metrics_text();
+    hits = 0;
+    for (int w = 0; w < 3; ++w) {
+      const std::string name = "twinfer_worker_prefix_cache_hits_total{worker=\"cpu/cpu" + std::to_string(w) + "\"} ";
+      const std::size_t at = metrics.find(name);
+      ASSERT_NE(at, std::string::npos) << metrics;
+      hits += std::stoll(metrics.substr(at + name.size()));
+    }
+  }
+  EXPECT_EQ(hits, cached);
+}
+
+}  // namespace
+}  // namespace twinfer::runtime
