@@ -133,6 +133,8 @@ class PrefixKeys {
   }
   // Blocks visited so far.
   std::int64_t visited() const { return next_block_; }
+  // The same keys read from `hashes` (a copy of the ids it was made with, e.g. in a copied request).
+  void rebind(const BlockHashes* hashes) { hashes_ = hashes; }
   // Whether the next block's key is shared (the ids cover it) rather than private to the request.
   bool next_is_shared() {
     peek();

@@ -170,6 +170,34 @@ class WorkerState {
     Sequence seq;          // its counters and token counts within the slot's first 64 bytes
     std::int64_t queue_ordinal = 0;
     PrefixKeys keys;       // with prefix caching: the keys of its blocks, from its first uncached one
+
+    // The keys read this slot's own request, also in a copy (of a copied WorkerState).
+    Slot() = default;
+    Slot(const Slot& o) : running(o.running), leaving(o.leaving), seq(o.seq), queue_ordinal(o.queue_ordinal), keys(o.keys) {
+      keys.rebind(&seq.request.prefix);
+    }
+    Slot& operator=(const Slot& o) {
+      running = o.running;
+      leaving = o.leaving;
+      seq = o.seq;
+      queue_ordinal = o.queue_ordinal;
+      keys = o.keys;
+      keys.rebind(&seq.request.prefix);
+      return *this;
+    }
+    Slot(Slot&& o) noexcept
+        : running(o.running), leaving(o.leaving), seq(std::move(o.seq)), queue_ordinal(o.queue_ordinal), keys(o.keys) {
+      keys.rebind(&seq.request.prefix);
+    }
+    Slot& operator=(Slot&& o) noexcept {
+      running = o.running;
+      leaving = o.leaving;
+      seq = std::move(o.seq);
+      queue_ordinal = o.queue_ordinal;
+      keys = o.keys;
+      keys.rebind(&seq.request.prefix);
+      return *this;
+    }
   };
 
   Slot& slot(RequestId id);

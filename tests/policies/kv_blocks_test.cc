@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <map>
+#include <memory>
 #include <random>
 #include <set>
 #include <vector>
@@ -345,6 +346,28 @@ TEST(PrefixReuseTest, MatchesAWorkerWithAnUnboundedCacheServingOneRequestAtATime
       }
     }
   }
+}
+
+}  // namespace
+}  // namespace twinfer
+
+namespace twinfer {
+namespace {
+
+// A copied worker state (the tests of the batchers copy them) reads its own requests' ids: the copy
+// caches the same keys after the original is gone.
+TEST(WorkerStatePrefixTest, ACopiedStateKeepsCachingTheSameKeys) {
+  auto original = std::make_unique<WorkerState>(KvCapacity{100, 16, true});
+  const Request a = with_ids(make_request(0, 0, 64, 3), {1, 2, 3, 4});
+  original->enqueue(a, 0);
+  original->begin(iteration({BatchEntry{0, 32, false}}), 0);
+  original->finish(iteration({BatchEntry{0, 32, false}}), 1);
+  WorkerState copy = *original;
+  original.reset();
+  copy.begin(iteration({BatchEntry{0, 32, false}}), 1);
+  copy.finish(iteration({BatchEntry{0, 32, false}}), 2);
+  copy.enqueue(with_ids(make_request(1, 0, 64, 1), {1, 2, 3, 9}), 2);
+  EXPECT_EQ(copy.prefix_hit(copy.get(1)).blocks, 3);
 }
 
 }  // namespace
