@@ -50,6 +50,7 @@ class LengthCounts {
     }
   }
   std::int64_t count() const { return n_; }
+  std::int64_t sum() const { return sum_; }
   double mean() const { return n_ == 0 ? 0.0 : double(sum_) / double(n_); }
   // (value, count), ascending by value.
   std::vector<std::pair<double, std::int64_t>> histogram() const {
@@ -98,9 +99,10 @@ class TraceInfo {
     }
     tab.print(out);
     if (with_ids_ == 0) return;
-    const double prompt_tokens = input_.mean() * double(n);
-    out << "prefix reuse: " << fmt(prompt_tokens > 0 ? 100.0 * double(cached_tokens_) / prompt_tokens : 0.0, 1)
-        << "% of prompt tokens (" << cached_tokens_ << " of " << fmt(prompt_tokens, 0)
+    const std::int64_t prompt_tokens = input_.sum();
+    out << "prefix reuse: "
+        << fmt(prompt_tokens > 0 ? 100.0 * double(cached_tokens_) / double(prompt_tokens) : 0.0, 1)
+        << "% of prompt tokens (" << cached_tokens_ << " of " << prompt_tokens
         << ") in blocks seen before, an unbounded cache of " << block_tokens_ << "-token blocks; " << with_ids_
         << " of " << n << " requests carry hash ids\n";
   }

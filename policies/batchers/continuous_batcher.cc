@@ -89,7 +89,6 @@ BatchPlan ContinuousBatcher::next(const WorkerState& state, TimeUs now_us) {
   assert(state.kv().tracked() && "the worker state must be created with kv_capacity()");
   Step step;
   step.state = &state;
-  step.kv = &state.kv();
   step.budget = options_.max_num_batched_tokens;
   step.free_blocks = state.kv().free();
   if (options_.order != QueueOrder::kFcfs) sync_index(state);
@@ -150,7 +149,7 @@ void ContinuousBatcher::schedule_decode(std::size_t k, BatchPlan& plan, Step& st
   const std::size_t pos = order_[k];
   const Sequence& seq = *running_[pos];
   if (step.budget == 0) return;
-  const std::int64_t need = step.kv->blocks_for(std::int64_t{seq.computed} + 1) - seq.kv_blocks();
+  const std::int64_t need = step.state->kv().blocks_for(std::int64_t{seq.computed} + 1) - seq.kv_blocks();
   while (need > step.free_blocks) {
     if (!preempt_victim(k, /*skip_scheduled=*/false, plan, step)) {
       preempt_at(pos, plan, step);
@@ -168,14 +167,14 @@ void ContinuousBatcher::schedule_prefill(std::size_t k, BatchPlan& plan, Step& s
   const Sequence& seq = *running_[pos];
   if (step.budget == 0) return;
   const std::int64_t remaining = seq.prefill_remaining();
-  const int block_tokens = step.kv->block_tokens();
+  const int block_tokens = step.state->kv().block_tokens();
   auto room_tokens = [&] { return (seq.kv_blocks() + step.free_blocks) * block_tokens - seq.computed; };
   // Shrinking the chunk to the free blocks keeps progress; evict only when not one token fits.
   while (room_tokens() <= 0 && preempt_victim(k, /*skip_scheduled=*/true, plan, step)) {
   }
   const std::int64_t chunk = std::min({remaining, step.budget, room_tokens()});
   if (chunk <= 0 || (!may_chunk(seq) && chunk < remaining)) return;
-  const std::int64_t need = step.kv->blocks_for(seq.computed + chunk) - seq.kv_blocks();
+  const std::int64_t need = step.state->kv().blocks_for(seq.computed + chunk) - seq.kv_blocks();
   step.free_blocks -= std::max<std::int64_t>(need, 0);
   step.budget -= chunk;
   plan.entries.push_back(BatchEntry{seq.request.id, static_cast<std::int32_t>(chunk), false});

@@ -86,7 +86,6 @@ class ContinuousBatcher : public Batcher {
   // Per-call working state.
   struct Step {
     const WorkerState* state = nullptr;
-    const KvBlocks* kv = nullptr;
     std::int64_t budget = 0;        // tokens left in this iteration
     std::int64_t free_blocks = 0;   // blocks left after what is planned so far
     std::int64_t resident_seqs = 0;

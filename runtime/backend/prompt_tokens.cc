@@ -41,17 +41,22 @@ std::vector<std::int32_t> prompt_tokens(RequestId id, std::int32_t count, int vo
 // Token i in trace block k with a hash id depends on (the chain of ids up to k, i) only: the same
 // in every request whose first k + 1 ids are these.
 std::vector<std::int32_t> prompt_tokens(const Request& request, int vocab) {
-  std::vector<std::int32_t> tokens = prompt_tokens(request.id, request.input_tokens, vocab);
   const BlockHashes& hashes = request.prefix;
-  if (hashes.empty()) return tokens;
+  if (hashes.empty()) return prompt_tokens(request.id, request.input_tokens, vocab);
+  check_args(request.input_tokens, vocab);
+  std::vector<std::int32_t> tokens(static_cast<std::size_t>(request.input_tokens));
   std::uint64_t chain = kPrefixChainSeed;
   const std::int64_t per_id = hashes.block_tokens();
-  for (std::size_t k = 0; k < hashes.size(); ++k) {
+  std::int64_t i = 0;
+  for (std::size_t k = 0; k < hashes.size() && i < request.input_tokens; ++k) {
     chain = mix_hash(chain, hashes[k]);
     const std::int64_t end = std::min<std::int64_t>(std::int64_t(k + 1) * per_id, request.input_tokens);
-    for (std::int64_t i = std::int64_t(k) * per_id; i < end; ++i) {
-      tokens[static_cast<std::size_t>(i)] = token_of(splitmix64(chain + static_cast<std::uint64_t>(i)), vocab);
-    }
+    for (; i < end; ++i) tokens[static_cast<std::size_t>(i)] = token_of(splitmix64(chain + static_cast<std::uint64_t>(i)), vocab);
+  }
+  // Past the ids: the request's own tokens, as prompt_tokens(id, ...) gives them.
+  const std::uint64_t request_key = splitmix64(request.id);
+  for (; i < request.input_tokens; ++i) {
+    tokens[static_cast<std::size_t>(i)] = token_of(splitmix64(request_key + static_cast<std::uint64_t>(i)), vocab);
   }
   return tokens;
 }
