@@ -74,15 +74,45 @@ void BlockKeyMap::erase(std::uint64_t key) {
 KvBlocks::KvBlocks(KvCapacity cap)
     : cap_(cap), free_(cap.blocks_total), by_key_(cap.prefix_caching ? cap.blocks_total : 0) {}
 
+namespace {
+
+// Walks a run of cached keys at the speed of memory rather than of its latency: while block i is
+// read, the slots of the keys kSlotsAhead further on and the blocks kBlocksAhead further on load.
+constexpr std::int64_t kSlotsAhead = 8;
+constexpr std::int64_t kBlocksAhead = 4;
+
+// Calls visit(block) for each block cached under the keys `keys` gives from its next one, in
+// order, while one is, at most `max_blocks`; moves `keys` past them and returns how many.
+template <typename PrefetchBlock, typename Visit>
+std::int64_t walk_cached(const BlockKeyMap& map, PrefixKeys& keys, std::int64_t max_blocks, PrefetchBlock prefetch_block,
+                         Visit visit) {
+  PrefixKeys slots = keys;
+  PrefixKeys blocks = keys;
+  std::int64_t slots_n = 0;
+  std::int64_t blocks_n = 0;
+  std::int64_t n = 0;
+  for (; n < max_blocks; ++n) {
+    for (; slots_n < std::min(n + kSlotsAhead, max_blocks); ++slots_n) map.prefetch(slots.next());
+    for (; blocks_n < std::min(n + kBlocksAhead, max_blocks); ++blocks_n) {
+      const std::int32_t b = map.find(blocks.next());
+      if (b >= 0) prefetch_block(b);
+    }
+    const std::int32_t b = map.find(keys.peek());
+    if (b < 0) break;
+    keys.next();
+    visit(b);
+  }
+  return n;
+}
+
+}  // namespace
+
 PrefixHit KvBlocks::lookup(PrefixKeys keys, std::int64_t max_blocks) const {
   PrefixHit hit;
   if (!cap_.prefix_caching) return hit;
-  while (hit.blocks < max_blocks) {
-    const BlockId b = by_key_.find(keys.next());
-    if (b < 0) break;
-    ++hit.blocks;
-    if (blocks_[static_cast<std::size_t>(b)].refs == 0) ++hit.free_blocks;
-  }
+  hit.blocks = walk_cached(
+      by_key_, keys, max_blocks, [this](BlockId b) { prefetch_block(b); },
+      [&](BlockId b) { hit.free_blocks += blocks_[static_cast<std::size_t>(b)].refs == 0 ? 1 : 0; });
   return hit;
 }
 
@@ -94,6 +124,19 @@ KvBlocks::BlockId KvBlocks::take_cached(std::uint64_t key) {
     --free_;
   }
   return b;
+}
+
+std::int64_t KvBlocks::take_cached(PrefixKeys& keys, std::int64_t max_blocks, std::vector<BlockId>& table) {
+  if (!cap_.prefix_caching) return 0;
+  return walk_cached(
+      by_key_, keys, max_blocks, [this](BlockId b) { prefetch_block(b); },
+      [&](BlockId b) {
+        if (block(b).refs++ == 0) {
+          unlink(b);
+          --free_;
+        }
+        table.push_back(b);
+      });
 }
 
 KvBlocks::BlockId KvBlocks::allocate() {
@@ -135,7 +178,18 @@ void KvBlocks::give(std::int64_t n) {
 
 void KvBlocks::allocate(std::int64_t n, std::vector<BlockId>& table) {
   if (cap_.prefix_caching) {
-    for (std::int64_t i = 0; i < n; ++i) table.push_back(allocate());
+    assert(n <= free_ && "allocating from a full KV cache");
+    // Blocks never used first; then the head of the free queue, whose victims are found before
+    // any is taken so that the slots of their keys load together.
+    const std::int64_t fresh = std::min<std::int64_t>(n, cap_.blocks_total - static_cast<std::int64_t>(blocks_.size()));
+    for (std::int64_t i = 0; i < fresh; ++i) table.push_back(allocate());
+    BlockId b = head_;
+    for (std::int64_t i = fresh; i < n; ++i) {
+      const Block& x = block(b);
+      if (x.keyed) by_key_.prefetch(x.key);
+      b = x.next;
+    }
+    for (std::int64_t i = fresh; i < n; ++i) table.push_back(allocate());
     return;
   }
   assert(n <= free_ && "allocating from a full KV cache");
@@ -152,7 +206,10 @@ void KvBlocks::release_all(const std::vector<BlockId>& table) {
     free_ += static_cast<std::int64_t>(table.size());
     return;
   }
-  for (auto b = table.rbegin(); b != table.rend(); ++b) release(*b);
+  for (std::size_t i = table.size(); i-- > 0;) {
+    if (i >= static_cast<std::size_t>(kBlocksAhead)) prefetch_block(table[i - static_cast<std::size_t>(kBlocksAhead)]);
+    release(table[i]);
+  }
 }
 
 void KvBlocks::release(BlockId b) {
@@ -175,6 +232,20 @@ void KvBlocks::cache(BlockId b, std::uint64_t key) {
   if (!by_key_.insert(key, b)) return;
   x.key = key;
   x.keyed = true;
+}
+
+void KvBlocks::cache(PrefixKeys& keys, const std::vector<BlockId>& table, std::int64_t full) {
+  if (!cap_.prefix_caching) return;
+  assert(full <= static_cast<std::int64_t>(table.size()));
+  PrefixKeys ahead = keys;
+  while (keys.visited() < full) {
+    for (; ahead.visited() < std::min(keys.visited() + kSlotsAhead, full);) {
+      prefetch_block(table[static_cast<std::size_t>(ahead.visited())]);
+      by_key_.prefetch(ahead.next());
+    }
+    const BlockId b = table[static_cast<std::size_t>(keys.visited())];
+    cache(b, keys.next());
+  }
 }
 
 void KvBlocks::unlink(BlockId b) {

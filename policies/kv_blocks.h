@@ -43,6 +43,11 @@ class BlockKeyMap {
   // REQUIRES: `key` is there.
   void erase(std::uint64_t key);
   std::int64_t size() const { return size_; }
+  // Starts loading the slot where a search for `key` begins, so that a walk over many keys waits
+  // for memory once rather than once per key. Changes nothing.
+  void prefetch(std::uint64_t key) const {
+    if (!slots_.empty()) __builtin_prefetch(&slots_[key & mask_]);
+  }
 
  private:
   struct Slot {
@@ -83,6 +88,11 @@ class KvBlocks {
   // Takes a reference to the block cached under `key`, out of the free queue if it was there;
   // -1 when no block is cached under it.
   BlockId take_cached(std::uint64_t key);
+  // Takes a reference to each cached block whose key `keys` gives from its next one, in order,
+  // while one is cached, at most `max_blocks` (out of the free queue where it was there), and
+  // appends them to `table`, moving `keys` past them. Returns how many. Without prefix caching:
+  // none.
+  std::int64_t take_cached(PrefixKeys& keys, std::int64_t max_blocks, std::vector<BlockId>& table);
   // A block for new tokens: with prefix caching, one never used, else the least recently freed (its
   // key evicted); without, the most recently freed, else one never used.
   // REQUIRES: free() > 0.
@@ -101,6 +111,10 @@ class KvBlocks {
   // With prefix caching: caches the full block `block` under `key`, unless a block is cached under
   // it already.
   void cache(BlockId block, std::uint64_t key);
+  // With prefix caching: caches each full block table[keys.visited()], up to table[full - 1], under
+  // the key `keys` gives it, unless a block is cached under that key already; moves `keys` to
+  // `full`. REQUIRES: full <= table.size().
+  void cache(PrefixKeys& keys, const std::vector<BlockId>& table, std::int64_t full);
   // Sequences holding the block. REQUIRES: prefix_caching() (without, a held block has one holder).
   int refs(BlockId block) const { return blocks_[static_cast<std::size_t>(block)].refs; }
   // Blocks with a key (cached, held or free).
@@ -117,6 +131,7 @@ class KvBlocks {
     bool keyed = false;
   };
   Block& block(BlockId b) { return blocks_[static_cast<std::size_t>(b)]; }
+  void prefetch_block(BlockId b) const { __builtin_prefetch(&blocks_[static_cast<std::size_t>(b)]); }
   void unlink(BlockId b);
   void push_free_back(BlockId b);
 

@@ -139,11 +139,7 @@ void WorkerState::grow(Sequence& seq, std::int64_t blocks) {
 }
 
 void WorkerState::cache_full_blocks(Slot& s) {
-  const std::int64_t full = s.seq.computed / kv_.block_tokens();
-  while (s.keys.visited() < full) {
-    const KvBlocks::BlockId block = s.seq.blocks[static_cast<std::size_t>(s.keys.visited())];
-    kv_.cache(block, s.keys.next());
-  }
+  kv_.cache(s.keys, s.seq.blocks, s.seq.computed / kv_.block_tokens());
 }
 
 PrefixHit WorkerState::prefix_hit(const Sequence& seq) const {
@@ -277,12 +273,7 @@ void WorkerState::start(Slot& s, TimeUs now_us) {
   const Request& r = seq.request;
   s.keys = PrefixKeys(r.prefix, r.input_tokens, r.id, kv_.block_tokens());
   const std::int64_t most = max_prefix_hit_blocks(seq.prefill_target, kv_.block_tokens());
-  while (s.keys.visited() < most) {
-    const KvBlocks::BlockId b = kv_.take_cached(s.keys.peek());
-    if (b < 0) break;
-    seq.blocks.push_back(b);
-    s.keys.next();
-  }
+  kv_.take_cached(s.keys, most, seq.blocks);
   seq.held_blocks = static_cast<std::int64_t>(seq.blocks.size());
   seq.computed = static_cast<std::int32_t>(seq.kv_blocks() * kv_.block_tokens());
   if (seq.cached_tokens < 0) seq.cached_tokens = seq.computed;
