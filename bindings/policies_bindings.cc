@@ -42,6 +42,31 @@ ViewUse PyRouter::view_use() const {
   PYBIND11_OVERRIDE(ViewUse, Router, view_use, );
 }
 
+std::vector<double> PyScorer::score(const Request& request, const std::vector<WorkerView>& views,
+                                    const std::vector<int>& candidates) {
+  py::gil_scoped_acquire gil;
+  py::function f = override_or_error(py::get_override(static_cast<const RouteScorer*>(this), "score"),
+                                     "score(request, views, candidates)");
+  py::list seen(views.size());
+  for (std::size_t i = 0; i < views.size(); ++i) seen[i] = py::cast(&views[i], py::return_value_policy::reference);
+  py::object result = f(request, seen, candidates);
+  try {
+    return result.cast<std::vector<double>>();
+  } catch (const py::cast_error&) {
+    throw Error("score() must return a sequence of numbers, one per candidate, got " + repr_of(result));
+  }
+}
+
+std::string PyScorer::name() const {
+  py::gil_scoped_acquire gil;
+  PYBIND11_OVERRIDE_PURE(std::string, RouteScorer, name, );
+}
+
+ViewUse PyScorer::view_use() const {
+  py::gil_scoped_acquire gil;
+  PYBIND11_OVERRIDE(ViewUse, RouteScorer, view_use, );
+}
+
 AdmissionDecision PyAdmission::admit(const Request& request, const ClusterView& view) {
   py::gil_scoped_acquire gil;
   py::function f = override_or_error(py::get_override(static_cast<const Admission*>(this), "admit"),
@@ -117,6 +142,14 @@ void bind_policies(py::module_& m) {
                                "and optionally name() and view_use() -> ViewUse (default ViewUse.all).")
       .def(py::init<>())
       .def("view_use", &Router::view_use);
+  py::class_<RouteScorer, PyScorer>(m, "Scorer",
+                                    "A scorer for the scored router: subclass and define score(request, views, "
+                                    "candidates) -> one number in [0, 1] per candidate (worker indices into views, "
+                                    "the router's views), higher is better; optionally name() and view_use() -> "
+                                    "ViewUse (default ViewUse.all). The router adds weight x score to the other "
+                                    "scorers' before its picker chooses.")
+      .def(py::init<>())
+      .def("view_use", &RouteScorer::view_use);
   py::class_<Admission, PyAdmission>(m, "Admission",
                                      "Subclass and define admit(request, view) -> bool or AdmissionDecision, "
                                      "and optionally name() and view_use() -> ViewUse (default ViewUse.all).")
@@ -134,6 +167,9 @@ void bind_policies(py::module_& m) {
 
   m.def("register_router", &add_python_router, py::arg("name"), py::arg("factory"),
         "Makes `name` usable as policies.router; factory(params: dict) returns a twinfer.Router.");
+  m.def("register_scorer", &add_python_scorer, py::arg("name"), py::arg("factory"),
+        "Makes `name` usable in the scored router's scorers ({\"name\": name, \"weight\": w, params...}); "
+        "factory(params: dict) returns a twinfer.Scorer.");
   m.def("register_admission", &add_python_admission, py::arg("name"), py::arg("factory"),
         "Makes `name` usable as policies.admission; factory(params: dict) returns a twinfer.Admission.");
   m.def("register_batcher", &add_python_batcher, py::arg("name"), py::arg("factory"),
@@ -143,6 +179,7 @@ void bind_policies(py::module_& m) {
   m.def("policy_names", [] {
     py::dict names;
     names["routers"] = router_registry().names();
+    names["scorers"] = route_scorer_registry().names();
     names["batchers"] = batcher_registry().names();
     names["admissions"] = admission_registry().names();
     names["cost_models"] = cost_model_registry().names();

@@ -94,6 +94,27 @@ class HeldRouter final : public Router {
   Held<Router> held_;
 };
 
+class HeldScorer final : public RouteScorer {
+ public:
+  explicit HeldScorer(Held<RouteScorer> held) : held_(std::move(held)) {}
+  std::vector<double> score(const Request& request, const std::vector<WorkerView>& views,
+                            const std::vector<int>& candidates) override {
+    py::gil_scoped_acquire gil;
+    return held_.call("score", [&] { return held_.impl->score(request, views, candidates); });
+  }
+  std::string name() const override {
+    py::gil_scoped_acquire gil;
+    return held_.name();
+  }
+  ViewUse view_use() const override {
+    py::gil_scoped_acquire gil;
+    return held_.call("view_use", [&] { return view_use_of(*held_.impl); });
+  }
+
+ private:
+  Held<RouteScorer> held_;
+};
+
 class HeldAdmission final : public Admission {
  public:
   explicit HeldAdmission(Held<Admission> held) : held_(std::move(held)) {}
@@ -192,6 +213,9 @@ void add_python_policy(PolicyRegistry<T>& registry, const std::string& name, py:
 
 void add_python_router(const std::string& name, py::object factory) {
   add_python_policy<Router, HeldRouter>(router_registry(), name, std::move(factory), "twinfer.Router");
+}
+void add_python_scorer(const std::string& name, py::object factory) {
+  add_python_policy<RouteScorer, HeldScorer>(route_scorer_registry(), name, std::move(factory), "twinfer.Scorer");
 }
 void add_python_admission(const std::string& name, py::object factory) {
   add_python_policy<Admission, HeldAdmission>(admission_registry(), name, std::move(factory), "twinfer.Admission");

@@ -11,6 +11,7 @@
 #include "policies/admission.h"
 #include "policies/autoscaler.h"
 #include "policies/batcher.h"
+#include "policies/route_scorer.h"
 #include "policies/router.h"
 #include "policies/worker_state.h"
 
@@ -25,6 +26,16 @@ class PyRouter : public Router {
   RouteDecision route(const Request& request, const ClusterView& view) override;
   std::string name() const override;
   // A Python view_use() returns a twinfer.ViewUse; without one, ViewUse.all.
+  ViewUse view_use() const override;
+};
+
+class PyScorer : public RouteScorer {
+ public:
+  // A Python score() returns a sequence of numbers, one per candidate. `views` reach Python as a
+  // list of the WorkerViews themselves (valid during the call only).
+  std::vector<double> score(const Request& request, const std::vector<WorkerView>& views,
+                            const std::vector<int>& candidates) override;
+  std::string name() const override;
   ViewUse view_use() const override;
 };
 
@@ -52,8 +63,9 @@ class PyAutoscaler : public Autoscaler {
 };
 
 // Adds a Python factory (a callable taking the parameters dict and returning an instance of a
-// twinfer.Router / Admission / Batcher / Autoscaler subclass) to the C++ registry under `name`.
+// twinfer.Router / Scorer / Admission / Batcher / Autoscaler subclass) to the C++ registry under `name`.
 void add_python_router(const std::string& name, py::object factory);
+void add_python_scorer(const std::string& name, py::object factory);
 void add_python_admission(const std::string& name, py::object factory);
 void add_python_batcher(const std::string& name, py::object factory);
 void add_python_autoscaler(const std::string& name, py::object factory);

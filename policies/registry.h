@@ -16,6 +16,7 @@
 #include "policies/batcher.h"
 #include "policies/cost_model.h"
 #include "core/params.h"
+#include "policies/route_scorer.h"
 #include "policies/router.h"
 #include "policies/traffic_split.h"
 
@@ -88,6 +89,8 @@ PolicyRegistry<Admission>& admission_registry();
 PolicyRegistry<CostModel>& cost_model_registry();
 PolicyRegistry<Autoscaler>& autoscaler_registry();
 PolicyRegistry<TrafficSplit>& traffic_split_registry();
+// The scored router's scorers beyond its built-in ones (none are registered until a user adds one).
+PolicyRegistry<RouteScorer>& route_scorer_registry();
 
 // Makes the process-wide registry of one kind, with the built-ins added by `add_builtins`. Use it
 // as `static PolicyRegistry<Router>& r = builtin_registry<Router>("router", add_fn); return r;`.

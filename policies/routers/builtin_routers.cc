@@ -77,7 +77,7 @@ std::unique_ptr<Router> make_cost_aware(JsonParams& p, const PolicyContext& ctx)
 }
 
 std::unique_ptr<Router> make_scored(JsonParams& p, const PolicyContext& ctx) {
-  auto opts = ScoredRouter::read_options(p, ctx.seed);
+  auto opts = ScoredRouter::read_options(p, ctx);
   p.done();
   return std::make_unique<ScoredRouter>(std::move(opts));
 }
@@ -113,6 +113,12 @@ void register_builtin_routers(PolicyRegistry<Router>& r) {
 
 PolicyRegistry<Router>& router_registry() {
   static PolicyRegistry<Router>& registry = builtin_registry<Router>("router", register_builtin_routers);
+  return registry;
+}
+
+PolicyRegistry<RouteScorer>& route_scorer_registry() {
+  static PolicyRegistry<RouteScorer>& registry =
+      builtin_registry<RouteScorer>("scorer", [](PolicyRegistry<RouteScorer>&) {});
   return registry;
 }
 

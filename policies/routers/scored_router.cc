@@ -56,28 +56,47 @@ std::int64_t prefix_capacity(const WorkerView& w, int index_block_tokens) {
   return std::max<std::int64_t>(1, w.kv_blocks_total * w.kv_block_tokens / index_block_tokens);
 }
 
-ScoredRouter::Options ScoredRouter::read_options(JsonParams& p, std::uint64_t default_seed) {
+ScoredRouter::Options ScoredRouter::read_options(JsonParams& p, const PolicyContext& ctx) {
   Options o;
-  o.seed = default_seed;
+  o.seed = ctx.seed;
   nlohmann::json scorers = nlohmann::json::array({{{"name", "prefix"}, {"weight", 3}}, {{"name", "queue"}, {"weight", 2}}});
   p.get("scorers", scorers);
   p.require(scorers.is_array() && !scorers.empty(), "scorers", "expected a non-empty array of {\"name\", \"weight\"}");
+  const PolicyRegistry<RouteScorer>& registered = route_scorer_registry();
   std::string valid;
   for (const ScorerName& s : kScorers) valid += (valid.empty() ? "" : ", ") + std::string(s.name);
+  for (const std::string& name : registered.names()) valid += ", " + name;
   for (std::size_t i = 0; i < scorers.size(); ++i) {
     const std::string where = p.where() + ".scorers[" + std::to_string(i) + "]";
     if (!scorers[i].is_object()) throw Error(where + ": expected {\"name\", \"weight\"}, got " + scorers[i].dump());
-    JsonParams q(scorers[i], where, {});
     std::string name;
     Scorer scorer;
-    q.get("name", name);
-    q.get("weight", scorer.weight);
-    q.done();
-    const auto it = std::find_if(std::begin(kScorers), std::end(kScorers), [&](const ScorerName& s) { return name == s.name; });
-    if (it == std::end(kScorers)) throw Error(where + ".name: unknown scorer '" + name + "'; valid: " + valid);
+    const auto it = std::find_if(std::begin(kScorers), std::end(kScorers), [&](const ScorerName& s) {
+      return scorers[i].contains("name") && scorers[i]["name"] == s.name;
+    });
+    if (it != std::end(kScorers) || !scorers[i].contains("name") || !scorers[i]["name"].is_string() ||
+        !registered.contains(scorers[i]["name"].get<std::string>())) {
+      JsonParams q(scorers[i], where, {});
+      q.get("name", name);
+      q.get("weight", scorer.weight);
+      q.done();
+      if (it == std::end(kScorers)) throw Error(where + ".name: unknown scorer '" + name + "'; valid: " + valid);
+      scorer.kind = it->kind;
+    } else {
+      // A registered scorer reads its own parameters; the router reads only its weight.
+      nlohmann::json spec = scorers[i];
+      if (spec.contains("weight")) {
+        const nlohmann::json& w = spec["weight"];
+        if (!w.is_number()) throw Error(where + ".weight: expected a number, got " + w.dump());
+        scorer.weight = w.get<double>();
+        spec.erase("weight");
+      }
+      scorer.kind = Kind::kRegistered;
+      scorer.where = where;
+      scorer.registered = registered.make(spec, ctx, where);
+    }
     if (!(std::isfinite(scorer.weight) && scorer.weight >= 0)) throw Error(where + ".weight: must be >= 0");
-    scorer.kind = it->kind;
-    o.scorers.push_back(scorer);
+    o.scorers.push_back(std::move(scorer));
   }
   std::string picker = "max";
   p.get("picker", picker);
@@ -104,8 +123,11 @@ ScoredRouter::ScoredRouter(Options options)
 ViewUse ScoredRouter::view_use() const {
   ViewUse use = ViewUse::kMembership;
   for (const Scorer& s : options_.scorers) {
-    if (s.kind == Kind::kKv) return ViewUse::kAll;
-    if (s.kind != Kind::kPrefix) use = ViewUse::kQueues;
+    const ViewUse reads = s.kind == Kind::kRegistered ? s.registered->view_use()
+                          : s.kind == Kind::kKv      ? ViewUse::kAll
+                          : s.kind == Kind::kPrefix  ? ViewUse::kMembership
+                                                     : ViewUse::kQueues;
+    use = std::max(use, reads);
   }
   return use;
 }
@@ -147,6 +169,7 @@ RouteDecision ScoredRouter::route(const Request& request, const ClusterView& vie
       case Kind::kKv:
         for (int w : candidates_) part_[static_cast<std::size_t>(w)] = 1.0 - seen[static_cast<std::size_t>(w)].kv_used_fraction();
         break;
+      case Kind::kRegistered: registered_scores(scorer, request, seen); break;
     }
     for (int w : candidates_) total_[static_cast<std::size_t>(w)] += scorer.weight * part_[static_cast<std::size_t>(w)];
   }
@@ -162,6 +185,22 @@ RouteDecision ScoredRouter::route(const Request& request, const ClusterView& vie
   }
   index_.record(request, pick, prefix_capacity(view[static_cast<std::size_t>(pick)], index_.block_tokens()));
   return RouteDecision::to(pick);
+}
+
+void ScoredRouter::registered_scores(const Scorer& scorer, const Request& request, const std::vector<WorkerView>& seen) {
+  const std::vector<double> scores = scorer.registered->score(request, seen, candidates_);
+  const std::string where = scorer.where + " (" + scorer.registered->name() + ").score()";
+  if (scores.size() != candidates_.size()) {
+    throw Error(where + ": returned " + std::to_string(scores.size()) + " scores for " +
+                std::to_string(candidates_.size()) + " candidates (one per candidate, in their order)");
+  }
+  for (std::size_t i = 0; i < scores.size(); ++i) {
+    if (!(scores[i] >= 0 && scores[i] <= 1)) {
+      throw Error(where + ": score " + std::to_string(scores[i]) + " of worker " + std::to_string(candidates_[i]) +
+                  " (candidate " + std::to_string(i) + ") is not in [0, 1]");
+    }
+    part_[static_cast<std::size_t>(candidates_[i])] = scores[i];
+  }
 }
 
 CacheAwareRouter::Options CacheAwareRouter::read_options(JsonParams& p) {

@@ -4,11 +4,14 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "core/params.h"
+#include "policies/registry.h"
+#include "policies/route_scorer.h"
 #include "policies/router.h"
 #include "policies/routers/prefix_index.h"
 
@@ -40,14 +43,18 @@ std::int64_t prefix_capacity(const WorkerView& w, int index_block_tokens);
 //   outstanding  waiting + running, min-max normalized
 //   kv           1 - the fraction of its KV cache in use
 //   work         predicted outstanding work, min-max normalized
+// and any scorer added to route_scorer_registry() (Python's twinfer.register_scorer), built from
+// its entry in "scorers" (its other keys are its parameters); its scores must be in [0, 1].
 // All equal: 1 for every candidate. Pickers: "max" (ties round-robin from the last pick), or
 // "softmax" (a draw with probabilities exp((score - best) / temperature)).
 class ScoredRouter : public Router {
  public:
-  enum class Kind { kPrefix, kQueue, kRunning, kOutstanding, kKv, kWork };
+  enum class Kind { kPrefix, kQueue, kRunning, kOutstanding, kKv, kWork, kRegistered };
   struct Scorer {
     Kind kind = Kind::kQueue;
     double weight = 1;
+    std::shared_ptr<RouteScorer> registered;  // kRegistered: the scorer route_scorer_registry() made
+    std::string where;                        // kRegistered: its config key, for errors
   };
   struct Options {
     std::vector<Scorer> scorers;  // default: prefix 3, queue 2 (llm-d's default profile)
@@ -57,9 +64,10 @@ class ScoredRouter : public Router {
     int block_tokens = 16;
     double refresh_ms = 0;
   };
-  // Reads "scorers" ([{"name", "weight"}]), "picker", "temperature", "seed", "block_tokens",
-  // "refresh_ms". Does not call p.done().
-  static Options read_options(JsonParams& p, std::uint64_t default_seed);
+  // Reads "scorers" ([{"name", "weight", params...}]), "picker", "temperature", "seed" (default:
+  // ctx.seed), "block_tokens", "refresh_ms"; makes the registered scorers named. Does not call
+  // p.done().
+  static Options read_options(JsonParams& p, const PolicyContext& ctx);
 
   explicit ScoredRouter(Options options);
   RouteDecision route(const Request& request, const ClusterView& view) override;
@@ -70,6 +78,9 @@ class ScoredRouter : public Router {
   const std::vector<double>& last_scores() const { return total_; }
 
  private:
+  // A registered scorer's scores into part_, checked.
+  void registered_scores(const Scorer& scorer, const Request& request, const std::vector<WorkerView>& seen);
+
   Options options_;
   PrefixIndex index_;
   ViewSnapshot snapshot_;

@@ -140,6 +140,80 @@ TEST(ScoredRouterTest, BadConfigsNameTheKey) {
   EXPECT_NO_THROW(router_registry().make(json{{"name", "scored"}, {"picker", "softmax"}, {"temperature", 0.5}}, ctx, "r"));
 }
 
+// A scorer as users register them (Python's twinfer.register_scorer): `favourite` scores 1, the
+// rest `others` (its parameters), or returns `bad` when set.
+class FavouriteScorer : public RouteScorer {
+ public:
+  FavouriteScorer(int favourite, double others, std::vector<double> bad)
+      : favourite_(favourite), others_(others), bad_(std::move(bad)) {}
+  std::vector<double> score(const Request&, const std::vector<WorkerView>& views, const std::vector<int>& candidates) override {
+    EXPECT_FALSE(views.empty());
+    if (!bad_.empty()) return bad_;
+    std::vector<double> out;
+    for (int w : candidates) out.push_back(w == favourite_ ? 1.0 : others_);
+    return out;
+  }
+  std::string name() const override { return "favourite"; }
+  ViewUse view_use() const override { return ViewUse::kMembership; }
+
+ private:
+  int favourite_;
+  double others_;
+  std::vector<double> bad_;
+};
+
+void register_favourite() {
+  route_scorer_registry().add("favourite", [](JsonParams& p, const PolicyContext&) -> std::unique_ptr<RouteScorer> {
+    int favourite = 0;
+    double others = 0;
+    std::vector<double> bad;
+    p.get("worker", favourite);
+    p.get("others", others);
+    p.get("bad", bad);
+    p.done();
+    return std::make_unique<FavouriteScorer>(favourite, others, bad);
+  });
+}
+
+TEST(ScoredRouterTest, RegisteredScorersAreWeightedWithTheBuiltInOnesAndCheckedWhereTheyAreNamed) {
+  register_favourite();
+  PolicyContext ctx;
+  const auto make = [&](const json& scorers) {
+    return router_registry().make(json{{"name", "scored"}, {"scorers", scorers}}, ctx, "policies.router");
+  };
+  ViewBuilder b;
+  b.add_worker().add_worker().add_worker();
+  b.worker(2).waiting = 4;
+  // Alone it decides; its parameters are its own.
+  auto alone = make(json::array({{{"name", "favourite"}, {"worker", 2}}}));
+  EXPECT_EQ(alone->route(make_request(1), b.view()).worker, 2);
+  EXPECT_EQ(alone->view_use(), ViewUse::kMembership);
+  // favourite 1 x weight 1 against queue 1 x weight 2 (worker 2 has the longest queue): the
+  // queue wins at weight 2, the favourite at weight 3.
+  auto blended = make(json::array({{{"name", "favourite"}, {"worker", 2}, {"weight", 1}}, {{"name", "queue"}, {"weight", 2}}}));
+  EXPECT_NE(blended->route(make_request(2), b.view()).worker, 2);
+  EXPECT_EQ(blended->view_use(), ViewUse::kQueues);
+  auto heavier = make(json::array({{{"name", "favourite"}, {"worker", 2}, {"weight", 3}}, {{"name", "queue"}, {"weight", 2}}}));
+  EXPECT_EQ(heavier->route(make_request(3), b.view()).worker, 2);
+  // Its scores are checked: one per candidate, each in [0, 1].
+  const auto error = [&](const json& scorers) {
+    return testing::error_of([&] { make(scorers)->route(make_request(4), b.view()); });
+  };
+  EXPECT_EQ(error(json::array({{{"name", "favourite"}, {"bad", {0.5}}}})),
+            "policies.router (scored).scorers[0] (favourite).score(): returned 1 scores for 3 candidates (one per "
+            "candidate, in their order)");
+  EXPECT_EQ(error(json::array({{{"name", "favourite"}, {"others", 1.5}}})),
+            "policies.router (scored).scorers[0] (favourite).score(): score 1.500000 of worker 1 (candidate 1) is not "
+            "in [0, 1]");
+  EXPECT_EQ(error(json::array({{{"name", "favourite"}, {"wrker", 1}}})),
+            "policies.router (scored).scorers[0] (favourite): unknown key 'wrker'; valid keys: bad, others, worker");
+  EXPECT_EQ(error(json::array({{{"name", "favourite"}, {"weight", "heavy"}}})),
+            "policies.router (scored).scorers[0].weight: expected a number, got \"heavy\"");
+  // The valid names include the registered ones.
+  EXPECT_NE(error(json::array({{{"name", "favorite"}}})).find("valid: prefix, queue, running, outstanding, kv, work, favourite"),
+            std::string::npos);
+}
+
 TEST(CacheAwareRouterTest, MatchAboveTheThresholdElseTheSmallestTreeAndLeastLoadedWhenImbalanced) {
   ViewBuilder b;
   b.add_worker().add_worker().add_worker();

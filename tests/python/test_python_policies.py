@@ -1,3 +1,4 @@
+import json
 import pytest
 import twinfer
 from conftest import config_path
@@ -191,3 +192,63 @@ def test_simulations_from_two_threads_match_sequential_ones(h100x8, small_trace)
     for t in threads:
         t.join(timeout=120)
     assert got[0].equals(expected[0]) and got[1].equals(expected[1])
+
+
+class PyQueueScorer(twinfer.Scorer):
+    """The scored router's built-in queue scorer written in Python: waiting requests, min-max
+    normalized over the candidates, fewer is better."""
+
+    def __init__(self, params):
+        super().__init__()
+
+    def score(self, request, views, candidates):
+        waiting = [views[w].waiting for w in candidates]
+        lo, hi = min(waiting), max(waiting)
+        return [(hi - q) / (hi - lo) if hi > lo else 1.0 for q in waiting]
+
+    def view_use(self):
+        return twinfer.ViewUse.queues
+
+
+class Favourite(twinfer.Scorer):
+    def __init__(self, params):
+        super().__init__()
+        self.worker = params["worker"]
+        self.count = params.get("count", None)
+
+    def score(self, request, views, candidates):
+        scores = [1.0 if w == self.worker else 0.0 for w in candidates]
+        return scores[: self.count] if self.count is not None else scores
+
+
+twinfer.register_scorer("py_queue", PyQueueScorer)
+twinfer.register_scorer("favourite", Favourite)
+
+
+def scored(*scorers):
+    return "policies.router=" + json.dumps({"name": "scored", "scorers": list(scorers)})
+
+
+def test_python_scorer_matches_the_builtin_it_reimplements(h100x8, small_trace):
+    assert "py_queue" in twinfer.policy_names()["scorers"]
+    busy = twinfer.synthetic_trace({"requests": 600, "rate_rps": 150, "input": {"kind": "lognormal", "mean": 800},
+                                    "output": {"kind": "lognormal", "mean": 200}}, seed=5)
+    builtin = twinfer.simulate(h100x8.with_overrides([scored({"name": "queue", "weight": 2})]), busy)
+    python = twinfer.simulate(h100x8.with_overrides([scored({"name": "py_queue", "weight": 2})]), busy)
+    assert {f"node/gpu{i}" for i in range(8)} <= set(builtin.requests["worker"])
+    assert list(python.requests["worker"]) == list(builtin.requests["worker"])
+    assert list(python.requests["end_us"]) == list(builtin.requests["end_us"])
+
+
+def test_python_scorer_is_weighted_against_the_builtin_ones_and_its_errors_name_it(h100x8, small_trace):
+    heavy = twinfer.simulate(h100x8.with_overrides(
+        [scored({"name": "favourite", "worker": 5, "weight": 10}, {"name": "queue", "weight": 1})]), small_trace)
+    assert set(heavy.requests["worker"]) == {"node/gpu5"}
+    light = twinfer.simulate(h100x8.with_overrides(
+        [scored({"name": "favourite", "worker": 5, "weight": 0.5}, {"name": "queue", "weight": 1})]), small_trace)
+    assert len(set(light.requests["worker"])) > 1
+    with pytest.raises(twinfer.Error, match=r"scorers\[0\] \(favourite\)\.score\(\): returned 2 scores for 8 "
+                                            r"candidates"):
+        twinfer.simulate(h100x8.with_overrides([scored({"name": "favourite", "worker": 1, "count": 2})]), small_trace)
+    with pytest.raises(twinfer.Error, match=r"scorers\[0\] \(favourite\): KeyError: 'worker'"):
+        twinfer.simulate(h100x8.with_overrides([scored({"name": "favourite"})]), small_trace)

@@ -132,3 +132,21 @@ def test_calibrate_to_a_real_runs_client_log_improves_on_the_datasheet_roofline(
     assert sim.summary["requests"]["completed"] == 40
     with pytest.raises(ValueError, match="not both or neither"):
         twinfer.calibrate(cpu_tiny)
+
+
+def test_python_scorer_decides_alike_in_the_simulator_and_the_embedded_runtime(cpu_tiny):
+    class Second(twinfer.Scorer):
+        def __init__(self, params):
+            super().__init__()
+
+        def score(self, request, views, candidates):
+            return [1.0 if views[w].index == 1 else 0.0 for w in candidates]
+
+    twinfer.register_scorer("second", Second)
+    cfg = cpu_tiny.with_overrides(['policies.router={"name": "scored", "scorers": [{"name": "second"}]}'])
+    trace = twinfer.synthetic_trace(TINY_TRACE)
+    ran = twinfer.run(cfg, trace)
+    simulated = twinfer.simulate(cfg, trace)
+    assert set(ran.requests["worker"]) == {cpu_tiny.worker_names[1]}
+    assert list(ran.requests["worker"]) == list(simulated.requests["worker"])
+    assert ran.summary["requests"]["completed"] == 12

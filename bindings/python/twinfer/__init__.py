@@ -26,6 +26,7 @@ from ._twinfer import (  # noqa: F401
     RouteDecision,
     Router,
     ScaleDecision,
+    Scorer,
     Sequence,
     Trace,
     ViewUse,
@@ -39,6 +40,7 @@ from ._twinfer import (  # noqa: F401
     register_autoscaler,
     register_batcher,
     register_router,
+    register_scorer,
     synthetic_trace,
 )
 from .runs import Result, calibrate, infer_batch, profile, run, simulate, submit_batch  # noqa: F401
