@@ -183,6 +183,7 @@ void bind_worker_state(py::module_& m) {
       .def_property_readonly("kv_blocks", &Sequence::kv_blocks)
       .def_readonly("preemptions", &Sequence::preemptions)
       .def_readonly("cached_tokens", &Sequence::cached_tokens)
+      .def_readonly("block_tokens", &Sequence::block_tokens)
       .def_property_readonly("in_prefill", &Sequence::in_prefill)
       .def_property_readonly("prefill_remaining", &Sequence::prefill_remaining)
       .def_property_readonly("output_target", &Sequence::output_target)

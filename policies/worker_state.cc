@@ -266,6 +266,7 @@ void WorkerState::start(Slot& s, TimeUs now_us) {
     seq.blocks.reserve(static_cast<std::size_t>(
         kv_.blocks_for(std::int64_t{prompt_length(seq.request)} + seq.output_target())));
   }
+  if (seq.cached_tokens < 0 && kv_.tracked()) seq.block_tokens = kv_.block_tokens();
   if (!kv_.prefix_caching()) {
     if (seq.cached_tokens < 0) seq.cached_tokens = 0;
     return;
@@ -281,6 +282,7 @@ void WorkerState::start(Slot& s, TimeUs now_us) {
   prefix_stats_.hits += seq.computed > 0 ? 1 : 0;
   prefix_stats_.queried_tokens += seq.prefill_target;
   prefix_stats_.hit_tokens += seq.computed;
+  started_cached_tokens_ += seq.computed;
 }
 
 void WorkerState::start_entry(const BatchEntry& entry, BatchKind kind) {
@@ -351,6 +353,7 @@ std::vector<Finished> WorkerState::begin(const BatchPlan& plan, TimeUs now_us) {
   // Every starting sequence takes its cached prefix before any block is allocated, so that no
   // allocation of this plan evicts a prefix another entry of it was planned with.
   scratch_ids_.clear();
+  started_cached_tokens_ = 0;
   for (const BatchEntry& e : plan.entries) {
     Slot& s = slot(e.id);
     if (!s.running) start(s, now_us);

@@ -38,6 +38,7 @@ struct Sequence {
   std::int32_t generated = 0;
   int preemptions = 0;
   std::int32_t cached_tokens = -1;  // prompt tokens found in the prefix cache when it first started; -1: not started
+  std::int32_t block_tokens = 0;    // KV block size of the worker where it first started (0: KV untracked)
   std::int64_t held_blocks = 0;     // KV blocks it holds
   // Those blocks in token order (its block table), when the worker names blocks (see WorkerState).
   std::vector<KvBlocks::BlockId> blocks;
@@ -92,6 +93,9 @@ class WorkerState {
   bool is_running(RequestId id) const;
   const KvBlocks& kv() const { return kv_; }
   const PrefixCacheStats& prefix_stats() const { return prefix_stats_; }
+  // Prompt tokens found in the prefix cache by the sequences the last begin() started (the
+  // timeline's cached tokens of a step).
+  std::int64_t started_cached_tokens() const { return started_cached_tokens_; }
   // With prefix caching, the cached prefix a waiting sequence that never ran or was preempted
   // would start with if it started now (at most its prefill target less one token, in whole
   // blocks); nothing otherwise. begin() starts it with exactly that prefix, so a batcher sizes the
@@ -241,6 +245,7 @@ class WorkerState {
   KvBlocks kv_;
   bool tables_ = false;  // sequences' blocks are named (Sequence::blocks)
   PrefixCacheStats prefix_stats_;
+  std::int64_t started_cached_tokens_ = 0;
   IdTable<Slot> slots_;
   mutable SlotPointers running_slots_;
   std::deque<RequestId> waiting_;

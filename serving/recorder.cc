@@ -61,8 +61,8 @@ std::string csv_field(const std::string& s) {
 
 }  // namespace
 
-BatchRecord BatchRecord::of(int worker, const BatchPlan& plan, const WorkerState* state, TimeUs start_us,
-                            TimeUs end_us) {
+BatchRecord BatchRecord::of(int worker, const BatchPlan& plan, const WorkerState& state, TimeUs start_us,
+                            TimeUs end_us, bool shape) {
   BatchRecord b;
   b.worker = worker;
   b.start_us = start_us;
@@ -73,11 +73,12 @@ BatchRecord BatchRecord::of(int worker, const BatchPlan& plan, const WorkerState
     b.decode_seqs += e.decode ? 1 : 0;
   }
   b.request_batch = plan.kind == BatchKind::kRequestBatch;
-  if (state == nullptr) return b;
+  b.cached_tokens = state.started_cached_tokens();
+  if (!shape) return b;
   if (b.request_batch) {
-    b.batch = state->request_batch_shape(plan);
+    b.batch = state.request_batch_shape(plan);
   } else {
-    b.iteration = state->iteration_shape(plan);
+    b.iteration = state.iteration_shape(plan);
   }
   return b;
 }
@@ -131,9 +132,11 @@ void Recorder::routed(RequestId id, int worker) {
 namespace {
 
 // What requests found in the prefix cache when they first started: prompt tokens of the started
-// requests and the cached ones among them (the rest was computed). Counts < 0 are left out.
+// requests and the cached ones among them (the rest was computed); the same in KV blocks of their
+// workers (a prompt's blocks: its tokens over the block size, rounded up), for the requests that
+// started on a worker that tracks KV blocks. Counts < 0 are left out.
 nlohmann::json prefix_cache_json(std::int64_t started, std::int64_t with_hits, std::int64_t prompt_tokens,
-                                 std::int64_t cached_tokens) {
+                                 std::int64_t cached_tokens, std::int64_t prompt_blocks, std::int64_t cached_blocks) {
   nlohmann::json j;
   if (started >= 0) j["started_requests"] = started;
   if (with_hits >= 0) j["requests_with_hits"] = with_hits;
@@ -141,7 +144,18 @@ nlohmann::json prefix_cache_json(std::int64_t started, std::int64_t with_hits, s
   j["cached_tokens"] = cached_tokens;
   j["computed_tokens"] = prompt_tokens - cached_tokens;
   j["hit_rate"] = prompt_tokens > 0 ? double(cached_tokens) / double(prompt_tokens) : 0.0;
+  j["prompt_blocks"] = prompt_blocks;
+  j["cached_blocks"] = cached_blocks;
+  j["block_hit_rate"] = prompt_blocks > 0 ? double(cached_blocks) / double(prompt_blocks) : 0.0;
   return j;
+}
+
+// A prompt's KV blocks and its cached ones, in blocks of `block_tokens` (0: none counted).
+void add_blocks(std::int32_t input_tokens, std::int32_t cached_tokens, std::int32_t block_tokens,
+                std::int64_t& prompt_blocks, std::int64_t& cached_blocks) {
+  if (block_tokens <= 0 || cached_tokens < 0) return;
+  prompt_blocks += (std::int64_t{input_tokens} + block_tokens - 1) / block_tokens;
+  cached_blocks += cached_tokens / block_tokens;
 }
 
 }  // namespace
@@ -163,6 +177,7 @@ RequestRecord Recorder::record(RequestId id) const {
   r.preemptions = p.preemptions;
   r.attempts = p.attempts;
   r.cached_tokens = p.cached_tokens;
+  r.block_tokens = p.block_tokens;
   r.ended = p.ended;
   r.outcome = p.outcome;
   r.reason = reasons_[p.reason];
@@ -198,11 +213,13 @@ void Recorder::finished(const Sequence& seq, int worker, Outcome outcome, const 
   r.first_token_us = outcome == Outcome::kCompleted ? first_token_us : -1;
   r.preemptions = seq.preemptions;
   r.cached_tokens = seq.cached_tokens;
+  r.block_tokens = seq.block_tokens;
   WorkerTotals& t = totals_[worker];
   t.preemptions += seq.preemptions;
   if (seq.cached_tokens >= 0) {
     t.prompt_tokens += seq.request.input_tokens;
     t.cached_tokens += seq.cached_tokens;
+    add_blocks(seq.request.input_tokens, seq.cached_tokens, seq.block_tokens, t.prompt_blocks, t.cached_blocks);
   }
   if (outcome == Outcome::kCompleted) ++t.completed;
 }
@@ -288,6 +305,7 @@ nlohmann::json Recorder::request_stats(const std::function<bool(const Progress&)
   std::int64_t total = 0, retried = 0, retries = 0;
   std::int64_t completed = 0, rejected = 0, dropped = 0, timed_out = 0, met = 0, out_tokens = 0, in_tokens = 0;
   std::int64_t started = 0, with_hits = 0, started_prompt_tokens = 0, cached_tokens = 0;
+  std::int64_t prompt_blocks = 0, cached_blocks = 0;
   std::vector<std::int64_t> rejected_why(reasons_.size()), dropped_why(reasons_.size()), timed_out_why(reasons_.size());
   TimeUs first = kNever, last = 0;
   const std::vector<Request>& requests = *requests_;
@@ -307,6 +325,7 @@ nlohmann::json Recorder::request_stats(const std::function<bool(const Progress&)
       with_hits += r.cached_tokens > 0 ? 1 : 0;
       started_prompt_tokens += q.input_tokens;
       cached_tokens += r.cached_tokens;
+      add_blocks(q.input_tokens, r.cached_tokens, r.block_tokens, prompt_blocks, cached_blocks);
     }
     if (!r.ended) continue;
     if (r.outcome == Outcome::kRejected) {
@@ -374,7 +393,8 @@ nlohmann::json Recorder::request_stats(const std::function<bool(const Progress&)
   j["input_tokens_per_s"] = per_s(double(in_tokens));
   j["goodput_rps"] = per_s(double(met));
   j["slo_attainment"] = total == 0 ? 0.0 : double(met) / double(total);
-  j["prefix_cache"] = prefix_cache_json(started, with_hits, started_prompt_tokens, cached_tokens);
+  j["prefix_cache"] = prefix_cache_json(started, with_hits, started_prompt_tokens, cached_tokens, prompt_blocks,
+                                        cached_blocks);
   return j;
 }
 
@@ -408,7 +428,8 @@ nlohmann::json Recorder::summary() const {
                        {"mean_batch_size", t.batches ? double(t.sequences) / double(t.batches) : 0.0},
                        {"preemptions", t.preemptions},
                        {"completed", t.completed},
-                       {"prefix_cache", prefix_cache_json(-1, -1, t.prompt_tokens, t.cached_tokens)}});
+                       {"prefix_cache", prefix_cache_json(-1, -1, t.prompt_tokens, t.cached_tokens, t.prompt_blocks,
+                                                          t.cached_blocks)}});
   }
   j["workers"] = workers;
   return j;
@@ -507,9 +528,10 @@ void Recorder::write_timeline_json(const std::string& path) const {
     const BatchRecord& b = *record;
     std::fprintf(f.get(),
                  ",\n{\"name\":\"batch\",\"ph\":\"X\",\"pid\":0,\"tid\":%d,\"ts\":%lld,\"dur\":%lld,"
-                 "\"args\":{\"size\":%d,\"prefill_tokens\":%lld,\"decode_seqs\":%d,\"iterations\":%d}}",
+                 "\"args\":{\"size\":%d,\"prefill_tokens\":%lld,\"cached_tokens\":%lld,\"decode_seqs\":%d,"
+                 "\"iterations\":%d}}",
                  b.worker, (long long)b.start_us, (long long)(b.end_us - b.start_us), b.size,
-                 (long long)b.prefill_tokens, b.decode_seqs, b.iterations);
+                 (long long)b.prefill_tokens, (long long)b.cached_tokens, b.decode_seqs, b.iterations);
   }
   if (!markers_.empty()) {
     std::fprintf(f.get(), ",\n{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":0,\"tid\":%zu,\"args\":{\"name\":\"router\"}}",

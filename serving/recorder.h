@@ -37,6 +37,7 @@ struct RequestRecord {
   int preemptions = 0;
   int attempts = 0;  // times it was sent to a worker (1 + retries)
   std::int32_t cached_tokens = -1;  // prompt tokens found in the prefix cache when it started; -1: never started
+  std::int32_t block_tokens = 0;    // KV block size of the worker where it started (0: untracked)
   bool ended = false;
   Outcome outcome = Outcome::kCompleted;
   std::string reason;
@@ -51,6 +52,7 @@ struct BatchRecord {
   std::int64_t prefill_tokens = 0;
   std::int32_t decode_seqs = 0;
   std::int32_t iterations = 1;      // back-to-back decode-only iterations of one size merged in the timeline
+  std::int64_t cached_tokens = 0;   // prompt tokens the sequences that started in it found in the prefix cache
   // The step's shape as the cost model sees it (steps.csv): an iteration's, or a request batch's.
   bool request_batch = false;
   // The worker's own time (scheduling, bookkeeping) between its previous step's end and this
@@ -61,10 +63,10 @@ struct BatchRecord {
   RequestBatchShape batch;
 
   // The record of `plan` run by `worker` from start_us to end_us. `state` is the worker's before
-  // the plan's results are applied (WorkerState::finish), as the cost model saw it; when null, the
-  // shape is left empty (nobody logs steps).
-  static BatchRecord of(int worker, const BatchPlan& plan, const WorkerState* state, TimeUs start_us,
-                        TimeUs end_us);
+  // the plan's results are applied (WorkerState::finish), as the cost model saw it; the shape only
+  // when `shape` (someone logs steps).
+  static BatchRecord of(int worker, const BatchPlan& plan, const WorkerState& state, TimeUs start_us, TimeUs end_us,
+                        bool shape = true);
   // The record of a step that decodes `seqs` sequences over `context_tokens` of context (their
   // tokens in the cache, plus one each), as of() gives for it; the shape only when `shape`.
   static BatchRecord decode_step(int worker, std::int64_t seqs, std::int64_t context_tokens, TimeUs start_us,
@@ -129,7 +131,7 @@ class Recorder {
   bool keeps_steps() const { return keep_steps_; }
 
  private:
-  // What the run added to one request (RequestRecord less the request's own fields): 40 bytes.
+  // What the run added to one request (RequestRecord less the request's own fields): 48 bytes.
   struct Progress {
     TimeUs start_us = -1;
     TimeUs first_token_us = -1;
@@ -138,6 +140,7 @@ class Recorder {
     std::uint32_t reason = 0;  // index in reasons_; 0 is none
     std::int32_t preemptions = 0;
     std::int32_t cached_tokens = -1;
+    std::int32_t block_tokens = 0;
     std::uint16_t attempts = 0;
     bool ended = false;
     Outcome outcome = Outcome::kCompleted;
@@ -181,6 +184,8 @@ class Recorder {
     std::int64_t completed = 0;
     std::int64_t prompt_tokens = 0;  // of the sequences that started here
     std::int64_t cached_tokens = 0;
+    std::int64_t prompt_blocks = 0;  // of those with a block size
+    std::int64_t cached_blocks = 0;
   };
   std::vector<WorkerTotals> totals_;
 };

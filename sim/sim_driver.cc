@@ -412,8 +412,7 @@ void Driver::end_on_worker(int wi, std::vector<Finished>& ended, TimeUs at_us) {
 
 void Driver::record_batch(int wi, const BatchPlan& plan, TimeUs start_us, TimeUs end_us) {
   // The shape is only for steps.csv: the simulator's hot path skips it otherwise.
-  const WorkerState* state = recorder_.keeps_steps() ? workers_[wi].state.get() : nullptr;
-  recorder_.batch(BatchRecord::of(wi, plan, state, start_us, end_us));
+  recorder_.batch(BatchRecord::of(wi, plan, *workers_[wi].state, start_us, end_us, recorder_.keeps_steps()));
 }
 
 TimeUs Driver::step_time(int wi, TimeUs predicted_us) const {

@@ -388,7 +388,7 @@ void WorkerEngine::serve() {
     pause_after_step(clock.now_us() - start);
     if (crashed_) return;  // what this step produced is lost with the worker
     now = clock.now_us();
-    BatchRecord record = BatchRecord::of(parts_.index, plan, &state_, start, now);
+    BatchRecord record = BatchRecord::of(parts_.index, plan, state_, start, now);
     if (last_step_end_us_ >= 0) record.engine_us = start - last_step_end_us_;
     last_step_end_us_ = now;
     auto completed = state_.finish(plan, now);

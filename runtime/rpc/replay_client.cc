@@ -55,6 +55,7 @@ class Collector {
       r.end_us = relative(reply.end_us(), zero);
       r.preemptions = reply.preemptions();
       r.cached_tokens = reply.cached_tokens();
+      r.block_tokens = reply.kv_block_tokens();
       r.attempts = reply.attempts();
     } else if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
       // The router is down (restarting) or unreachable: the request was never accepted.
@@ -190,6 +191,7 @@ nlohmann::json record_replay(const ReplayRun& run, std::vector<std::string> work
     seq.first_token_us = r.first_token_us < 0 ? kNever : r.first_token_us;
     seq.preemptions = r.preemptions;
     seq.cached_tokens = r.cached_tokens;
+    seq.block_tokens = r.block_tokens;
     for (int a = 0; a < r.attempts; ++a) recorder.routed(r.id, r.worker < 0 ? none : r.worker);
     recorder.finished(seq, r.worker < 0 ? none : r.worker, r.outcome, r.reason, r.first_token_us, r.end_us);
   }

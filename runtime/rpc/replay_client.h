@@ -37,6 +37,7 @@ struct ReplayedRequest {
   TimeUs end_us = -1;
   int preemptions = 0;
   std::int32_t cached_tokens = -1;  // prompt tokens found in the prefix cache; -1: never started
+  std::int32_t block_tokens = 0;    // KV block size of the worker where it started; 0: untracked
   int attempts = 0;  // as the router reports it (0 when it never answered)
 };
 

@@ -117,6 +117,7 @@ rpc::InferResult result_of(const Finished& f, int worker, TimeUs end_us) {
   m.set_end_us(end_us);
   m.set_preemptions(f.seq.preemptions);
   m.set_cached_tokens(f.seq.cached_tokens);
+  m.set_kv_block_tokens(f.seq.block_tokens);
   return m;
 }
 
@@ -176,6 +177,7 @@ rpc::Batch to_wire(const BatchRecord& b) {
   m.set_decode_seqs(b.decode_seqs);
   m.set_request_batch(b.request_batch);
   m.set_engine_us(b.engine_us);
+  m.set_cached_tokens(b.cached_tokens);
   m.set_prefill_prior_tokens(b.iteration.prefill_prior_tokens);
   m.set_prefill_attn_pairs(b.iteration.prefill_attn_pairs);
   m.set_decode_context_tokens(b.iteration.decode_context_tokens);
@@ -196,6 +198,7 @@ BatchRecord from_wire(const rpc::Batch& m) {
   b.decode_seqs = m.decode_seqs();
   b.request_batch = m.request_batch();
   b.engine_us = m.engine_us();
+  b.cached_tokens = m.cached_tokens();
   if (b.request_batch) {
     b.batch.batch_size = b.size;
     b.batch.input_tokens = m.batch_input_tokens();

@@ -482,9 +482,18 @@ TEST(RouterPrefixCache, HashIdsTravelTheCachedTokensComeBackAndTheCountersShowTh
   for (const auto& r : run.results) {
     EXPECT_EQ(r.outcome, Outcome::kCompleted) << r.reason;
     EXPECT_GE(r.cached_tokens, 0);
+    EXPECT_EQ(r.block_tokens, 16) << "the worker's KV block size comes back with the result";
+    EXPECT_EQ(r.preemptions, 0) << "1,024 blocks per worker hold every request at once";
     cached += r.cached_tokens;
   }
   EXPECT_GT(cached, 24 * 16) << "turns of one conversation go to one worker and find its history";
+  // The replay's summary counts the cached prefix in the workers' blocks too, and its timeline
+  // the cached tokens of each step.
+  const nlohmann::json summary = record_replay(run, {}, SloSpec{}, 1.0, "");
+  EXPECT_EQ(summary["prefix_cache"]["cached_blocks"].get<std::int64_t>() * 16, cached) << summary["prefix_cache"];
+  std::int64_t stepped = 0;
+  for (const BatchRecord& b : run.batches) stepped += b.cached_tokens;
+  EXPECT_EQ(stepped, cached) << "each request started once";
   // The counters reach the router with the workers' next state reports.
   std::int64_t hits = 0;
   for (int tries = 0; tries < 50 && hits < cached; ++tries) {

@@ -78,6 +78,20 @@ class TwinPrefix : public ::testing::Test {
     return cached_in(out);
   }
 
+  nlohmann::json summary_in(const std::string& name) const {
+    return nlohmann::json::parse(testing::slurp(dir_ + "/" + name + "/summary.json"));
+  }
+
+  // The cached tokens of every step in timeline.json, summed.
+  long long timeline_cached_tokens(const std::string& name) const {
+    const nlohmann::json timeline = nlohmann::json::parse(testing::slurp(dir_ + "/" + name + "/timeline.json"));
+    long long sum = 0;
+    for (const nlohmann::json& e : timeline["traceEvents"]) {
+      if (e["name"] == "batch") sum += e["args"]["cached_tokens"].get<long long>();
+    }
+    return sum;
+  }
+
   std::string dir_;
   std::string trace_;
   std::unique_ptr<Children> children_;
@@ -103,6 +117,19 @@ TEST_F(TwinPrefix, SimAndRunFindTheSameCachedTokensPerRequestWithAndWithoutEvict
     EXPECT_GT(hits, 4) << "a multi-turn trace should hit its own history";
     const auto real = run_command("run", "run" + blocks, sets);
     EXPECT_EQ(real, simulated);
+    // The summaries' prefix-cache figures, in tokens and in blocks, and the timeline's cached
+    // tokens per step agree too.
+    const nlohmann::json sim_cache = summary_in("sim" + blocks)["prefix_cache"];
+    EXPECT_EQ(summary_in("run" + blocks)["prefix_cache"], sim_cache);
+    EXPECT_EQ(sim_cache["cached_blocks"].get<long long>() * 16, sim_cache["cached_tokens"].get<long long>());
+    // Each prompt's blocks round its tokens up to whole 16-token blocks.
+    const long long slack = sim_cache["prompt_blocks"].get<long long>() * 16 - sim_cache["prompt_tokens"].get<long long>();
+    EXPECT_GE(slack, 0);
+    EXPECT_LT(slack, 24 * 16);
+    EXPECT_GT(sim_cache["block_hit_rate"].get<double>(), 0.0);
+    const long long stepped = timeline_cached_tokens("sim" + blocks);
+    EXPECT_EQ(timeline_cached_tokens("run" + blocks), stepped);
+    EXPECT_GE(stepped, sim_cache["cached_tokens"].get<long long>()) << "every start counts, recomputes too";
   }
   EXPECT_LT(cached_total[1], cached_total[0]) << "the small cache should have evicted prefixes that were found again";
 }

@@ -29,13 +29,13 @@ TEST(StepLogTest, TheRecorderWritesEveryStepUnmergedAndTheReaderReadsItBack) {
   BatchPlan prefill;
   prefill.entries = {BatchEntry{0, 40, false}, BatchEntry{1, 24, false}};
   state.begin(prefill, 0);
-  rec.batch(BatchRecord::of(0, prefill, &state, 0, 900));
+  rec.batch(BatchRecord::of(0, prefill, state, 0, 900));
   state.finish(prefill, 900);
   for (int k = 0; k < 2; ++k) {  // two decode steps of both: merged in the timeline, not in steps.csv
     BatchPlan decode;
     decode.entries = {BatchEntry{0, 0, true}, BatchEntry{1, 0, true}};
     state.begin(decode, 900 + 100 * k);
-    BatchRecord b = BatchRecord::of(1, decode, &state, 900 + 100 * k, 1000 + 100 * k);
+    BatchRecord b = BatchRecord::of(1, decode, state, 900 + 100 * k, 1000 + 100 * k);
     b.engine_us = 7;
     rec.batch(b);
     state.finish(decode, 1000 + 100 * k);
