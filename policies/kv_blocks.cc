@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <climits>
 
 #include "policies/worker_state.h"
 
@@ -15,52 +16,32 @@ BlockKeyMap::BlockKeyMap(std::int64_t blocks) {
   mask_ = n - 1;
 }
 
-std::int32_t BlockKeyMap::find(std::uint64_t key) const {
-  if (slots_.empty()) return -1;
-  for (std::size_t i = key & mask_;; i = (i + 1) & mask_) {
-    const Slot& s = slots_[i];
-    if (s.block < 0) return -1;
-    if (s.key == key) return s.block;
-  }
-}
-
-bool BlockKeyMap::insert(std::uint64_t key, std::int32_t block) {
-  if (static_cast<std::size_t>(size_ + 1) * 2 > slots_.size()) grow();
-  for (std::size_t i = key & mask_;; i = (i + 1) & mask_) {
-    Slot& s = slots_[i];
-    if (s.block < 0) {
-      s = Slot{key, block};
-      ++size_;
-      return true;
-    }
-    if (s.key == key) return false;
-  }
-}
-
 void BlockKeyMap::grow() {
   std::vector<Slot> old;
   old.swap(slots_);
   const std::size_t n = old.empty() ? 16 : old.size() * 2;
   slots_.assign(n, Slot{});
   mask_ = n - 1;
-  size_ = 0;
   for (const Slot& s : old) {
-    if (s.block >= 0) insert(s.key, s.block);
+    if (s.block < 0) continue;
+    std::size_t i = s.high & mask_;
+    while (slots_[i].block >= 0) i = (i + 1) & mask_;
+    slots_[i] = s;
   }
 }
 
 // Backward-shift deletion: later entries of the probe run move into the hole when their home slot
 // is at or before it, so that no tombstone is left.
-void BlockKeyMap::erase(std::uint64_t key) {
-  std::size_t hole = key & mask_;
-  while (slots_[hole].key != key || slots_[hole].block < 0) {
-    assert(slots_[hole].block >= 0 && "erasing a key that is not there");
+void BlockKeyMap::erase(std::uint64_t key, std::int32_t block) {
+  std::size_t hole = high_of(key) & mask_;
+  while (slots_[hole].block != block) {
+    assert(slots_[hole].block >= 0 && "erasing a block that is not there");
     hole = (hole + 1) & mask_;
   }
   for (std::size_t i = (hole + 1) & mask_;; i = (i + 1) & mask_) {
     Slot& s = slots_[i];
     if (s.block < 0) break;
-    const std::size_t home = s.key & mask_;
+    const std::size_t home = s.high & mask_;
     // s may move to the hole when its home is not in (hole, i] cyclically.
     const bool home_after_hole = hole <= i ? (home > hole && home <= i) : (home > hole || home <= i);
     if (home_after_hole) continue;
@@ -83,9 +64,9 @@ constexpr std::int64_t kBlocksAhead = 4;
 
 // Calls visit(block) for each block cached under the keys `keys` gives from its next one, in
 // order, while one is, at most `max_blocks`; moves `keys` past them and returns how many.
-template <typename PrefetchBlock, typename Visit>
-std::int64_t walk_cached(const BlockKeyMap& map, PrefixKeys& keys, std::int64_t max_blocks, PrefetchBlock prefetch_block,
-                         Visit visit) {
+template <typename KeyOf, typename PrefetchBlock, typename Visit>
+std::int64_t walk_cached(const BlockKeyMap& map, KeyOf key_of, PrefixKeys& keys, std::int64_t max_blocks,
+                         PrefetchBlock prefetch_block, Visit visit) {
   PrefixKeys slots = keys;
   PrefixKeys blocks = keys;
   std::int64_t slots_n = 0;
@@ -94,10 +75,10 @@ std::int64_t walk_cached(const BlockKeyMap& map, PrefixKeys& keys, std::int64_t 
   for (; n < max_blocks; ++n) {
     for (; slots_n < std::min(n + kSlotsAhead, max_blocks); ++slots_n) map.prefetch(slots.next());
     for (; blocks_n < std::min(n + kBlocksAhead, max_blocks); ++blocks_n) {
-      const std::int32_t b = map.find(blocks.next());
+      const std::int32_t b = map.find(blocks.next(), key_of);
       if (b >= 0) prefetch_block(b);
     }
-    const std::int32_t b = map.find(keys.peek());
+    const std::int32_t b = map.find(keys.peek(), key_of);
     if (b < 0) break;
     keys.next();
     visit(b);
@@ -111,30 +92,24 @@ PrefixHit KvBlocks::lookup(PrefixKeys keys, std::int64_t max_blocks) const {
   PrefixHit hit;
   if (!cap_.prefix_caching) return hit;
   hit.blocks = walk_cached(
-      by_key_, keys, max_blocks, [this](BlockId b) { prefetch_block(b); },
+      by_key_, key_of(), keys, max_blocks, [this](BlockId b) { prefetch_block(b); },
       [&](BlockId b) { hit.free_blocks += blocks_[static_cast<std::size_t>(b)].refs == 0 ? 1 : 0; });
   return hit;
 }
 
 KvBlocks::BlockId KvBlocks::take_cached(std::uint64_t key) {
-  const BlockId b = by_key_.find(key);
+  const BlockId b = by_key_.find(key, key_of());
   if (b < 0) return -1;
-  if (block(b).refs++ == 0) {
-    unlink(b);
-    --free_;
-  }
+  if (block(b).refs++ == 0) --free_;
   return b;
 }
 
 std::int64_t KvBlocks::take_cached(PrefixKeys& keys, std::int64_t max_blocks, std::vector<BlockId>& table) {
   if (!cap_.prefix_caching) return 0;
   return walk_cached(
-      by_key_, keys, max_blocks, [this](BlockId b) { prefetch_block(b); },
+      by_key_, key_of(), keys, max_blocks, [this](BlockId b) { prefetch_block(b); },
       [&](BlockId b) {
-        if (block(b).refs++ == 0) {
-          unlink(b);
-          --free_;
-        }
+        if (block(b).refs++ == 0) --free_;
         table.push_back(b);
       });
 }
@@ -153,11 +128,10 @@ KvBlocks::BlockId KvBlocks::allocate() {
     b = static_cast<BlockId>(blocks_.size());
     blocks_.emplace_back();
   } else {
-    b = head_;
-    unlink(b);
+    b = pop_free_front();
     Block& evicted = block(b);
     if (evicted.keyed) {
-      by_key_.erase(evicted.key);
+      by_key_.erase(evicted.key, b);
       evicted.keyed = false;
       ++evictions_;
     }
@@ -183,12 +157,7 @@ void KvBlocks::allocate(std::int64_t n, std::vector<BlockId>& table) {
     // any is taken so that the slots of their keys load together.
     const std::int64_t fresh = std::min<std::int64_t>(n, cap_.blocks_total - static_cast<std::int64_t>(blocks_.size()));
     for (std::int64_t i = 0; i < fresh; ++i) table.push_back(allocate());
-    BlockId b = head_;
-    for (std::int64_t i = fresh; i < n; ++i) {
-      const Block& x = block(b);
-      if (x.keyed) by_key_.prefetch(x.key);
-      b = x.next;
-    }
+    if (n > fresh) prefetch_victims(n - fresh);
     for (std::int64_t i = fresh; i < n; ++i) table.push_back(allocate());
     return;
   }
@@ -221,15 +190,15 @@ void KvBlocks::release(BlockId b) {
   Block& x = block(b);
   assert(x.refs > 0 && "releasing a block no sequence holds");
   if (--x.refs > 0) return;
-  push_free_back(b);
   ++free_;
+  push_free_back(b);
 }
 
 void KvBlocks::cache(BlockId b, std::uint64_t key) {
   if (!cap_.prefix_caching) return;
   Block& x = block(b);
   if (x.keyed) return;
-  if (!by_key_.insert(key, b)) return;
+  if (!by_key_.insert(key, b, key_of())) return;
   x.key = key;
   x.keyed = true;
 }
@@ -248,32 +217,58 @@ void KvBlocks::cache(PrefixKeys& keys, const std::vector<BlockId>& table, std::i
   }
 }
 
-void KvBlocks::unlink(BlockId b) {
-  Block& x = block(b);
-  (x.prev >= 0 ? block(x.prev).next : head_) = x.next;
-  (x.next >= 0 ? block(x.next).prev : tail_) = x.prev;
-  x.prev = x.next = -1;
+void KvBlocks::push_free_back(BlockId b) {
+  queue_.push_back(Queued{b, ++block(b).stamp});
+  // Stale entries (blocks taken back since they were queued) are dropped once they outnumber the
+  // queued blocks (the free ones less those never used) by far, so that the queue stays within
+  // twice its blocks and a drop costs O(1) per entry pushed.
+  const auto queued = static_cast<std::size_t>(free_ - (cap_.blocks_total - static_cast<std::int64_t>(blocks_.size())));
+  if (queue_.size() - queue_head_ <= 2 * queued + 1024) return;
+  std::size_t kept = 0;
+  for (std::size_t i = queue_head_; i < queue_.size(); ++i) {
+    if (in_queue(queue_[i])) queue_[kept++] = queue_[i];
+  }
+  queue_.resize(kept);
+  queue_head_ = 0;
+  assert(kept == queued);
 }
 
-void KvBlocks::push_free_back(BlockId b) {
-  Block& x = block(b);
-  x.prev = tail_;
-  x.next = -1;
-  (tail_ >= 0 ? block(tail_).next : head_) = b;
-  tail_ = b;
+KvBlocks::BlockId KvBlocks::pop_free_front() {
+  while (!in_queue(queue_[queue_head_])) ++queue_head_;
+  const BlockId b = queue_[queue_head_++].block;
+  // The entries before the head are dropped once they are half the array.
+  if (queue_head_ >= 1024 && queue_head_ * 2 >= queue_.size()) {
+    queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(queue_head_));
+    queue_head_ = 0;
+  }
+  return b;
+}
+
+void KvBlocks::prefetch_victims(std::int64_t n) const {
+  const std::size_t end = std::min(queue_.size(), queue_head_ + static_cast<std::size_t>(n));
+  for (std::size_t i = queue_head_; i < end; ++i) prefetch_block(queue_[i].block);
+  for (std::size_t i = queue_head_; i < end; ++i) {
+    const Block& x = blocks_[static_cast<std::size_t>(queue_[i].block)];
+    if (x.keyed && in_queue(queue_[i])) by_key_.prefetch(x.key);
+  }
 }
 
 std::int64_t PrefixReuse::add(const Request& r) {
   PrefixKeys keys(r.prefix, r.input_tokens, r.id, block_tokens_);
   const std::int64_t most = max_prefix_hit_blocks(prompt_length(r), block_tokens_);
   std::int64_t hit = 0;
-  while (hit < most && seen_.find(keys.peek()) >= 0) {
+  const auto key_of = [this](std::int32_t i) { return keys_[static_cast<std::size_t>(i)]; };
+  while (hit < most && seen_.find(keys.peek(), key_of) >= 0) {
     keys.next();
     ++hit;
   }
   // Only blocks the ids cover can be found by another request; the rest have private keys.
   const std::int64_t full = std::int64_t{r.input_tokens} / block_tokens_;
-  while (keys.visited() < full && keys.next_is_shared()) seen_.insert(keys.next(), 0);
+  while (keys.visited() < full && keys.next_is_shared()) {
+    const std::uint64_t key = keys.next();
+    assert(keys_.size() < static_cast<std::size_t>(INT32_MAX));
+    if (seen_.insert(key, static_cast<std::int32_t>(keys_.size()), key_of)) keys_.push_back(key);
+  }
   return hit * block_tokens_;
 }
 

@@ -30,30 +30,56 @@ struct PrefixHit {
 
 // Block ids by key: open addressing with linear probing in a table of at least twice as many slots
 // as entries, so that caching and evicting a block allocate nothing once it is sized for the cache's
-// blocks (each block holds at most one key); past half full it doubles. Keys are hashes already:
-// their low bits pick the slot.
+// blocks (each block holds at most one key); past half full it doubles. A slot is 8 bytes: the
+// key's high 32 bits (which also pick its home slot; keys are hashes already) and the block. The
+// full key is the block's own, read through `key_of(block)` only where two keys' high halves are
+// equal, so that a worker's table stays small enough to stay in the processor's caches (30,000
+// blocks: 512 KiB).
 class BlockKeyMap {
  public:
   // Sized for `blocks` entries without growing.
   explicit BlockKeyMap(std::int64_t blocks = 0);
   // The block under `key`, or -1.
-  std::int32_t find(std::uint64_t key) const;
+  template <class KeyOf>
+  std::int32_t find(std::uint64_t key, KeyOf key_of) const {
+    if (slots_.empty()) return -1;
+    const std::uint32_t high = high_of(key);
+    for (std::size_t i = high & mask_;; i = (i + 1) & mask_) {
+      const Slot& s = slots_[i];
+      if (s.block < 0) return -1;
+      if (s.high == high && key_of(s.block) == key) return s.block;
+    }
+  }
   // False (and nothing changes) when `key` is there already.
-  bool insert(std::uint64_t key, std::int32_t block);
-  // REQUIRES: `key` is there.
-  void erase(std::uint64_t key);
+  template <class KeyOf>
+  bool insert(std::uint64_t key, std::int32_t block, KeyOf key_of) {
+    if (static_cast<std::size_t>(size_ + 1) * 2 > slots_.size()) grow();
+    const std::uint32_t high = high_of(key);
+    for (std::size_t i = high & mask_;; i = (i + 1) & mask_) {
+      Slot& s = slots_[i];
+      if (s.block < 0) {
+        s = Slot{high, block};
+        ++size_;
+        return true;
+      }
+      if (s.high == high && key_of(s.block) == key) return false;
+    }
+  }
+  // Removes `block`, which is there under `key`.
+  void erase(std::uint64_t key, std::int32_t block);
   std::int64_t size() const { return size_; }
   // Starts loading the slot where a search for `key` begins, so that a walk over many keys waits
   // for memory once rather than once per key. Changes nothing.
   void prefetch(std::uint64_t key) const {
-    if (!slots_.empty()) __builtin_prefetch(&slots_[key & mask_]);
+    if (!slots_.empty()) __builtin_prefetch(&slots_[high_of(key) & mask_]);
   }
 
  private:
   struct Slot {
-    std::uint64_t key = 0;
+    std::uint32_t high = 0;
     std::int32_t block = -1;  // -1: empty
   };
+  static std::uint32_t high_of(std::uint64_t key) { return static_cast<std::uint32_t>(key >> 32); }
   void grow();
 
   std::vector<Slot> slots_;
@@ -126,22 +152,41 @@ class KvBlocks {
   struct Block {
     std::uint64_t key = 0;
     std::int32_t refs = 0;
-    BlockId prev = -1;  // free queue links
-    BlockId next = -1;
+    std::uint32_t stamp = 0;  // of its latest entry in the free queue
     bool keyed = false;
   };
+  // An entry of the free queue: `block` is in the queue at this place while it is free and
+  // `stamp` is its latest (a block taken back from the queue leaves a stale entry behind, dropped
+  // when it reaches the head or when stale entries outnumber the rest).
+  struct Queued {
+    BlockId block;
+    std::uint32_t stamp;
+  };
   Block& block(BlockId b) { return blocks_[static_cast<std::size_t>(b)]; }
+  // The key of a keyed block (BlockKeyMap's key_of).
+  auto key_of() const {
+    return [this](BlockId b) { return blocks_[static_cast<std::size_t>(b)].key; };
+  }
   void prefetch_block(BlockId b) const { __builtin_prefetch(&blocks_[static_cast<std::size_t>(b)]); }
-  void unlink(BlockId b);
+  bool in_queue(const Queued& q) const {
+    const Block& x = blocks_[static_cast<std::size_t>(q.block)];
+    return x.refs == 0 && x.stamp == q.stamp;
+  }
+  // REQUIRES: block `b` was just freed (free_ counts it).
   void push_free_back(BlockId b);
+  // The least recently freed block, out of the queue (still free: refs 0). REQUIRES: one is queued.
+  BlockId pop_free_front();
+  // Starts loading the next `n` queued blocks and the slots of their keys.
+  void prefetch_victims(std::int64_t n) const;
 
   KvCapacity cap_;
   std::int64_t free_ = 0;
   // With prefix caching: every block used so far (blocks [blocks_.size(), total) were never used),
-  // and the free ones in a queue (taken from the head, freed to the tail).
+  // and the free ones in a queue (taken from the head, freed to the tail), an array so that the
+  // next victims' addresses are known without following links.
   std::vector<Block> blocks_;
-  BlockId head_ = -1;
-  BlockId tail_ = -1;
+  std::vector<Queued> queue_;
+  std::size_t queue_head_ = 0;
   // Without: the freed blocks as a stack, and the first never used.
   std::vector<BlockId> stack_;
   std::int64_t fresh_ = 0;
@@ -169,7 +214,8 @@ class PrefixReuse {
 
  private:
   int block_tokens_;
-  BlockKeyMap seen_;  // the keys seen (values unused)
+  BlockKeyMap seen_;                 // the keys seen, by their index in keys_
+  std::vector<std::uint64_t> keys_;
 };
 
 }  // namespace twinfer

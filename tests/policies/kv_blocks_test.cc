@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <list>
 #include <map>
 #include <memory>
 #include <random>
@@ -64,20 +65,26 @@ TEST(PrefixKeysTest, EngineBlocksSmallerThanTraceBlocksShareWhatTheIdsCover) {
 TEST(BlockKeyMapTest, AgreesWithAStdMapOverRandomInsertsAndErasesOfCollidingKeys) {
   BlockKeyMap map(64);  // 128 slots
   std::map<std::uint64_t, std::int32_t> reference;
+  std::vector<std::uint64_t> key_of_block;  // a block's key, as KvBlocks keeps it
+  const auto key_of = [&](std::int32_t b) { return key_of_block[static_cast<std::size_t>(b)]; };
   std::mt19937_64 rng(7);
   for (int i = 0; i < 20000; ++i) {
-    // Few distinct low bits: long probe runs that wrap around the table.
-    const std::uint64_t key = (rng() % 200) * 128 + (rng() % 3) + 125;
+    // Few distinct high halves (which pick the home slot and are all a slot keeps): long probe
+    // runs that wrap around the table, and keys told apart only by their blocks' full keys.
+    const std::uint64_t key = (((rng() % 200) * 128 + (rng() % 3) + 125) << 32) | (rng() % 4);
     if (reference.count(key) > 0 && rng() % 2 == 0) {
-      map.erase(key);
+      map.erase(key, reference[key]);
       reference.erase(key);
     } else if (reference.size() < 64) {
-      const auto block = static_cast<std::int32_t>(i % 1000);
-      EXPECT_EQ(map.insert(key, block), reference.emplace(key, block).second);
+      const auto block = static_cast<std::int32_t>(key_of_block.size());
+      key_of_block.push_back(key);
+      const bool added = reference.emplace(key, block).second;
+      EXPECT_EQ(map.insert(key, block, key_of), added);
     }
     ASSERT_EQ(map.size(), static_cast<std::int64_t>(reference.size()));
-    for (const auto& [k, b] : reference) ASSERT_EQ(map.find(k), b) << k;
-    ASSERT_EQ(map.find(key + 128 * 1000), -1);
+    for (const auto& [k, b] : reference) ASSERT_EQ(map.find(k, key_of), b) << k;
+    ASSERT_EQ(map.find(key + (std::uint64_t{128 * 1000} << 32), key_of), -1);
+    ASSERT_EQ(map.find(key ^ 4, key_of), -1) << "the same high half, another key";
   }
 }
 
@@ -126,6 +133,65 @@ TEST(KvBlocksTest, NeverUsedBlocksGoFirstAndASharedBlockIsFreedByItsLastHolder) 
   const KvBlocks::BlockId x = kv.allocate();
   kv.cache(x, 5);
   EXPECT_EQ(kv.take_cached(5), a);
+}
+
+// vLLM's free queue as a linked list, next to KvBlocks over random allocations, cachings, hits and
+// releases: the same blocks in the same order, through many hits on blocks in the queue (each
+// leaving a stale entry in KvBlocks' array until it is dropped).
+TEST(KvBlocksTest, EvictsInTheOrderOfALinkedListFreeQueueThroughManyHitsOnQueuedBlocks) {
+  constexpr int kBlocks = 24;
+  KvBlocks kv(KvCapacity{kBlocks, 16, true});
+  std::list<KvBlocks::BlockId> queue;  // the reference: free blocks, least recently freed first
+  std::map<std::uint64_t, KvBlocks::BlockId> by_key;
+  std::map<KvBlocks::BlockId, std::uint64_t> key_of;
+  std::vector<int> refs(kBlocks, 0);
+  int fresh = 0;
+  std::vector<KvBlocks::BlockId> held;  // one entry per reference
+  std::mt19937_64 rng(11);
+  for (int op = 0; op < 200000; ++op) {
+    const int kind = static_cast<int>(rng() % 10);
+    if (kind < 3 && kv.free() > 0) {
+      KvBlocks::BlockId expected;
+      if (fresh < kBlocks) {
+        expected = fresh++;
+      } else {
+        expected = queue.front();
+        queue.pop_front();
+        if (key_of.count(expected) > 0) {
+          by_key.erase(key_of[expected]);
+          key_of.erase(expected);
+        }
+      }
+      ASSERT_EQ(kv.allocate(), expected) << "op " << op;
+      refs[static_cast<std::size_t>(expected)] = 1;
+      held.push_back(expected);
+    } else if (kind < 5 && !held.empty()) {
+      const KvBlocks::BlockId b = held[rng() % held.size()];
+      const std::uint64_t key = rng() % 40;
+      kv.cache(b, key);
+      if (key_of.count(b) == 0 && by_key.count(key) == 0) {
+        by_key[key] = b;
+        key_of[b] = key;
+      }
+    } else if (kind < 8) {
+      // Mostly the few hot keys: the same blocks taken back from the queue again and again.
+      const std::uint64_t key = rng() % 4 == 0 ? rng() % 40 : rng() % 3;
+      const auto it = by_key.find(key);
+      const KvBlocks::BlockId expected = it == by_key.end() ? -1 : it->second;
+      ASSERT_EQ(kv.take_cached(key), expected) << "op " << op;
+      if (expected < 0) continue;
+      if (refs[static_cast<std::size_t>(expected)]++ == 0) queue.remove(expected);
+      held.push_back(expected);
+    } else if (!held.empty()) {
+      const std::size_t i = rng() % held.size();
+      const KvBlocks::BlockId b = held[i];
+      held.erase(held.begin() + static_cast<std::ptrdiff_t>(i));
+      kv.release(b);
+      if (--refs[static_cast<std::size_t>(b)] == 0) queue.push_back(b);
+    }
+    ASSERT_EQ(kv.free(), static_cast<std::int64_t>(queue.size()) + (kBlocks - fresh)) << "op " << op;
+    ASSERT_EQ(kv.cached(), static_cast<std::int64_t>(by_key.size()));
+  }
 }
 
 TEST(KvBlocksTest, LookupCountsTheCachedRunAndItsFreeBlocks) {
