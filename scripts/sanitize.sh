@@ -50,10 +50,10 @@ case "${1:-}" in
     # besides. The embedded router's fault replays (crash, partition, slowdown, router restart) run
     # in the regular suite: under ThreadSanitizer a model reload takes longer than their replays,
     # and the threads they use (worker engines crashed and rebuilt, loader threads) are exercised
-    # here by the WorkerEngine, elastic and gRPC fault tests. Two of the nine routers run the
+    # here by the WorkerEngine, elastic and gRPC fault tests. Two of the twelve routers run the
     # embedded router's per-router test (the same threads; the router is single-threaded policy).
     # The elastic pool's real-time tests are left out as for asan.
-    exclude='^(TwinOutcomes\.|Scenarios/TwinGolden\.|EmbeddedElastic\.(ALoadStep|ADraining|ACanary|AHotSwap)|RpcProcesses\.|RpcFaultsProcesses\.|RpcElasticProcesses\.|BurstProcesses\.|Profiler\.|EmbeddedRouter\.RequestTimeout|RouterProtection\.ARequestPastItsTimeLimit|EmbeddedRouter\.(ACrashed|APartitioned|ASlowed|RouterRestart)|Routers/EmbeddedRouterTest\..*"(consistent_hash|cost_aware|least_outstanding|multi_resource|power_of_two|queue_feedback|random)")'
+    exclude='^(TwinOutcomes\.|Scenarios/TwinGolden\.|EmbeddedElastic\.(ALoadStep|ADraining|ACanary|AHotSwap)|RpcProcesses\.|RpcFaultsProcesses\.|RpcElasticProcesses\.|BurstProcesses\.|Profiler\.|EmbeddedRouter\.RequestTimeout|RouterProtection\.ARequestPastItsTimeLimit|EmbeddedRouter\.(ACrashed|APartitioned|ASlowed|RouterRestart)|Routers/EmbeddedRouterTest\..*"(consistent_hash|cost_aware|least_outstanding|multi_resource|power_of_two|queue_feedback|random|scored|cache_aware|kv_overlap)")'
     ;;
   *)
     echo "usage: $0 asan|tsan" >&2
