@@ -51,6 +51,11 @@ class BlockHashes {
   int block_tokens() const noexcept { return rep_ ? rep_->block_tokens : 0; }
   // REQUIRES: i < size().
   std::uint64_t operator[](std::size_t i) const noexcept { return i < rep_->count ? (*rep_->base)[i] : rep_->last; }
+  // Whether both read their ids from one array (requests of one conversation; see the readers'
+  // HashIdSharing).
+  bool shares_ids_with(const BlockHashes& other) const noexcept {
+    return rep_ != nullptr && other.rep_ != nullptr && rep_->base == other.rep_->base;
+  }
   std::vector<std::uint64_t> ids() const {
     std::vector<std::uint64_t> out(size());
     for (std::size_t i = 0; i < out.size(); ++i) out[i] = (*this)[i];

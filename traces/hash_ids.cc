@@ -1,4 +1,6 @@
+#include <algorithm>
 #include <charconv>
+#include <memory>
 #include <string>
 
 #include "traces/trace_formats.h"
@@ -27,15 +29,41 @@ std::vector<std::uint64_t> parse_hash_id_list(std::string_view list, char separa
   return ids;
 }
 
+// A conversation's next turn repeats the previous turn's ids but the last (its partial last block
+// has grown), then adds its own. So the shared array holds a session's ids less each request's last
+// one, which the request keeps to itself (BlockHashes' `last`).
+BlockHashes HashIdSharing::share(const SharedString& session, std::vector<std::uint64_t> ids, int block_tokens) {
+  if (ids.empty()) return {};
+  Last& last = session.empty() ? by_first_id_[ids.front()] : by_session_[std::string_view(session.str())];
+  const std::uint64_t own = ids.back();
+  if (last.ids != nullptr && last.block_tokens == block_tokens) {
+    std::vector<std::uint64_t>& known = *last.ids;
+    const std::size_t n = std::min(known.size(), ids.size());
+    const auto common = static_cast<std::size_t>(
+        std::mismatch(known.begin(), known.begin() + static_cast<std::ptrdiff_t>(n), ids.begin()).first - known.begin());
+    if (common == ids.size()) return BlockHashes(block_tokens, last.ids, ids.size(), false, 0);
+    if (common == known.size()) {
+      known.insert(known.end(), ids.begin() + static_cast<std::ptrdiff_t>(common), ids.end() - 1);
+      return BlockHashes(block_tokens, last.ids, ids.size() - 1, true, own);
+    }
+    if (common > 0 && common == ids.size() - 1) return BlockHashes(block_tokens, last.ids, common, true, own);
+  }
+  ids.pop_back();
+  last.ids = std::make_shared<std::vector<std::uint64_t>>(std::move(ids));
+  last.block_tokens = block_tokens;
+  return BlockHashes(block_tokens, last.ids, last.ids->size(), true, own);
+}
+
 BlockHashes make_block_hashes(std::vector<std::uint64_t> ids, std::int64_t block_tokens, std::int32_t input_tokens,
-                              std::string_view field, const LineLocation& at) {
+                              const SharedString& session, HashIdSharing& sharing, std::string_view field,
+                              const LineLocation& at) {
   if (ids.empty()) return {};
   const std::int64_t blocks = (std::int64_t{input_tokens} + block_tokens - 1) / block_tokens;
   if (static_cast<std::int64_t>(ids.size()) > blocks) {
     at.fail(field, std::to_string(ids.size()) + " hash ids for " + std::to_string(input_tokens) + " input tokens in " +
                        std::to_string(block_tokens) + "-token blocks (at most " + std::to_string(blocks) + ")");
   }
-  return BlockHashes(static_cast<int>(block_tokens), std::move(ids));
+  return sharing.share(session, std::move(ids), static_cast<int>(block_tokens));
 }
 
 }  // namespace twinfer

@@ -35,7 +35,8 @@ std::vector<std::uint64_t> hash_ids_of(const JsonMember& member, const LineLocat
   return parse_hash_id_list(member.raw.substr(1, member.raw.size() - 2), ',', member.key, at);
 }
 
-Request parse_mooncake_object(const std::vector<JsonMember>& members, const LineLocation& at, SharedStrings& sessions) {
+Request parse_mooncake_object(const std::vector<JsonMember>& members, const LineLocation& at, SharedStrings& sessions,
+                              HashIdSharing& sharing) {
   Request r;
   std::vector<std::uint64_t> ids;
   bool seen[kKeys] = {};
@@ -57,7 +58,8 @@ Request parse_mooncake_object(const std::vector<JsonMember>& members, const Line
   for (std::size_t key : {kTimestamp, kInputLength, kOutputLength}) {
     if (!seen[key]) at.fail(kKeyNames[key], "missing key");
   }
-  r.prefix = make_block_hashes(std::move(ids), kDefaultHashBlockTokens, r.input_tokens, kKeyNames[kHashIds], at);
+  r.prefix = make_block_hashes(std::move(ids), kDefaultHashBlockTokens, r.input_tokens, r.session, sharing,
+                               kKeyNames[kHashIds], at);
   return r;
 }
 
@@ -65,8 +67,9 @@ Request parse_mooncake_object(const std::vector<JsonMember>& members, const Line
 
 void parse_mooncake_jsonl(TextBlocks& text, const RequestSink& sink) {
   SharedStrings sessions;
+  HashIdSharing sharing;
   for_each_json_line(text, [&](const std::vector<JsonMember>& members, const LineLocation& at) {
-    sink(parse_mooncake_object(members, at, sessions));
+    sink(parse_mooncake_object(members, at, sessions, sharing));
   });
 }
 

@@ -50,13 +50,13 @@ struct NativeRow {
     }
   }
 
-  Request finish(const LineLocation& at) {
+  Request finish(const LineLocation& at, HashIdSharing& sharing) {
     if (deadline_after_arrival_us != kNever) {
       if (deadline_after_arrival_us >= kNever - request.arrival_us) at.fail("deadline_ms", "deadline out of range");
       request.deadline_us = request.arrival_us + deadline_after_arrival_us;
     }
-    request.prefix = make_block_hashes(std::move(hash_ids), hash_block_tokens, request.input_tokens,
-                                       native_schema().names[kHashIds], at);
+    request.prefix = make_block_hashes(std::move(hash_ids), hash_block_tokens, request.input_tokens, request.session,
+                                       sharing, native_schema().names[kHashIds], at);
     return request;
   }
 };
@@ -93,7 +93,8 @@ void set_json_member(NativeRow& row, std::size_t column, const JsonMember& membe
   row.set_number(column, member.raw, at);
 }
 
-Request parse_native_object(const std::vector<JsonMember>& members, const LineLocation& at, SharedStrings& names) {
+Request parse_native_object(const std::vector<JsonMember>& members, const LineLocation& at, SharedStrings& names,
+                            HashIdSharing& sharing) {
   NativeRow row;
   bool seen[kColumns] = {};
   for (const auto& member : members) {
@@ -106,7 +107,7 @@ Request parse_native_object(const std::vector<JsonMember>& members, const LineLo
   for (std::size_t column : {kArrival, kInput, kOutput}) {
     if (!seen[column]) at.fail(native_schema().names[column], "missing key");
   }
-  return row.finish(at);
+  return row.finish(at, sharing);
 }
 
 // Microseconds as a decimal number of `unit_us` units, exact, without trailing zeros.
@@ -150,6 +151,7 @@ std::string hash_id_text(const BlockHashes& hashes, const char* separator) {
 
 void parse_native_csv(TextBlocks& text, const RequestSink& sink) {
   SharedStrings names;
+  HashIdSharing sharing;
   for_each_csv_row(text, native_schema(), [&](const CsvRow& csv) {
     NativeRow row;
     for (std::size_t column : {kArrival, kInput, kOutput}) {
@@ -164,14 +166,15 @@ void parse_native_csv(TextBlocks& text, const RequestSink& sink) {
     if (!csv.empty(kHashIds)) {
       row.hash_ids = parse_hash_id_list(csv.value(kHashIds), ' ', native_schema().names[kHashIds], csv.at());
     }
-    sink(row.finish(csv.at()));
+    sink(row.finish(csv.at(), sharing));
   });
 }
 
 void parse_native_jsonl(TextBlocks& text, const RequestSink& sink) {
   SharedStrings names;
+  HashIdSharing sharing;
   for_each_json_line(text, [&](const std::vector<JsonMember>& members, const LineLocation& at) {
-    sink(parse_native_object(members, at, names));
+    sink(parse_native_object(members, at, names, sharing));
   });
 }
 

@@ -6,8 +6,10 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "core/request.h"
@@ -39,10 +41,30 @@ inline constexpr int kDefaultHashBlockTokens = 512;
 // JSON array's brackets, ' ' in a CSV field), blanks around each allowed. Errors name `field`.
 std::vector<std::uint64_t> parse_hash_id_list(std::string_view list, char separator, std::string_view field,
                                               const LineLocation& at);
+// Shares hash-id arrays between the requests of one trace as it is read, as the turns of a
+// conversation re-send its history: a request whose ids extend those of the last request of its
+// session (without a session: of the last whose ids began with the same id), or repeat their
+// start, reads the same array, so that a multi-turn trace holds each conversation's ids once. One
+// per read; the sessions it is given must outlive it.
+class HashIdSharing {
+ public:
+  BlockHashes share(const SharedString& session, std::vector<std::uint64_t> ids, int block_tokens);
+
+ private:
+  struct Last {
+    std::shared_ptr<std::vector<std::uint64_t>> ids;
+    int block_tokens = 0;
+  };
+  std::unordered_map<std::string_view, Last> by_session_;
+  std::unordered_map<std::uint64_t, Last> by_first_id_;
+};
+
 // The ids of a request of `input_tokens` prompt tokens in blocks of `block_tokens`: at most one id
-// per block (fewer: only the first blocks are described). Errors name `field`.
+// per block (fewer: only the first blocks are described), shared through `sharing` with the
+// request's `session`. Errors name `field`.
 BlockHashes make_block_hashes(std::vector<std::uint64_t> ids, std::int64_t block_tokens, std::int32_t input_tokens,
-                              std::string_view field, const LineLocation& at);
+                              const SharedString& session, HashIdSharing& sharing, std::string_view field,
+                              const LineLocation& at);
 
 // The native formats as text (see write_trace()).
 std::string format_native_csv(const Trace& trace);

@@ -178,6 +178,34 @@ TEST(NativeFormats, HashIdsRoundTripWithTheirBlockSize) {
             "0,5,0,,\n");
 }
 
+TEST(NativeFormats, TurnsOfASessionShareOneArrayOfIdsAndReadBackTheIdsWritten) {
+  // A turn repeats the previous one's ids but its last (a partial block that grew), then adds its
+  // own; or repeats a prefix; or starts over. Without a session, requests sharing a first id.
+  const std::vector<std::pair<std::string, std::vector<std::uint64_t>>> rows = {
+      {"a", {1, 2, 3}}, {"a", {1, 2, 4, 5}}, {"a", {1, 2}}, {"a", {1, 2, 4, 5, 6, 7}}, {"a", {1, 2, 4, 8}},
+      {"a", {9}},       {"a", {9, 10}},      {"", {5, 6}},  {"", {5, 6, 7}},          {"", {5}},
+      {"b", {1, 2, 3}}};
+  std::string csv = "arrival_s,input_tokens,output_tokens,session,hash_ids,hash_block_tokens\n";
+  for (const auto& [session, ids] : rows) {
+    csv += "0,160,1," + session + ",";
+    for (std::size_t i = 0; i < ids.size(); ++i) csv += (i ? " " : "") + std::to_string(ids[i]);
+    csv += session == "b" ? ",8\n" : ",16\n";
+  }
+  const Trace t = read_trace(write_temp_file("turns.csv", csv));
+  ASSERT_EQ(t.requests.size(), rows.size());
+  for (std::size_t i = 0; i < rows.size(); ++i) EXPECT_EQ(t.requests[i].prefix.ids(), rows[i].second) << i;
+  const auto shared = [&](std::size_t i, std::size_t j) { return t.requests[i].prefix.shares_ids_with(t.requests[j].prefix); };
+  EXPECT_TRUE(shared(0, 1));
+  EXPECT_TRUE(shared(1, 2));
+  EXPECT_TRUE(shared(2, 3));
+  EXPECT_TRUE(shared(3, 4)) << "all but its last id are the previous turn's";
+  EXPECT_FALSE(shared(4, 5)) << "a new start";
+  EXPECT_TRUE(shared(5, 6));
+  EXPECT_TRUE(shared(7, 8));
+  EXPECT_TRUE(shared(8, 9));
+  EXPECT_FALSE(shared(0, 10)) << "another session, another block size";
+}
+
 TEST(NativeFormats, BadHashIdsNameTheField) {
   EXPECT_EQ(native_error("arrival_s,input_tokens,output_tokens,hash_ids\n0,10,1,1 x\n"),
             "F:2: hash_ids: expected non-negative integer hash ids, got 'x'");
