@@ -189,14 +189,14 @@ RouteDecision ScoredRouter::route(const Request& request, const ClusterView& vie
 
 void ScoredRouter::registered_scores(const Scorer& scorer, const Request& request, const std::vector<WorkerView>& seen) {
   const std::vector<double> scores = scorer.registered->score(request, seen, candidates_);
-  const std::string where = scorer.where + " (" + scorer.registered->name() + ").score()";
+  const auto where = [&] { return scorer.where + " (" + scorer.registered->name() + ").score()"; };
   if (scores.size() != candidates_.size()) {
-    throw Error(where + ": returned " + std::to_string(scores.size()) + " scores for " +
+    throw Error(where() + ": returned " + std::to_string(scores.size()) + " scores for " +
                 std::to_string(candidates_.size()) + " candidates (one per candidate, in their order)");
   }
   for (std::size_t i = 0; i < scores.size(); ++i) {
     if (!(scores[i] >= 0 && scores[i] <= 1)) {
-      throw Error(where + ": score " + std::to_string(scores[i]) + " of worker " + std::to_string(candidates_[i]) +
+      throw Error(where() + ": score " + std::to_string(scores[i]) + " of worker " + std::to_string(candidates_[i]) +
                   " (candidate " + std::to_string(i) + ") is not in [0, 1]");
     }
     part_[static_cast<std::size_t>(candidates_[i])] = scores[i];
