@@ -74,13 +74,12 @@ ViewUse view_use_of(const T& impl) {
 // of range, a refusal without a reason), ElasticCluster::decide() (a negative replica count),
 // WorkerState::plan_error() (a plan the worker cannot carry out, checked here because C++
 // batchers are trusted to keep begin()'s preconditions and Python ones are not).
-class HeldRouter final : public Router {
+// The name() and view_use() of an adapter whose policy reads the workers' views (a router, a
+// scorer, an admission).
+template <class T>
+class HeldViewReader : public T {
  public:
-  explicit HeldRouter(Held<Router> held) : held_(std::move(held)) {}
-  RouteDecision route(const Request& request, const ClusterView& view) override {
-    py::gil_scoped_acquire gil;
-    return held_.call("route", [&] { return held_.impl->route(request, view); });
-  }
+  explicit HeldViewReader(Held<T> held) : held_(std::move(held)) {}
   std::string name() const override {
     py::gil_scoped_acquire gil;
     return held_.name();
@@ -90,49 +89,36 @@ class HeldRouter final : public Router {
     return held_.call("view_use", [&] { return view_use_of(*held_.impl); });
   }
 
- private:
-  Held<Router> held_;
+ protected:
+  Held<T> held_;
 };
 
-class HeldScorer final : public RouteScorer {
+class HeldRouter final : public HeldViewReader<Router> {
  public:
-  explicit HeldScorer(Held<RouteScorer> held) : held_(std::move(held)) {}
+  using HeldViewReader::HeldViewReader;
+  RouteDecision route(const Request& request, const ClusterView& view) override {
+    py::gil_scoped_acquire gil;
+    return held_.call("route", [&] { return held_.impl->route(request, view); });
+  }
+};
+
+class HeldScorer final : public HeldViewReader<RouteScorer> {
+ public:
+  using HeldViewReader::HeldViewReader;
   std::vector<double> score(const Request& request, const std::vector<WorkerView>& views,
                             const std::vector<int>& candidates) override {
     py::gil_scoped_acquire gil;
     return held_.call("score", [&] { return held_.impl->score(request, views, candidates); });
   }
-  std::string name() const override {
-    py::gil_scoped_acquire gil;
-    return held_.name();
-  }
-  ViewUse view_use() const override {
-    py::gil_scoped_acquire gil;
-    return held_.call("view_use", [&] { return view_use_of(*held_.impl); });
-  }
-
- private:
-  Held<RouteScorer> held_;
 };
 
-class HeldAdmission final : public Admission {
+class HeldAdmission final : public HeldViewReader<Admission> {
  public:
-  explicit HeldAdmission(Held<Admission> held) : held_(std::move(held)) {}
+  using HeldViewReader::HeldViewReader;
   AdmissionDecision admit(const Request& request, const ClusterView& view) override {
     py::gil_scoped_acquire gil;
     return held_.call("admit", [&] { return held_.impl->admit(request, view); });
   }
-  std::string name() const override {
-    py::gil_scoped_acquire gil;
-    return held_.name();
-  }
-  ViewUse view_use() const override {
-    py::gil_scoped_acquire gil;
-    return held_.call("view_use", [&] { return view_use_of(*held_.impl); });
-  }
-
- private:
-  Held<Admission> held_;
 };
 
 // An exception (or a plan the worker cannot carry out) is an error of the run: the simulator
