@@ -177,7 +177,6 @@ RequestRecord Recorder::record(RequestId id) const {
   r.preemptions = p.preemptions;
   r.attempts = p.attempts;
   r.cached_tokens = p.cached_tokens;
-  r.block_tokens = p.block_tokens;
   r.ended = p.ended;
   r.outcome = p.outcome;
   r.reason = reasons_[p.reason];

@@ -37,7 +37,6 @@ struct RequestRecord {
   int preemptions = 0;
   int attempts = 0;  // times it was sent to a worker (1 + retries)
   std::int32_t cached_tokens = -1;  // prompt tokens found in the prefix cache when it started; -1: never started
-  std::int32_t block_tokens = 0;    // KV block size of the worker where it started (0: untracked)
   bool ended = false;
   Outcome outcome = Outcome::kCompleted;
   std::string reason;
