@@ -77,6 +77,15 @@ for blocks in 2000 4000 8000 16000; do
   row "caching on, $blocks blocks" reuse 8 --set policies.router.name=cache_aware $cache --set policies.batcher.kv_blocks=$blocks
 done
 
+# Where the router's estimate and the workers' own reports part: caches that evict.
+header "Prefix affinity estimated or reported (8 GPUs, scorers prefix or kv_events 3 + queue 2, KV blocks per GPU)"
+for blocks in 2000 4000; do
+  for scorer in prefix kv_events; do
+    row "$scorer, $blocks blocks" reuse 8 $cache --set policies.batcher.kv_blocks=$blocks \
+      --set "policies.router={\"name\":\"scored\",\"scorers\":[{\"name\":\"$scorer\",\"weight\":3},{\"name\":\"queue\",\"weight\":2}]}"
+  done
+done
+
 for g in 8 64; do
   t=mt$g
   header "Routers, $g GPUs, caching on"
@@ -88,6 +97,12 @@ for g in 8 64; do
     --set 'policies.router={"name":"scored","scorers":[{"name":"prefix","weight":3},{"name":"queue","weight":2},{"name":"kv","weight":2}]}'
   row "cache_aware (SGLang)" $t $g $cache --set policies.router.name=cache_aware
   row "kv_overlap (Dynamo)" $t $g $cache --set policies.router.name=kv_overlap
+  row "scored: kv_events 3, queue 2 (llm-d precise)" $t $g $cache \
+    --set 'policies.router={"name":"scored","scorers":[{"name":"kv_events","weight":3},{"name":"queue","weight":2}]}'
+  row "scored: kv_events 3, queue 2, kv 2" $t $g $cache \
+    --set 'policies.router={"name":"scored","scorers":[{"name":"kv_events","weight":3},{"name":"queue","weight":2},{"name":"kv","weight":2}]}'
+  row "kv_overlap (Dynamo), KV events" $t $g $cache --set policies.router.name=kv_overlap \
+    --set policies.router.use_kv_events=true
   for ms in 50 500; do
     row "scored: llm-d default, view ${ms} ms stale" $t $g $cache --set policies.router.name=scored \
       --set policies.router.refresh_ms=$ms

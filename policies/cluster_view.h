@@ -89,11 +89,15 @@ class ViewChanges {
   std::vector<int> list_;
 };
 
+class KvEventSource;  // policies/kv_events.h
+
 // REQUIRES: `workers` outlives the view; a view is valid only during the call it is passed to.
 struct ClusterView {
   TimeUs now_us = 0;
   const std::vector<WorkerView>* workers = nullptr;
   ViewChanges* changes = nullptr;  // null: the driver does not say which views changed
+  // The workers' KV events, for a router that reads them (Router::reads_kv_events); null otherwise.
+  KvEventSource* kv_events = nullptr;
 
   const std::vector<WorkerView>& all() const { return *workers; }
   std::size_t size() const { return workers->size(); }

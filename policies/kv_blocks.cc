@@ -134,6 +134,7 @@ KvBlocks::BlockId KvBlocks::allocate() {
       by_key_.erase(evicted.key, b);
       evicted.keyed = false;
       ++evictions_;
+      if (record_events_) events_.push_back(KvEvent{evicted.key, KvEventKind::kRemoved});
     }
   }
   block(b).refs = 1;
@@ -201,6 +202,7 @@ void KvBlocks::cache(BlockId b, std::uint64_t key) {
   if (!by_key_.insert(key, b, key_of())) return;
   x.key = key;
   x.keyed = true;
+  if (record_events_) events_.push_back(KvEvent{key, KvEventKind::kStored});
 }
 
 void KvBlocks::cache(PrefixKeys& keys, const std::vector<BlockId>& table, std::int64_t full) {

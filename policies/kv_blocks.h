@@ -18,6 +18,7 @@
 #include "core/block_hashes.h"
 #include "core/request.h"
 #include "policies/batcher.h"
+#include "policies/kv_events.h"
 
 namespace twinfer {
 
@@ -148,6 +149,20 @@ class KvBlocks {
   // Cached blocks whose key an allocation evicted.
   std::int64_t evictions() const { return evictions_; }
 
+  // KV events (policies/kv_events.h): while on, each block cached and each cached block evicted is
+  // recorded, for take_events(). Off by default (nothing is recorded).
+  void record_events(bool on) { record_events_ = on; }
+  bool records_events() const { return record_events_; }
+  // Appends the events recorded since the last call to `out`, in order, and forgets them.
+  void take_events(std::vector<KvEvent>& out) {
+    out.insert(out.end(), events_.begin(), events_.end());
+    events_.clear();
+  }
+  // Records that every cached block is gone (the device's memory was lost), when recording.
+  void record_cleared() {
+    if (record_events_) events_.push_back(KvEvent{0, KvEventKind::kCleared});
+  }
+
  private:
   struct Block {
     std::uint64_t key = 0;
@@ -192,6 +207,8 @@ class KvBlocks {
   std::int64_t fresh_ = 0;
   BlockKeyMap by_key_;
   std::int64_t evictions_ = 0;
+  bool record_events_ = false;
+  std::vector<KvEvent> events_;
 };
 
 // The blocks of a request's prompt a prefix cache may hand it: whole blocks of `block_tokens`, at

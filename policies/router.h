@@ -26,6 +26,9 @@ class Router {
   virtual std::string name() const = 0;
   // Which fields of the view route() reads (see ViewUse).
   virtual ViewUse view_use() const { return ViewUse::kAll; }
+  // True when route() reads the workers' KV events (ClusterView::kv_events): the drivers then have
+  // the workers record them and deliver them. Such a router's view_use() is kAll.
+  virtual bool reads_kv_events() const { return false; }
 };
 
 // Asks `router` for a decision and checks it: a worker index outside the view is a broken policy

@@ -216,7 +216,12 @@ std::vector<Sequence> WorkerState::clear() {
     seq.blocks.clear();
     seq.held_blocks = 0;
   }
-  kv_ = KvBlocks(kv_.capacity());  // the device's memory, cached prefixes included, is gone
+  // The device's memory, cached prefixes included, is gone (the events not taken yet with it: a
+  // reader forgets the worker's cache at the kCleared event anyway).
+  const bool recording = kv_.records_events();
+  kv_ = KvBlocks(kv_.capacity());
+  kv_.record_events(recording);
+  kv_.record_cleared();
   slots_.clear();
   waiting_.clear();
   running_.clear();

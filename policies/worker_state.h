@@ -92,6 +92,10 @@ class WorkerState {
   // True when `id` is here and running.
   bool is_running(RequestId id) const;
   const KvBlocks& kv() const { return kv_; }
+  // KV events (KvBlocks::record_events): off by default; a driver turns them on for a router that
+  // reads them and takes them as they come.
+  void record_kv_events(bool on) { kv_.record_events(on); }
+  void take_kv_events(std::vector<KvEvent>& out) { kv_.take_events(out); }
   const PrefixCacheStats& prefix_stats() const { return prefix_stats_; }
   // Prompt tokens found in the prefix cache by the sequences the last begin() started (the
   // timeline's cached tokens of a step).

@@ -200,6 +200,13 @@ class Driver : private Carrier {
   std::unique_ptr<Router> router_;
   std::vector<SimWorker> workers_;
   std::vector<WorkerView> views_;
+  // The workers' KV events, handed to the router as they happen (for a router that reads them).
+  struct KvEvents : KvEventSource {
+    explicit KvEvents(Driver* d) : driver(d) {}
+    void take(int worker, std::vector<KvEvent>& out) override;
+    Driver* driver;
+  };
+  KvEvents kv_events_{this};
   ViewChanges view_changes_;  // which of views_ changed since the router last looked: touch() at every write
   std::unique_ptr<ElasticCluster> elastic_;
   std::unique_ptr<VersionChoice> versions_;

@@ -54,6 +54,7 @@ Driver::Driver(const RunConfig& config, const Trace& trace, const SimRunOptions&
     w.instance = &inst;
     w.batcher = make_worker_batcher(config, inst, *cost_, options.seed);
     w.state = std::make_unique<WorkerState>(w.batcher->kv_capacity());
+    w.state->record_kv_events(router_->reads_kv_events());
     w.contention = cost_->contention(inst);
     for (const auto& other : config.cluster.instances) {
       if (other.host == inst.host && other.index != inst.index) w.colocated.push_back(other.index);
@@ -144,6 +145,10 @@ std::vector<std::string> Driver::worker_names(const RunConfig& c) {
   return names;
 }
 
+void Driver::KvEvents::take(int worker, std::vector<KvEvent>& out) {
+  driver->workers_[static_cast<std::size_t>(worker)].state->take_kv_events(out);
+}
+
 TimeUs Driver::now_us() const {
   return own_clock_ ? clock_us_ : us_from_s(sg4::Engine::get_clock() - start_clock_s_);
 }
@@ -151,7 +156,7 @@ double Driver::at_s(TimeUs t_us) const { return start_clock_s_ + s_from_us(t_us)
 
 ClusterView Driver::view() {
   if (track_health_) refresh_health();
-  return ClusterView{now_us(), &views_, &view_changes_};
+  return ClusterView{now_us(), &views_, &view_changes_, router_->reads_kv_events() ? &kv_events_ : nullptr};
 }
 
 void Driver::schedule(TimeUs at_us, std::function<void()> fn, EventOrder order) {

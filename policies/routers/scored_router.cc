@@ -15,6 +15,7 @@ struct ScorerName {
   ScoredRouter::Kind kind;
 };
 constexpr ScorerName kScorers[] = {{"prefix", ScoredRouter::Kind::kPrefix},
+                                   {"kv_events", ScoredRouter::Kind::kKvEvents},
                                    {"queue", ScoredRouter::Kind::kQueue},
                                    {"running", ScoredRouter::Kind::kRunning},
                                    {"outstanding", ScoredRouter::Kind::kOutstanding},
@@ -43,10 +44,12 @@ int draw(const std::vector<int>& candidates, std::mt19937_64& rng, Weight weight
 }  // namespace
 
 const std::vector<WorkerView>& ViewSnapshot::at(const ClusterView& view) {
-  if (refresh_us_ <= 0) return view.all();
+  refreshed_ = refresh_us_ <= 0;
+  if (refreshed_) return view.all();
   if (taken_us_ < 0 || view.now_us - taken_us_ >= refresh_us_ || copy_.size() != view.size()) {
     copy_ = view.all();
     taken_us_ = view.now_us;
+    refreshed_ = true;
   }
   return copy_;
 }
@@ -123,8 +126,8 @@ ScoredRouter::ScoredRouter(Options options)
 ViewUse ScoredRouter::view_use() const {
   ViewUse use = ViewUse::kMembership;
   for (const Scorer& s : options_.scorers) {
-    const ViewUse reads = s.kind == Kind::kRegistered ? s.registered->view_use()
-                          : s.kind == Kind::kKv      ? ViewUse::kAll
+    const ViewUse reads = s.kind == Kind::kRegistered                       ? s.registered->view_use()
+                          : s.kind == Kind::kKv || s.kind == Kind::kKvEvents ? ViewUse::kAll
                           : s.kind == Kind::kPrefix  ? ViewUse::kMembership
                                                      : ViewUse::kQueues;
     use = std::max(use, reads);
@@ -132,10 +135,16 @@ ViewUse ScoredRouter::view_use() const {
   return use;
 }
 
+bool ScoredRouter::reads_kv_events() const {
+  return std::any_of(options_.scorers.begin(), options_.scorers.end(),
+                     [](const Scorer& s) { return s.kind == Kind::kKvEvents; });
+}
+
 RouteDecision ScoredRouter::route(const Request& request, const ClusterView& view) {
   collect_candidates(request, view, candidates_);
   if (candidates_.empty()) return RouteDecision::reject(no_candidate_reason(request, view));
   const std::vector<WorkerView>& seen = snapshot_.at(view);
+  if (snapshot_.refreshed() && reads_kv_events()) events_.take(view, "policies.router (scored)");
   total_.assign(view.size(), 0.0);
   part_.assign(view.size(), 0.0);
   for (const Scorer& scorer : options_.scorers) {
@@ -162,6 +171,13 @@ RouteDecision ScoredRouter::route(const Request& request, const ClusterView& vie
         }
         break;
       }
+      case Kind::kKvEvents:
+        events_.match(request, candidates_, seen, matched_);
+        for (int w : candidates_) {
+          part_[static_cast<std::size_t>(w)] =
+              request.input_tokens > 0 ? double(matched_[static_cast<std::size_t>(w)]) / double(request.input_tokens) : 0.0;
+        }
+        break;
       case Kind::kQueue: load([](const WorkerView& v) { return double(v.waiting); }); break;
       case Kind::kRunning: load([](const WorkerView& v) { return double(v.running); }); break;
       case Kind::kOutstanding: load([](const WorkerView& v) { return double(v.outstanding()); }); break;
@@ -249,18 +265,29 @@ KvOverlapRouter::Options KvOverlapRouter::read_options(JsonParams& p, std::uint6
   p.require(std::isfinite(o.temperature) && o.temperature >= 0, "temperature", "must be >= 0 (0: the lowest cost)");
   p.get("seed", o.seed);
   read_block_tokens(p, o.block_tokens);
+  p.get("use_kv_events", o.use_kv_events);
   return o;
 }
 
 RouteDecision KvOverlapRouter::route(const Request& request, const ClusterView& view) {
   collect_candidates(request, view, candidates_);
   if (candidates_.empty()) return RouteDecision::reject(no_candidate_reason(request, view));
-  const std::int64_t blocks = index_.match(request, view.size(), matched_);
+  const std::int64_t blocks = std::int64_t{request.input_tokens} / index_.block_tokens();
+  if (options_.use_kv_events) {
+    events_.take(view, "policies.router (kv_overlap)");
+    events_.match(request, candidates_, view.all(), matched_);
+  } else {
+    index_.match(request, view.size(), matched_);
+  }
   cost_.assign(view.size(), 0.0);
   double lo = std::numeric_limits<double>::infinity(), hi = -lo;
   for (int w : candidates_) {
     const WorkerView& v = view[static_cast<std::size_t>(w)];
-    const double prefill = double(blocks - matched_[static_cast<std::size_t>(w)]);
+    // The prompt's blocks the worker would compute, in the router's blocks (the events count tokens).
+    const double matched = options_.use_kv_events
+                               ? double(matched_[static_cast<std::size_t>(w)]) / index_.block_tokens()
+                               : double(matched_[static_cast<std::size_t>(w)]);
+    const double prefill = std::max(0.0, double(blocks) - matched);
     const double active = v.kv_block_tokens > 0
                               ? double(v.kv_blocks_total - v.kv_blocks_free) * v.kv_block_tokens / index_.block_tokens()
                               : 0.0;
@@ -279,7 +306,9 @@ RouteDecision KvOverlapRouter::route(const Request& request, const ClusterView& 
     pick = argmin_from(candidates_, tie_start_, [&](int w) { return cost_[static_cast<std::size_t>(w)]; });
     tie_start_ = pick + 1;
   }
-  index_.record(request, pick, prefix_capacity(view[static_cast<std::size_t>(pick)], index_.block_tokens()));
+  if (!options_.use_kv_events) {
+    index_.record(request, pick, prefix_capacity(view[static_cast<std::size_t>(pick)], index_.block_tokens()));
+  }
   return RouteDecision::to(pick);
 }
 

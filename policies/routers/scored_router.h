@@ -13,6 +13,7 @@
 #include "policies/registry.h"
 #include "policies/route_scorer.h"
 #include "policies/router.h"
+#include "policies/routers/kv_event_index.h"
 #include "policies/routers/prefix_index.h"
 
 namespace twinfer {
@@ -25,9 +26,13 @@ class ViewSnapshot {
  public:
   explicit ViewSnapshot(TimeUs refresh_us = 0) : refresh_us_(refresh_us) {}
   const std::vector<WorkerView>& at(const ClusterView& view);
+  // True when the last at() took a new copy (always with refresh 0): a router that keeps more of
+  // the workers' signals (their KV events) takes them then, so that they are as stale as the views.
+  bool refreshed() const { return refreshed_; }
 
  private:
   TimeUs refresh_us_;
+  bool refreshed_ = false;
   TimeUs taken_us_ = -1;
   std::vector<WorkerView> copy_;
 };
@@ -38,6 +43,9 @@ std::int64_t prefix_capacity(const WorkerView& w, int index_block_tokens);
 
 // Scorers (each in [0, 1], higher is better, over the candidates):
 //   prefix       leading prompt blocks the router sent to the worker before / the prompt's blocks
+//   kv_events    prompt tokens in the leading blocks the worker reported cached in its KV events
+//                (stored, not since evicted) / the prompt's tokens (llm-d's precise prefix-cache
+//                scorer); taken when the views refresh
 //   queue        waiting requests, min-max normalized (llm-d's queue scorer): (max - q) / (max - min)
 //   running      running sequences, min-max normalized
 //   outstanding  waiting + running, min-max normalized
@@ -49,7 +57,7 @@ std::int64_t prefix_capacity(const WorkerView& w, int index_block_tokens);
 // "softmax" (a draw with probabilities exp((score - best) / temperature)).
 class ScoredRouter : public Router {
  public:
-  enum class Kind { kPrefix, kQueue, kRunning, kOutstanding, kKv, kWork, kRegistered };
+  enum class Kind { kPrefix, kKvEvents, kQueue, kRunning, kOutstanding, kKv, kWork, kRegistered };
   struct Scorer {
     Kind kind = Kind::kQueue;
     double weight = 1;
@@ -73,6 +81,7 @@ class ScoredRouter : public Router {
   RouteDecision route(const Request& request, const ClusterView& view) override;
   std::string name() const override { return "scored"; }
   ViewUse view_use() const override;
+  bool reads_kv_events() const override;
 
   // The candidates' total scores of the last decision, by worker index (for tests and notebooks).
   const std::vector<double>& last_scores() const { return total_; }
@@ -83,6 +92,7 @@ class ScoredRouter : public Router {
 
   Options options_;
   PrefixIndex index_;
+  KvEventIndex events_;
   ViewSnapshot snapshot_;
   std::mt19937_64 rng_;
   int tie_start_ = 0;
@@ -122,7 +132,9 @@ class CacheAwareRouter : public Router {
 // Dynamo's KV router cost: overlap_score_weight * (the prompt's blocks the worker would compute:
 // its blocks less the overlap the router's index finds) + the worker's KV blocks in use (decode
 // load), in the index's blocks; the lowest cost at temperature 0, else a draw with probabilities
-// exp(-normalized cost / temperature) (costs normalized to [0, 1] over the candidates).
+// exp(-normalized cost / temperature) (costs normalized to [0, 1] over the candidates). With
+// use_kv_events (Dynamo's default) the overlap is what the workers' KV events say they hold, in
+// their own blocks, else what the router sent where.
 class KvOverlapRouter : public Router {
  public:
   struct Options {
@@ -130,6 +142,7 @@ class KvOverlapRouter : public Router {
     double temperature = 0;
     std::uint64_t seed = 1;
     int block_tokens = 16;
+    bool use_kv_events = false;
   };
   static Options read_options(JsonParams& p, std::uint64_t default_seed);
 
@@ -137,10 +150,12 @@ class KvOverlapRouter : public Router {
   RouteDecision route(const Request& request, const ClusterView& view) override;
   std::string name() const override { return "kv_overlap"; }
   ViewUse view_use() const override { return ViewUse::kAll; }
+  bool reads_kv_events() const override { return options_.use_kv_events; }
 
  private:
   Options options_;
   PrefixIndex index_;
+  KvEventIndex events_;
   std::mt19937_64 rng_;
   int tie_start_ = 0;
   std::vector<int> candidates_;

@@ -217,7 +217,7 @@ void EmbeddedRouter::fire_due(TimeUs now) {
     if (fault_at == first) {
       apply_fault(fault_events_[next_fault_++], now);
     } else if (arrival_at == first) {
-      dispatcher_->arrive(requests_[next_arrival_++].id, ClusterView{now, &views(now)});
+      dispatcher_->arrive(requests_[next_arrival_++].id, cluster_view(now));
     } else if (timer_at == first) {
       Timer t = timers_.top();
       timers_.pop();
@@ -237,6 +237,18 @@ void EmbeddedRouter::fire_due(TimeUs now) {
   health_.refresh(now);
   fail_unreachable(now);
   stop_drained(now);
+}
+
+ClusterView EmbeddedRouter::cluster_view(TimeUs now) {
+  ClusterView view{now, &views(now)};
+  if (parts_.policies->router->reads_kv_events()) view.kv_events = &kv_events_;
+  return view;
+}
+
+void EmbeddedRouter::KvEvents::take(int worker, std::vector<KvEvent>& out) {
+  const auto w = static_cast<std::size_t>(worker);
+  if (cursors.size() < router->workers_.size()) cursors.resize(router->workers_.size());
+  if (router->alive_[w] && !router->links_.partitioned(worker)) router->workers_[w]->read_kv_events(cursors[w], out);
 }
 
 std::vector<WorkerView>& EmbeddedRouter::views(TimeUs now) {

@@ -170,7 +170,9 @@ class EmbeddedRouter : private Carrier {
   void take_mail(TimeUs now);
 
   // Carrier.
-  ClusterView view() override { return ClusterView{now_, &views(now_)}; }
+  ClusterView view() override { return cluster_view(now_); }
+  // The workers' views at `now`, with their KV events when the router reads them.
+  ClusterView cluster_view(TimeUs now);
   void send(const Request& r, int worker, int attempt) override;
   void cancel(RequestId id, int worker) override;
   void at(const DispatchTimer& timer) override;
@@ -222,6 +224,16 @@ class EmbeddedRouter : private Carrier {
   std::vector<WorkerView> last_views_;  // as of the latest heartbeat seen
   std::vector<WorkerView> views_;
   std::vector<std::deque<std::size_t>> held_;      // messages waiting for a partition to heal
+  // The workers' KV events, for a router that reads them: each running, reachable engine's log,
+  // followed with a cursor per worker (a recovered worker's new engine is a new log: the router
+  // starts that worker over).
+  struct KvEvents : KvEventSource {
+    explicit KvEvents(EmbeddedRouter* r) : router(r) {}
+    void take(int worker, std::vector<KvEvent>& out) override;
+    EmbeddedRouter* router;
+    std::vector<KvEventCursor> cursors;
+  };
+  KvEvents kv_events_{this};
 
   WorkerHealth health_;
   LinkFaults links_;

@@ -18,7 +18,9 @@ constexpr double kUtilizationTauUs = 1e6;
 WorkerEngine::WorkerEngine(WorkerParts parts, WorkerCallbacks callbacks)
     : parts_(std::move(parts)),
       callbacks_(std::move(callbacks)),
-      state_(parts_.batcher->kv_capacity(), /*block_tables=*/true) {
+      state_(parts_.batcher->kv_capacity(), /*block_tables=*/true),
+      kv_events_(new_kv_event_log_id()) {
+  state_.record_kv_events(state_.kv().prefix_caching());
   view_.index = parts_.index;
   view_.instance = parts_.instance;
   view_.kv_blocks_total = state_.kv().total();
@@ -165,8 +167,16 @@ void WorkerEngine::end(std::vector<Finished>& ended, TimeUs now) {
   }
 }
 
-void WorkerEngine::publish_view(bool busy, TimeUs now) {
+bool WorkerEngine::read_kv_events(KvEventCursor& cursor, std::vector<KvEvent>& out) const {
   std::lock_guard<std::mutex> lock(mu_);
+  return kv_events_.read(cursor, out);
+}
+
+void WorkerEngine::publish_view(bool busy, TimeUs now) {
+  recorded_.clear();
+  state_.take_kv_events(recorded_);
+  std::lock_guard<std::mutex> lock(mu_);
+  kv_events_.append(recorded_);
   const auto submitted = std::count_if(inbox_.begin(), inbox_.end(), [](const Inbound& m) { return !m.cancel; });
   view_.waiting = static_cast<int>(state_.waiting().size() + std::size_t(submitted));
   view_.running = static_cast<int>(state_.running().size());

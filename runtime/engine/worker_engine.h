@@ -81,6 +81,9 @@ class WorkerEngine {
 
   // Thread-safe snapshot for routers: queue, running, KV, outstanding work, utilization, latency.
   WorkerView view() const;
+  // Thread-safe. With prefix caching, the worker's KV events (blocks cached and evicted) as of its
+  // latest published view, after `cursor` (KvEventLog::read); none without.
+  bool read_kv_events(KvEventCursor& cursor, std::vector<KvEvent>& out) const;
 
   // Thread-safe. From the next step on, each step is followed by a pause of (factor - 1) times its
   // measured duration, so that it takes `factor` times as long (a throttled or sick device).
@@ -127,6 +130,8 @@ class WorkerEngine {
   double slowdown_ = 1;         // guarded by mu_
   bool stopping_ = false;       // guarded by mu_
   WorkerView view_;             // guarded by mu_
+  KvEventLog kv_events_;        // guarded by mu_
+  std::vector<KvEvent> recorded_;  // worker thread only: events on their way to kv_events_
   std::string failure_;         // guarded by mu_
   std::atomic<bool> crashed_{false};
   std::atomic<bool> device_error_{false};

@@ -334,7 +334,9 @@ class RouterServer::Impl : private Carrier {
       views_[w].lifecycle = elastic_->lifecycle(int(w));
       views_[w].ready_since_us = ready_since_us_[w];
     }
-    return ClusterView{now, &views_};
+    ClusterView view{now, &views_};
+    if (router_->reads_kv_events()) view.kv_events = &kv_events_;
+    return view;
   }
 
   void send(const Request& r, int worker, int attempt) override {
@@ -449,6 +451,8 @@ class RouterServer::Impl : private Carrier {
     admission_ = std::move(policies.admission);
     router_ = std::move(policies.router);
     shed_ = std::move(policies.shed);
+    // A new router knows nothing of the workers' caches: its first polls bring them whole.
+    links_.follow_kv_events(router_->reads_kv_events());
   }
 
   // Starts a server generation on `address`; returns its port.
@@ -552,6 +556,13 @@ class RouterServer::Impl : private Carrier {
   std::vector<TimeUs> ready_since_us_;     // per worker: when a cold start made it ready; -1: from the start
   std::vector<Call> calls_;              // by Dispatcher slot
   std::vector<WorkerView> views_;        // the latest view handed to the Dispatcher
+  // The workers' KV events, as the links' State polls bring them (for a router that reads them).
+  struct KvEvents : KvEventSource {
+    explicit KvEvents(WorkerLinks& l) : links(l) {}
+    void take(int worker, std::vector<KvEvent>& out) override { links.take_kv_events(worker, out); }
+    WorkerLinks& links;
+  };
+  KvEvents kv_events_{links_};
   Actions* actions_ = nullptr;           // of the event being handled
   const rpc::InferResult* reply_ = nullptr;  // the worker's answer being handled
   bool accepting_ = false;

@@ -1,5 +1,7 @@
 #include "runtime/rpc/wire.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 
 namespace twinfer::runtime {
@@ -151,6 +153,38 @@ rpc::WorkerState to_wire(const WorkerView& v, TimeUs now_us) {
   m.set_prefix_evictions(v.prefix_evictions);
   m.set_now_us(now_us);
   return m;
+}
+
+void set_kv_events(const std::vector<KvEvent>& events, const KvEventCursor& cursor, rpc::WorkerState& m) {
+  m.mutable_kv_event_keys()->Reserve(static_cast<int>(events.size()));
+  std::string kinds;
+  kinds.reserve(events.size());
+  for (const KvEvent& e : events) {
+    m.add_kv_event_keys(e.key);
+    kinds.push_back(static_cast<char>(e.kind));
+  }
+  m.set_kv_event_kinds(std::move(kinds));
+  m.set_kv_events_log(cursor.log);
+  m.set_kv_events_next(cursor.next);
+}
+
+void get_kv_events(const rpc::WorkerState& m, KvEventCursor& cursor, std::vector<KvEvent>& out) {
+  const std::string& kinds = m.kv_event_kinds();
+  const bool well_formed =
+      static_cast<std::size_t>(m.kv_event_keys_size()) == kinds.size() &&
+      std::all_of(kinds.begin(), kinds.end(), [](char k) {
+        return static_cast<std::uint8_t>(k) <= static_cast<std::uint8_t>(KvEventKind::kCleared);
+      });
+  if (!well_formed) {
+    // Forget the worker's cache and read it whole at the next answer.
+    out.push_back(KvEvent{0, KvEventKind::kCleared});
+    cursor = KvEventCursor{};
+    return;
+  }
+  for (int i = 0; i < m.kv_event_keys_size(); ++i) {
+    out.push_back(KvEvent{m.kv_event_keys(i), static_cast<KvEventKind>(kinds[static_cast<std::size_t>(i)])});
+  }
+  cursor = KvEventCursor{m.kv_events_log(), m.kv_events_next()};
 }
 
 void fill_view(const rpc::WorkerState& m, WorkerView& v) {

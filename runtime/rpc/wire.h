@@ -64,6 +64,13 @@ rpc::WorkerState to_wire(const WorkerView& view, TimeUs now_us);
 // Fills the load fields of `view` (not index, instance or health).
 void fill_view(const rpc::WorkerState& state, WorkerView& view);
 
+// KV events into a State answer (keys, kinds and the cursor after them), and back: appends the
+// answer's events to `out` and moves `cursor` to the answer's. A malformed answer (a kind byte that
+// is no kind, keys and kinds of different counts) appends a cleared event and resets `cursor`, so
+// that the next answer carries the worker's whole cache.
+void set_kv_events(const std::vector<KvEvent>& events, const KvEventCursor& cursor, rpc::WorkerState& state);
+void get_kv_events(const rpc::WorkerState& state, KvEventCursor& cursor, std::vector<KvEvent>& out);
+
 rpc::Batch to_wire(const BatchRecord& batch);
 BatchRecord from_wire(const rpc::Batch& batch);
 

@@ -16,7 +16,7 @@ std::chrono::system_clock::time_point after_ms(int ms) {
 // One State call in flight; deleted when answered.
 struct StateCall {
   grpc::ClientContext context;
-  rpc::Empty empty;
+  rpc::StateQuery query;
   rpc::WorkerState state;
   grpc::Status status;
   int worker = 0;
@@ -80,7 +80,7 @@ void WorkerLinks::start() {
     c->context.set_wait_for_ready(true);
     c->context.set_deadline(after_ms(options_.connect_timeout_ms));
     authorize(c->context);
-    links_[w]->heartbeat_stub->async()->State(&c->context, &c->empty, &c->state, [&, w](grpc::Status s) {
+    links_[w]->heartbeat_stub->async()->State(&c->context, &c->query, &c->state, [&, w](grpc::Status s) {
       std::lock_guard<std::mutex> lock(done_mu);
       results[w] = std::move(s);
       ++done;
@@ -103,7 +103,7 @@ void WorkerLinks::start() {
       std::fprintf(stderr, "twinfer serve: worker %zu (%s) did not answer at startup: %s\n", w,
                    links_[w]->address.c_str(), results[w].error_message().c_str());
     }
-    polled(int(w), results[w], calls[w]->state, 0);
+    polled(int(w), results[w], calls[w]->query, calls[w]->state, 0);
   }
   std::lock_guard<std::mutex> lock(mu_);
   stopping_ = false;
@@ -122,7 +122,7 @@ void WorkerLinks::take_beats() {
     // hand-off through the queue is invisible to ThreadSanitizer).
     { std::lock_guard<std::mutex> lock(mu_); }
     std::unique_ptr<StateCall> call(static_cast<StateCall*>(tag));
-    polled(call->worker, call->status, call->state, call->work_sent_us);
+    polled(call->worker, call->status, call->query, call->state, call->work_sent_us);
     std::lock_guard<std::mutex> lock(mu_);
     links_[std::size_t(call->worker)]->polling = false;
     if (--polls_pending_ == 0) cv_.notify_all();
@@ -180,12 +180,19 @@ void WorkerLinks::poll(int w, TimeUs work_sent_us) {
   authorize(call->context);
   // Under mu_ (see take_beats()); the queue's calls run no code of ours in this thread.
   std::lock_guard<std::mutex> lock(mu_);
-  call->reader = links_[std::size_t(w)]->heartbeat_stub->PrepareAsyncState(&call->context, call->empty, &beat_cq_);
+  Link& link = *links_[std::size_t(w)];
+  if (options_.kv_events) {
+    call->query.set_kv_events(true);
+    call->query.set_kv_events_log(link.kv_cursor.log);
+    call->query.set_kv_events_next(link.kv_cursor.next);
+  }
+  call->reader = link.heartbeat_stub->PrepareAsyncState(&call->context, call->query, &beat_cq_);
   call->reader->StartCall();
   call->reader->Finish(&call->state, &call->status, call);  // take_beats() handles the answer
 }
 
-void WorkerLinks::polled(int w, const grpc::Status& s, const rpc::WorkerState& state, TimeUs work_sent_us) {
+void WorkerLinks::polled(int w, const grpc::Status& s, const rpc::StateQuery& query, const rpc::WorkerState& state,
+                         TimeUs work_sent_us) {
   std::lock_guard<std::mutex> lock(mu_);
   Link& link = *links_[w];
   // A failed poll is a missed heartbeat; the monitor counts the misses by time.
@@ -200,6 +207,10 @@ void WorkerLinks::polled(int w, const grpc::Status& s, const rpc::WorkerState& s
     link.poll_failed = false;
     grpc::experimental::ChannelResetConnectionBackoff(link.channel.get());
     link.channel->GetState(/*try_to_connect=*/true);
+  }
+  // Events that follow the cursor the link still has (not one that follow_kv_events() reset since).
+  if (query.kv_events() && query.kv_events_log() == link.kv_cursor.log && query.kv_events_next() == link.kv_cursor.next) {
+    get_kv_events(state, link.kv_cursor, link.kv_events);
   }
   const TimeUs now = monotonic_now_us();
   // A failed worker still answers until it exits: its answer is no heartbeat.
@@ -246,6 +257,22 @@ std::vector<std::shared_ptr<grpc::ClientContext>> WorkerLinks::refresh_health(Ti
     }
   }
   return lost;
+}
+
+void WorkerLinks::follow_kv_events(bool on) {
+  std::lock_guard<std::mutex> lock(mu_);
+  options_.kv_events = on;
+  for (auto& link : links_) {
+    link->kv_cursor = KvEventCursor{};
+    link->kv_events.clear();
+  }
+}
+
+void WorkerLinks::take_kv_events(int w, std::vector<KvEvent>& out) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<KvEvent>& events = links_[std::size_t(w)]->kv_events;
+  out.insert(out.end(), events.begin(), events.end());
+  events.clear();
 }
 
 std::vector<WorkerView> WorkerLinks::views() const {

@@ -17,6 +17,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "policies/cluster_view.h"
+#include "policies/kv_events.h"
 #include "serving/health/worker_health.h"
 #include "runtime/rpc/transport_security.h"
 #include "runtime/rpc/twinfer.grpc.pb.h"
@@ -28,6 +29,7 @@ struct LinkOptions {
   int state_timeout_ms = 2000;  // deadline of one State call (a missing answer is a missed heartbeat)
   int connect_timeout_ms = 10000;  // start(): how long to wait for every worker's first answer
   bool log = true;              // report health changes on stderr
+  bool kv_events = false;       // State polls also bring each worker's KV events (take_kv_events)
   HealthOptions health;         // heartbeats (from State answers) and circuit breakers
   TransportSecurity security;   // TLS to the workers (ca_file) and the token every call carries
 };
@@ -67,6 +69,12 @@ class WorkerLinks {
   // probe room is shown up, so that routers send it the probes that may close the breaker). Load
   // combines the latest poll with the router's own count of requests in flight, which moves at once.
   std::vector<WorkerView> views() const;
+  // From now on State polls bring each worker's KV events (on), or not; either way every worker's
+  // events are read from the start again (its whole cache first).
+  void follow_kv_events(bool on);
+  // With LinkOptions::kv_events (or follow_kv_events(true)): appends worker w's KV events that State polls brought since the
+  // last call to `out`, in order.
+  void take_kv_events(int worker, std::vector<KvEvent>& out);
 
   // A request of predicted `work_us` was forwarded to `worker` on `call`. While it is pending the
   // call is cancelled if the worker's heartbeats stop (failed() then returns why).
@@ -130,13 +138,16 @@ class WorkerLinks {
     TimeUs busy_us = 0;
     std::string failure;  // as the latest State answer reported it
     bool poll_failed = false;  // the latest State poll failed
+    KvEventCursor kv_cursor;        // how far the polls read the worker's KV events
+    std::vector<KvEvent> kv_events;  // brought by polls, not yet taken
   };
 
   void poll_loop();
   void take_beats();
   // REQUIRES: mu_ not held (it takes mu_ to hand the call to take_beats()).
   void poll(int worker, TimeUs work_sent_us);
-  void polled(int worker, const grpc::Status& status, const rpc::WorkerState& state, TimeUs work_sent_us);
+  void polled(int worker, const grpc::Status& status, const rpc::StateQuery& query, const rpc::WorkerState& state,
+              TimeUs work_sent_us);
   // Logs the health transitions since the last call and returns the calls in flight on workers
   // whose heartbeats stopped, for the caller to cancel once it released mu_ (cancelling may run
   // their callbacks in the calling thread). REQUIRES: mu_ held.

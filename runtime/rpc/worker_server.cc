@@ -153,10 +153,16 @@ class WorkerServer::Impl final : public rpc::Worker::CallbackService {
     return reactor;
   }
 
-  grpc::ServerUnaryReactor* State(grpc::CallbackServerContext* context, const rpc::Empty*,
+  grpc::ServerUnaryReactor* State(grpc::CallbackServerContext* context, const rpc::StateQuery* query,
                                   rpc::WorkerState* state) override {
     if (auto* refused = refuse_unauthenticated(context, options_.security.token)) return refused;
     *state = to_wire(engine_->view(), clock_.now_us());
+    if (query->kv_events()) {
+      KvEventCursor cursor{query->kv_events_log(), query->kv_events_next()};
+      std::vector<KvEvent> events;
+      engine_->read_kv_events(cursor, events);
+      set_kv_events(events, cursor, *state);
+    }
     // The router's servable check needs the block size to tell what can never fit.
     if (kv_.blocks_total > 0) state->set_kv_block_tokens(kv_.block_tokens);
     state->set_busy_us(busy_us_.load());  // what elastic pools' autoscalers measure utilization by

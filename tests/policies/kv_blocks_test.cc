@@ -265,8 +265,12 @@ TEST(WorkerStatePrefixTest, AWholePromptHitStillComputesItsLastToken) {
 
 // Runs `trace` (arrivals in order) through a continuous batcher with prefix caching to the end,
 // checking the pool's counts after every step; returns the cached tokens of each request.
+// With `events`, the worker records its KV events, checked after every step against the keys it
+// caches (each stored key new, each removed key held, as many held as the pool has cached), and
+// appended to `events`.
 std::map<RequestId, std::int32_t> run_all(const std::vector<Request>& trace, std::int64_t blocks, bool use_steady,
-                                          std::vector<std::vector<KvBlocks::BlockId>>* tables = nullptr) {
+                                          std::vector<std::vector<KvBlocks::BlockId>>* tables = nullptr,
+                                          std::vector<KvEvent>* events = nullptr) {
   ContinuousOptions o;
   o.max_num_batched_tokens = 256;
   o.max_num_seqs = 8;
@@ -275,6 +279,8 @@ std::map<RequestId, std::int32_t> run_all(const std::vector<Request>& trace, std
   o.prefix_caching = true;
   ContinuousBatcher batcher(o);
   WorkerState state(batcher.kv_capacity());
+  state.record_kv_events(events != nullptr);
+  std::set<std::uint64_t> held;
   std::map<RequestId, std::int32_t> cached;
   std::size_t next = 0;
   TimeUs now = 0;
@@ -304,6 +310,17 @@ std::map<RequestId, std::int32_t> run_all(const std::vector<Request>& trace, std
     }
     for (const auto& h : holders) EXPECT_EQ(state.kv().refs(h.first), h.second);
     EXPECT_EQ(state.kv().free() + static_cast<std::int64_t>(holders.size()), state.kv().total());
+    if (events) {
+      const std::size_t seen = events->size();
+      state.take_kv_events(*events);
+      for (std::size_t i = seen; i < events->size(); ++i) {
+        const KvEvent& e = (*events)[i];
+        if (e.kind == KvEventKind::kStored) EXPECT_TRUE(held.insert(e.key).second) << "stored twice: " << e.key;
+        if (e.kind == KvEventKind::kRemoved) EXPECT_EQ(held.erase(e.key), 1u) << "removed, not held: " << e.key;
+        EXPECT_NE(e.kind, KvEventKind::kCleared);
+      }
+      EXPECT_EQ(static_cast<std::int64_t>(held.size()), state.kv().cached());
+    }
     if (::testing::Test::HasFailure()) break;
   }
   EXPECT_TRUE(state.empty());
@@ -338,6 +355,53 @@ TEST(WorkerStatePrefixTest, RefcountsNeverLeakOverRandomConversationsWithEvictio
     EXPECT_EQ(cached.size(), trace.size());
     if (HasFailure()) return;
   }
+}
+
+TEST(KvEventsTest, EventsFollowTheCachedKeysThroughEvictionAndPreemptionAndChangeNoDecision) {
+  for (std::uint64_t seed = 1; seed <= 10; ++seed) {
+    SCOPED_TRACE(seed);
+    const auto trace = random_conversations(seed, 60);
+    std::vector<KvEvent> events;
+    const auto with = run_all(trace, 24, false, nullptr, &events);
+    EXPECT_EQ(with, run_all(trace, 24, false));
+    const auto removed = std::count_if(events.begin(), events.end(), [](const KvEvent& e) { return e.kind == KvEventKind::kRemoved; });
+    EXPECT_GT(removed, 0) << "24 blocks should evict";
+    EXPECT_GT(static_cast<std::int64_t>(events.size()) - removed, removed);
+    if (HasFailure()) return;
+  }
+}
+
+TEST(KvEventsTest, RecordedInOrderOnlyWhenAskedAndAClearedWorkerSaysSo) {
+  KvBlocks off(KvCapacity{2, 16, true});
+  off.cache(off.allocate(), 7);
+  std::vector<KvEvent> events;
+  off.take_events(events);
+  EXPECT_TRUE(events.empty());
+  KvBlocks kv(KvCapacity{2, 16, true});
+  kv.record_events(true);
+  const KvBlocks::BlockId a = kv.allocate(), b = kv.allocate();
+  kv.cache(a, 100);
+  kv.cache(b, 101);
+  kv.cache(b, 102);  // a block is cached once
+  kv.release(a);
+  kv.release(b);
+  kv.allocate();  // evicts a's key, the least recently freed
+  kv.take_events(events);
+  EXPECT_EQ(events, (std::vector<KvEvent>{{100, KvEventKind::kStored}, {101, KvEventKind::kStored},
+                                          {100, KvEventKind::kRemoved}}));
+  kv.take_events(events);
+  EXPECT_EQ(events.size(), 3u) << "taken events are forgotten";
+  WorkerState state(KvCapacity{8, 16, true});
+  state.record_kv_events(true);
+  state.enqueue(with_ids(make_request(0, 0, 32, 4), {1, 2}), 0);
+  state.begin(iteration({BatchEntry{0, 32, false}}), 0);
+  state.finish(iteration({BatchEntry{0, 32, false}}), 1);
+  state.clear();
+  events.clear();
+  state.take_kv_events(events);
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back(), (KvEvent{0, KvEventKind::kCleared}));
+  EXPECT_EQ(events.size(), 1u) << "what came before the crash is superseded";
 }
 
 TEST(WorkerStatePrefixTest, SteadyDecodeInBulkTakesTheSameBlocksAsStepByStep) {

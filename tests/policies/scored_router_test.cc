@@ -125,7 +125,7 @@ TEST(ScoredRouterTest, BadConfigsNameTheKey) {
     return testing::error_of([&] { router_registry().make(spec, ctx, "policies.router"); });
   };
   EXPECT_EQ(error({{"name", "scored"}, {"scorers", {{{"name", "prefixx"}, {"weight", 1}}}}}),
-            "policies.router (scored).scorers[0].name: unknown scorer 'prefixx'; valid: prefix, queue, running, outstanding, "
+            "policies.router (scored).scorers[0].name: unknown scorer 'prefixx'; valid: prefix, kv_events, queue, running, outstanding, "
             "kv, work");
   EXPECT_EQ(error({{"name", "scored"}, {"scorers", {{{"name", "queue"}, {"weight", -1}}}}}),
             "policies.router (scored).scorers[0].weight: must be >= 0");
@@ -210,7 +210,7 @@ TEST(ScoredRouterTest, RegisteredScorersAreWeightedWithTheBuiltInOnesAndCheckedW
   EXPECT_EQ(error(json::array({{{"name", "favourite"}, {"weight", "heavy"}}})),
             "policies.router (scored).scorers[0].weight: expected a number, got \"heavy\"");
   // The valid names include the registered ones.
-  EXPECT_NE(error(json::array({{{"name", "favorite"}}})).find("valid: prefix, queue, running, outstanding, kv, work, favourite"),
+  EXPECT_NE(error(json::array({{{"name", "favorite"}}})).find("valid: prefix, kv_events, queue, running, outstanding, kv, work, favourite"),
             std::string::npos);
 }
 

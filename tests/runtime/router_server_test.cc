@@ -79,7 +79,7 @@ struct Cluster {
       auto ch = grpc::CreateChannel(w->address(), grpc::InsecureChannelCredentials());
       auto s = rpc::Worker::NewStub(ch);
       grpc::ClientContext c;
-      rpc::Empty e;
+      rpc::StateQuery e;
       rpc::WorkerState st;
       if (s->State(&c, e, &st).ok()) n += st.waiting() + st.running();
     }
@@ -423,7 +423,7 @@ TEST(RouterProtection, AFailedWorkerDropsWhatItRanAndReturnsTheRest) {
   EXPECT_EQ(returned, 5);
   rpc::WorkerState state;
   grpc::ClientContext c;
-  ASSERT_TRUE(worker->State(&c, rpc::Empty(), &state).ok());
+  ASSERT_TRUE(worker->State(&c, rpc::StateQuery(), &state).ok());
   EXPECT_EQ(state.failure(), failure);
   EXPECT_EQ(state.kv_blocks_free(), state.kv_blocks_total());
   // Reported once the engine gave back what it held (the answers above may come first).
@@ -508,6 +508,64 @@ TEST(RouterPrefixCache, HashIdsTravelTheCachedTokensComeBackAndTheCountersShowTh
     }
   }
   EXPECT_EQ(hits, cached);
+}
+
+// llm-d's precise prefix scoring over gRPC: the workers' KV events come with their state reports,
+// and the router sends a prompt to the worker that reports its prefix cached, also after the router
+// restarts (its first polls bring each worker's whole cache).
+TEST(RouterPrefixCache, TheKvEventsScorerFollowsTheBlocksTheWorkersReport) {
+  Cluster cluster(testing::cpu_tiny_config(three_workers(
+      {"policies.batcher.prefix_caching=true", "policies.router.name=scored",
+       R"(policies.router.scorers=[{"name": "kv_events", "weight": 1}])"})));
+  const auto prompt = [](std::uint64_t id, std::uint64_t last) {
+    rpc::InferRequest q = Cluster::request(id, 80, 2);
+    for (std::uint64_t h : {11u, 12u, 13u, 14u}) q.add_hash_ids(h);
+    q.add_hash_ids(last);
+    q.set_hash_block_tokens(16);
+    return q;
+  };
+  rpc::InferResult first;
+  ASSERT_TRUE(cluster.infer(prompt(1, 100), first).ok());
+  ASSERT_EQ(first.outcome(), rpc::COMPLETED) << first.reason();
+  const int holder = first.worker();
+  // The worker reports the prompt's blocks to any reader: a cleared event, then the keys it caches.
+  {
+    auto worker = rpc::Worker::NewStub(
+        grpc::CreateChannel(cluster.workers[std::size_t(holder)]->address(), grpc::InsecureChannelCredentials()));
+    rpc::StateQuery query;
+    query.set_kv_events(true);
+    rpc::WorkerState state;
+    // The worker publishes its events with its view, just after the step that answered.
+    for (int tries = 0; tries < 100 && state.kv_event_keys_size() < 6; ++tries) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      grpc::ClientContext c;
+      ASSERT_TRUE(worker->State(&c, query, &state).ok());
+    }
+    ASSERT_EQ(state.kv_event_keys_size(), 6) << "cleared, then the 80-token prompt's five full blocks";
+    ASSERT_EQ(state.kv_event_kinds().size(), 6u);
+    EXPECT_EQ(state.kv_event_kinds()[0], char(KvEventKind::kCleared));
+    for (std::size_t i = 1; i < 6; ++i) EXPECT_EQ(state.kv_event_kinds()[i], char(KvEventKind::kStored)) << i;
+    EXPECT_NE(state.kv_events_log(), 0u);
+  }
+  const auto followed = [&](std::uint64_t from) {
+    int same = 0;
+    for (std::uint64_t id = from; id < from + 6; ++id) {
+      rpc::InferResult r;
+      EXPECT_TRUE(cluster.infer(prompt(id, 100 + id), r).ok());
+      EXPECT_EQ(r.outcome(), rpc::COMPLETED) << r.reason();
+      same += r.worker() == holder ? 1 : 0;
+      EXPECT_EQ(r.cached_tokens(), r.worker() == holder ? 64 : 0);
+    }
+    return same;
+  };
+  // The polls bring the events within a few milliseconds; a round robin over ties would send
+  // two of six to the holder.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(followed(10), 6);
+  cluster.router->stop_for_restart();
+  cluster.router->start_after_restart();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(followed(20), 6);
 }
 
 }  // namespace

@@ -158,7 +158,7 @@ TEST(TransportSecurity, AWorkerRefusesCallsWithoutTheToken) {
   }
   grpc::ClientContext context;
   rpc::WorkerState state;
-  EXPECT_EQ(worker->State(&context, rpc::Empty(), &state).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(worker->State(&context, rpc::StateQuery(), &state).error_code(), grpc::StatusCode::UNAUTHENTICATED);
 }
 
 TEST(TransportSecurity, MetricsNeedTheTokenOverHttpsAndHealthzIsOpen) {

@@ -134,6 +134,47 @@ TEST_F(TwinPrefix, SimAndRunFindTheSameCachedTokensPerRequestWithAndWithoutEvict
   EXPECT_LT(cached_total[1], cached_total[0]) << "the small cache should have evicted prefixes that were found again";
 }
 
+// A router that reads the workers' KV events (llm-d's precise prefix scorer; Dynamo's KV router
+// with its events) decides on the same cache contents in both: the simulator hands the events over
+// as they happen, the runtime's workers publish them with their views. Each request runs alone, so
+// both have seen every event of the requests before it.
+TEST_F(TwinPrefix, RoutersReadingKvEventsRouteAndHitAlikeInSimAndRun) {
+  const std::vector<std::pair<std::string, std::vector<std::string>>> routers = {
+      {"scored",
+       {"policies.router.name=scored",
+        R"(policies.router.scorers=[{"name": "kv_events", "weight": 1}, {"name": "queue", "weight": 0.1}])"}},
+      {"kv_overlap", {"policies.router.name=kv_overlap", "policies.router.use_kv_events=true"}}};
+  for (const std::string blocks : {"1024", "28"}) {
+    const auto rr = run_command("sim", "rr" + blocks, {"policies.router.name=round_robin", "policies.batcher.kv_blocks=" + blocks});
+    long long rr_cached = 0;
+    for (const auto& [id, ended] : rr) rr_cached += ended.second;
+    for (const auto& [name, router_sets] : routers) {
+      SCOPED_TRACE(name + ", " + blocks + " blocks");
+      std::vector<std::string> sets = router_sets;
+      sets.push_back("policies.batcher.kv_blocks=" + blocks);
+      const auto simulated = run_command("sim", "sim_" + name + blocks, sets);
+      ASSERT_EQ(simulated.size(), 24u);
+      long long cached = 0;
+      for (const auto& [id, ended] : simulated) {
+        EXPECT_EQ(ended.first, "completed") << "request " << id;
+        cached += ended.second;
+      }
+      // Turns follow their history to the worker that holds it; round robin splits them.
+      if (blocks == "1024") EXPECT_GT(cached, rr_cached);
+      const auto real = run_command("run", "run_" + name + blocks, sets);
+      EXPECT_EQ(real, simulated);
+      // The same workers found the same prefixes.
+      const nlohmann::json sim_summary = summary_in("sim_" + name + blocks);
+      const nlohmann::json run_summary = summary_in("run_" + name + blocks);
+      EXPECT_EQ(run_summary["prefix_cache"], sim_summary["prefix_cache"]);
+      ASSERT_EQ(run_summary["workers"].size(), 2u);
+      for (std::size_t w = 0; w < 2; ++w) {
+        EXPECT_EQ(run_summary["workers"][w]["prefix_cache"], sim_summary["workers"][w]["prefix_cache"]) << "worker " << w;
+      }
+    }
+  }
+}
+
 TEST_F(TwinPrefix, OneWorkerKeepingEverythingHitsWhatTraceInfoPredicts) {
   ASSERT_EQ(children_->run({"trace", "info", "--trace", trace_, "--block-tokens", "16"}, "info.log", 60), 0);
   const std::string info = children_->log("info.log");
