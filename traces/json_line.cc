@@ -228,6 +228,12 @@ std::string_view json_first_element(const JsonMember& member) {
   return trim(inner.substr(0, end));
 }
 
+void require_json_kind(const JsonMember& member, JsonKind kind, const LineLocation& at) {
+  if (member.kind != kind) {
+    at.fail(member.key, std::string("expected ") + json_kind_name(kind) + ", got " + json_kind_name(member.kind));
+  }
+}
+
 const char* json_kind_name(JsonKind kind) {
   switch (kind) {
     case JsonKind::kString: return "a string";

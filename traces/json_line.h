@@ -54,4 +54,13 @@ std::string_view json_first_element(const JsonMember& member);
 // The JSON name of a kind, for error messages ("a string", "an array", ...).
 const char* json_kind_name(JsonKind kind);
 
+// Fails at `at`, naming the member's key, unless the member is of `kind` ("expected an array, got
+// a string").
+void require_json_kind(const JsonMember& member, JsonKind kind, const LineLocation& at);
+
+// The raw text between an array member's brackets. Precondition: member.kind == kArray.
+inline std::string_view json_array_elements(const JsonMember& member) {
+  return std::string_view(member.raw).substr(1, member.raw.size() - 2);
+}
+
 }  // namespace twinfer

@@ -21,18 +21,12 @@ std::size_t key_index(std::string_view key) {
   return kKeys;
 }
 
-void require_kind(const JsonMember& member, JsonKind kind, const LineLocation& at) {
-  if (member.kind != kind) {
-    at.fail(member.key, std::string("expected ") + json_kind_name(kind) + ", got " + json_kind_name(member.kind));
-  }
-}
-
 // The ids between the array's brackets. The first names the first prefix-cache block, so requests
 // that share a prompt prefix also share a session key ("h<first id>") and session-affinity routing
 // keeps them on one worker.
 std::vector<std::uint64_t> hash_ids_of(const JsonMember& member, const LineLocation& at) {
-  require_kind(member, JsonKind::kArray, at);
-  return parse_hash_id_list(member.raw.substr(1, member.raw.size() - 2), ',', member.key, at);
+  require_json_kind(member, JsonKind::kArray, at);
+  return parse_hash_id_list(json_array_elements(member), ',', member.key, at);
 }
 
 Request parse_mooncake_object(const std::vector<JsonMember>& members, const LineLocation& at, SharedStrings& sessions,
@@ -50,7 +44,7 @@ Request parse_mooncake_object(const std::vector<JsonMember>& members, const Line
       if (!ids.empty()) r.session = sessions("h" + std::to_string(ids.front()));
       continue;
     }
-    require_kind(member, JsonKind::kNumber, at);
+    require_json_kind(member, JsonKind::kNumber, at);
     if (key == kTimestamp) r.arrival_us = parse_ms_as_us(member.raw, member.key, at);
     if (key == kInputLength) r.input_tokens = parse_token_count(member.raw, member.key, at);
     if (key == kOutputLength) r.output_tokens = parse_token_count(member.raw, member.key, at);

@@ -80,16 +80,16 @@ void set_json_member(NativeRow& row, std::size_t column, const JsonMember& membe
   const bool is_string_column = column == kModel || column == kSession;
   if (member.kind == JsonKind::kNull && column >= kModel) return;  // an optional key left at its default
   if (is_string_column) {
-    if (member.kind != JsonKind::kString) at.fail(member.key, std::string("expected a string, got ") + json_kind_name(member.kind));
+    require_json_kind(member, JsonKind::kString, at);
     (column == kModel ? row.request.model : row.request.session) = names(json_string_value(member, at));
     return;
   }
   if (column == kHashIds) {
-    if (member.kind != JsonKind::kArray) at.fail(member.key, std::string("expected an array, got ") + json_kind_name(member.kind));
-    row.hash_ids = parse_hash_id_list(member.raw.substr(1, member.raw.size() - 2), ',', member.key, at);
+    require_json_kind(member, JsonKind::kArray, at);
+    row.hash_ids = parse_hash_id_list(json_array_elements(member), ',', member.key, at);
     return;
   }
-  if (member.kind != JsonKind::kNumber) at.fail(member.key, std::string("expected a number, got ") + json_kind_name(member.kind));
+  require_json_kind(member, JsonKind::kNumber, at);
   row.set_number(column, member.raw, at);
 }
 
