@@ -1,5 +1,7 @@
 #include "serving/run_policies.h"
 
+#include "core/error.h"
+
 namespace twinfer {
 
 RunPolicies make_run_policies(const RunConfig& config, std::uint64_t seed) {
@@ -13,6 +15,17 @@ RunPolicies make_run_policies(const RunConfig& config, std::uint64_t seed) {
   p.admission = admission_registry().make(config.admission, ctx, "policies.admission");
   p.router = router_registry().make(config.router, ctx, "policies.router");
   p.shed = admission_registry().make(config.protection.shed, ctx, "protection.shed");
+  if (p.router->reads_kv_events()) {
+    // KV events come from prefix caches: without one the router would score on nothing.
+    bool caching = false;
+    for (const InstanceSpec& inst : config.cluster.instances) {
+      caching = caching || make_worker_batcher(config, inst, *p.cost, seed)->kv_capacity().prefix_caching;
+    }
+    if (!caching) {
+      throw Error("policies.router (" + p.router->name() +
+                  "): reads the workers' KV events, but no worker caches prefixes (policies.batcher.prefix_caching)");
+    }
+  }
   return p;
 }
 

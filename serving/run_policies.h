@@ -21,7 +21,8 @@ struct RunPolicies {
 
 // Throws twinfer::Error naming the config key (policies.router, ..., protection.shed) on a bad name
 // or parameter.
-// Randomized policies are seeded with `seed`.
+// Randomized policies are seeded with `seed`. A router that reads KV events needs a worker with
+// prefix caching (else twinfer::Error).
 RunPolicies make_run_policies(const RunConfig& config, std::uint64_t seed);
 
 // The batcher of one worker: the config's batcher for `instance`, seeded seed + 1 + its index.

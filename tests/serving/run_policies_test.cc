@@ -43,5 +43,19 @@ TEST(MakeRunPolicies, ShedErrorsNameProtectionShed) {
             std::string::npos);
 }
 
+TEST(MakeRunPolicies, ARouterReadingKvEventsNeedsAWorkerThatCachesPrefixes) {
+  RunConfig c = config_with(nlohmann::json::object());
+  c.router = {{"name", "scored"}, {"scorers", {{{"name", "kv_events"}, {"weight", 1}}}}};
+  c.batcher = {{"name", "continuous"}};
+  EXPECT_EQ(error_of([&] { make_run_policies(c, 1); }),
+            "policies.router (scored): reads the workers' KV events, but no worker caches prefixes "
+            "(policies.batcher.prefix_caching)");
+  c.batcher["prefix_caching"] = true;
+  EXPECT_TRUE(make_run_policies(c, 1).router->reads_kv_events());
+  c.batcher["prefix_caching"] = false;
+  c.router = {{"name", "kv_overlap"}, {"use_kv_events", true}};
+  EXPECT_NE(error_of([&] { make_run_policies(c, 1); }).find("policies.router (kv_overlap): reads"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace twinfer
