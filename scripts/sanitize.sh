@@ -52,8 +52,11 @@ case "${1:-}" in
     # and the threads they use (worker engines crashed and rebuilt, loader threads) are exercised
     # here by the WorkerEngine, elastic and gRPC fault tests. Two of the twelve routers run the
     # embedded router's per-router test (the same threads; the router is single-threaded policy).
-    # The elastic pool's real-time tests are left out as for asan.
-    exclude='^(TwinOutcomes\.|Scenarios/TwinGolden\.|EmbeddedElastic\.(ALoadStep|ADraining|ACanary|AHotSwap)|RpcProcesses\.|RpcFaultsProcesses\.|RpcElasticProcesses\.|BurstProcesses\.|Profiler\.|EmbeddedRouter\.RequestTimeout|RouterProtection\.ARequestPastItsTimeLimit|EmbeddedRouter\.(ACrashed|APartitioned|ASlowed|RouterRestart)|Routers/EmbeddedRouterTest\..*"(consistent_hash|cost_aware|least_outstanding|multi_resource|power_of_two|queue_feedback|random|scored|cache_aware|kv_overlap)")'
+    # The elastic pool's real-time tests are left out as for asan. The twin test of the routers that
+    # read KV events needs each request of its trace to end before the next arrives (0.3 s apart on
+    # the tiny model), which this slowdown breaks; the threads that carry the events (engines
+    # publishing them, routers reading them, over gRPC too) run in RouterPrefixCache.* here.
+    exclude='^(TwinOutcomes\.|TwinPrefix\.RoutersReadingKvEvents|Scenarios/TwinGolden\.|EmbeddedElastic\.(ALoadStep|ADraining|ACanary|AHotSwap)|RpcProcesses\.|RpcFaultsProcesses\.|RpcElasticProcesses\.|BurstProcesses\.|Profiler\.|EmbeddedRouter\.RequestTimeout|RouterProtection\.ARequestPastItsTimeLimit|EmbeddedRouter\.(ACrashed|APartitioned|ASlowed|RouterRestart)|Routers/EmbeddedRouterTest\..*"(consistent_hash|cost_aware|least_outstanding|multi_resource|power_of_two|queue_feedback|random|scored|cache_aware|kv_overlap)")'
     ;;
   *)
     echo "usage: $0 asan|tsan" >&2

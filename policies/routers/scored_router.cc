@@ -120,7 +120,7 @@ ScoredRouter::ScoredRouter(Options options)
       index_(options_.block_tokens),
       snapshot_(static_cast<TimeUs>(std::llround(options_.refresh_ms * 1000.0))),
       rng_(options_.seed) {
-  if (options_.scorers.empty()) options_.scorers = {{Kind::kPrefix, 3}, {Kind::kQueue, 2}};
+  if (options_.scorers.empty()) options_.scorers = {Scorer::of(Kind::kPrefix, 3), Scorer::of(Kind::kQueue, 2)};
 }
 
 ViewUse ScoredRouter::view_use() const {

@@ -63,6 +63,13 @@ class ScoredRouter : public Router {
     double weight = 1;
     std::shared_ptr<RouteScorer> registered;  // kRegistered: the scorer route_scorer_registry() made
     std::string where;                        // kRegistered: its config key, for errors
+    // A built-in scorer.
+    static Scorer of(Kind kind, double weight) {
+      Scorer s;
+      s.kind = kind;
+      s.weight = weight;
+      return s;
+    }
   };
   struct Options {
     std::vector<Scorer> scorers;  // default: prefix 3, queue 2 (llm-d's default profile)

@@ -315,8 +315,12 @@ std::map<RequestId, std::int32_t> run_all(const std::vector<Request>& trace, std
       state.take_kv_events(*events);
       for (std::size_t i = seen; i < events->size(); ++i) {
         const KvEvent& e = (*events)[i];
-        if (e.kind == KvEventKind::kStored) EXPECT_TRUE(held.insert(e.key).second) << "stored twice: " << e.key;
-        if (e.kind == KvEventKind::kRemoved) EXPECT_EQ(held.erase(e.key), 1u) << "removed, not held: " << e.key;
+        if (e.kind == KvEventKind::kStored) {
+          EXPECT_TRUE(held.insert(e.key).second) << "stored twice: " << e.key;
+        }
+        if (e.kind == KvEventKind::kRemoved) {
+          EXPECT_EQ(held.erase(e.key), 1u) << "removed, not held: " << e.key;
+        }
         EXPECT_NE(e.kind, KvEventKind::kCleared);
       }
       EXPECT_EQ(static_cast<std::int64_t>(held.size()), state.kv().cached());

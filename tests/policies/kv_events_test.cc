@@ -156,7 +156,7 @@ TEST(KvEventsScorerTest, FollowsWhatTheWorkersReportNotWhereTheRouterSentAndTake
     return v;
   };
   ScoredRouter::Options o;
-  o.scorers = {{ScoredRouter::Kind::kKvEvents, 1}};
+  o.scorers = {ScoredRouter::Scorer::of(ScoredRouter::Kind::kKvEvents, 1)};
   o.refresh_ms = 50;
   ScoredRouter router(o);
   EXPECT_TRUE(router.reads_kv_events());
@@ -185,7 +185,7 @@ TEST(KvEventsScorerTest, FollowsWhatTheWorkersReportNotWhereTheRouterSentAndTake
   }
   // The approximate scorers read no events.
   ScoredRouter::Options approximate;
-  approximate.scorers = {{ScoredRouter::Kind::kPrefix, 1}};
+  approximate.scorers = {ScoredRouter::Scorer::of(ScoredRouter::Kind::kPrefix, 1)};
   EXPECT_FALSE(ScoredRouter(approximate).reads_kv_events());
 }
 

@@ -49,14 +49,14 @@ TEST(ScoredRouterTest, PrefixAloneFollowsTheConversationAndQueueAloneTheShortest
   ViewBuilder b;
   b.add_worker().add_worker().add_worker();
   ScoredRouter::Options prefix_only;
-  prefix_only.scorers = {{ScoredRouter::Kind::kPrefix, 1}};
+  prefix_only.scorers = {ScoredRouter::Scorer::of(ScoredRouter::Kind::kPrefix, 1)};
   ScoredRouter router(prefix_only);
   const int first = router.route(prompt(1, {1, 2, 3}), b.view()).worker;
   for (int turn = 2; turn < 6; ++turn) {
     EXPECT_EQ(router.route(prompt(static_cast<RequestId>(turn), {1, 2, 3, 40u + turn}), b.view()).worker, first);
   }
   ScoredRouter::Options queue_only;
-  queue_only.scorers = {{ScoredRouter::Kind::kQueue, 1}};
+  queue_only.scorers = {ScoredRouter::Scorer::of(ScoredRouter::Kind::kQueue, 1)};
   ScoredRouter queues(queue_only);
   b.worker(0).waiting = 4;
   b.worker(1).waiting = 1;
@@ -84,7 +84,7 @@ TEST(ScoredRouterTest, AStaleViewPilesOntoTheWorkerThatLookedIdlest) {
   ViewBuilder b;
   b.add_worker().add_worker();
   ScoredRouter::Options o;
-  o.scorers = {{ScoredRouter::Kind::kQueue, 1}};
+  o.scorers = {ScoredRouter::Scorer::of(ScoredRouter::Kind::kQueue, 1)};
   o.refresh_ms = 50;
   ScoredRouter stale(o);
   o.refresh_ms = 0;
@@ -103,7 +103,7 @@ TEST(ScoredRouterTest, SoftmaxDrawsBySeedAndFavoursTheBestScore) {
   b.add_worker().add_worker();
   b.worker(1).waiting = 10;
   ScoredRouter::Options o;
-  o.scorers = {{ScoredRouter::Kind::kQueue, 1}};
+  o.scorers = {ScoredRouter::Scorer::of(ScoredRouter::Kind::kQueue, 1)};
   o.softmax = true;
   o.temperature = 0.25;
   o.seed = 3;

@@ -160,7 +160,9 @@ TEST_F(TwinPrefix, RoutersReadingKvEventsRouteAndHitAlikeInSimAndRun) {
         cached += ended.second;
       }
       // Turns follow their history to the worker that holds it; round robin splits them.
-      if (blocks == "1024") EXPECT_GT(cached, rr_cached);
+      if (blocks == "1024") {
+        EXPECT_GT(cached, rr_cached);
+      }
       const auto real = run_command("run", "run_" + name + blocks, sets);
       EXPECT_EQ(real, simulated);
       // The same workers found the same prefixes.
