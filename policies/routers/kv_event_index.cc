@@ -34,22 +34,20 @@ void KvEventIndex::stored(int worker, std::uint64_t key) {
   holders_[key].push_back(worker);
 }
 
-void KvEventIndex::removed(int worker, std::uint64_t key) {
-  if (keys_[static_cast<std::size_t>(worker)].erase(key) == 0) return;
+void KvEventIndex::drop_holder(int worker, std::uint64_t key) {
   const auto it = holders_.find(key);
   std::vector<int>& holders = it->second;
   holders.erase(std::find(holders.begin(), holders.end(), worker));
   if (holders.empty()) holders_.erase(it);
 }
 
+void KvEventIndex::removed(int worker, std::uint64_t key) {
+  if (keys_[static_cast<std::size_t>(worker)].erase(key) > 0) drop_holder(worker, key);
+}
+
 void KvEventIndex::cleared(int worker) {
   std::unordered_set<std::uint64_t>& keys = keys_[static_cast<std::size_t>(worker)];
-  for (std::uint64_t key : keys) {
-    const auto it = holders_.find(key);
-    std::vector<int>& holders = it->second;
-    holders.erase(std::find(holders.begin(), holders.end(), worker));
-    if (holders.empty()) holders_.erase(it);
-  }
+  for (std::uint64_t key : keys) drop_holder(worker, key);
   keys.clear();
 }
 

@@ -38,6 +38,8 @@ class KvEventIndex {
   void stored(int worker, std::uint64_t key);
   void removed(int worker, std::uint64_t key);
   void cleared(int worker);
+  // Takes `worker` off the holders of `key`, which it holds.
+  void drop_holder(int worker, std::uint64_t key);
 
   std::unordered_map<std::uint64_t, std::vector<int>> holders_;  // key -> workers holding it
   std::vector<std::unordered_set<std::uint64_t>> keys_;          // by worker

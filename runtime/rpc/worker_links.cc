@@ -80,6 +80,7 @@ void WorkerLinks::start() {
     c->context.set_wait_for_ready(true);
     c->context.set_deadline(after_ms(options_.connect_timeout_ms));
     authorize(c->context);
+    // The first contact asks for the view only; the polls that follow bring the KV events.
     links_[w]->heartbeat_stub->async()->State(&c->context, &c->query, &c->state, [&, w](grpc::Status s) {
       std::lock_guard<std::mutex> lock(done_mu);
       results[w] = std::move(s);
@@ -181,7 +182,7 @@ void WorkerLinks::poll(int w, TimeUs work_sent_us) {
   // Under mu_ (see take_beats()); the queue's calls run no code of ours in this thread.
   std::lock_guard<std::mutex> lock(mu_);
   Link& link = *links_[std::size_t(w)];
-  if (options_.kv_events) {
+  if (kv_events_) {
     call->query.set_kv_events(true);
     call->query.set_kv_events_log(link.kv_cursor.log);
     call->query.set_kv_events_next(link.kv_cursor.next);
@@ -261,7 +262,7 @@ std::vector<std::shared_ptr<grpc::ClientContext>> WorkerLinks::refresh_health(Ti
 
 void WorkerLinks::follow_kv_events(bool on) {
   std::lock_guard<std::mutex> lock(mu_);
-  options_.kv_events = on;
+  kv_events_ = on;
   for (auto& link : links_) {
     link->kv_cursor = KvEventCursor{};
     link->kv_events.clear();

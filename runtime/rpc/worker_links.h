@@ -29,7 +29,6 @@ struct LinkOptions {
   int state_timeout_ms = 2000;  // deadline of one State call (a missing answer is a missed heartbeat)
   int connect_timeout_ms = 10000;  // start(): how long to wait for every worker's first answer
   bool log = true;              // report health changes on stderr
-  bool kv_events = false;       // State polls also bring each worker's KV events (take_kv_events)
   HealthOptions health;         // heartbeats (from State answers) and circuit breakers
   TransportSecurity security;   // TLS to the workers (ca_file) and the token every call carries
 };
@@ -72,8 +71,8 @@ class WorkerLinks {
   // From now on State polls bring each worker's KV events (on), or not; either way every worker's
   // events are read from the start again (its whole cache first).
   void follow_kv_events(bool on);
-  // With LinkOptions::kv_events (or follow_kv_events(true)): appends worker w's KV events that State polls brought since the
-  // last call to `out`, in order.
+  // While following them (follow_kv_events(true)): appends worker w's KV events that State polls
+  // brought since the last call to `out`, in order.
   void take_kv_events(int worker, std::vector<KvEvent>& out);
 
   // A request of predicted `work_us` was forwarded to `worker` on `call`. While it is pending the
@@ -138,7 +137,7 @@ class WorkerLinks {
     TimeUs busy_us = 0;
     std::string failure;  // as the latest State answer reported it
     bool poll_failed = false;  // the latest State poll failed
-    KvEventCursor kv_cursor;        // how far the polls read the worker's KV events
+    KvEventCursor kv_cursor;        // how far the polls read the worker's KV events (when kv_events_)
     std::vector<KvEvent> kv_events;  // brought by polls, not yet taken
   };
 
@@ -155,6 +154,7 @@ class WorkerLinks {
   void forget(Link& link, const grpc::ClientContext* call);
 
   LinkOptions options_;
+  bool kv_events_ = false;  // guarded by mu_: State polls bring the workers' KV events (follow_kv_events)
   std::vector<std::unique_ptr<Link>> links_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
