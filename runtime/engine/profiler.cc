@@ -12,6 +12,7 @@
 #include <set>
 #include <thread>
 #include <tuple>
+#include <utility>
 
 #include <unistd.h>
 
@@ -119,11 +120,40 @@ std::vector<ProbeBurst> probe_bursts(const RunConfig& config, const InstanceSpec
 
 namespace {
 
+// Where the instances of one host profiled at once wait for each other after their warm-up, so that
+// their measured bursts run together (the contention they are there to show) however long each took
+// to load its model. Each instance passes exactly once: it arrives, or leaves when it failed first.
+class StartLine {
+ public:
+  explicit StartLine(std::size_t runners) : missing_(runners) {}
+  void arrive() {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (--missing_ == 0) cv_.notify_all();
+    cv_.wait(lock, [&] { return missing_ == 0; });
+  }
+  void leave() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (--missing_ == 0) cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::size_t missing_;
+};
+
 // Feeds one worker engine the bursts, each when the previous one has ended, and returns the steps
-// of all but the first (the warm-up).
+// of all but the first (the warm-up). With a start line, waits there after the warm-up (and leaves
+// it, whatever happens, if it never gets there).
 std::vector<BatchRecord> run_bursts(const RunConfig& config, const InstanceSpec& inst,
                                     const std::vector<ProbeBurst>& bursts, const ProbeOptions& options,
-                                    const Clock& clock, int core) {
+                                    const Clock& clock, int core, StartLine* start_line = nullptr) {
+  struct Pass {
+    StartLine* line;
+    ~Pass() {
+      if (line != nullptr) line->leave();
+    }
+  } pass{start_line};
   RunPolicies policies = make_run_policies(config, options.seed);
   std::mutex mu;
   std::condition_variable cv;
@@ -172,6 +202,10 @@ std::vector<BatchRecord> run_bursts(const RunConfig& config, const InstanceSpec&
     cv.wait(lock, [&] { return ended == submitted || !failure.empty(); });
     if (!failure.empty()) break;
     keep = true;  // from the burst after the warm-up on
+    if (b == 0 && pass.line != nullptr) {
+      lock.unlock();
+      std::exchange(pass.line, nullptr)->arrive();
+    }
   }
   engine.stop();
   if (!failure.empty()) throw Error("profile: " + inst.name + ": a probe request failed: " + failure);
@@ -239,14 +273,17 @@ std::vector<LoggedStep> run_probes(const RunConfig& config_in, const ProbeOption
       std::fprintf(stderr, "profiling the %zu instances of host %s at once\n", host.size(), inst.host.c_str());
     }
     SteadyClock clock;
+    StartLine start_line(host.size());
     std::vector<std::vector<BatchRecord>> records(host.size());
     std::vector<std::string> errors(host.size());
+    std::vector<std::vector<ProbeBurst>> host_bursts;
+    for (const InstanceSpec* other : host) host_bursts.push_back(probe_bursts(config, *other, options));
     std::vector<std::thread> threads;
     for (std::size_t h = 0; h < host.size(); ++h) {
       threads.emplace_back([&, h] {
         try {
-          records[h] = run_bursts(config, *host[h], probe_bursts(config, *host[h], options), options, clock,
-                                  options.pin_threads ? int(h) : -1);
+          records[h] = run_bursts(config, *host[h], host_bursts[h], options, clock, options.pin_threads ? int(h) : -1,
+                                  &start_line);
         } catch (const std::exception& e) {
           errors[h] = e.what();
         }
