@@ -5,8 +5,8 @@
 # tenants' 1,000-token system prompts, conversations of 2 to 12 turns re-sending their history,
 # 300 new tokens a turn (lognormal), 150 out; Llama-3-8B on H100s (configs/gpu64.json with
 # cluster.hosts.0.count = GPUs / 8), continuous batching with 16-token blocks.
-# usage: bench/prefix.sh OUT_DIR [REQUESTS [speed]]   (REQUESTS per routing trace, default 100000;
-#   "speed" adds the one-million-request speed rows)
+# usage: bench/prefix.sh OUT_DIR [REQUESTS [speed|host]]   (REQUESTS per routing trace, default
+#   100000; "speed" adds the one-million-request speed rows; "host" runs only the host-tier rows)
 set -euo pipefail
 out=${1:?usage: bench/prefix.sh OUT_DIR [REQUESTS]}
 requests=${2:-100000}
@@ -14,11 +14,21 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 twinfer=${TWINFER:-$here/build/bin/twinfer}
 mkdir -p "$out"
 
+# gen NAME SEED: the trace of the spec on stdin (unless it was made already).
+gen() {
+  local name=$1 seed=$2
+  if [ -f "$out/$name.csv" ]; then
+    cat > /dev/null
+    return
+  fi
+  cat > "$out/$name.json"
+  "$twinfer" trace gen --spec "$out/$name.json" --seed "$seed" --out "$out/$name.csv" > /dev/null
+}
+
 # trace NAME REQUESTS RATE CONVERSATIONS SEED
 trace() {
   local name=$1 n=$2 rate=$3 conversations=$4 seed=$5
-  [ -f "$out/$name.csv" ] && return
-  cat > "$out/$name.json" <<JSON
+  gen "$name" "$seed" <<JSON
 {"requests": $n, "rate_rps": $rate, "arrival": "poisson",
  "input": {"kind": "lognormal", "mean": 300, "sigma": 1.0, "max": 4000},
  "output": {"kind": "lognormal", "mean": 150, "sigma": 1.0, "max": 2000},
@@ -26,7 +36,20 @@ trace() {
             "conversations": $conversations, "turns": {"kind": "uniform", "min": 2, "max": 12},
             "max_context": 8000}}
 JSON
-  "$twinfer" trace gen --spec "$out/$name.json" --seed "$seed" --out "$out/$name.csv" > /dev/null
+}
+
+# agent NAME REQUESTS RATE CONVERSATIONS SEED: agent loops (30 turns of ~300 tokens of tool output
+# and ~60 out, a 2,000-token system prompt of one of 4 tenants, contexts up to 16,000 tokens).
+agent() {
+  local name=$1 n=$2 rate=$3 conversations=$4 seed=$5
+  gen "$name" "$seed" <<JSON
+{"requests": $n, "rate_rps": $rate, "arrival": "poisson",
+ "input": {"kind": "lognormal", "mean": 300, "sigma": 0.5, "max": 2000},
+ "output": {"kind": "lognormal", "mean": 60, "sigma": 0.5, "max": 400},
+ "prefix": {"block_tokens": 64, "tenants": 4, "system_tokens": {"kind": "constant", "mean": 2000},
+            "conversations": $conversations, "turns": {"kind": "constant", "mean": 30},
+            "max_context": 16000}}
+JSON
 }
 
 # row LABEL TRACE GPUS --set...: one `twinfer sim`, one table row.
@@ -46,8 +69,10 @@ per_worker = [w["completed"] for w in s["workers"]]
 mean = statistics.mean(per_worker)
 cv = statistics.pstdev(per_worker) / mean if mean else 0.0
 pc = s["prefix_cache"]
+host = pc.get("host_cached_tokens", 0)
+from_host = f" ({100 * host / pc['prompt_tokens']:.1f}% from host)" if host else ""
 print(f"| {label} | {gpus} | {s['ttft_ms']['p50']:,.0f} | {s['ttft_ms']['p99']:,.0f} | {s['throughput_rps']:.1f} | "
-      f"{100 * pc['hit_rate']:.1f}% | {max(per_worker) / mean if mean else 0:.2f} | {cv:.2f} | "
+      f"{100 * pc['hit_rate']:.1f}%{from_host} | {max(per_worker) / mean if mean else 0:.2f} | {cv:.2f} | "
       f"{n / wall:,.0f} | {rss / 1024:.0f} MB |")
 PY
   rm -f "$log" "$tim"
@@ -64,11 +89,32 @@ header() {
 trace mt8 "$requests" 60 400 1
 trace mt64 "$requests" 480 3000 2
 trace reuse "$((requests / 5))" 60 400 3
+agent agents "$((requests / 5))" 40 300 5
 
 cache="--set policies.batcher.prefix_caching=true"
 echo "# bench/prefix.sh ($requests requests per routing trace) on $(nproc) cores"
 "$twinfer" trace info --trace "$out/mt8.csv" | tail -1
 "$twinfer" trace info --trace "$out/mt64.csv" | tail -1
+"$twinfer" trace info --trace "$out/reuse.csv" | tail -1
+"$twinfer" trace info --trace "$out/agents.csv" | tail -1
+
+# A second tier in host memory behind caches that evict (vLLM's CPU offloading): 2 MB blocks, so
+# 16,000 host blocks are 32 GB of host memory per GPU; loads over PCIe Gen5 (64 GB/s).
+header "A host-memory tier (8 GPUs, cache_aware; KV blocks per GPU on the device, and in host memory)"
+for blocks in 2000 4000; do
+  for host in 0 16000 64000; do
+    row "$blocks device, $host host blocks" reuse 8 --set policies.router.name=cache_aware $cache \
+      --set policies.batcher.kv_blocks=$blocks --set policies.batcher.host_kv_blocks=$host
+  done
+done
+for host in 0 16000 64000; do
+  row "agent loops: 2000 device, $host host blocks" agents 8 --set policies.router.name=cache_aware $cache \
+    --set policies.batcher.kv_blocks=2000 --set policies.batcher.host_kv_blocks=$host
+done
+row "4000 device, 16000 host blocks, network flows" reuse 8 --set policies.router.name=cache_aware $cache \
+  --set policies.batcher.kv_blocks=4000 --set policies.batcher.host_kv_blocks=16000 --set sim.network=flow
+
+[ "${3:-}" = host ] && exit 0
 
 header "Prefix caching on and off (8 GPUs, round robin), and the hit rate against the cache size (KV blocks per GPU)"
 row "caching off" mt8 8 --set policies.router.name=round_robin

@@ -8,7 +8,7 @@
 //                        bytes_per_param, kv_bytes_per_token, weights_bytes, version_of,
 //                        max_context}},
 //     "router":  {"nic": LINK},                                    optional
-//     "hosts":   [{name, count, device, gpus, gpu_link: LINK, nic: LINK,
+//     "hosts":   [{name, count, device, gpus, gpu_link: LINK, nic: LINK, host_link: LINK,
 //                  instances: [{model, tp, count, gpus: [i, ...]}]}]
 //   }
 //   LINK = {"bandwidth_gbps": 1e9 bytes/s, "latency_us": one-way microseconds}
@@ -23,6 +23,8 @@
 //   - gpu_link: NVLink-class for datacenter GPUs, per direction: H100 and H200 (NVLink 4) 450 GB/s,
 //     A100 (NVLink 3) 300 GB/s, 2 us; any other device PCIe Gen4 x16 class, 32 GB/s, 5 us.
 //   - host nic and router nic: 25 GB/s (a 200 Gb/s NIC), 5 us.
+//   - host_link (each GPU to host memory, per direction): H100 and H200 PCIe Gen5 x16, 64 GB/s,
+//     5 us; CPU (host memory copies) 20 GB/s, 1 us; any other device PCIe Gen4 x16, 32 GB/s, 5 us.
 //   - host count 1; instance tp 1, count 1.
 //   - version_of "": the model is not a version of another.
 //   - max_context 4096 (tokens of prompt + output; set it to what the real model supports, e.g.
@@ -55,6 +57,15 @@ constexpr LinkSpec kDefaultNic{25, 5};
 constexpr LinkSpec kNvlink4{450, 2};
 constexpr LinkSpec kNvlink3{300, 2};
 constexpr LinkSpec kPcie4{32, 5};
+
+constexpr LinkSpec kPcie5{64, 5};
+constexpr LinkSpec kHostMemoryCopy{20, 1};
+
+LinkSpec default_host_link(const std::string& device) {
+  if (device == "H100" || device == "H200") return kPcie5;
+  if (device == "CPU") return kHostMemoryCopy;
+  return kPcie4;
+}
 
 LinkSpec default_gpu_link(const std::string& device) {
   if (device == "H100" || device == "H200") return kNvlink4;
@@ -326,7 +337,7 @@ struct HostEntry {
 
 HostEntry parse_host_entry(const json& object, const std::string& where, const ClusterConfig& cfg) {
   HostEntry h;
-  JsonParams p(object, where, {"gpu_link", "nic"});  // links are parsed below, with defaults
+  JsonParams p(object, where, {"gpu_link", "nic", "host_link"});  // links are parsed below, with defaults
   p.require(p.has("name"), "name", "required");
   p.get("name", h.spec.name);
   get_int(p, object, "count", h.count);
@@ -346,6 +357,7 @@ HostEntry parse_host_entry(const json& object, const std::string& where, const C
   p.require(h.instances.is_array(), "instances", "expected an array, got " + h.instances.dump());
   h.spec.gpu_link = parse_optional_link(object, "gpu_link", where, default_gpu_link(h.spec.device));
   h.spec.nic = parse_optional_link(object, "nic", where, kDefaultNic);
+  h.spec.host_link = parse_optional_link(object, "host_link", where, default_host_link(h.spec.device));
   return h;
 }
 
@@ -373,6 +385,7 @@ void add_instances(const HostEntry& entry, const HostSpec& host, const std::stri
       inst.model = *model;
       inst.gpu_link = host.gpu_link;
       inst.nic = host.nic;
+      inst.host_link = host.host_link;
       cfg.instances.push_back(std::move(inst));
     }
   }

@@ -61,6 +61,7 @@ struct InstanceSpec {
   ModelSpec model;
   LinkSpec gpu_link;             // the host's GPU interconnect (all-reduce for tensor parallelism)
   LinkSpec nic;                  // the host's link to the cluster network (its network distance)
+  LinkSpec host_link;            // each of its GPUs' link to host memory (PCIe): the KV host tier's copies
   int tp() const { return static_cast<int>(gpus.size()); }
 };
 
@@ -70,6 +71,7 @@ struct HostSpec {
   int gpu_count = 0;
   LinkSpec gpu_link;             // between GPUs of this host (NVLink, PCIe)
   LinkSpec nic;                  // host to the cluster network
+  LinkSpec host_link;            // each GPU to host memory (PCIe)
 };
 
 struct ClusterConfig {

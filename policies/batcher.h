@@ -45,6 +45,7 @@ struct KvCapacity {
   std::int64_t blocks_total = 0;
   int block_tokens = 16;
   bool prefix_caching = false;  // full blocks stay cached for later requests (see KvBlocks)
+  std::int64_t host_blocks = 0;  // with prefix caching: blocks of the second tier in host memory (0: none)
 };
 
 // One batcher per worker. Thread safety: next() is called from that worker's thread only.

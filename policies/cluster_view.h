@@ -40,6 +40,7 @@ struct WorkerView {
   std::int64_t prefix_queried_tokens = 0;
   std::int64_t prefix_hit_tokens = 0;
   std::int64_t prefix_evictions = 0;
+  std::int64_t prefix_host_hit_tokens = 0;  // of prefix_hit_tokens, those loaded from the host tier
 
   int outstanding() const { return waiting + running; }
   const std::string& model() const { return instance->model.name; }

@@ -53,7 +53,12 @@ void BlockKeyMap::erase(std::uint64_t key, std::int32_t block) {
 }
 
 KvBlocks::KvBlocks(KvCapacity cap)
-    : cap_(cap), free_(cap.blocks_total), by_key_(cap.prefix_caching ? cap.blocks_total : 0) {}
+    : cap_(cap),
+      free_(cap.blocks_total),
+      by_key_(cap.prefix_caching ? cap.blocks_total : 0),
+      host_by_key_(cap.prefix_caching ? cap.host_blocks : 0) {
+  if (!cap_.prefix_caching) cap_.host_blocks = 0;
+}
 
 namespace {
 
@@ -94,6 +99,19 @@ PrefixHit KvBlocks::lookup(PrefixKeys keys, std::int64_t max_blocks) const {
   hit.blocks = walk_cached(
       by_key_, key_of(), keys, max_blocks, [this](BlockId b) { prefetch_block(b); },
       [&](BlockId b) { hit.free_blocks += blocks_[static_cast<std::size_t>(b)].refs == 0 ? 1 : 0; });
+  if (cap_.host_blocks == 0) return hit;
+  for (; hit.blocks < max_blocks; ++hit.blocks) {
+    const std::uint64_t key = keys.peek();
+    const BlockId b = by_key_.find(key, key_of());
+    if (b >= 0) {
+      hit.free_blocks += blocks_[static_cast<std::size_t>(b)].refs == 0 ? 1 : 0;
+    } else if (host_find(key) >= 0) {
+      ++hit.free_blocks;
+    } else {
+      break;
+    }
+    keys.next();
+  }
   return hit;
 }
 
@@ -112,6 +130,88 @@ std::int64_t KvBlocks::take_cached(PrefixKeys& keys, std::int64_t max_blocks, st
         if (block(b).refs++ == 0) --free_;
         table.push_back(b);
       });
+}
+
+std::int64_t KvBlocks::take_cached(PrefixKeys& keys, std::int64_t max_blocks, std::vector<BlockId>& table,
+                                   std::vector<HostHit>& host_hits) {
+  std::int64_t n = take_cached(keys, max_blocks, table);
+  if (cap_.host_blocks == 0) return n;
+  for (; n < max_blocks; ++n) {
+    const std::uint64_t key = keys.peek();
+    const BlockId b = by_key_.find(key, key_of());
+    if (b >= 0) {
+      if (block(b).refs++ == 0) --free_;
+      table.push_back(b);
+    } else {
+      const std::int32_t h = host_find(key);
+      if (h < 0) break;
+      table.push_back(-1);
+      host_hits.push_back(HostHit{key, h});
+    }
+    keys.next();
+  }
+  return n;
+}
+
+KvBlocks::BlockId KvBlocks::load(const HostHit& hit) {
+  BlockId b = by_key_.find(hit.key, key_of());
+  if (b >= 0) {  // another sequence of the same step loaded it first
+    if (block(b).refs++ == 0) --free_;
+    return b;
+  }
+  assert(host_find(hit.key) == hit.host_block && "a host hit outlived its block");
+  b = allocate();
+  cache(b, hit.key);
+  transfers_.loads.push_back(KvCopy{b, hit.host_block});
+  ++host_loads_;
+  return b;
+}
+
+void KvBlocks::take_transfers(KvTransfers& out) {
+  out.stores.insert(out.stores.end(), transfers_.stores.begin(), transfers_.stores.end());
+  out.loads.insert(out.loads.end(), transfers_.loads.begin(), transfers_.loads.end());
+  transfers_.clear();
+}
+
+void KvBlocks::host_unlink(std::int32_t h) {
+  HostBlock& x = host_[static_cast<std::size_t>(h)];
+  (x.prev >= 0 ? host_[static_cast<std::size_t>(x.prev)].next : host_lru_) = x.next;
+  (x.next >= 0 ? host_[static_cast<std::size_t>(x.next)].prev : host_mru_) = x.prev;
+  x.prev = x.next = -1;
+}
+
+void KvBlocks::host_link_last(std::int32_t h) {
+  HostBlock& x = host_[static_cast<std::size_t>(h)];
+  x.prev = host_mru_;
+  x.next = -1;
+  (host_mru_ >= 0 ? host_[static_cast<std::size_t>(host_mru_)].next : host_lru_) = h;
+  host_mru_ = h;
+}
+
+void KvBlocks::host_touch(std::int32_t h) {
+  if (h == host_mru_) return;
+  host_unlink(h);
+  host_link_last(h);
+}
+
+void KvBlocks::store_to_host(BlockId b, std::uint64_t key) {
+  std::int32_t h = host_find(key);
+  if (h >= 0) return host_touch(h);
+  const auto key_of_host = [this](std::int32_t i) { return host_[static_cast<std::size_t>(i)].key; };
+  if (static_cast<std::int64_t>(host_.size()) < cap_.host_blocks) {
+    h = static_cast<std::int32_t>(host_.size());
+    host_.emplace_back();
+  } else {
+    h = host_lru_;
+    host_unlink(h);
+    host_by_key_.erase(host_[static_cast<std::size_t>(h)].key, h);
+    ++host_evictions_;
+  }
+  host_[static_cast<std::size_t>(h)].key = key;
+  host_by_key_.insert(key, h, key_of_host);
+  host_link_last(h);
+  transfers_.stores.push_back(KvCopy{b, h});
+  ++host_stores_;
 }
 
 KvBlocks::BlockId KvBlocks::allocate() {
@@ -203,6 +303,7 @@ void KvBlocks::cache(BlockId b, std::uint64_t key) {
   x.key = key;
   x.keyed = true;
   if (record_events_) events_.push_back(KvEvent{key, KvEventKind::kStored});
+  if (cap_.host_blocks > 0) store_to_host(b, key);
 }
 
 void KvBlocks::cache(PrefixKeys& keys, const std::vector<BlockId>& table, std::int64_t full) {

@@ -10,6 +10,15 @@
 // recently freed; a sequence frees its blocks last one first, so its tail is evicted before its
 // head. Two sequences that compute the same block at once keep one copy cached (the first).
 // Without prefix caching no block has a key and the most recently freed block is reused first.
+//
+// With a host tier (KvCapacity::host_blocks > 0), a second cache in host memory, as vLLM's CPU
+// offloading (OffloadingConnector) and SGLang's hierarchical cache do: every block cached on the
+// device is stored to the host tier too (write-through: the copy overlaps later steps; a key the
+// host tier has already is not copied again), which evicts its least recently used block when full.
+// A prompt's prefix then continues past the blocks cached on the device with those the host tier
+// holds: each takes a new device block and a load from host memory before the step that uses it.
+// The copies are the executor's to carry out (take_transfers()): the simulator times them over the
+// host link, the runtime's backends copy the bytes.
 #pragma once
 
 #include <cstdint>
@@ -19,6 +28,7 @@
 #include "core/request.h"
 #include "policies/batcher.h"
 #include "policies/kv_events.h"
+#include "policies/kv_transfers.h"
 
 namespace twinfer {
 
@@ -27,6 +37,12 @@ namespace twinfer {
 struct PrefixHit {
   std::int64_t blocks = 0;
   std::int64_t free_blocks = 0;
+};
+
+// A block of a prompt's prefix found in the host tier only, to be loaded (KvBlocks::load).
+struct HostHit {
+  std::uint64_t key = 0;
+  std::int32_t host_block = 0;
 };
 
 // Block ids by key: open addressing with linear probing in a table of at least twice as many slots
@@ -109,8 +125,9 @@ class KvBlocks {
     return (tokens + cap_.block_tokens - 1) / cap_.block_tokens;
   }
 
-  // The longest run of cached blocks whose keys `keys` gives from its next one, at most `max_blocks`.
-  // Without prefix caching: none.
+  // The longest run of cached blocks whose keys `keys` gives from its next one, at most `max_blocks`:
+  // on the device, then (with a host tier) on the device or in the host tier (a block found in the
+  // host tier only counts as free: loading it takes a free block). Without prefix caching: none.
   PrefixHit lookup(PrefixKeys keys, std::int64_t max_blocks) const;
   // Takes a reference to the block cached under `key`, out of the free queue if it was there;
   // -1 when no block is cached under it.
@@ -120,6 +137,16 @@ class KvBlocks {
   // appends them to `table`, moving `keys` past them. Returns how many. Without prefix caching:
   // none.
   std::int64_t take_cached(PrefixKeys& keys, std::int64_t max_blocks, std::vector<BlockId>& table);
+  // As take_cached, then on through the run lookup() counts: a block cached on the device is taken,
+  // one in the host tier only is appended to `table` as -1 and to `host_hits`, for load(). Takes no
+  // free block, so that the loads of several sequences' prefixes evict none of the blocks they found.
+  std::int64_t take_cached(PrefixKeys& keys, std::int64_t max_blocks, std::vector<BlockId>& table,
+                           std::vector<HostHit>& host_hits);
+  // The device block for a prefix block found in the host tier: the one cached under its key on the
+  // device if one is by now (a reference taken), else a new block (allocate()) cached under the key,
+  // with its load from the host tier queued. REQUIRES: free() > 0, hit from take_cached since the
+  // last store.
+  BlockId load(const HostHit& hit);
   // A block for new tokens: with prefix caching, one never used, else the least recently freed (its
   // key evicted); without, the most recently freed, else one never used.
   // REQUIRES: free() > 0.
@@ -148,6 +175,17 @@ class KvBlocks {
   std::int64_t cached() const { return by_key_.size(); }
   // Cached blocks whose key an allocation evicted.
   std::int64_t evictions() const { return evictions_; }
+
+  // The host tier: its blocks (0: none), those holding a key, and the blocks stored to it, loaded
+  // from it and evicted from it so far.
+  std::int64_t host_total() const { return cap_.host_blocks; }
+  std::int64_t host_cached() const { return host_by_key_.size(); }
+  std::int64_t host_stores() const { return host_stores_; }
+  std::int64_t host_loads() const { return host_loads_; }
+  std::int64_t host_evictions() const { return host_evictions_; }
+  // Whether copies wait for an executor, and takes them (appended to `out`, in order).
+  bool has_transfers() const { return !transfers_.empty(); }
+  void take_transfers(KvTransfers& out);
 
   // KV events (policies/kv_events.h): while on, each block cached and each cached block evicted is
   // recorded, for take_events(). Off by default (nothing is recorded).
@@ -194,6 +232,17 @@ class KvBlocks {
   // Starts loading the next `n` queued blocks and the slots of their keys.
   void prefetch_victims(std::int64_t n) const;
 
+  // The host tier's block under `key`, or -1.
+  std::int32_t host_find(std::uint64_t key) const {
+    return host_by_key_.find(key, [this](std::int32_t h) { return host_[static_cast<std::size_t>(h)].key; });
+  }
+  // Makes host block `h` the most recently used.
+  void host_touch(std::int32_t h);
+  void host_unlink(std::int32_t h);
+  void host_link_last(std::int32_t h);
+  // Stores device block `b`, just cached under `key`, to the host tier unless it has the key.
+  void store_to_host(BlockId b, std::uint64_t key);
+
   KvCapacity cap_;
   std::int64_t free_ = 0;
   // With prefix caching: every block used so far (blocks [blocks_.size(), total) were never used),
@@ -209,6 +258,21 @@ class KvBlocks {
   std::int64_t evictions_ = 0;
   bool record_events_ = false;
   std::vector<KvEvent> events_;
+  // The host tier: its blocks used so far (by key in host_by_key_) in a list from the least
+  // recently used (host_lru_) to the most (host_mru_), and the copies not yet taken.
+  struct HostBlock {
+    std::uint64_t key = 0;
+    std::int32_t prev = -1;
+    std::int32_t next = -1;
+  };
+  std::vector<HostBlock> host_;
+  std::int32_t host_lru_ = -1;
+  std::int32_t host_mru_ = -1;
+  BlockKeyMap host_by_key_;
+  std::int64_t host_stores_ = 0;
+  std::int64_t host_loads_ = 0;
+  std::int64_t host_evictions_ = 0;
+  KvTransfers transfers_;
 };
 
 // The blocks of a request's prompt a prefix cache may hand it: whole blocks of `block_tokens`, at

@@ -279,7 +279,19 @@ void WorkerState::start(Slot& s, TimeUs now_us) {
   const Request& r = seq.request;
   s.keys = PrefixKeys(r.prefix, r.input_tokens, r.id, kv_.block_tokens());
   const std::int64_t most = max_prefix_hit_blocks(seq.prefill_target, kv_.block_tokens());
-  kv_.take_cached(s.keys, most, seq.blocks);
+  if (kv_.host_total() == 0) {
+    kv_.take_cached(s.keys, most, seq.blocks);
+  } else {
+    const std::size_t first = seq.blocks.size();
+    const std::size_t hits = host_hits_.size();
+    kv_.take_cached(s.keys, most, seq.blocks, host_hits_);
+    for (std::size_t i = first; i < seq.blocks.size(); ++i) {
+      if (seq.blocks[i] < 0) host_hit_places_.emplace_back(&s, i);  // in the order of host_hits_
+    }
+    const auto host_tokens = static_cast<std::int64_t>(host_hits_.size() - hits) * kv_.block_tokens();
+    prefix_stats_.host_hit_tokens += host_tokens;
+    if (seq.cached_tokens < 0) seq.host_cached_tokens = static_cast<std::int32_t>(host_tokens);
+  }
   seq.held_blocks = static_cast<std::int64_t>(seq.blocks.size());
   seq.computed = static_cast<std::int32_t>(seq.kv_blocks() * kv_.block_tokens());
   if (seq.cached_tokens < 0) seq.cached_tokens = seq.computed;
@@ -363,6 +375,13 @@ std::vector<Finished> WorkerState::begin(const BatchPlan& plan, TimeUs now_us) {
     Slot& s = slot(e.id);
     if (!s.running) start(s, now_us);
   }
+  // Then the blocks found in the host tier take their device blocks and loads.
+  for (std::size_t i = 0; i < host_hits_.size(); ++i) {
+    auto [s, place] = host_hit_places_[i];
+    s->seq.blocks[place] = kv_.load(host_hits_[i]);
+  }
+  host_hits_.clear();
+  host_hit_places_.clear();
   for (const BatchEntry& e : plan.entries) start_entry(e, plan.kind);
   erase_waiting(scratch_ids_);
   return dropped;

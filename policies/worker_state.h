@@ -39,6 +39,7 @@ struct Sequence {
   int preemptions = 0;
   std::int32_t cached_tokens = -1;  // prompt tokens found in the prefix cache when it first started; -1: not started
   std::int32_t block_tokens = 0;    // KV block size of the worker where it first started (0: KV untracked)
+  std::int32_t host_cached_tokens = 0;  // of cached_tokens, those loaded from the host tier (KvBlocks)
   std::int64_t held_blocks = 0;     // KV blocks it holds
   // Those blocks in token order (its block table), when the worker names blocks (see WorkerState).
   std::vector<KvBlocks::BlockId> blocks;
@@ -61,6 +62,7 @@ struct PrefixCacheStats {
   std::int64_t hit_tokens = 0;
   std::int64_t queries = 0;
   std::int64_t hits = 0;  // lookups that found at least one block
+  std::int64_t host_hit_tokens = 0;  // of hit_tokens, those loaded from the host tier
 };
 
 // A sequence that left the worker, and how.
@@ -96,6 +98,10 @@ class WorkerState {
   // reads them and takes them as they come.
   void record_kv_events(bool on) { kv_.record_events(on); }
   void take_kv_events(std::vector<KvEvent>& out) { kv_.take_events(out); }
+  // With a host tier: the copies between device and host memory the steps so far asked for
+  // (KvBlocks::take_transfers), appended to `out`; an executor carries them out before its step.
+  bool has_kv_transfers() const { return kv_.has_transfers(); }
+  void take_kv_transfers(KvTransfers& out) { kv_.take_transfers(out); }
   const PrefixCacheStats& prefix_stats() const { return prefix_stats_; }
   // Prompt tokens found in the prefix cache by the sequences the last begin() started (the
   // timeline's cached tokens of a step).
@@ -258,6 +264,11 @@ class WorkerState {
   std::int64_t back_ordinal_ = 0;
   // Reused by begin() and erase_waiting() to avoid allocations per step.
   std::vector<RequestId> scratch_ids_;
+  // The prefix blocks the sequences begin() started found in the host tier only, and where each
+  // goes: (its sequence's slot, its place in the block table). Loaded once every start took its
+  // device blocks.
+  std::vector<HostHit> host_hits_;
+  std::vector<std::pair<Slot*, std::size_t>> host_hit_places_;
   std::vector<std::size_t> scratch_positions_;
 };
 

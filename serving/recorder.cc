@@ -134,9 +134,11 @@ namespace {
 // What requests found in the prefix cache when they first started: prompt tokens of the started
 // requests and the cached ones among them (the rest was computed); the same in KV blocks of their
 // workers (a prompt's blocks: its tokens over the block size, rounded up), for the requests that
-// started on a worker that tracks KV blocks. Counts < 0 are left out.
+// started on a worker that tracks KV blocks; of the cached tokens, those loaded from a host tier.
+// Counts < 0 are left out.
 nlohmann::json prefix_cache_json(std::int64_t started, std::int64_t with_hits, std::int64_t prompt_tokens,
-                                 std::int64_t cached_tokens, std::int64_t prompt_blocks, std::int64_t cached_blocks) {
+                                 std::int64_t cached_tokens, std::int64_t prompt_blocks, std::int64_t cached_blocks,
+                                 std::int64_t host_cached_tokens = -1) {
   nlohmann::json j;
   if (started >= 0) j["started_requests"] = started;
   if (with_hits >= 0) j["requests_with_hits"] = with_hits;
@@ -147,6 +149,7 @@ nlohmann::json prefix_cache_json(std::int64_t started, std::int64_t with_hits, s
   j["prompt_blocks"] = prompt_blocks;
   j["cached_blocks"] = cached_blocks;
   j["block_hit_rate"] = prompt_blocks > 0 ? double(cached_blocks) / double(prompt_blocks) : 0.0;
+  if (host_cached_tokens >= 0) j["host_cached_tokens"] = host_cached_tokens;
   return j;
 }
 
@@ -218,6 +221,7 @@ void Recorder::finished(const Sequence& seq, int worker, Outcome outcome, const 
   if (seq.cached_tokens >= 0) {
     t.prompt_tokens += seq.request.input_tokens;
     t.cached_tokens += seq.cached_tokens;
+    t.host_cached_tokens += seq.host_cached_tokens;
     add_blocks(seq.request.input_tokens, seq.cached_tokens, seq.block_tokens, t.prompt_blocks, t.cached_blocks);
   }
   if (outcome == Outcome::kCompleted) ++t.completed;
@@ -419,6 +423,7 @@ nlohmann::json Recorder::summary() const {
   const double span_s = j["duration_s"].get<double>();
   j["slo"] = {{"ttft_ms", slo_.ttft_ms}, {"tpot_ms", slo_.tpot_ms}, {"latency_ms", slo_.latency_ms}};
   nlohmann::json workers = nlohmann::json::array();
+  std::int64_t host_cached_tokens = 0;
   for (std::size_t w = 0; w < workers_.size(); ++w) {
     const WorkerTotals& t = totals_[w];
     workers.push_back({{"name", workers_[w]},
@@ -428,8 +433,10 @@ nlohmann::json Recorder::summary() const {
                        {"preemptions", t.preemptions},
                        {"completed", t.completed},
                        {"prefix_cache", prefix_cache_json(-1, -1, t.prompt_tokens, t.cached_tokens, t.prompt_blocks,
-                                                          t.cached_blocks)}});
+                                                          t.cached_blocks, t.host_cached_tokens)}});
+    host_cached_tokens += t.host_cached_tokens;
   }
+  j["prefix_cache"]["host_cached_tokens"] = host_cached_tokens;
   j["workers"] = workers;
   return j;
 }

@@ -185,6 +185,7 @@ class Recorder {
     std::int64_t cached_tokens = 0;
     std::int64_t prompt_blocks = 0;  // of those with a block size
     std::int64_t cached_blocks = 0;
+    std::int64_t host_cached_tokens = 0;  // of cached_tokens, those loaded from the host tier
   };
   std::vector<WorkerTotals> totals_;
 };

@@ -37,10 +37,13 @@ namespace sg4 = simgrid::s4u;
 
 // What an activity's completion means. Owned by the driver; activities point at them.
 struct Pending {
-  enum Kind { kToWorker, kToClient } kind = kToWorker;
+  // kHostLoad: KV blocks from host memory to a worker's GPUs, after which its step runs.
+  enum Kind { kToWorker, kToClient, kHostLoad } kind = kToWorker;
   int worker = 0;
   RequestId id = 0;
   TimeUs first_token_us = -1;
+  std::uint64_t run_epoch = 0;  // kHostLoad: the worker's run (void once it went down)
+  TimeUs step_us = 0;           // kHostLoad: the step's own time, from the loads' arrival
   sg4::ActivityPtr activity;  // kept alive until completed and one more callback has passed
 };
 
@@ -133,6 +136,8 @@ class Driver : private Carrier {
   // A message between the router and a worker, across the link faults and then the network.
   void post(Pending::Kind kind, int worker, RequestId id, TimeUs first_token_us, double bytes);
   void transmit(Pending* p, double bytes);
+  // Starts `p`'s flow of `bytes` from `from` to `to`; handle(*p) when it arrives.
+  void start_flow(Pending* p, sg4::Host* from, sg4::Host* to, double bytes);
   Pending* new_pending();
   void on_completion(const sg4::Activity& a);
   void handle(Pending& p);
@@ -145,6 +150,13 @@ class Driver : private Carrier {
   // A step predicted to take `predicted_us` on worker `wi` as it starts now: its faults and
   // co-located instances slow it down.
   TimeUs step_time(int wi, TimeUs predicted_us) const;
+  // With a host tier: takes the copies worker `wi`'s state asks for and returns how many blocks its
+  // next step loads from host memory. The stores overlap later steps (the link's other direction)
+  // and take no step's time.
+  std::int64_t take_host_loads(int wi);
+  // The step of `plan` on worker `wi`, starting at `t` with `blocks` blocks to load first and taking
+  // `step_us` once they are there: a flow over the worker's host link, then the step's end event.
+  void load_then_step(int wi, BatchPlan plan, TimeUs t, std::int64_t blocks, TimeUs step_us);
   // Plans a run of steady decode steps from t (at most `steps`, stopping at the first that ends at
   // or after `stop`) into workers_[wi].run_ends from run_start_us = t.
   void plan_run(int wi, TimeUs t, std::int64_t steps, TimeUs stop);
@@ -207,6 +219,7 @@ class Driver : private Carrier {
     Driver* driver;
   };
   KvEvents kv_events_{this};
+  KvTransfers transfers_;  // host_loads_us()'s, reused
   ViewChanges view_changes_;  // which of views_ changed since the router last looked: touch() at every write
   std::unique_ptr<ElasticCluster> elastic_;
   std::unique_ptr<VersionChoice> versions_;

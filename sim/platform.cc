@@ -32,9 +32,17 @@ Platform build_platform(const ClusterConfig& cluster) {
 
   std::map<std::string, sg4::Link*> host_nic;
   std::map<std::string, const LinkSpec*> host_link;
+  std::map<std::string, double> memory_gbps;
+  for (const auto& inst : cluster.instances) memory_gbps[inst.host] += inst.host_link.bandwidth_gbps * inst.tp();
+  std::map<std::string, sg4::Host*> memory;
   for (const auto& h : cluster.hosts) {
     host_nic[h.name] = make_link(zone, h.name + "_nic", h.nic);
     host_link[h.name] = &h.nic;
+    // Host memory feeds all of its GPUs' links at once: the links are the bottlenecks.
+    // (A host with no instance gets a link all the same: every host of the zone needs one.)
+    const double gbps = memory_gbps.count(h.name) ? memory_gbps[h.name] : h.host_link.bandwidth_gbps;
+    memory[h.name] = zone->create_host(h.name + "#memory", kFlopsPerSecond);
+    route_to_center(zone, memory[h.name], make_link(zone, h.name + "_memory", LinkSpec{gbps, 0}));
   }
   for (const auto& inst : cluster.instances) {
     auto* host = zone->create_host(inst.name, kFlopsPerSecond);
@@ -43,6 +51,11 @@ Platform build_platform(const ClusterConfig& cluster) {
     const LinkSpec& nic = *host_link.at(inst.host);
     p.one_way_latency_us.push_back(us_from_s((cluster.router_nic.latency_us + nic.latency_us) * 1e-6));
     p.route_bandwidth_bps.push_back(std::min(cluster.router_nic.bandwidth_gbps, nic.bandwidth_gbps) * 1e9);
+    p.host_memory.push_back(memory.at(inst.host));
+    auto* gpu = zone->create_host(inst.name + "#gpu_memory", kFlopsPerSecond);
+    const LinkSpec pcie{inst.host_link.bandwidth_gbps * inst.tp(), inst.host_link.latency_us};
+    route_to_center(zone, gpu, make_link(zone, inst.name + "_host_link", pcie));
+    p.gpu_memory.push_back(gpu);
   }
   zone->seal();
   return p;

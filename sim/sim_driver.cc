@@ -13,6 +13,8 @@
 #include <xbt/log.h>
 
 #include "core/error.h"
+#include "core/model_dimensions.h"
+#include "policies/cost/step_time.h"
 #include "serving/lifecycle_reasons.h"
 #include "serving/run_policies.h"
 #include "sim/driver.h"
@@ -280,6 +282,12 @@ void Driver::transmit(Pending* p, double bytes) {
     });
     return;
   }
+  const bool to_worker = p->kind == Pending::kToWorker;
+  start_flow(p, to_worker ? platform_.router : platform_.workers[worker],
+             to_worker ? platform_.workers[worker] : platform_.router, bytes);
+}
+
+void Driver::start_flow(Pending* p, sg4::Host* from, sg4::Host* to, double bytes) {
   if (own_clock_) {
     // The first flow after a quiet spell: SimGrid, with nothing under way, jumps to the driver's
     // clock (unless it already is a fraction of a microsecond past it), and leads from here.
@@ -288,9 +296,6 @@ void Driver::transmit(Pending* p, double bytes) {
     own_clock_ = false;
   }
   ++flows_;
-  const bool to_worker = p->kind == Pending::kToWorker;
-  sg4::Host* from = to_worker ? platform_.router : platform_.workers[worker];
-  sg4::Host* to = to_worker ? platform_.workers[worker] : platform_.router;
   sg4::CommPtr comm = sg4::Comm::sendto_init(from, to);
   comm->set_payload_size(static_cast<std::uint64_t>(bytes));
   comm->set_data(p);
@@ -321,6 +326,13 @@ void Driver::handle(Pending& p) {
   if (p.activity) bury(std::move(p.activity));
   if (p.kind == Pending::kToWorker) {
     arrive_at_worker(p);
+  } else if (p.kind == Pending::kHostLoad) {
+    // The blocks are on the GPUs: the step runs (unless the worker went down meanwhile).
+    SimWorker& w = workers_[p.worker];
+    if (w.run_epoch == p.run_epoch && w.busy) {
+      w.busy_until_us = now_us() + p.step_us;
+      schedule_run_end(p.worker, w.busy_until_us);
+    }
   } else {
     finish_request(p);
   }
@@ -385,6 +397,7 @@ void Driver::refresh_view(int wi) {
   v.prefix_queried_tokens = w.state->prefix_stats().queried_tokens;
   v.prefix_hit_tokens = w.state->prefix_stats().hit_tokens;
   v.prefix_evictions = w.state->kv().evictions();
+  v.prefix_host_hit_tokens = w.state->prefix_stats().host_hit_tokens;
   view_changes_.touch(std::size_t(wi));
 }
 
@@ -431,6 +444,40 @@ TimeUs Driver::step_time(int wi, TimeUs predicted_us) const {
     step = static_cast<TimeUs>(std::llround(double(step) * (1 + w.contention * busy / double(w.colocated.size()))));
   }
   return step;
+}
+
+std::int64_t Driver::take_host_loads(int wi) {
+  SimWorker& w = workers_[wi];
+  if (!w.state->has_kv_transfers()) return 0;
+  transfers_.clear();
+  w.state->take_kv_transfers(transfers_);
+  return static_cast<std::int64_t>(transfers_.loads.size());
+}
+
+void Driver::load_then_step(int wi, BatchPlan plan, TimeUs t, std::int64_t blocks, TimeUs step_us) {
+  SimWorker& w = workers_[wi];
+  w.plan = std::move(plan);
+  w.has_tail = true;
+  w.batch_start_us = t;
+  update_utilization(wi);
+  set_busy(wi, true);
+  w.busy_until_us = t;  // at least; its end is known when the blocks arrive
+  refresh_view(wi);
+  const double bytes = model_kv_bytes_per_token(w.instance->model) * w.state->kv().block_tokens() * double(blocks);
+  const auto start = [this, wi, bytes, step_us, epoch = w.run_epoch] {
+    if (workers_[wi].run_epoch != epoch) return;  // the worker went down first
+    Pending* p = new_pending();
+    p->kind = Pending::kHostLoad;
+    p->worker = wi;
+    p->run_epoch = epoch;
+    p->step_us = step_us;
+    start_flow(p, platform_.host_memory[std::size_t(wi)], platform_.gpu_memory[std::size_t(wi)], bytes);
+  };
+  if (t == now_us()) return start();
+  schedule(t, [this, start] {
+    ++events_;
+    start();
+  });
 }
 
 void Driver::plan_run(int wi, TimeUs t, std::int64_t steps, TimeUs stop) {
@@ -547,6 +594,7 @@ void Driver::kick(int wi) {
       // The next step is the tail.
       w.plan = w.state->decode_all_plan();
       w.state->begin(w.plan, t);
+      take_host_loads(wi);  // none (it only decodes); the stores of the run's blocks overlap it
       w.has_tail = true;
       w.batch_start_us = t;
       t = w.run_ends[w.run_next];
@@ -563,7 +611,12 @@ void Driver::kick(int wi) {
     }
     // The flag was set before this kick began (a fault is an external event): t is now.
     if (w.device_error) return device_failed(wi);
-    const TimeUs step = step_time(wi, w.state->plan_time_us(plan, *cost_, *w.instance));
+    TimeUs step = step_time(wi, w.state->plan_time_us(plan, *cost_, *w.instance));
+    if (const std::int64_t loads = take_host_loads(wi); loads > 0) {
+      // Its blocks from host memory first: a flow over the host link, or without flows its time.
+      if (network_ == Network::kFlow) return load_then_step(wi, std::move(plan), t, loads, step);
+      step += host_copy_time_us(*w.instance, loads, w.state->kv().block_tokens());
+    }
     if (t + step < horizon) {
       record_batch(wi, plan, t, t + step);
       auto completed = w.state->finish(plan, t + step);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <climits>
 #include <cmath>
 #include <cstdio>
 #include <numeric>
@@ -32,6 +33,8 @@ ContinuousOptions read_continuous_options(JsonParams& p) {
   p.get("kv_blocks", o.kv_blocks);
   p.get("watermark", o.watermark);
   p.get("prefix_caching", o.prefix_caching);
+  p.get("host_kv_blocks", o.host_kv_blocks);
+  p.get("host_cache_gb", o.host_cache_gb);
   read_queue_order(p, "order", o.order);
   p.get("priority_levels", o.priority_levels);
   p.require(o.max_num_seqs >= 1, "max_num_seqs", "must be at least 1");
@@ -44,6 +47,14 @@ ContinuousOptions read_continuous_options(JsonParams& p) {
   p.require(o.kv_blocks >= 0, "kv_blocks", "must be >= 0 (0: derived from the instance)");
   p.require(o.watermark >= 0 && o.watermark < 1, "watermark", "must be in [0, 1)");
   p.require(o.priority_levels >= 0, "priority_levels", "must be >= 0");
+  p.require(o.host_kv_blocks >= 0 && o.host_kv_blocks <= INT32_MAX, "host_kv_blocks", "must be in [0, 2^31)");
+  p.require(std::isfinite(o.host_cache_gb) && o.host_cache_gb >= 0 && o.host_cache_gb <= 1e6, "host_cache_gb",
+            "must be in [0, 1e6] GB");
+  p.require(o.host_kv_blocks == 0 || o.host_cache_gb == 0, "host_cache_gb",
+            "set host_kv_blocks or host_cache_gb, not both");
+  p.require(o.prefix_caching || (o.host_kv_blocks == 0 && o.host_cache_gb == 0),
+            o.host_kv_blocks > 0 ? "host_kv_blocks" : "host_cache_gb",
+            "a host-memory tier keeps prefix-cache blocks: it needs prefix_caching true");
   p.done();
   return o;
 }
@@ -288,6 +299,16 @@ std::unique_ptr<Batcher> make_continuous_batcher(JsonParams& params, const Polic
     }
     options.kv_blocks = derive_kv_blocks(*ctx.instance, options.block_tokens, options.gpu_memory_utilization,
                                          params.where());
+  }
+  if (options.host_cache_gb > 0) {
+    if (ctx.instance == nullptr) throw Error(params.where() + ".host_cache_gb: no instance to size its blocks by");
+    const double block_bytes = kv_bytes_per_token(ctx.instance->model) * options.block_tokens;
+    const double blocks = std::floor(options.host_cache_gb * 1e9 / block_bytes);
+    if (!(blocks >= 1)) {
+      throw Error(params.where() + ".host_cache_gb: " + gb(options.host_cache_gb * 1e9) + " holds no KV block of " +
+                  gb(block_bytes) + " (instance '" + ctx.instance->name + "')");
+    }
+    options.host_kv_blocks = static_cast<std::int64_t>(std::min<double>(blocks, INT32_MAX));
   }
   return std::make_unique<ContinuousBatcher>(std::move(options), ctx.cost, ctx.instance);
 }

@@ -27,6 +27,10 @@ struct ContinuousOptions {
   QueueOrder order = QueueOrder::kFcfs;         // "fcfs" | "sjf" | "priority"
   int priority_levels = 0;                      // 0: priorities as given; else clamped
   bool prefix_caching = false;                  // full blocks stay cached for later prompts (KvBlocks)
+  // With prefix caching, a second tier in host memory (KvBlocks): its size in blocks, or in GB of
+  // host memory (blocks of kv_bytes_per_token * block_tokens bytes); at most one of them, 0: none.
+  std::int64_t host_kv_blocks = 0;
+  double host_cache_gb = 0;
 };
 
 // Fills `options` from params (keys as the field names) and checks ranges; calls params.done().
@@ -68,7 +72,7 @@ class ContinuousBatcher : public Batcher {
                              const InstanceSpec* instance = nullptr);
   BatchPlan next(const WorkerState& state, TimeUs now_us) override;
   KvCapacity kv_capacity() const override {
-    return {options_.kv_blocks, options_.block_tokens, options_.prefix_caching};
+    return {options_.kv_blocks, options_.block_tokens, options_.prefix_caching, options_.host_kv_blocks};
   }
   std::string name() const override { return "continuous"; }
   // With nothing waiting, every running sequence decoding and the cache holding their new blocks,

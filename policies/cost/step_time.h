@@ -99,6 +99,12 @@ double request_batch_seconds(const StepCoefficients& c, const ModelTerms& m, con
 // Seconds to microseconds, rounded, at least 1.
 TimeUs round_step_us(double seconds);
 
+// The time `blocks` KV blocks of `block_tokens` tokens take to copy between host memory and the
+// instance's GPUs: each GPU moves its share of every block over its own host link (PCIe), one
+// latency for the batch of copies. 0 for no blocks. Throws twinfer::Error naming the instance when
+// its host link has no bandwidth.
+TimeUs host_copy_time_us(const InstanceSpec& instance, std::int64_t blocks, int block_tokens);
+
 // CostModel::decode_times_us() for a model that times an iteration as
 // round_step_us(step_seconds(c, m, step_work(shape))).
 void decode_times_us(const StepCoefficients& c, const ModelTerms& m, std::int64_t seqs, std::int64_t context_tokens,

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/request.h"
+#include "policies/kv_transfers.h"
 #include "runtime/model/transformer_config.h"
 
 namespace twinfer::runtime {
@@ -44,6 +45,7 @@ struct BackendLimits {
   int block_tokens = 16;
   int max_batch_tokens = 8192;        // most tokens in one iteration (activations workspace)
   int max_batch_sequences = 256;
+  std::int64_t host_kv_blocks = 0;    // blocks of the host-memory tier (KvBlocks), 0: none
 };
 
 // Thread safety: one thread at a time (the worker's).
@@ -68,6 +70,12 @@ class Backend {
   // each (0: the longest). Returns one float per sequence (the mean of its final hidden state) so
   // that the work cannot be optimized away and backends can be compared.
   virtual std::vector<float> encode(const std::vector<std::int32_t>& lengths, std::int32_t padded_length) = 0;
+
+  // With a host tier (BackendLimits::host_kv_blocks > 0): copies whole blocks' keys and values, every
+  // store (pool block to host block) and then every load (host block to pool block), in order,
+  // before the next step reads them. Throws twinfer::Error naming the copy when a block is outside
+  // its pool, before copying anything.
+  virtual void copy_kv(const KvTransfers& copies) = 0;
 
   virtual std::string name() const = 0;
 };

@@ -57,6 +57,24 @@ inline void check_step(const std::vector<StepSequence>& batch, const Transformer
                 std::to_string(limits.max_batch_tokens));
 }
 
+// Throws twinfer::Error "<backend> backend copy_kv: ..." naming the first copy with a block outside
+// the pool or the host tier.
+inline void check_copies(const KvTransfers& copies, const BackendLimits& limits, const char* backend) {
+  const auto check = [&](const std::vector<KvCopy>& list, const char* what) {
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      const KvCopy& c = list[i];
+      if (c.block < 0 || c.block >= limits.kv_blocks || c.host_block < 0 || c.host_block >= limits.host_kv_blocks) {
+        throw Error(std::string(backend) + " backend copy_kv: " + what + " " + std::to_string(i) + " (block " +
+                    std::to_string(c.block) + ", host block " + std::to_string(c.host_block) +
+                    ") is outside the pool's [0, " + std::to_string(limits.kv_blocks) + ") or the host tier's [0, " +
+                    std::to_string(limits.host_kv_blocks) + ")");
+      }
+    }
+  };
+  check(copies.stores, "store");
+  check(copies.loads, "load");
+}
+
 // The checks every backend makes on an encode() call before any work, so that all reject the same
 // batches with the same messages. Returns the padded length: `padded_length`, or the longest length
 // when it is 0 (0 for no sequences). Throws twinfer::Error "<backend> backend encode: ..." when a

@@ -31,6 +31,7 @@ class CpuBackend final : public Backend {
   void step(const std::vector<StepSequence>& batch, std::vector<std::int32_t>& next_tokens) override;
   const std::vector<float>& last_logits() const override { return logits_; }
   std::vector<float> encode(const std::vector<std::int32_t>& lengths, std::int32_t padded_length) override;
+  void copy_kv(const KvTransfers& copies) override;
   std::string name() const override { return "cpu"; }
 
  private:
@@ -47,6 +48,7 @@ class CpuBackend final : public Backend {
   BackendLimits limits_;
   TransformerWeights weights_;
   PagedKvCache cache_;
+  std::vector<float> host_tier_;  // host_kv_blocks blocks laid out as the pool's
   cpu::RotaryTable rotary_;
   cpu::AttentionShape shape_;
   // Workspaces, sized once for max_batch_tokens rows (or max_batch_sequences sampled rows).
@@ -78,6 +80,7 @@ CpuBackend::CpuBackend(const TransformerConfig& config, const BackendLimits& lim
   logits_.reserve(floats(limits.max_batch_sequences, config.vocab));
   for (auto* buffer : {&positions_, &block_of_, &offset_of_}) buffer->resize(static_cast<std::size_t>(t));
   first_row_.resize(static_cast<std::size_t>(limits.max_batch_sequences) + 1);
+  host_tier_.resize(static_cast<std::size_t>(limits.host_kv_blocks) * cache_.block_floats());
   segments_.resize(static_cast<std::size_t>((config.max_context + limits.block_tokens - 1) / limits.block_tokens));
 }
 
@@ -222,11 +225,25 @@ std::vector<float> CpuBackend::encode(const std::vector<std::int32_t>& lengths, 
 
 }  // namespace
 
+void CpuBackend::copy_kv(const KvTransfers& copies) {
+  check_copies(copies, limits_, "cpu");
+  const std::size_t n = cache_.block_floats();
+  for (const KvCopy& c : copies.stores) {
+    std::copy_n(cache_.block(c.block), n, host_tier_.data() + static_cast<std::size_t>(c.host_block) * n);
+  }
+  for (const KvCopy& c : copies.loads) {
+    std::copy_n(host_tier_.data() + static_cast<std::size_t>(c.host_block) * n, n, cache_.block(c.block));
+  }
+}
+
 std::unique_ptr<Backend> make_cpu_backend(const TransformerConfig& config, const BackendLimits& limits) {
   if (limits.kv_blocks <= 0 || limits.block_tokens <= 0 || limits.max_batch_tokens <= 0 ||
       limits.max_batch_sequences <= 0)
     throw Error("cpu backend: kv_blocks, block_tokens, max_batch_tokens and max_batch_sequences must be > 0");
   if (limits.kv_blocks > INT32_MAX) throw Error("cpu backend: kv_blocks must be < 2^31");
+  if (limits.host_kv_blocks < 0 || limits.host_kv_blocks > INT32_MAX) {
+    throw Error("cpu backend: host_kv_blocks must be in [0, 2^31)");
+  }
   if (config.layers <= 0 || config.heads <= 0 || config.kv_heads <= 0 || config.hidden % config.heads != 0 ||
       config.heads % config.kv_heads != 0 || config.head_dim() % 2 != 0 || config.vocab <= 0 ||
       config.ffn_hidden <= 0 || config.max_context <= 0)

@@ -23,6 +23,9 @@ class PagedKvCache {
   }
 
   int block_tokens() const { return block_tokens_; }
+  // Floats of one block (every layer's keys and values), contiguous from block(b).
+  std::size_t block_floats() const { return static_cast<std::size_t>(layers_) * 2 * block_tokens_ * kv_dim_; }
+  float* block(std::int32_t b) { return data_.data() + offset(b, 0, 0); }
   float* keys(std::int32_t block, int layer) { return data_.data() + offset(block, layer, 0); }
   float* values(std::int32_t block, int layer) { return data_.data() + offset(block, layer, 1); }
 

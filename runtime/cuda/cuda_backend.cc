@@ -154,6 +154,24 @@ void CudaBackend::finish(const char* what) {
   cuda_check(cudaStreamSynchronize(stream_.get()), what, device_);
 }
 
+void CudaBackend::copy_kv(const KvTransfers& copies) {
+  check_copies(copies, limits_, name_.c_str());
+  if (copies.empty()) return;
+  cuda_check(cudaSetDevice(device_), "cudaSetDevice", device_);
+  const std::size_t bytes = block_floats_ * sizeof(float);
+  const auto pool = [this](std::int32_t b) { return kv_pool_.get() + static_cast<std::size_t>(b) * block_floats_; };
+  const auto host = [this](std::int32_t h) { return host_tier_.get() + static_cast<std::size_t>(h) * block_floats_; };
+  // On the step's stream: the stores read their blocks before any load or later step writes them.
+  for (const KvCopy& c : copies.stores) {
+    cuda_check(cudaMemcpyAsync(host(c.host_block), pool(c.block), bytes, cudaMemcpyDeviceToHost, stream_.get()),
+               "cudaMemcpyAsync (KV store to host)", device_);
+  }
+  for (const KvCopy& c : copies.loads) {
+    cuda_check(cudaMemcpyAsync(pool(c.block), host(c.host_block), bytes, cudaMemcpyHostToDevice, stream_.get()),
+               "cudaMemcpyAsync (KV load from host)", device_);
+  }
+}
+
 void CudaBackend::step(const std::vector<StepSequence>& batch, std::vector<std::int32_t>& next_tokens) {
   cuda_check(cudaSetDevice(device_), "cudaSetDevice", device_);
   check_batch(batch);

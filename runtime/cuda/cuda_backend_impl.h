@@ -46,6 +46,7 @@ class CudaBackend final : public Backend {
   void step(const std::vector<StepSequence>& batch, std::vector<std::int32_t>& next_tokens) override;
   const std::vector<float>& last_logits() const override { return last_logits_; }
   std::vector<float> encode(const std::vector<std::int32_t>& lengths, std::int32_t padded_length) override;
+  void copy_kv(const KvTransfers& copies) override;
   std::string name() const override { return name_; }
 
  private:
@@ -100,6 +101,10 @@ class CudaBackend final : public Backend {
   const float* final_norm_ = nullptr;
   const float* lm_head_ = nullptr;
   DeviceBuffer<float> kv_pool_;
+  // The host-memory tier: host_kv_blocks blocks laid out as the pool's, page-locked so that the
+  // copies run on the stream, in order with the steps.
+  PinnedBuffer<float> host_tier_;
+  std::size_t block_floats_ = 0;
 
   // Activations [max_batch_tokens][...]: residual stream, normalized input (then attention output),
   // projections and the MLP's two halves.

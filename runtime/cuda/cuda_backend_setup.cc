@@ -45,6 +45,7 @@ const BackendLimits& CudaBackend::checked(int device, const TransformerConfig& c
   require(c.heads % c.kv_heads == 0, "heads " + std::to_string(c.heads) + " is not a multiple of kv_heads");
   require(c.head_dim() % 2 == 0, "head_dim " + std::to_string(c.head_dim()) + " must be even for rotary embeddings");
   require(limits.kv_blocks >= 1 && limits.kv_blocks <= INT_MAX, "kv_blocks must be in [1, 2^31)");
+  require(limits.host_kv_blocks >= 0 && limits.host_kv_blocks <= INT_MAX, "host_kv_blocks must be in [0, 2^31)");
   require(limits.block_tokens >= 1, "block_tokens must be positive");
   require(limits.max_batch_tokens >= 1, "max_batch_tokens must be positive");
   require(limits.max_batch_sequences >= 1, "max_batch_sequences must be positive");
@@ -151,6 +152,8 @@ void CudaBackend::allocate_workspaces() {
   kv_pool_ = DeviceBuffer<float>(as_size(limits_.kv_blocks) * as_size(limits_.block_tokens) * as_size(config_.layers) *
                                      kv_dim * 2,
                                  device_);
+  block_floats_ = as_size(limits_.block_tokens) * as_size(config_.layers) * kv_dim * 2;
+  host_tier_ = PinnedBuffer<float>(as_size(limits_.host_kv_blocks) * block_floats_, device_);
   x_ = DeviceBuffer<float>(tokens * hidden, device_);
   xn_ = DeviceBuffer<float>(tokens * hidden, device_);
   q_ = DeviceBuffer<float>(tokens * hidden, device_);

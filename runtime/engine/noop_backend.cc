@@ -30,6 +30,8 @@ class NoopBackend final : public Backend {
     return std::vector<float>(lengths.size(), 0.0f);
   }
 
+  void copy_kv(const KvTransfers& copies) override { check_copies(copies, limits_, "noop"); }
+
   std::string name() const override { return "noop"; }
 
  private:

@@ -184,6 +184,7 @@ void WorkerEngine::publish_view(bool busy, TimeUs now) {
   view_.prefix_queried_tokens = state_.prefix_stats().queried_tokens;
   view_.prefix_hit_tokens = state_.prefix_stats().hit_tokens;
   view_.prefix_evictions = state_.kv().evictions();
+  view_.prefix_host_hit_tokens = state_.prefix_stats().host_hit_tokens;
   double dt = double(now - util_updated_us_);
   if (dt > 0) {
     double keep = std::exp(-dt / kUtilizationTauUs);
@@ -291,6 +292,11 @@ void WorkerEngine::run_request_batch(const BatchPlan& plan) {
 // from its prompts.
 void WorkerEngine::run_plan(BatchPlan& plan, TimeUs now) {
   if (device_error_) throw Error(reasons::kInjectedDeviceError);
+  if (state_.has_kv_transfers()) {
+    transfers_.clear();
+    state_.take_kv_transfers(transfers_);
+    parts_.backend->copy_kv(transfers_);
+  }
   for (;;) {
     try {
       if (plan.kind == BatchKind::kIteration) {

@@ -132,6 +132,7 @@ class WorkerEngine {
   WorkerView view_;             // guarded by mu_
   KvEventLog kv_events_;        // guarded by mu_
   std::vector<KvEvent> recorded_;  // worker thread only: events on their way to kv_events_
+  KvTransfers transfers_;          // worker thread only: the copies before a step (reused)
   std::string failure_;         // guarded by mu_
   std::atomic<bool> crashed_{false};
   std::atomic<bool> device_error_{false};

@@ -16,6 +16,7 @@ BackendLimits backend_limits_for(const Batcher& batcher, const TransformerConfig
   if (kv.blocks_total > 0) {
     limits.kv_blocks = kv.blocks_total;
     limits.block_tokens = kv.block_tokens;
+    limits.host_kv_blocks = kv.host_blocks;
   } else {
     limits.kv_blocks = 4096;  // request-level batches hold their caches only while they run
   }
@@ -23,6 +24,11 @@ BackendLimits backend_limits_for(const Batcher& batcher, const TransformerConfig
   if (pool_bytes > 8e9) {
     throw Error("the KV cache of " + std::to_string(limits.kv_blocks) + " blocks needs " +
                 std::to_string(pool_bytes / 1e9) + " GB for this model; set policies.batcher.kv_blocks");
+  }
+  const double host_bytes = double(limits.host_kv_blocks) * limits.block_tokens * double(model.kv_bytes_per_token());
+  if (host_bytes > 16e9) {
+    throw Error("the host-memory KV tier of " + std::to_string(limits.host_kv_blocks) + " blocks needs " +
+                std::to_string(host_bytes / 1e9) + " GB for this model; set policies.batcher.host_kv_blocks");
   }
   return limits;
 }

@@ -151,6 +151,7 @@ rpc::WorkerState to_wire(const WorkerView& v, TimeUs now_us) {
   m.set_prefix_queried_tokens(v.prefix_queried_tokens);
   m.set_prefix_hit_tokens(v.prefix_hit_tokens);
   m.set_prefix_evictions(v.prefix_evictions);
+  m.set_prefix_host_hit_tokens(v.prefix_host_hit_tokens);
   m.set_now_us(now_us);
   return m;
 }
@@ -199,6 +200,7 @@ void fill_view(const rpc::WorkerState& m, WorkerView& v) {
   v.prefix_queried_tokens = m.prefix_queried_tokens();
   v.prefix_hit_tokens = m.prefix_hit_tokens();
   v.prefix_evictions = m.prefix_evictions();
+  v.prefix_host_hit_tokens = m.prefix_host_hit_tokens();
 }
 
 rpc::Batch to_wire(const BatchRecord& b) {

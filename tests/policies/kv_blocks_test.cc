@@ -263,6 +263,17 @@ TEST(WorkerStatePrefixTest, AWholePromptHitStillComputesItsLastToken) {
   EXPECT_EQ(state.prefix_hit(state.get(1)).free_blocks, 1);
 }
 
+// A continuous batcher of 16-token blocks with prefix caching: 8 sequences, 256 tokens a step.
+ContinuousOptions caching_options(std::int64_t blocks) {
+  ContinuousOptions o;
+  o.max_num_batched_tokens = 256;
+  o.max_num_seqs = 8;
+  o.kv_blocks = blocks;
+  o.block_tokens = 16;
+  o.prefix_caching = true;
+  return o;
+}
+
 // Runs `trace` (arrivals in order) through a continuous batcher with prefix caching to the end,
 // checking the pool's counts after every step; returns the cached tokens of each request.
 // With `events`, the worker records its KV events, checked after every step against the keys it
@@ -271,13 +282,7 @@ TEST(WorkerStatePrefixTest, AWholePromptHitStillComputesItsLastToken) {
 std::map<RequestId, std::int32_t> run_all(const std::vector<Request>& trace, std::int64_t blocks, bool use_steady,
                                           std::vector<std::vector<KvBlocks::BlockId>>* tables = nullptr,
                                           std::vector<KvEvent>* events = nullptr) {
-  ContinuousOptions o;
-  o.max_num_batched_tokens = 256;
-  o.max_num_seqs = 8;
-  o.kv_blocks = blocks;
-  o.block_tokens = 16;
-  o.prefix_caching = true;
-  ContinuousBatcher batcher(o);
+  ContinuousBatcher batcher(caching_options(blocks));
   WorkerState state(batcher.kv_capacity());
   state.record_kv_events(events != nullptr);
   std::set<std::uint64_t> held;
@@ -419,6 +424,157 @@ TEST(WorkerStatePrefixTest, SteadyDecodeInBulkTakesTheSameBlocksAsStepByStep) {
     EXPECT_EQ(one, bulk);
     if (HasFailure()) return;
   }
+}
+
+TEST(KvBlocksHostTierTest, EvictedBlocksComeBackFromTheHostTierWhichEvictsLeastRecentlyUsed) {
+  KvBlocks kv(KvCapacity{4, 16, true, 3});
+  const Request a = with_ids(make_request(0, 0, 64), {1, 2, 3, 4});
+  const auto keys = keys_of(a, 16, 4);
+  // Four blocks cached on the device: the host tier stores them as they are cached, and, full at
+  // three, evicts its least recently used (the first) for the fourth.
+  std::vector<KvBlocks::BlockId> table;
+  kv.allocate(4, table);
+  for (int i = 0; i < 4; ++i) kv.cache(table[std::size_t(i)], keys[std::size_t(i)]);
+  EXPECT_EQ(kv.host_stores(), 4);
+  EXPECT_EQ(kv.host_evictions(), 1);
+  EXPECT_EQ(kv.host_cached(), 3);
+  KvTransfers t;
+  kv.take_transfers(t);
+  ASSERT_EQ(t.stores.size(), 4u);
+  EXPECT_TRUE(t.loads.empty());
+  EXPECT_EQ(t.stores[3].host_block, t.stores[0].host_block);  // the first's host block, reused
+  EXPECT_FALSE(kv.has_transfers());
+  kv.release_all(table);
+  // A new prompt takes all four device blocks: every cached block is evicted from the device.
+  std::vector<KvBlocks::BlockId> other;
+  kv.allocate(4, other);
+  PrefixKeys k(a.prefix, a.input_tokens, a.id, 16);
+  EXPECT_EQ(kv.lookup(k, 3).blocks, 0);  // its first block is in neither tier
+  kv.release_all(other);
+  // A prompt whose first block differs shares nothing; one that starts with block 2's key does not
+  // exist (keys chain): so look up a's own keys from the second on through the host tier.
+  PrefixKeys from_second = k;
+  from_second.next();
+  const PrefixHit hit = kv.lookup(from_second, 3);
+  EXPECT_EQ(hit.blocks, 3);
+  EXPECT_EQ(hit.free_blocks, 3);  // each takes a free block to load into
+  std::vector<KvBlocks::BlockId> mine;
+  std::vector<HostHit> host_hits;
+  EXPECT_EQ(kv.take_cached(from_second, 3, mine, host_hits), 3);
+  ASSERT_EQ(host_hits.size(), 3u);
+  EXPECT_EQ(mine, (std::vector<KvBlocks::BlockId>{-1, -1, -1}));
+  EXPECT_EQ(kv.free(), 4);  // nothing taken before the loads
+  for (std::size_t i = 0; i < 3; ++i) mine[i] = kv.load(host_hits[i]);
+  EXPECT_EQ(kv.free(), 1);
+  EXPECT_EQ(kv.host_loads(), 3);
+  EXPECT_EQ(kv.host_stores(), 4);  // loaded blocks are cached on the device, and not stored again
+  kv.take_transfers(t);
+  ASSERT_EQ(t.loads.size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(t.loads[i].block, mine[i]);
+    EXPECT_EQ(t.loads[i].host_block, host_hits[i].host_block);
+  }
+  // Back on the device: the next lookup finds them there.
+  PrefixKeys again = k;
+  again.next();
+  EXPECT_EQ(kv.lookup(again, 3).free_blocks, 0);
+}
+
+TEST(KvBlocksHostTierTest, ConfiguredOnlyWithPrefixCachingAndSizedInBlocksOrGigabytes) {
+  const auto make = [](const nlohmann::json& params) {
+    JsonParams p(params, "policies.batcher");
+    return read_continuous_options(p);
+  };
+  EXPECT_EQ(make({{"prefix_caching", true}, {"host_kv_blocks", 100}}).host_kv_blocks, 100);
+  const auto error = [&](const nlohmann::json& params) { return testing::error_of([&] { make(params); }); };
+  EXPECT_NE(error({{"host_kv_blocks", 100}}).find("policies.batcher.host_kv_blocks: a host-memory tier keeps "
+                                                  "prefix-cache blocks: it needs prefix_caching true"),
+            std::string::npos);
+  EXPECT_NE(error({{"prefix_caching", true}, {"host_kv_blocks", 100}, {"host_cache_gb", 2}})
+                .find("host_kv_blocks or host_cache_gb, not both"),
+            std::string::npos);
+  EXPECT_NE(error({{"prefix_caching", true}, {"host_cache_gb", -1}}).find("host_cache_gb: must be in [0, 1e6] GB"),
+            std::string::npos);
+}
+
+// Runs `trace` as run_all does with a host tier of `host_blocks`, and follows what each block
+// holds: a step's copies are carried out before it (stores, then loads), then its chunks write
+// their blocks. Every sequence must find its own prefix's contents in its blocks when its step
+// runs, whichever tier they came from. Returns the cached tokens of each request; `loaded` counts
+// the tokens loaded from the host tier.
+std::map<RequestId, std::int32_t> run_with_host_tier(const std::vector<Request>& trace, std::int64_t blocks,
+                                                     std::int64_t host_blocks, std::int64_t* loaded) {
+  ContinuousOptions o = caching_options(blocks);
+  o.host_kv_blocks = host_blocks;
+  ContinuousBatcher batcher(o);
+  WorkerState state(batcher.kv_capacity());
+  std::map<KvBlocks::BlockId, std::uint64_t> device;  // the key whose keys and values a block holds
+  std::map<std::int32_t, std::uint64_t> host;
+  const auto key_at = [](const Sequence& seq, std::int64_t i) {
+    PrefixKeys k(seq.request.prefix, seq.request.input_tokens, seq.request.id, 16);
+    for (std::int64_t j = 0; j < i; ++j) k.next();
+    return k.next();
+  };
+  std::map<RequestId, std::int32_t> cached;
+  std::size_t next = 0;
+  TimeUs now = 0;
+  KvTransfers t;
+  for (int guard = 0; guard < 100000 && (next < trace.size() || !state.empty()); ++guard) {
+    for (int k = 0; k < 2 && next < trace.size(); ++k) state.enqueue(trace[next++], now);
+    BatchPlan plan = batcher.next(state, now);
+    std::vector<Finished> ended = state.begin(plan, now);
+    t.clear();
+    state.take_kv_transfers(t);
+    for (const KvCopy& c : t.stores) {
+      EXPECT_TRUE(device.count(c.block)) << "a store of a block never written";
+      host[c.host_block] = device[c.block];
+    }
+    for (const KvCopy& c : t.loads) {
+      EXPECT_TRUE(host.count(c.host_block)) << "a load of a host block never stored";
+      device[c.block] = host[c.host_block];
+    }
+    for (const BatchEntry& e : plan.entries) {
+      const Sequence& seq = state.get(e.id);
+      for (std::int64_t i = 0; i < seq.computed / 16; ++i) {
+        EXPECT_EQ(device[seq.blocks[std::size_t(i)]], key_at(seq, i)) << "request " << e.id << " block " << i;
+      }
+      const std::int64_t end = seq.computed + (e.decode ? 1 : e.prefill_tokens);
+      for (std::int64_t i = seq.computed / 16; i < (end + 15) / 16; ++i) device[seq.blocks[std::size_t(i)]] = key_at(seq, i);
+    }
+    if (!plan.idle()) {
+      for (Finished& f : state.finish(plan, ++now)) ended.push_back(std::move(f));
+    }
+    for (const Finished& f : ended) {
+      EXPECT_EQ(f.outcome, Outcome::kCompleted) << f.reason;
+      cached[f.seq.request.id] = f.seq.cached_tokens;
+    }
+    if (::testing::Test::HasFailure()) break;
+  }
+  EXPECT_TRUE(state.empty());
+  EXPECT_EQ(state.kv().free(), state.kv().total());
+  EXPECT_LE(state.kv().host_cached(), host_blocks);
+  EXPECT_LE(state.kv().host_loads() * 16, state.prefix_stats().host_hit_tokens);  // less the blocks loaded once for two
+  *loaded = state.prefix_stats().host_hit_tokens;
+  return cached;
+}
+
+TEST(KvBlocksHostTierTest, EveryStepFindsItsPrefixContentsWhicheverTierTheyCameFrom) {
+  std::int64_t total_loaded = 0;
+  for (std::uint64_t seed = 1; seed <= 20; ++seed) {
+    SCOPED_TRACE(seed);
+    const auto trace = random_conversations(seed, 60);
+    std::int64_t loaded = 0, none = 0;
+    const auto with_host = run_with_host_tier(trace, 24, 40, &loaded);
+    const auto without = run_with_host_tier(trace, 24, 0, &none);
+    EXPECT_EQ(none, 0);
+    std::int64_t sum_with = 0, sum_without = 0;
+    for (const auto& [id, tokens] : with_host) sum_with += tokens;
+    for (const auto& [id, tokens] : without) sum_without += tokens;
+    EXPECT_GE(sum_with, sum_without);  // the host tier only adds hits
+    total_loaded += loaded;
+    if (HasFailure()) return;
+  }
+  EXPECT_GT(total_loaded, 0);
 }
 
 // The simulator counts blocks; the runtime names them: the same plans keep the same counts, and

@@ -259,6 +259,46 @@ TEST_F(CpuBackendTest, SharedPrefixBlocksGiveBitIdenticalLogitsToComputingThePre
   expect_logits_match(*backend, 0, reference_.last_logits(whole));
 }
 
+// The host tier: a prefix's blocks stored to host memory, their device blocks then overwritten by
+// another sequence, and loaded back into other blocks, give the logits of computing it again.
+TEST_F(CpuBackendTest, PrefixBlocksLoadedBackFromTheHostTierGiveBitIdenticalLogits) {
+  BackendLimits limits = small_limits();
+  limits.host_kv_blocks = 8;
+  auto backend = make_cpu_backend(config_, limits);
+  const auto shared = prompt_tokens(1, 48, config_.vocab);
+  const auto tail = prompt_tokens(3, 19, config_.vocab);
+  backend->step({tables_.step(1, 0, shared)}, next_);
+  const runtime::StepSequence a = tables_.step(1, 48, {});
+  KvTransfers copies;
+  for (std::int32_t i = 0; i < 3; ++i) copies.stores.push_back(KvCopy{a.blocks[std::size_t(i)], 5 + i});
+  backend->copy_kv(copies);
+  // Another prompt overwrites A's blocks.
+  runtime::StepSequence other = tables_.step(2, 0, prompt_tokens(2, 48, config_.vocab));
+  std::copy(a.blocks.begin(), a.blocks.begin() + 3, other.blocks.begin());
+  backend->step({other}, next_);
+  // B loads the prefix into its own blocks and computes only its tail.
+  runtime::StepSequence b = tables_.step(4, 48, tail);
+  copies.clear();
+  for (std::int32_t i = 0; i < 3; ++i) copies.loads.push_back(KvCopy{b.blocks[std::size_t(i)], 5 + i});
+  backend->copy_kv(copies);
+  backend->step({b}, next_);
+  const std::vector<float> loaded = backend->last_logits();
+  backend->step({tables_.step(3, 0, shared)}, next_);
+  backend->step({tables_.step(3, 48, tail)}, next_);
+  EXPECT_EQ(backend->last_logits(), loaded);
+  // A copy outside either pool is refused before anything is copied.
+  copies.clear();
+  copies.loads.push_back(KvCopy{0, 8});
+  try {
+    backend->copy_kv(copies);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("cpu backend copy_kv: load 0 (block 0, host block 8) is outside"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 TEST_F(CpuBackendTest, PromptsAroundABlockBoundary) {
   for (std::int32_t length : {15, 16, 17}) {
     auto backend = make_cpu_backend(config_, small_limits());

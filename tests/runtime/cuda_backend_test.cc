@@ -43,9 +43,8 @@ void expect_close(const std::vector<float>& actual, const std::vector<float>& ex
 
 class CudaVsCpu {
  public:
-  CudaVsCpu()
-      : cuda_(make_cuda_backend(0, tiny_config(), tiny_limits())),
-        cpu_(make_cpu_backend(tiny_config(), tiny_limits())) {}
+  explicit CudaVsCpu(const BackendLimits& limits = tiny_limits())
+      : cuda_(make_cuda_backend(0, tiny_config(), limits)), cpu_(make_cpu_backend(tiny_config(), limits)) {}
 
   // `id`'s part of a step, its block table grown to hold the tokens (both backends read one pool
   // layout: the tables are the same).
@@ -62,6 +61,12 @@ class CudaVsCpu {
     EXPECT_EQ(cuda_next, cpu_next) << what;
     expect_close(cuda_->last_logits(), cpu_->last_logits(), what);
     return cuda_next;
+  }
+
+  // Carries out the same block copies on both.
+  void copy(const KvTransfers& copies) {
+    cuda_->copy_kv(copies);
+    cpu_->copy_kv(copies);
   }
 
   Backend& cuda() { return *cuda_; }
@@ -171,6 +176,34 @@ TEST(CudaBackend, SharedPrefixBlocksMatchComputingThePrefixAgain) {
   both.step({both.seq(3, 0, shared, false)}, "prefix again");
   both.step({both.seq(3, 12, tail_b)}, "b's tail after its own prefix");
   expect_close(both.cuda().last_logits(), shared_logits, "shared prefix vs computed again");
+}
+
+// The host tier: a prefix's blocks stored to host memory, overwritten on the device and loaded back
+// into other blocks give what computing the prefix again gives, on the GPU as on the CPU.
+TEST(CudaBackend, PrefixBlocksLoadedFromTheHostTierMatchComputingThePrefixAgain) {
+  SKIP_WITHOUT_GPU();
+  BackendLimits limits = tiny_limits();
+  limits.host_kv_blocks = 8;
+  CudaVsCpu both(limits);
+  const int vocab = tiny_config().vocab;
+  const std::vector<std::int32_t> shared = prompt_tokens(1, 12, vocab), tail = prompt_tokens(3, 6, vocab);
+  both.step({both.seq(1, 0, shared, false)}, "prefix of a");
+  const StepSequence a = both.seq(1, 12, {});
+  KvTransfers copies;
+  for (std::int32_t i = 0; i < 3; ++i) copies.stores.push_back(KvCopy{a.blocks[std::size_t(i)], 2 + i});
+  both.copy(copies);
+  StepSequence other = both.seq(2, 0, prompt_tokens(2, 12, vocab), false);
+  std::copy(a.blocks.begin(), a.blocks.begin() + 3, other.blocks.begin());  // overwrites a's blocks
+  both.step({other}, "another prompt in a's blocks");
+  StepSequence b = both.seq(4, 12, tail);
+  copies.clear();
+  for (std::int32_t i = 0; i < 3; ++i) copies.loads.push_back(KvCopy{b.blocks[std::size_t(i)], 2 + i});
+  both.copy(copies);
+  both.step({b}, "b on the prefix loaded from host memory");
+  const std::vector<float> loaded = both.cuda().last_logits();
+  both.step({both.seq(3, 0, shared, false)}, "prefix again");
+  both.step({both.seq(3, 12, tail)}, "b's tail after its own prefix");
+  expect_close(both.cuda().last_logits(), loaded, "loaded prefix vs computed again");
 }
 
 TEST(CudaBackend, EncodeMatchesCpuAndIgnoresPadding) {

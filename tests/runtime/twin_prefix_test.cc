@@ -134,6 +134,29 @@ TEST_F(TwinPrefix, SimAndRunFindTheSameCachedTokensPerRequestWithAndWithoutEvict
   EXPECT_LT(cached_total[1], cached_total[0]) << "the small cache should have evicted prefixes that were found again";
 }
 
+// The host-memory tier (vLLM's CPU offloading): with a device cache that evicts, the blocks it
+// evicted come back from host memory; the simulator and the runtime find the same cached tokens for
+// every request, and more than without the tier.
+TEST_F(TwinPrefix, AHostTierBringsBackEvictedPrefixesAlikeInSimAndRun) {
+  const std::vector<std::string> small = {"policies.router.name=round_robin", "policies.batcher.kv_blocks=28"};
+  const auto without = run_command("sim", "sim_no_host", small);
+  std::vector<std::string> sets = small;
+  sets.push_back("policies.batcher.host_kv_blocks=256");
+  const auto simulated = run_command("sim", "sim_host", sets);
+  ASSERT_EQ(simulated.size(), 24u);
+  long long with_tier = 0, without_tier = 0;
+  for (const auto& [id, ended] : simulated) {
+    EXPECT_EQ(ended.first, "completed") << "request " << id;
+    with_tier += ended.second;
+    without_tier += without.at(id).second;
+  }
+  EXPECT_GT(with_tier, without_tier);
+  EXPECT_EQ(run_command("run", "run_host", sets), simulated);
+  EXPECT_GT(summary_in("sim_host")["prefix_cache"]["host_cached_tokens"].get<long long>(), 0);
+  EXPECT_EQ(summary_in("sim_no_host")["prefix_cache"]["host_cached_tokens"].get<long long>(), 0);
+  EXPECT_EQ(summary_in("run_host")["prefix_cache"], summary_in("sim_host")["prefix_cache"]);
+}
+
 // A router that reads the workers' KV events (llm-d's precise prefix scorer; Dynamo's KV router
 // with its events) decides on the same cache contents in both: the simulator hands the events over
 // as they happen, the runtime's workers publish them with their views. Each request runs alone, so

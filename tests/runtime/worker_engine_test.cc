@@ -27,6 +27,7 @@ class FailingBackend : public Backend {
   }
   const std::vector<float>& last_logits() const override { return inner_->last_logits(); }
   std::vector<float> encode(const std::vector<std::int32_t>& l, std::int32_t p) override { return inner_->encode(l, p); }
+  void copy_kv(const KvTransfers& copies) override { inner_->copy_kv(copies); }
   std::string name() const override { return "failing"; }
 
  private:

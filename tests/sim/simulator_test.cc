@@ -58,6 +58,39 @@ TEST_P(NetworkModelTest, PayloadsCrossLinksWithLatencyAndBandwidth) {
 
 INSTANTIATE_TEST_SUITE_P(Models, NetworkModelTest, ::testing::Values("flow", "latency"));
 
+// The host-memory KV tier: a prefix the device evicted comes back from host memory, and the step
+// that uses it waits for the copy over the instance's host link (latency + bytes / bandwidth): a
+// SimGrid flow with the flow network, the same time computed without one.
+class HostTierTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(HostTierTest, APrefixLoadedFromTheHostTierWaitsForItsCopyOverTheHostLink) {
+  testing::register_test_cost_model();
+  const auto last_ttft_ms = [](const std::string& network, int host_blocks) {
+    auto c = testing::small_config(1);
+    c["policies"]["batcher"] = {{"name", "continuous"}, {"kv_blocks", 4}, {"prefix_caching", true},
+                                {"host_kv_blocks", host_blocks}};
+    c["policies"]["cost_model"] = "test_token_us";
+    c["sim"]["network"] = network;
+    c["cluster"]["hosts"][0]["host_link"] = {{"bandwidth_gbps", 1}, {"latency_us", 100}};
+    // A (63 + 1 tokens: four blocks), then B whose prompt takes every device block (A's evicted),
+    // then C with A's prompt: its three full blocks (48 of 63 tokens) are in the host tier only.
+    std::vector<Request> rs = {req(0, 63, 1), req(10'000, 63, 1), req(20'000, 63, 1)};
+    rs[0].prefix = rs[2].prefix = BlockHashes(16, {1, 2, 3, 4});
+    rs[1].prefix = BlockHashes(16, {9, 10, 11, 12});
+    const auto s = sim::simulate(parse_run_config(c, ""), trace_of(rs), {});
+    EXPECT_EQ(s["requests"]["completed"], 3);
+    EXPECT_EQ(s["prefix_cache"]["host_cached_tokens"], host_blocks > 0 ? 48 : 0);
+    EXPECT_EQ(s["prefix_cache"]["cached_tokens"], host_blocks > 0 ? 48 : 0);
+    return s["ttft_ms"]["max"].get<double>();
+  };
+  // 2 MiB blocks (16 tokens of 16 layers x 2048 x 2 bytes x K and V) over 1 GB/s: 100 us + 3 x
+  // 2,097 us to load, then a 15-token chunk (15 us) instead of 63 tokens (63 us).
+  const double load_ms = (100 + 3 * 2097.152) / 1000;
+  EXPECT_NEAR(last_ttft_ms(GetParam(), 8) - last_ttft_ms(GetParam(), 0), load_ms - 0.048, 0.002);
+}
+
+INSTANTIATE_TEST_SUITE_P(Networks, HostTierTest, ::testing::Values("flow", "latency", "none"));
+
 TEST(Simulator, FlowNetworkSharesBandwidthLatencyNetworkDoesNot) {
   testing::register_test_cost_model();
   auto c = testing::small_config(2);
