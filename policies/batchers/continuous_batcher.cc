@@ -305,8 +305,9 @@ std::unique_ptr<Batcher> make_continuous_batcher(JsonParams& params, const Polic
     const double block_bytes = kv_bytes_per_token(ctx.instance->model) * options.block_tokens;
     const double blocks = std::floor(options.host_cache_gb * 1e9 / block_bytes);
     if (!(blocks >= 1)) {
-      throw Error(params.where() + ".host_cache_gb: " + gb(options.host_cache_gb * 1e9) + " holds no KV block of " +
-                  gb(block_bytes) + " (instance '" + ctx.instance->name + "')");
+      char what[160];
+      std::snprintf(what, sizeof what, "%g GB holds no KV block of %.2f MB", options.host_cache_gb, block_bytes / 1e6);
+      throw Error(params.where() + ".host_cache_gb: " + what + " (instance '" + ctx.instance->name + "')");
     }
     options.host_kv_blocks = static_cast<std::int64_t>(std::min<double>(blocks, INT32_MAX));
   }
