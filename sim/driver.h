@@ -219,7 +219,7 @@ class Driver : private Carrier {
     Driver* driver;
   };
   KvEvents kv_events_{this};
-  KvTransfers transfers_;  // host_loads_us()'s, reused
+  KvTransfers transfers_;  // take_host_loads()'s, reused
   ViewChanges view_changes_;  // which of views_ changed since the router last looked: touch() at every write
   std::unique_ptr<ElasticCluster> elastic_;
   std::unique_ptr<VersionChoice> versions_;
