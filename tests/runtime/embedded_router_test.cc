@@ -121,11 +121,13 @@ TEST(EmbeddedRouter, APartitionedWorkerGoesDownAndItsRequestsAreRetried) {
   RunConfig c = three_workers({"protection.heartbeat.interval_ms=20", "protection.heartbeat.suspect_after_misses=2",
                                "protection.heartbeat.down_after_misses=4",
                                "protection.retry.budget_min_retries=100"});
-  // Long enough answers (up to 400 tokens) that worker 0 holds requests when the partition starts,
-  // however fast this machine is.
+  // Long answers (up to 400 tokens) on a worker 0 that runs ten times slower than the others, so
+  // that it holds requests when the partition starts however fast this machine is (on a quiet
+  // machine at full speed it could be idle then, with nothing to retry).
   Trace t = testing::small_trace(60, 30, 7, 200);
   EmbeddedRunOptions opt;
-  opt.faults = faults(c, {{{"at_s", 0.5}, {"type", "partition"}, {"worker", 0}, {"duration_s", 0.8}}});
+  opt.faults = faults(c, {{{"at_s", 0}, {"type", "slowdown"}, {"worker", 0}, {"factor", 10}},
+                          {{"at_s", 0.5}, {"type", "partition"}, {"worker", 0}, {"duration_s", 0.8}}});
   std::vector<RequestRecord> records;
   opt.records_out = &records;
   auto s = run_embedded(c, t, opt);
@@ -137,8 +139,12 @@ TEST(EmbeddedRouter, APartitionedWorkerGoesDownAndItsRequestsAreRetried) {
   EXPECT_GT(s["requests"]["retried"].get<int>(), 0);
   // A request that was retried completed on another worker while the partition lasted or later;
   // none completed on worker 0 from the partition until it healed.
-  const TimeUs partitioned_us = applied_us(s, 0);
-  const TimeUs healed_us = applied_us(s, 1);
+  ASSERT_EQ(s["faults"]["applied"].size(), 3u) << s["faults"].dump();  // the slowdown, the partition, its end
+  const TimeUs partitioned_us = applied_us(s, 1);
+  const TimeUs healed_us = applied_us(s, 2);
+  EXPECT_EQ(s["faults"]["applied"][1]["event"], "start");
+  EXPECT_EQ(s["faults"]["applied"][2]["event"], "end");
+  EXPECT_EQ(s["faults"]["applied"][2]["type"], "partition");
   for (const RequestRecord& r : records) {
     if (r.worker != 0) continue;
     EXPECT_TRUE(r.end_us <= partitioned_us || r.end_us >= healed_us) << "request " << r.id;
