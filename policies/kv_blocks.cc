@@ -168,6 +168,10 @@ KvBlocks::BlockId KvBlocks::load(const HostHit& hit) {
 }
 
 void KvBlocks::take_transfers(KvTransfers& out) {
+  if (out.empty()) {  // the usual case: hand the lists over, keep out's (cleared) buffers for the next
+    std::swap(out, transfers_);
+    return;
+  }
   out.stores.insert(out.stores.end(), transfers_.stores.begin(), transfers_.stores.end());
   out.loads.insert(out.loads.end(), transfers_.loads.begin(), transfers_.loads.end());
   transfers_.clear();

@@ -13,7 +13,6 @@
 #include <xbt/log.h>
 
 #include "core/error.h"
-#include "core/model_dimensions.h"
 #include "policies/cost/step_time.h"
 #include "serving/lifecycle_reasons.h"
 #include "serving/run_policies.h"
@@ -463,7 +462,7 @@ void Driver::load_then_step(int wi, BatchPlan plan, TimeUs t, std::int64_t block
   set_busy(wi, true);
   w.busy_until_us = t;  // at least; its end is known when the blocks arrive
   refresh_view(wi);
-  const double bytes = model_kv_bytes_per_token(w.instance->model) * w.state->kv().block_tokens() * double(blocks);
+  const double bytes = host_copy_bytes(*w.instance, blocks, w.state->kv().block_tokens());
   const auto start = [this, wi, bytes, step_us, epoch = w.run_epoch] {
     if (workers_[wi].run_epoch != epoch) return;  // the worker went down first
     Pending* p = new_pending();

@@ -140,12 +140,16 @@ double request_batch_seconds(const StepCoefficients& c, const ModelTerms& m, con
   return step_seconds(c, m, prefill) + decode_steps_s(c, m, seqs, context0, steps);
 }
 
+double host_copy_bytes(const InstanceSpec& instance, std::int64_t blocks, int block_tokens) {
+  return model_kv_bytes_per_token(instance.model) * double(block_tokens) * double(blocks);
+}
+
 TimeUs host_copy_time_us(const InstanceSpec& instance, std::int64_t blocks, int block_tokens) {
   if (blocks <= 0) return 0;
   if (!(instance.host_link.bandwidth_gbps > 0)) {
     throw Error("instance '" + instance.name + "' copies KV blocks to and from host memory but its host_link has no bandwidth");
   }
-  const double bytes = model_kv_bytes_per_token(instance.model) * double(block_tokens) * double(blocks);
+  const double bytes = host_copy_bytes(instance, blocks, block_tokens);
   const double seconds = instance.host_link.latency_us * 1e-6 + bytes / (instance.host_link.bandwidth_gbps * 1e9 * instance.tp());
   return round_step_us(seconds);
 }

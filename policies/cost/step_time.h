@@ -99,6 +99,9 @@ double request_batch_seconds(const StepCoefficients& c, const ModelTerms& m, con
 // Seconds to microseconds, rounded, at least 1.
 TimeUs round_step_us(double seconds);
 
+// The bytes of `blocks` KV blocks of `block_tokens` tokens of the instance's model (all its GPUs').
+double host_copy_bytes(const InstanceSpec& instance, std::int64_t blocks, int block_tokens);
+
 // The time `blocks` KV blocks of `block_tokens` tokens take to copy between host memory and the
 // instance's GPUs: each GPU moves its share of every block over its own host link (PCIe), one
 // latency for the batch of copies. 0 for no blocks. Throws twinfer::Error naming the instance when
