@@ -32,6 +32,11 @@ void bind_request(py::module_& m) {
                              "The prompt's block hash ids (a list; empty when the trace gives none).")
       .def_property_readonly("hash_block_tokens", [](const Request& r) { return r.prefix.block_tokens(); },
                              "Prompt tokens per hash id (0 without hash ids).")
+      .def_property_readonly(
+          "prompt_token_ids",
+          [](const Request& r) { return r.prefix.has_tokens() ? r.prefix.tokens() : std::vector<std::int32_t>{}; },
+          "The prompt's token ids when the request came with them (its hash_ids are then hashes of their "
+          "blocks); else an empty list.")
       .def("__repr__", [](const Request& r) {
         return "<twinfer.Request id=" + std::to_string(r.id) + " arrival_us=" + std::to_string(r.arrival_us) +
                " input_tokens=" + std::to_string(r.input_tokens) +

@@ -82,6 +82,7 @@ class TraceInfo {
     input_.add(r.input_tokens);
     output_.add(r.output_tokens);
     with_ids_ += r.prefix.empty() ? 0 : 1;
+    with_tokens_ += r.prefix.has_tokens() ? 1 : 0;
     cached_tokens_ += reuse_.add(r);
   }
 
@@ -104,7 +105,9 @@ class TraceInfo {
         << fmt(prompt_tokens > 0 ? 100.0 * double(cached_tokens_) / double(prompt_tokens) : 0.0, 1)
         << "% of prompt tokens (" << cached_tokens_ << " of " << prompt_tokens
         << ") in blocks seen before, an unbounded cache of " << block_tokens_ << "-token blocks; " << with_ids_
-        << " of " << n << " requests carry hash ids\n";
+        << " of " << n << " requests carry hash ids";
+    if (with_tokens_ > 0) out << " (" << with_tokens_ << " hashed from their token ids)";
+    out << "\n";
   }
 
   static constexpr int kDefaultBlockTokens = 16;
@@ -113,6 +116,7 @@ class TraceInfo {
   PrefixReuse reuse_;
   int block_tokens_;
   std::int64_t with_ids_ = 0;
+  std::int64_t with_tokens_ = 0;
   std::int64_t cached_tokens_ = 0;
   TimeUs first_us_ = kNever;
   TimeUs last_us_ = 0;

@@ -3,6 +3,10 @@
 // ids are equal share their first k blocks' tokens. Eight bytes on a Request, shared by reference
 // count (copies are safe across threads; the ids never change).
 //
+// A prompt given as its token ids (from_tokens) keeps them too, for the engines that run them; its
+// ids are then computed from them: one per full block, chaining the previous block's id with the
+// block's tokens (vLLM's block hashes), so equal ids mean equal tokens up to that block's end.
+//
 // The prefix keys below turn a request's ids into one key per block of an engine's KV cache (of any
 // size): the key of engine block j names the whole prompt up to that block's end, so equal keys mean
 // equal prefixes. Keys of blocks the ids do not cover (the rest of the prompt, generated tokens, a
@@ -33,6 +37,9 @@ class BlockHashes {
   BlockHashes(int block_tokens, std::shared_ptr<const std::vector<std::uint64_t>> base, std::size_t count,
               bool has_last, std::uint64_t last)
       : rep_(count == 0 && !has_last ? nullptr : new Rep{{1}, block_tokens, count, has_last, last, std::move(base)}) {}
+  // A prompt given as token ids, hashed in blocks of `block_tokens` (a partial last block has no
+  // id). REQUIRES: block_tokens >= 1. No tokens: empty.
+  static BlockHashes from_tokens(std::vector<std::int32_t> tokens, int block_tokens);
   BlockHashes(const BlockHashes& other) noexcept : rep_(other.rep_) {
     if (rep_) rep_->refs.fetch_add(1, std::memory_order_relaxed);
   }
@@ -45,6 +52,7 @@ class BlockHashes {
     if (rep_ && rep_->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete rep_;
   }
 
+  // No ids and no tokens. (A prompt of tokens shorter than one block has tokens and no ids.)
   bool empty() const noexcept { return rep_ == nullptr; }
   std::size_t size() const noexcept { return rep_ ? rep_->count + (rep_->has_last ? 1 : 0) : 0; }
   // Tokens per id; 0 when empty.
@@ -56,6 +64,10 @@ class BlockHashes {
   bool shares_ids_with(const BlockHashes& other) const noexcept {
     return rep_ != nullptr && other.rep_ != nullptr && rep_->base == other.rep_->base;
   }
+  // Whether the prompt's token ids are known (from_tokens).
+  bool has_tokens() const noexcept { return rep_ != nullptr && rep_->tokens != nullptr; }
+  // REQUIRES: has_tokens().
+  const std::vector<std::int32_t>& tokens() const noexcept { return *rep_->tokens; }
   std::vector<std::uint64_t> ids() const {
     std::vector<std::uint64_t> out(size());
     for (std::size_t i = 0; i < out.size(); ++i) out[i] = (*this)[i];
@@ -64,7 +76,8 @@ class BlockHashes {
 
   friend bool operator==(const BlockHashes& a, const BlockHashes& b) noexcept {
     if (a.rep_ == b.rep_) return true;
-    if (a.block_tokens() != b.block_tokens() || a.size() != b.size()) return false;
+    if (a.block_tokens() != b.block_tokens() || a.size() != b.size() || a.has_tokens() != b.has_tokens()) return false;
+    if (a.has_tokens() && a.tokens() != b.tokens()) return false;
     for (std::size_t i = 0; i < a.size(); ++i) {
       if (a[i] != b[i]) return false;
     }
@@ -80,6 +93,7 @@ class BlockHashes {
     bool has_last;
     std::uint64_t last;
     std::shared_ptr<const std::vector<std::uint64_t>> base;
+    std::shared_ptr<const std::vector<std::int32_t>> tokens = nullptr;  // from_tokens only
   };
   Rep* rep_ = nullptr;
 };
@@ -97,6 +111,30 @@ inline std::uint64_t mix_hash(std::uint64_t a, std::uint64_t b) noexcept {
 
 // The chain of a request's ids starts from this value: chain_k = mix_hash(chain_{k-1}, id_k).
 inline constexpr std::uint64_t kPrefixChainSeed = 0x2545f4914f6cdd1dULL;
+
+// Prompts given as token ids are hashed in blocks of this many tokens unless a request says
+// otherwise (vLLM's default KV block size): an engine whose KV blocks hold a multiple of it can
+// share every full block of a prompt.
+inline constexpr int kTokenHashBlockTokens = 16;
+
+// id_k = the tokens of block k folded one by one into id_{k-1} (the seed's mix for k = 0).
+inline BlockHashes BlockHashes::from_tokens(std::vector<std::int32_t> tokens, int block_tokens) {
+  if (tokens.empty()) return {};
+  const std::size_t per_block = static_cast<std::size_t>(block_tokens);
+  std::vector<std::uint64_t> ids(tokens.size() / per_block);
+  std::uint64_t id = mix_hash(kPrefixChainSeed, 0x746f6b656e73ULL);
+  for (std::size_t k = 0; k < ids.size(); ++k) {
+    for (std::size_t i = k * per_block; i < (k + 1) * per_block; ++i) {
+      id = mix_hash(id, static_cast<std::uint32_t>(tokens[i]));
+    }
+    ids[k] = id;
+  }
+  BlockHashes out;
+  const std::size_t n = ids.size();
+  out.rep_ = new Rep{{1}, block_tokens, n, false, 0, std::make_shared<const std::vector<std::uint64_t>>(std::move(ids)),
+                     std::make_shared<const std::vector<std::int32_t>>(std::move(tokens))};
+  return out;
+}
 
 // The keys of one request's blocks of `engine_block_tokens` tokens, in order, computed as asked.
 // Block j ends at token t = (j + 1) * engine_block_tokens. While the request's ids cover the prompt

@@ -22,6 +22,8 @@ std::int64_t peak_kv_blocks(const Request& request, const KvBlocks& kv);
 // and its KV cache both hold the request's prompt plus output (health is ignored: a down worker may
 // come back). Otherwise why not:
 //   "no worker serves model 'x'", or
+//   "prompt token id N is outside the vocabulary of model 'x' (V tokens)" when the prompt's token ids
+//     (BlockHashes::tokens) hold an id no serving worker's model has, or
 //   "needs N tokens of context (input + output); the longest context of model 'x' is M (max_context)"
 //     when no serving worker's model holds N tokens, or
 //   "needs N tokens of KV cache (input + output); the largest KV cache for model 'x' holds M".

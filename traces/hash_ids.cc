@@ -2,30 +2,59 @@
 #include <charconv>
 #include <memory>
 #include <string>
+#include <type_traits>
 
 #include "traces/trace_formats.h"
 
 namespace twinfer {
 
-std::vector<std::uint64_t> parse_hash_id_list(std::string_view list, char separator, std::string_view field,
-                                              const LineLocation& at) {
-  std::vector<std::uint64_t> ids;
+namespace {
+
+// Calls add(item) for each blank-trimmed item of `list` separated by `separator` (' ': blanks).
+template <typename Add>
+void for_each_list_item(std::string_view list, char separator, const Add& add) {
   list = trim(list);
-  if (list.empty()) return ids;
+  if (list.empty()) return;
   for (;;) {
     const std::size_t end = separator == ' ' ? list.find_first_of(" \t") : list.find(separator);
-    const std::string_view text = trim(list.substr(0, end));
-    std::uint64_t id = 0;
-    const char* last = text.data() + text.size();
-    const auto result = std::from_chars(text.data(), last, id);
-    if (text.empty() || result.ec != std::errc() || result.ptr != last) {
-      at.fail(field, "expected non-negative integer hash ids, got " + quoted(text));
-    }
-    ids.push_back(id);
+    add(trim(list.substr(0, end)));
     if (end == std::string_view::npos) break;
     list = trim(list.substr(end + 1));
     if (separator == ' ' && list.empty()) break;
   }
+}
+
+// `text` as a whole number of type T in [0, max], or fails naming `field` and `what`.
+template <typename T>
+T parse_list_number(std::string_view text, std::string_view field, const char* what, const LineLocation& at) {
+  T value = 0;
+  const char* last = text.data() + text.size();
+  const auto result = std::from_chars(text.data(), last, value);
+  bool negative = false;
+  if constexpr (std::is_signed_v<T>) negative = value < 0;
+  if (text.empty() || result.ec != std::errc() || result.ptr != last || negative) {
+    at.fail(field, std::string("expected non-negative integer ") + what + ", got " + quoted(text));
+  }
+  return value;
+}
+
+}  // namespace
+
+std::vector<std::uint64_t> parse_hash_id_list(std::string_view list, char separator, std::string_view field,
+                                              const LineLocation& at) {
+  std::vector<std::uint64_t> ids;
+  for_each_list_item(list, separator, [&](std::string_view text) {
+    ids.push_back(parse_list_number<std::uint64_t>(text, field, "hash ids", at));
+  });
+  return ids;
+}
+
+std::vector<std::int32_t> parse_token_id_list(std::string_view list, char separator, std::string_view field,
+                                              const LineLocation& at) {
+  std::vector<std::int32_t> ids;
+  for_each_list_item(list, separator, [&](std::string_view text) {
+    ids.push_back(parse_list_number<std::int32_t>(text, field, "token ids (below 2^31)", at));
+  });
   return ids;
 }
 
@@ -64,6 +93,14 @@ BlockHashes make_block_hashes(std::vector<std::uint64_t> ids, std::int64_t block
                        std::to_string(block_tokens) + "-token blocks (at most " + std::to_string(blocks) + ")");
   }
   return sharing.share(session, std::move(ids), static_cast<int>(block_tokens));
+}
+
+BlockHashes make_token_block_hashes(std::vector<std::int32_t> tokens, std::int64_t block_tokens,
+                                    std::int32_t input_tokens, std::string_view field, const LineLocation& at) {
+  if (tokens.size() != static_cast<std::size_t>(input_tokens)) {
+    at.fail(field, std::to_string(tokens.size()) + " token ids for input_tokens " + std::to_string(input_tokens));
+  }
+  return BlockHashes::from_tokens(std::move(tokens), static_cast<int>(block_tokens));
 }
 
 }  // namespace twinfer

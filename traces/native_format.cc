@@ -1,7 +1,8 @@
 // The native trace format, as CSV and as JSONL: arrival_s, input_tokens, output_tokens and the
 // optional model, priority, deadline_ms (relative to arrival), session, hash_ids (the prompt's block
-// hash ids: space-separated in CSV, an array in JSONL) and hash_block_tokens (tokens per hash id,
-// default 512).
+// hash ids: space-separated in CSV, an array in JSONL), hash_block_tokens (tokens per hash id,
+// default 512) and prompt_token_ids (the prompt as token ids, as hash_ids are written; not with
+// hash_ids; hashed in blocks of hash_block_tokens, default 16).
 #include <cassert>
 
 #include <nlohmann/json.hpp>
@@ -16,14 +17,15 @@ namespace twinfer {
 namespace {
 
 enum NativeColumn : std::size_t {
-  kArrival, kInput, kOutput, kModel, kPriority, kDeadline, kSession, kHashIds, kHashBlockTokens, kColumns
+  kArrival, kInput, kOutput, kModel, kPriority, kDeadline, kSession, kHashIds, kHashBlockTokens, kPromptTokenIds,
+  kColumns
 };
 
 const CsvSchema& native_schema() {
   static const CsvSchema schema{
       {"arrival_s", "input_tokens", "output_tokens", "model", "priority", "deadline_ms", "session", "hash_ids",
-       "hash_block_tokens"},
-      {true, true, true, false, false, false, false, false, false}};
+       "hash_block_tokens", "prompt_token_ids"},
+      {true, true, true, false, false, false, false, false, false, false}};
   return schema;
 }
 
@@ -32,7 +34,9 @@ struct NativeRow {
   Request request;
   TimeUs deadline_after_arrival_us = kNever;
   std::vector<std::uint64_t> hash_ids;
-  std::int64_t hash_block_tokens = kDefaultHashBlockTokens;
+  std::int64_t hash_block_tokens = -1;  // -1: the default of hash ids or of token ids
+  std::vector<std::int32_t> token_ids;
+  bool has_token_ids = false;
 
   void set_number(std::size_t column, std::string_view text, const LineLocation& at) {
     const std::string& name = native_schema().names[column];
@@ -46,7 +50,7 @@ struct NativeRow {
         hash_block_tokens = parse_int64(text, name, at, 1);
         if (hash_block_tokens > (std::int64_t{1} << 30)) at.fail(name, "more than 2^30 tokens per hash id");
         break;
-      default: assert(false && "model, session and hash_ids are not numbers"); break;
+      default: assert(false && "model, session, hash_ids and prompt_token_ids are not numbers"); break;
     }
   }
 
@@ -55,8 +59,14 @@ struct NativeRow {
       if (deadline_after_arrival_us >= kNever - request.arrival_us) at.fail("deadline_ms", "deadline out of range");
       request.deadline_us = request.arrival_us + deadline_after_arrival_us;
     }
-    request.prefix = make_block_hashes(std::move(hash_ids), hash_block_tokens, request.input_tokens, request.session,
-                                       sharing, native_schema().names[kHashIds], at);
+    if (has_token_ids) {
+      if (!hash_ids.empty()) at.fail(native_schema().names[kPromptTokenIds], "give a prompt's hash_ids or its token ids, not both");
+      request.prefix = make_token_block_hashes(std::move(token_ids), hash_block_tokens < 0 ? kTokenHashBlockTokens : hash_block_tokens,
+                                               request.input_tokens, native_schema().names[kPromptTokenIds], at);
+      return request;
+    }
+    request.prefix = make_block_hashes(std::move(hash_ids), hash_block_tokens < 0 ? kDefaultHashBlockTokens : hash_block_tokens,
+                                       request.input_tokens, request.session, sharing, native_schema().names[kHashIds], at);
     return request;
   }
 };
@@ -87,6 +97,12 @@ void set_json_member(NativeRow& row, std::size_t column, const JsonMember& membe
   if (column == kHashIds) {
     require_json_kind(member, JsonKind::kArray, at);
     row.hash_ids = parse_hash_id_list(json_array_elements(member), ',', member.key, at);
+    return;
+  }
+  if (column == kPromptTokenIds) {
+    require_json_kind(member, JsonKind::kArray, at);
+    row.token_ids = parse_token_id_list(json_array_elements(member), ',', member.key, at);
+    row.has_token_ids = true;
     return;
   }
   require_json_kind(member, JsonKind::kNumber, at);
@@ -147,6 +163,19 @@ std::string hash_id_text(const BlockHashes& hashes, const char* separator) {
   return text;
 }
 
+std::string token_id_text(const BlockHashes& hashes, const char* separator) {
+  std::string text;
+  if (!hashes.has_tokens()) return text;
+  for (const std::int32_t t : hashes.tokens()) text += (text.empty() ? "" : separator) + std::to_string(t);
+  return text;
+}
+
+// Whether the block size of `hashes` is other than its kind's default (hash ids or token ids).
+bool block_tokens_written(const BlockHashes& hashes) {
+  if (hashes.empty()) return false;
+  return hashes.block_tokens() != (hashes.has_tokens() ? kTokenHashBlockTokens : kDefaultHashBlockTokens);
+}
+
 }  // namespace
 
 void parse_native_csv(TextBlocks& text, const RequestSink& sink) {
@@ -165,6 +194,10 @@ void parse_native_csv(TextBlocks& text, const RequestSink& sink) {
     if (!csv.empty(kHashBlockTokens)) row.set_number(kHashBlockTokens, csv.text(kHashBlockTokens), csv.at());
     if (!csv.empty(kHashIds)) {
       row.hash_ids = parse_hash_id_list(csv.value(kHashIds), ' ', native_schema().names[kHashIds], csv.at());
+    }
+    if (!csv.empty(kPromptTokenIds)) {
+      row.token_ids = parse_token_id_list(csv.value(kPromptTokenIds), ' ', native_schema().names[kPromptTokenIds], csv.at());
+      row.has_token_ids = true;
     }
     sink(row.finish(csv.at(), sharing));
   });
@@ -185,8 +218,9 @@ std::string format_native_csv(const Trace& trace) {
     has[kPriority] |= r.priority != 0;
     has[kDeadline] |= r.deadline_us != kNever;
     has[kSession] |= !r.session.empty();
-    has[kHashIds] |= !r.prefix.empty();
-    has[kHashBlockTokens] |= !r.prefix.empty() && r.prefix.block_tokens() != kDefaultHashBlockTokens;
+    has[kHashIds] |= !r.prefix.empty() && !r.prefix.has_tokens();
+    has[kHashBlockTokens] |= block_tokens_written(r.prefix);
+    has[kPromptTokenIds] |= r.prefix.has_tokens();
   }
   std::string out;
   for (std::size_t column = 0; column < kColumns; ++column) {
@@ -202,8 +236,9 @@ std::string format_native_csv(const Trace& trace) {
     if (has[kPriority]) out += ',' + std::to_string(r.priority);
     if (has[kDeadline]) out += ',' + deadline_ms_text(r);
     if (has[kSession]) out += ',' + csv_escape(r.session);
-    if (has[kHashIds]) out += ',' + hash_id_text(r.prefix, " ");
+    if (has[kHashIds]) out += ',' + (r.prefix.has_tokens() ? std::string() : hash_id_text(r.prefix, " "));
     if (has[kHashBlockTokens]) out += ',' + (r.prefix.empty() ? std::string() : std::to_string(r.prefix.block_tokens()));
+    if (has[kPromptTokenIds]) out += ',' + token_id_text(r.prefix, " ");
     out += '\n';
   }
   return out;
@@ -219,12 +254,12 @@ std::string format_native_jsonl(const Trace& trace) {
     if (r.priority != 0) out += ", \"priority\": " + std::to_string(r.priority);
     if (r.deadline_us != kNever) out += ", \"deadline_ms\": " + deadline_ms_text(r);
     if (!r.session.empty()) out += ", \"session\": " + json_quoted(r.session);
-    if (!r.prefix.empty()) {
+    if (r.prefix.has_tokens()) {
+      out += ", \"prompt_token_ids\": [" + token_id_text(r.prefix, ", ") + "]";
+    } else if (!r.prefix.empty()) {
       out += ", \"hash_ids\": [" + hash_id_text(r.prefix, ", ") + "]";
-      if (r.prefix.block_tokens() != kDefaultHashBlockTokens) {
-        out += ", \"hash_block_tokens\": " + std::to_string(r.prefix.block_tokens());
-      }
     }
+    if (block_tokens_written(r.prefix)) out += ", \"hash_block_tokens\": " + std::to_string(r.prefix.block_tokens());
     out += "}\n";
   }
   return out;

@@ -41,6 +41,9 @@ inline constexpr int kDefaultHashBlockTokens = 512;
 // JSON array's brackets, ' ' in a CSV field), blanks around each allowed. Errors name `field`.
 std::vector<std::uint64_t> parse_hash_id_list(std::string_view list, char separator, std::string_view field,
                                               const LineLocation& at);
+// Token ids as a trace writes them, as hash ids are: non-negative integers below 2^31.
+std::vector<std::int32_t> parse_token_id_list(std::string_view list, char separator, std::string_view field,
+                                              const LineLocation& at);
 // Shares hash-id arrays between the requests of one trace as it is read, as the turns of a
 // conversation re-send its history: a request whose ids extend those of the last request of its
 // session (without a session: of the last whose ids began with the same id), or repeat their
@@ -65,6 +68,11 @@ class HashIdSharing {
 BlockHashes make_block_hashes(std::vector<std::uint64_t> ids, std::int64_t block_tokens, std::int32_t input_tokens,
                               const SharedString& session, HashIdSharing& sharing, std::string_view field,
                               const LineLocation& at);
+
+// A prompt of `input_tokens` given as its token ids (exactly that many), hashed in blocks of
+// `block_tokens` (BlockHashes::from_tokens). Errors name `field`.
+BlockHashes make_token_block_hashes(std::vector<std::int32_t> tokens, std::int64_t block_tokens,
+                                    std::int32_t input_tokens, std::string_view field, const LineLocation& at);
 
 // The native formats as text (see write_trace()).
 std::string format_native_csv(const Trace& trace);

@@ -80,9 +80,11 @@ class Backend {
   virtual std::string name() const = 0;
 };
 
-// Deterministic prompt tokens for a request of a trace (which carries only token counts): those of
-// a trace block with a hash id follow from the ids up to it (BlockHashes), so that requests sharing
-// a prefix share its tokens; the rest follow from the request id.
+// A request's prompt tokens: its own token ids when it came with them (BlockHashes::tokens; an id
+// outside `vocab` or a count other than input_tokens throws). Otherwise deterministic tokens for a
+// request of a trace that carries only token counts: those of a trace block with a hash id follow
+// from the ids up to it (BlockHashes), so that requests sharing a prefix share its tokens; the rest
+// follow from the request id.
 std::vector<std::int32_t> prompt_tokens(const Request& request, int vocab);
 // The tokens of a request `id` of `count` tokens without hash ids.
 std::vector<std::int32_t> prompt_tokens(RequestId id, std::int32_t count, int vocab);

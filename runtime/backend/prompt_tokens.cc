@@ -38,10 +38,25 @@ std::vector<std::int32_t> prompt_tokens(RequestId id, std::int32_t count, int vo
   return tokens;
 }
 
-// Token i in trace block k with a hash id depends on (the chain of ids up to k, i) only: the same
-// in every request whose first k + 1 ids are these.
+// A prompt of token ids is those tokens. Otherwise token i in trace block k with a hash id depends
+// on (the chain of ids up to k, i) only: the same in every request whose first k + 1 ids are these.
 std::vector<std::int32_t> prompt_tokens(const Request& request, int vocab) {
   const BlockHashes& hashes = request.prefix;
+  if (hashes.has_tokens()) {
+    check_args(request.input_tokens, vocab);
+    const std::vector<std::int32_t>& tokens = hashes.tokens();
+    if (tokens.size() != static_cast<std::size_t>(request.input_tokens)) {
+      throw Error("prompt_tokens: request " + std::to_string(request.id) + " has " + std::to_string(tokens.size()) +
+                  " token ids for " + std::to_string(request.input_tokens) + " input tokens");
+    }
+    for (const std::int32_t t : tokens) {
+      if (t < 0 || t >= vocab) {
+        throw Error("prompt_tokens: request " + std::to_string(request.id) + ": token id " + std::to_string(t) +
+                    " is outside the vocabulary of " + std::to_string(vocab) + " tokens");
+      }
+    }
+    return tokens;
+  }
   if (hashes.empty()) return prompt_tokens(request.id, request.input_tokens, vocab);
   check_args(request.input_tokens, vocab);
   std::vector<std::int32_t> tokens(static_cast<std::size_t>(request.input_tokens));

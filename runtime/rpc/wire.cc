@@ -19,7 +19,10 @@ rpc::InferRequest to_wire(const Request& r) {
   m.set_output_tokens(r.output_tokens);
   m.set_deadline_us(r.deadline_us == kNever ? 0 : r.deadline_us);
   m.set_session(r.session);
-  if (!r.prefix.empty()) {
+  if (r.prefix.has_tokens()) {
+    m.mutable_prompt_token_ids()->Add(r.prefix.tokens().begin(), r.prefix.tokens().end());
+    m.set_hash_block_tokens(r.prefix.block_tokens());
+  } else if (!r.prefix.empty()) {
     for (std::size_t i = 0; i < r.prefix.size(); ++i) m.add_hash_ids(r.prefix[i]);
     m.set_hash_block_tokens(r.prefix.block_tokens());
   }
@@ -53,6 +56,20 @@ void check_request(const rpc::InferRequest& m) {
     fail("session", std::to_string(m.session().size()) + " bytes is more than the limit of " +
                         std::to_string(kMaxWireTextBytes));
   }
+  if (m.hash_block_tokens() < 0) fail("hash_block_tokens", "negative block size " + std::to_string(m.hash_block_tokens()));
+  if (m.prompt_token_ids_size() > 0) {
+    if (m.hash_ids_size() > 0) fail("prompt_token_ids", "give the prompt's hash_ids or its token ids, not both");
+    if (m.prompt_token_ids_size() != m.input_tokens()) {
+      fail("prompt_token_ids", std::to_string(m.prompt_token_ids_size()) + " token ids for input_tokens " +
+                                   std::to_string(m.input_tokens()));
+    }
+    for (int i = 0; i < m.prompt_token_ids_size(); ++i) {
+      if (m.prompt_token_ids(i) < 0) {
+        fail("prompt_token_ids", "token id " + std::to_string(m.prompt_token_ids(i)) + " at position " +
+                                     std::to_string(i) + " is negative");
+      }
+    }
+  }
   if (m.hash_ids_size() > 0) {
     if (m.hash_block_tokens() < 1) fail("hash_block_tokens", "must be >= 1 with hash_ids");
     const std::int64_t blocks = (std::int64_t{m.input_tokens()} + m.hash_block_tokens() - 1) / m.hash_block_tokens();
@@ -74,7 +91,10 @@ Request from_wire(const rpc::InferRequest& m) {
   r.output_tokens = m.output_tokens();
   r.deadline_us = m.deadline_us() == 0 ? kNever : m.deadline_us();
   r.session = m.session();
-  if (m.hash_ids_size() > 0) {
+  if (m.prompt_token_ids_size() > 0) {
+    r.prefix = BlockHashes::from_tokens(std::vector<std::int32_t>(m.prompt_token_ids().begin(), m.prompt_token_ids().end()),
+                                        m.hash_block_tokens() > 0 ? m.hash_block_tokens() : kTokenHashBlockTokens);
+  } else if (m.hash_ids_size() > 0) {
     r.prefix = BlockHashes(m.hash_block_tokens(), std::vector<std::uint64_t>(m.hash_ids().begin(), m.hash_ids().end()));
   }
   return r;

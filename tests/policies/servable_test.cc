@@ -70,6 +70,29 @@ TEST(Servable, LongerThanTheContextOfEveryWorkerOfItsModel) {
             "needs 1201 tokens of context (input + output); the longest context of model 'm' is 1200 (max_context)");
 }
 
+// A prompt given as token ids runs only where the model's vocabulary holds every id (the runtime
+// embeds them), so the simulator refuses it too, and a larger-vocabulary worker still serves it.
+TEST(Servable, APromptTokenIdOutsideEveryServingModelsVocabularyIsRefused) {
+  ModelSpec small = test_model("m");
+  small.vocab = 1000;
+  ModelSpec large = test_model("m");
+  large.vocab = 2000;
+  ViewBuilder one;
+  one.add_worker(test_device(), small);
+  Request r = make_request(1, 0, 3, 10, "m");
+  r.prefix = BlockHashes::from_tokens({5, 999, 0}, 16);
+  EXPECT_EQ(unservable_reason(r, one.view()), "");
+  r.prefix = BlockHashes::from_tokens({5, 1000, 0}, 16);
+  EXPECT_EQ(unservable_reason(r, one.view()),
+            "prompt token id 1000 is outside the vocabulary of model 'm' (1000 tokens)");
+  ViewBuilder two;
+  two.add_worker(test_device(), small).add_worker(test_device(), large);
+  EXPECT_EQ(unservable_reason(r, two.view()), "");
+  r.prefix = BlockHashes::from_tokens({5, 2000, 0}, 16);
+  EXPECT_EQ(unservable_reason(r, two.view()),
+            "prompt token id 2000 is outside the vocabulary of model 'm' (2000 tokens)");
+}
+
 // A trace may hold a row without prompt tokens; no model can start from nothing, and every engine
 // refuses it here, before it reaches a worker (where it once crashed the process).
 TEST(Servable, APromptOfNoTokensIsRefusedWithItsReason) {

@@ -73,6 +73,22 @@ def test_hash_ids_round_trip_through_a_dataframe():
     assert [back[i].hash_ids for i in range(3)] == [[7, 8, 9], [7, 8], []]
 
 
+def test_prompt_token_ids_round_trip_through_a_dataframe_and_give_hash_ids():
+    shared = " ".join(str(t) for t in range(16))
+    df = pd.DataFrame({"arrival_s": [0.0, 1.0], "input_tokens": [18, 17], "output_tokens": [1, 1],
+                       "prompt_token_ids": [shared + " 40 41", shared + " 50"]})
+    tr = twinfer.trace_from_dataframe(df)
+    assert tr[0].prompt_token_ids == list(range(16)) + [40, 41]
+    assert tr[0].hash_block_tokens == 16
+    assert len(tr[0].hash_ids) == 1 and tr[0].hash_ids == tr[1].hash_ids
+    out = tr.to_dataframe()
+    assert list(out["prompt_token_ids"]) == [shared + " 40 41", shared + " 50"]
+    assert list(out.columns) == ["arrival_s", "input_tokens", "output_tokens", "prompt_token_ids"]
+    with pytest.raises(twinfer.Error, match=r":2: prompt_token_ids: 2 token ids for input_tokens 3"):
+        twinfer.trace_from_dataframe(pd.DataFrame({"arrival_s": [0.0], "input_tokens": [3], "output_tokens": [1],
+                                                   "prompt_token_ids": ["1 2"]}))
+
+
 def test_a_multi_turn_synthetic_trace_shares_its_history():
     spec = {"requests": 40, "rate_rps": 5, "input": {"kind": "constant", "mean": 50},
             "output": {"kind": "constant", "mean": 20},

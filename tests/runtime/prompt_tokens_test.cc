@@ -30,6 +30,22 @@ TEST(PromptTokensTest, CoversTheVocabularyEvenly) {
   EXPECT_EQ(prompt_tokens(3, 10, 1), std::vector<std::int32_t>(10, 0));
 }
 
+TEST(PromptTokensTest, APromptOfTokenIdsIsThoseTokens) {
+  Request r;
+  r.id = 4;
+  r.input_tokens = 5;
+  r.prefix = BlockHashes::from_tokens({9, 0, 99, 3, 3}, 2);
+  EXPECT_EQ(prompt_tokens(r, 100), (std::vector<std::int32_t>{9, 0, 99, 3, 3}));
+  try {
+    prompt_tokens(r, 99);
+    ADD_FAILURE() << "a token id outside the vocabulary should throw";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "prompt_tokens: request 4: token id 99 is outside the vocabulary of 99 tokens");
+  }
+  r.input_tokens = 6;
+  EXPECT_THROW(prompt_tokens(r, 100), Error);
+}
+
 TEST(PromptTokensTest, RejectsBadArguments) {
   EXPECT_THROW(prompt_tokens(1, 5, 0), Error);
   EXPECT_THROW(prompt_tokens(1, -1, 10), Error);

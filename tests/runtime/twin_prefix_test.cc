@@ -2,9 +2,11 @@
 // simulator (`twinfer sim`) and the CPU runtime (`twinfer run`) find the same cached tokens for
 // every request, with the cache large enough to keep everything and small enough to evict; and with
 // one worker keeping everything, the simulator's hit count is what `twinfer trace info` predicts.
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -16,6 +18,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "core/block_hashes.h"
 #include "tests/runtime/process_testing.h"
 #include "tests/testing.h"
 
@@ -198,6 +201,117 @@ TEST_F(TwinPrefix, RoutersReadingKvEventsRouteAndHitAlikeInSimAndRun) {
       }
     }
   }
+}
+
+// Prompts given as their token ids (a native trace's prompt_token_ids; over gRPC the InferRequest
+// field): the trace above made real, each block of 8 tokens filled from its hash id, so that two
+// prompts share their first t tokens exactly when their ids say so. Hashed from the tokens in
+// 16-token blocks, they find the same cached tokens per request as the trace's ids found, in the
+// simulator and in the runtime (which runs those tokens); a token outside the model's vocabulary
+// is rejected in all with one reason. `twinfer serve` over gRPC finds the same.
+TEST_F(TwinPrefix, PromptsOfTokenIdsFindWhatTheirHashIdsFoundAlikeInSimRunAndServe) {
+  std::istringstream in(testing::slurp(trace_));
+  std::string line;
+  std::getline(in, line);
+  const std::vector<std::string> header = testing::csv_fields(line);
+  const auto column = [&](const std::string& name) {
+    const auto it = std::find(header.begin(), header.end(), name);
+    EXPECT_NE(it, header.end()) << name << " in " << line;
+    return static_cast<std::size_t>(it - header.begin());
+  };
+  const std::size_t arrival = column("arrival_s"), input = column("input_tokens"), output = column("output_tokens"),
+                    ids = column("hash_ids"), block = column("hash_block_tokens");
+  std::ostringstream jsonl;
+  std::string last_arrival;
+  for (int row = 0; std::getline(in, line); ++row) {
+    const std::vector<std::string> f = testing::csv_fields(line);
+    ASSERT_EQ(f.at(block), "8");
+    std::vector<std::uint64_t> hash_ids;
+    std::istringstream id_text(f.at(ids));
+    for (std::uint64_t id; id_text >> id;) hash_ids.push_back(id);
+    const int tokens = std::stoi(f.at(input));
+    nlohmann::json prompt = nlohmann::json::array();
+    for (int p = 0; p < tokens; ++p) {
+      const std::size_t k = static_cast<std::size_t>(p / 8);
+      const std::uint64_t source = k < hash_ids.size() ? hash_ids[k] : 1'000'000'000ULL + static_cast<std::uint64_t>(row);
+      prompt.push_back(mix_hash(source, static_cast<std::uint64_t>(p)) % 1024);
+    }
+    jsonl << nlohmann::json{{"arrival_s", std::stod(f.at(arrival))},
+                            {"input_tokens", tokens},
+                            {"output_tokens", std::stoi(f.at(output))},
+                            {"prompt_token_ids", prompt}}
+                 .dump()
+          << "\n";
+    last_arrival = f.at(arrival);
+  }
+  // One more, after the others: a token id the tiny model (vocab 1024) does not have.
+  jsonl << nlohmann::json{{"arrival_s", std::stod(last_arrival) + 0.01},
+                          {"input_tokens", 3},
+                          {"output_tokens", 2},
+                          {"prompt_token_ids", {1, 5000, 2}}}
+               .dump()
+        << "\n";
+  const std::string hashed_trace = trace_;
+  // `trace info` predicts the same reuse from the tokens as from the ids (the last request's 3
+  // tokens share nothing), and says where the ids came from.
+  const std::string tokens_trace = dir_ + "/tokens.jsonl";
+  std::ofstream(tokens_trace) << jsonl.str();
+  const auto reuse = [&](const std::string& path, const std::string& log) {
+    EXPECT_EQ(children_->run({"trace", "info", "--trace", path, "--block-tokens", "16"}, log, 60), 0);
+    const std::string info = children_->log(log);
+    std::smatch m;
+    EXPECT_TRUE(std::regex_search(info, m, std::regex(R"(prefix reuse: [0-9.]+% of prompt tokens \((\d+) of (\d+)\))")))
+        << info;
+    return std::make_pair(m.size() > 2 ? std::stoll(m[1]) : -1LL, info);
+  };
+  const auto [ids_reuse, ids_info] = reuse(hashed_trace, "info_ids.log");
+  const auto [tokens_reuse, tokens_info] = reuse(tokens_trace, "info_tokens.log");
+  EXPECT_GT(ids_reuse, 0);
+  EXPECT_EQ(tokens_reuse, ids_reuse);
+  EXPECT_NE(tokens_info.find("25 of 25 requests carry hash ids (25 hashed from their token ids)"), std::string::npos)
+      << tokens_info;
+  EXPECT_EQ(ids_info.find("hashed from their token ids"), std::string::npos) << ids_info;
+  const std::vector<std::string> sets = {"policies.router.name=round_robin", "policies.batcher.kv_blocks=28"};
+  const auto by_ids = run_command("sim", "sim_ids", sets);
+  trace_ = tokens_trace;
+  const auto simulated = run_command("sim", "sim_tokens", sets);
+  ASSERT_EQ(simulated.size(), 25u);
+  long long cached = 0;
+  for (int id = 0; id < 24; ++id) {
+    EXPECT_EQ(simulated.at(id), by_ids.at(id)) << "request " << id;
+    cached += simulated.at(id).second;
+  }
+  EXPECT_GT(cached, 0);
+  EXPECT_EQ(simulated.at(24).first, "rejected");
+  const auto real = run_command("run", "run_tokens", sets);
+  EXPECT_EQ(real, simulated);
+  EXPECT_EQ(summary_in("run_tokens")["prefix_cache"], summary_in("sim_tokens")["prefix_cache"]);
+  // And over gRPC: `twinfer replay` sends the tokens to `twinfer serve`, which forwards them to its
+  // worker processes.
+  const int port = testing::free_port();
+  std::vector<std::string> serve_args = {"serve", "--config", kConfig, "--spawn-workers", "--listen",
+                                         "127.0.0.1:" + std::to_string(port), "--seed", "1", "--set",
+                                         "policies.batcher.prefix_caching=true"};
+  for (const std::string& set : sets) {
+    serve_args.push_back("--set");
+    serve_args.push_back(set);
+  }
+  const pid_t serve = children_->spawn(serve_args, "serve.log");
+  ASSERT_TRUE(children_->wait_listening(serve, port, 120)) << children_->log("serve.log");
+  const int rc = children_->run({"replay", "--trace", trace_, "--target", "127.0.0.1:" + std::to_string(port), "--config",
+                                 kConfig, "--out", dir_ + "/served_tokens", "--timeout-s", "120"},
+                                "replay.log", 200);
+  EXPECT_EQ(rc, 0) << children_->log("replay.log") << children_->log("serve.log");
+  ::kill(serve, SIGTERM);
+  EXPECT_EQ(children_->wait_exit(serve, 60), 0) << children_->log("serve.log");
+  EXPECT_EQ(cached_in(dir_ + "/served_tokens"), simulated);
+  for (const std::string name : {"sim_tokens", "run_tokens", "served_tokens"}) {
+    const std::string csv = testing::slurp(dir_ + "/" + name + "/requests.csv");
+    EXPECT_NE(csv.find("prompt token id 5000 is outside the vocabulary of any model (1024 tokens)"),
+              std::string::npos)
+        << name << ":\n" << csv;
+  }
+  trace_ = hashed_trace;
 }
 
 TEST_F(TwinPrefix, OneWorkerKeepingEverythingHitsWhatTraceInfoPredicts) {

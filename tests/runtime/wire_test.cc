@@ -107,6 +107,42 @@ TEST(FromWire, ARequestSurvivesTheRoundTripAndDeadlineZeroMeansNone) {
   EXPECT_EQ(from_wire(rpc::InferRequest()).deadline_us, kNever);
 }
 
+TEST(FromWire, APromptOfTokenIdsTravelsAsTokensAndIsHashedInItsBlocks) {
+  rpc::InferRequest m = valid_request();
+  m.set_session("");
+  m.set_input_tokens(20);
+  for (int i = 0; i < 20; ++i) m.add_prompt_token_ids(i * 3);
+  EXPECT_EQ(error_of(m), "(no error)");
+  const Request r = from_wire(m);
+  ASSERT_TRUE(r.prefix.has_tokens());
+  EXPECT_EQ(r.prefix.tokens().size(), 20u);
+  EXPECT_EQ(r.prefix.block_tokens(), kTokenHashBlockTokens) << "hash_block_tokens 0: the default";
+  EXPECT_EQ(r.prefix.size(), 1u);
+  EXPECT_EQ(r.prefix, BlockHashes::from_tokens(std::vector<std::int32_t>(m.prompt_token_ids().begin(), m.prompt_token_ids().end()), 16));
+  const rpc::InferRequest again = to_wire(r);
+  EXPECT_EQ(again.hash_ids_size(), 0) << "the tokens travel, not their hashes";
+  EXPECT_EQ(from_wire(again).prefix, r.prefix);
+  m.set_hash_block_tokens(4);
+  EXPECT_EQ(from_wire(m).prefix.size(), 5u);
+}
+
+TEST(CheckRequest, BadPromptTokenIdsAreRefusedNamingTheField) {
+  rpc::InferRequest m = valid_request();
+  m.set_input_tokens(3);
+  m.add_prompt_token_ids(1);
+  m.add_prompt_token_ids(2);
+  EXPECT_EQ(error_of(m), "InferRequest 42: prompt_token_ids: 2 token ids for input_tokens 3");
+  m.add_prompt_token_ids(-5);
+  EXPECT_EQ(error_of(m), "InferRequest 42: prompt_token_ids: token id -5 at position 2 is negative");
+  m.set_prompt_token_ids(2, 5);
+  m.add_hash_ids(9);
+  m.set_hash_block_tokens(16);
+  EXPECT_EQ(error_of(m), "InferRequest 42: prompt_token_ids: give the prompt's hash_ids or its token ids, not both");
+  m.clear_hash_ids();
+  m.set_hash_block_tokens(-1);
+  EXPECT_EQ(error_of(m), "InferRequest 42: hash_block_tokens: negative block size -1");
+}
+
 TEST(FromWire, AnUnknownOutcomeFromANewerPeerReadsAsDropped) {
   EXPECT_EQ(from_wire(static_cast<rpc::Outcome>(17)), Outcome::kDropped);
   EXPECT_EQ(from_wire(rpc::TIMED_OUT), Outcome::kTimedOut);

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "core/error.h"
 #include "tests/traces/trace_test_files.h"
 #include "traces/trace.h"
@@ -73,7 +75,7 @@ TEST(NativeCsv, HeaderProblemsNameTheColumn) {
             "F:1: output_tokens: missing column; required columns: arrival_s, input_tokens, output_tokens");
   EXPECT_EQ(native_error("arrival_s,input_tokens,output_tokens,tenant\n0,1,1,a\n"),
             "F:1: tenant: unknown column; valid columns: arrival_s, input_tokens, output_tokens, model, priority, "
-            "deadline_ms, session, hash_ids, hash_block_tokens");
+            "deadline_ms, session, hash_ids, hash_block_tokens, prompt_token_ids");
   EXPECT_EQ(native_error(""), "F:1: header: empty file; expected a header line naming the columns");
   EXPECT_EQ(native_error("arrival_s,input_tokens,output_tokens\n\n"), "F: no requests (native_csv trace)");
 }
@@ -89,7 +91,7 @@ TEST(NativeJsonl, MalformedLinesNameFileLineAndKey) {
   EXPECT_EQ(native_error(good + R"({"arrival_s": 1, "input_tokens": 1, "output_tokens": 2, "user": "u"})",
                          "native_jsonl"),
             "F:2: user: unknown key; valid keys: arrival_s, input_tokens, output_tokens, model, priority, deadline_ms, "
-            "session, hash_ids, hash_block_tokens");
+            "session, hash_ids, hash_block_tokens, prompt_token_ids");
   EXPECT_EQ(native_error(good + R"({"arrival_s": 1, "input_tokens": 1, "output_tokens": 2, "input_tokens": 3})",
                          "native_jsonl"),
             "F:2: input_tokens: duplicate key");
@@ -153,6 +155,20 @@ TEST(NativeJsonl, RoundTripsEveryField) {
   expect_same_requests(original, read_trace(path));
 }
 
+// Writes `t` as file `name` (its extension picks the format), reads it back, and expects each
+// request's prefix back; returns what it read.
+Trace expect_prefixes_round_trip(const Trace& t, const char* name) {
+  SCOPED_TRACE(name);
+  const std::string path = write_temp_file(name, "");
+  write_trace(t, path);
+  Trace back = read_trace(path);
+  EXPECT_EQ(back.requests.size(), t.requests.size());
+  for (std::size_t i = 0; i < std::min(back.requests.size(), t.requests.size()); ++i) {
+    EXPECT_EQ(back.requests[i].prefix, t.requests[i].prefix) << i;
+  }
+  return back;
+}
+
 TEST(NativeFormats, HashIdsRoundTripWithTheirBlockSize) {
   Trace t;
   t.requests.resize(3);
@@ -161,14 +177,7 @@ TEST(NativeFormats, HashIdsRoundTripWithTheirBlockSize) {
   t.requests[1].input_tokens = 1024;
   t.requests[1].prefix = BlockHashes(512, {7, 18446744073709551615ULL});
   t.requests[2].input_tokens = 5;
-  for (const char* name : {"hash.csv", "hash.jsonl"}) {
-    SCOPED_TRACE(name);
-    const std::string path = write_temp_file(name, "");
-    write_trace(t, path);
-    const Trace back = read_trace(path);
-    ASSERT_EQ(back.requests.size(), 3u);
-    for (std::size_t i = 0; i < 3; ++i) EXPECT_EQ(back.requests[i].prefix, t.requests[i].prefix) << i;
-  }
+  for (const char* name : {"hash.csv", "hash.jsonl"}) expect_prefixes_round_trip(t, name);
   const std::string csv = write_temp_file("hash.csv", "");
   write_trace(t, csv);
   EXPECT_EQ(testing::read_text(csv),
@@ -215,6 +224,51 @@ TEST(NativeFormats, BadHashIdsNameTheField) {
             "F:2: hash_block_tokens: expected an integer >= 1, got '0'");
   EXPECT_EQ(native_error(R"({"arrival_s": 0, "input_tokens": 10, "output_tokens": 1, "hash_ids": "1 2"})", "native_jsonl"),
             "F:1: hash_ids: expected an array, got a string");
+}
+
+TEST(NativeFormats, PromptTokenIdsRoundTripAndGiveTheirBlocksHashIds) {
+  Trace t;
+  t.requests.resize(3);
+  t.requests[0].input_tokens = 40;
+  t.requests[0].prefix = BlockHashes::from_tokens(std::vector<std::int32_t>(40, 3), kTokenHashBlockTokens);
+  t.requests[1].input_tokens = 3;
+  t.requests[1].prefix = BlockHashes::from_tokens({0, 2147483647, 5}, 2);
+  t.requests[2].input_tokens = 64;
+  t.requests[2].prefix = BlockHashes(16, {7, 8});
+  for (const char* name : {"tokens.csv", "tokens.jsonl"}) {
+    const Trace back = expect_prefixes_round_trip(t, name);
+    ASSERT_EQ(back.requests.size(), 3u);
+    ASSERT_TRUE(back.requests[0].prefix.has_tokens());
+    EXPECT_EQ(back.requests[0].prefix.size(), 2u);
+    EXPECT_FALSE(back.requests[2].prefix.has_tokens());
+  }
+  const std::string jsonl = write_temp_file("tokens.jsonl", "");
+  write_trace(t, jsonl);
+  const std::string text = testing::read_text(jsonl);
+  EXPECT_NE(text.find(R"("input_tokens": 3, "output_tokens": 0, "prompt_token_ids": [0, 2147483647, 5], "hash_block_tokens": 2})"),
+            std::string::npos)
+      << text;
+  // Read from a hand-written line: hashed in 16-token blocks unless told otherwise.
+  const Trace read = read_trace(write_temp_file("hand.jsonl",
+                                                R"({"arrival_s": 0, "input_tokens": 17, "output_tokens": 1, "prompt_token_ids": [)"
+                                                "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17]}\n"));
+  ASSERT_EQ(read.requests.size(), 1u);
+  EXPECT_EQ(read.requests[0].prefix.block_tokens(), 16);
+  EXPECT_EQ(read.requests[0].prefix.size(), 1u);
+}
+
+TEST(NativeFormats, BadPromptTokenIdsNameTheField) {
+  EXPECT_EQ(native_error("arrival_s,input_tokens,output_tokens,prompt_token_ids\n0,3,1,1 -2 3\n"),
+            "F:2: prompt_token_ids: expected non-negative integer token ids (below 2^31), got '-2'");
+  EXPECT_EQ(native_error("arrival_s,input_tokens,output_tokens,prompt_token_ids\n0,3,1,1 2147483648 3\n"),
+            "F:2: prompt_token_ids: expected non-negative integer token ids (below 2^31), got '2147483648'");
+  EXPECT_EQ(native_error("arrival_s,input_tokens,output_tokens,prompt_token_ids\n0,4,1,1 2 3\n"),
+            "F:2: prompt_token_ids: 3 token ids for input_tokens 4");
+  EXPECT_EQ(native_error("arrival_s,input_tokens,output_tokens,hash_ids,prompt_token_ids\n0,3,1,9,1 2 3\n"),
+            "F:2: prompt_token_ids: give a prompt's hash_ids or its token ids, not both");
+  EXPECT_EQ(native_error(R"({"arrival_s": 0, "input_tokens": 2, "output_tokens": 1, "prompt_token_ids": [1, 2.5]})",
+                         "native_jsonl"),
+            "F:1: prompt_token_ids: expected non-negative integer token ids (below 2^31), got '2.5'");
 }
 
 TEST(NativeCsv, WritesOnlyTheColumnsInUse) {

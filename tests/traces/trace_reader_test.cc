@@ -64,7 +64,7 @@ TEST(ReadTrace, WrongExplicitFormatFailsOnTheHeader) {
   const std::string path = fixture_path("azure_good.csv");
   EXPECT_EQ(error_of([&] { read_trace(path, "native_csv"); }),
             path + ":1: TIMESTAMP: unknown column; valid columns: arrival_s, input_tokens, output_tokens, model, "
-                   "priority, deadline_ms, session, hash_ids, hash_block_tokens");
+                   "priority, deadline_ms, session, hash_ids, hash_block_tokens, prompt_token_ids");
 }
 
 TEST(ReadTrace, EqualArrivalsKeepFileOrderAndAbsoluteTimesStartAtZero) {

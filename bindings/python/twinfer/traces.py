@@ -9,13 +9,14 @@ import pandas as pd
 from ._twinfer import Trace, read_trace
 
 NATIVE_COLUMNS = ["arrival_s", "input_tokens", "output_tokens", "model", "priority", "deadline_ms", "session",
-                  "hash_ids", "hash_block_tokens"]
+                  "hash_ids", "hash_block_tokens", "prompt_token_ids"]
 
 
 def trace_from_dataframe(df, source="dataframe"):
     """A Trace from a DataFrame with columns arrival_s, input_tokens, output_tokens and optionally
-    model, priority, deadline_ms, session, hash_ids (space-separated ids, as in the CSV) and
-    hash_block_tokens (the native CSV columns). Rows are sorted by arrival."""
+    model, priority, deadline_ms, session, hash_ids (space-separated ids, as in the CSV),
+    hash_block_tokens and prompt_token_ids (the prompt as space-separated token ids) (the native CSV
+    columns). Rows are sorted by arrival."""
     missing = [c for c in NATIVE_COLUMNS[:3] if c not in df.columns]
     if missing:
         raise ValueError(f"trace_from_dataframe: missing column(s) {missing}; need {NATIVE_COLUMNS[:3]}")
@@ -37,7 +38,7 @@ def _trace_to_dataframe(self):
     with tempfile.TemporaryDirectory(prefix="twinfer_trace_") as tmp:
         path = os.path.join(tmp, "trace.csv")
         self.write(path)
-        return pd.read_csv(path, keep_default_na=False, dtype={"hash_ids": str},
+        return pd.read_csv(path, keep_default_na=False, dtype={"hash_ids": str, "prompt_token_ids": str},
                            na_values={"deadline_ms": [""], "hash_block_tokens": [""]})
 
 
