@@ -5,8 +5,9 @@
 # tenants' 1,000-token system prompts, conversations of 2 to 12 turns re-sending their history,
 # 300 new tokens a turn (lognormal), 150 out; Llama-3-8B on H100s (configs/gpu64.json with
 # cluster.hosts.0.count = GPUs / 8), continuous batching with 16-token blocks.
-# usage: bench/prefix.sh OUT_DIR [REQUESTS [speed|host]]   (REQUESTS per routing trace, default
-#   100000; "speed" adds the one-million-request speed rows; "host" runs only the host-tier rows)
+# usage: bench/prefix.sh OUT_DIR [REQUESTS [speed|host|scorers]]   (REQUESTS per routing trace,
+#   default 100000; "speed" adds the one-million-request speed rows; "host" runs only the host-tier
+#   rows; "scorers" only the estimated-or-reported prefix affinity rows, in-flight tracking included)
 set -euo pipefail
 out=${1:?usage: bench/prefix.sh OUT_DIR [REQUESTS]}
 requests=${2:-100000}
@@ -100,6 +101,7 @@ echo "# bench/prefix.sh ($requests requests per routing trace) on $(nproc) cores
 
 # A second tier in host memory behind caches that evict (vLLM's CPU offloading): 2 MB blocks, so
 # 16,000 host blocks are 32 GB of host memory per GPU; loads over PCIe Gen5 (64 GB/s).
+if [ "${3:-}" != scorers ]; then
 header "A host-memory tier (8 GPUs, cache_aware; KV blocks per GPU on the device, and in host memory)"
 for blocks in 2000 4000; do
   for host in 0 16000 64000; do
@@ -114,23 +116,43 @@ done
 row "4000 device, 16000 host blocks, network flows" reuse 8 --set policies.router.name=cache_aware $cache \
   --set policies.batcher.kv_blocks=4000 --set policies.batcher.host_kv_blocks=16000 --set sim.network=flow
 
+fi
 [ "${3:-}" = host ] && exit 0
 
+if [ "${3:-}" != scorers ]; then
 header "Prefix caching on and off (8 GPUs, round robin), and the hit rate against the cache size (KV blocks per GPU)"
 row "caching off" mt8 8 --set policies.router.name=round_robin
 row "caching on" mt8 8 --set policies.router.name=round_robin $cache
 for blocks in 2000 4000 8000 16000; do
   row "caching on, $blocks blocks" reuse 8 --set policies.router.name=cache_aware $cache --set policies.batcher.kv_blocks=$blocks
 done
+fi
 
-# Where the router's estimate and the workers' own reports part: caches that evict.
+# Where the router's estimate and the workers' own reports part: caches that evict. The reports
+# lag what was sent (a turn whose history still waits is not reported yet): in-flight tracking
+# counts the blocks sent in the last in_flight_ms as held too.
+scored() {  # scored SCORER [IN_FLIGHT_MS]: that scorer 3 + queue 2
+  local extra=""
+  [ -n "${2:-}" ] && extra=",\"in_flight_ms\":$2"
+  echo "policies.router={\"name\":\"scored\",\"scorers\":[{\"name\":\"$1\",\"weight\":3$extra},{\"name\":\"queue\",\"weight\":2}]}"
+}
 header "Prefix affinity estimated or reported (8 GPUs, scorers prefix or kv_events 3 + queue 2, KV blocks per GPU)"
 for blocks in 2000 4000; do
-  for scorer in prefix kv_events; do
-    row "$scorer, $blocks blocks" reuse 8 $cache --set policies.batcher.kv_blocks=$blocks \
-      --set "policies.router={\"name\":\"scored\",\"scorers\":[{\"name\":\"$scorer\",\"weight\":3},{\"name\":\"queue\",\"weight\":2}]}"
+  row "prefix, $blocks blocks" reuse 8 $cache --set policies.batcher.kv_blocks=$blocks --set "$(scored prefix)"
+  row "kv_events, $blocks blocks" reuse 8 $cache --set policies.batcher.kv_blocks=$blocks --set "$(scored kv_events)"
+  for ms in 2000 30000; do
+    row "kv_events, in flight $ms ms, $blocks blocks" reuse 8 $cache --set policies.batcher.kv_blocks=$blocks \
+      --set "$(scored kv_events $ms)"
   done
 done
+for scorer in prefix kv_events "kv_events 2000" "kv_events 30000"; do
+  label=$scorer
+  [ "${scorer#* }" != "$scorer" ] && label="${scorer% *}, in flight ${scorer#* } ms"
+  # shellcheck disable=SC2086
+  row "agent loops: $label, 2000 blocks" agents 8 $cache --set policies.batcher.kv_blocks=2000 --set "$(scored $scorer)"
+done
+
+[ "${3:-}" = scorers ] && exit 0
 
 for g in 8 64; do
   t=mt$g

@@ -63,23 +63,35 @@ void PrefixIndex::record(const Request& request, int worker, std::int64_t capaci
   }
 }
 
+bool PrefixIndex::pop_oldest(int worker) {
+  Log& log = log_of(worker);
+  const auto [key, stamp] = log.entries.front();
+  log.entries.pop_front();
+  const auto it = holders_.find(key);
+  if (it == holders_.end()) return false;
+  std::vector<Holder>& holders = it->second;
+  auto h = std::find_if(holders.begin(), holders.end(),
+                        [&](const Holder& x) { return x.worker == worker && x.stamp == stamp; });
+  if (h == holders.end()) return false;  // a stale entry: the block was recorded again later
+  holders.erase(h);
+  if (holders.empty()) holders_.erase(it);
+  --log.live;
+  return true;
+}
+
 void PrefixIndex::evict_oldest(int worker) {
   Log& log = log_of(worker);
   while (!log.entries.empty()) {
-    const auto [key, stamp] = log.entries.front();
-    log.entries.pop_front();
-    const auto it = holders_.find(key);
-    if (it == holders_.end()) continue;
-    std::vector<Holder>& holders = it->second;
-    auto h = std::find_if(holders.begin(), holders.end(),
-                          [&](const Holder& x) { return x.worker == worker && x.stamp == stamp; });
-    if (h == holders.end()) continue;  // a stale entry: the block was recorded again later
-    holders.erase(h);
-    if (holders.empty()) holders_.erase(it);
-    --log.live;
-    return;
+    if (pop_oldest(worker)) return;
   }
   assert(false && "no live block to evict");
+}
+
+void PrefixIndex::forget_through(std::uint64_t stamp) {
+  for (std::size_t w = 0; w < logs_.size(); ++w) {
+    Log& log = logs_[w];
+    while (!log.entries.empty() && log.entries.front().second <= stamp) pop_oldest(static_cast<int>(w));
+  }
 }
 
 std::int64_t PrefixIndex::blocks(int worker) const {

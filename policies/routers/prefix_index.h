@@ -30,6 +30,11 @@ class PrefixIndex {
   void record(const Request& request, int worker, std::int64_t capacity);
   // Blocks recorded for `worker`.
   std::int64_t blocks(int worker) const;
+  // Stamp of the last block recorded (0: none yet); stamps grow with every block recorded.
+  std::uint64_t stamp() const { return clock_; }
+  // Forgets, for every worker, the blocks last recorded at or before `stamp` (those recorded again
+  // since stay).
+  void forget_through(std::uint64_t stamp);
 
  private:
   struct Holder {
@@ -42,6 +47,8 @@ class PrefixIndex {
   };
   Log& log_of(int worker);
   void evict_oldest(int worker);
+  // Pops `worker`'s oldest log entry (REQUIRES: one); whether it was live (and is now forgotten).
+  bool pop_oldest(int worker);
 
   int block_tokens_;
   std::uint64_t clock_ = 0;

@@ -82,6 +82,10 @@ ScoredRouter::Options ScoredRouter::read_options(JsonParams& p, const PolicyCont
       JsonParams q(scorers[i], where, {});
       q.get("name", name);
       q.get("weight", scorer.weight);
+      if (it != std::end(kScorers) && it->kind == Kind::kKvEvents) {
+        q.get("in_flight_ms", o.in_flight_ms);
+        q.require(std::isfinite(o.in_flight_ms) && o.in_flight_ms >= 0, "in_flight_ms", "must be >= 0 (0: none)");
+      }
       q.done();
       if (it == std::end(kScorers)) throw Error(where + ".name: unknown scorer '" + name + "'; valid: " + valid);
       scorer.kind = it->kind;
@@ -118,6 +122,8 @@ ScoredRouter::Options ScoredRouter::read_options(JsonParams& p, const PolicyCont
 ScoredRouter::ScoredRouter(Options options)
     : options_(std::move(options)),
       index_(options_.block_tokens),
+      in_flight_us_(static_cast<TimeUs>(std::llround(options_.in_flight_ms * 1000.0))),
+      in_flight_(options_.block_tokens),
       snapshot_(static_cast<TimeUs>(std::llround(options_.refresh_ms * 1000.0))),
       rng_(options_.seed) {
   if (options_.scorers.empty()) options_.scorers = {Scorer::of(Kind::kPrefix, 3), Scorer::of(Kind::kQueue, 2)};
@@ -145,6 +151,7 @@ RouteDecision ScoredRouter::route(const Request& request, const ClusterView& vie
   if (candidates_.empty()) return RouteDecision::reject(no_candidate_reason(request, view));
   const std::vector<WorkerView>& seen = snapshot_.at(view);
   if (snapshot_.refreshed() && reads_kv_events()) events_.take(view, "policies.router (scored)");
+  if (in_flight_us_ > 0) expire_in_flight(view.now_us);
   total_.assign(view.size(), 0.0);
   part_.assign(view.size(), 0.0);
   for (const Scorer& scorer : options_.scorers) {
@@ -173,6 +180,14 @@ RouteDecision ScoredRouter::route(const Request& request, const ClusterView& vie
       }
       case Kind::kKvEvents:
         events_.match(request, candidates_, seen, matched_);
+        if (in_flight_us_ > 0) {
+          in_flight_.match(request, view.size(), in_flight_matched_);
+          for (int w : candidates_) {
+            const auto i = static_cast<std::size_t>(w);
+            matched_[i] = std::max(matched_[i], std::min<std::int64_t>(in_flight_matched_[i] * in_flight_.block_tokens(),
+                                                                       request.input_tokens));
+          }
+        }
         for (int w : candidates_) {
           part_[static_cast<std::size_t>(w)] =
               request.input_tokens > 0 ? double(matched_[static_cast<std::size_t>(w)]) / double(request.input_tokens) : 0.0;
@@ -200,7 +215,22 @@ RouteDecision ScoredRouter::route(const Request& request, const ClusterView& vie
     tie_start_ = pick + 1;
   }
   index_.record(request, pick, prefix_capacity(view[static_cast<std::size_t>(pick)], index_.block_tokens()));
+  if (in_flight_us_ > 0) {
+    in_flight_.record(request, pick, 0);
+    in_flight_sent_.emplace_back(view.now_us, in_flight_.stamp());
+  }
   return RouteDecision::to(pick);
+}
+
+void ScoredRouter::expire_in_flight(TimeUs now_us) {
+  bool expired = false;
+  std::uint64_t through = 0;
+  while (!in_flight_sent_.empty() && now_us - in_flight_sent_.front().first >= in_flight_us_) {
+    through = in_flight_sent_.front().second;
+    expired = true;
+    in_flight_sent_.pop_front();
+  }
+  if (expired) in_flight_.forget_through(through);
 }
 
 void ScoredRouter::registered_scores(const Scorer& scorer, const Request& request, const std::vector<WorkerView>& seen) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <random>
 #include <string>
@@ -45,7 +46,10 @@ std::int64_t prefix_capacity(const WorkerView& w, int index_block_tokens);
 //   prefix       leading prompt blocks the router sent to the worker before / the prompt's blocks
 //   kv_events    prompt tokens in the leading blocks the worker reported cached in its KV events
 //                (stored, not since evicted) / the prompt's tokens (llm-d's precise prefix-cache
-//                scorer); taken when the views refresh
+//                scorer); taken when the views refresh. With "in_flight_ms" > 0 (its one
+//                parameter), the prompt blocks the router sent to a worker in that time count as
+//                held there too, until then: a turn that follows its history while that history
+//                still waits or runs, not yet reported, finds it (in-flight tracking)
 //   queue        waiting requests, min-max normalized (llm-d's queue scorer): (max - q) / (max - min)
 //   running      running sequences, min-max normalized
 //   outstanding  waiting + running, min-max normalized
@@ -78,10 +82,11 @@ class ScoredRouter : public Router {
     std::uint64_t seed = 1;
     int block_tokens = 16;
     double refresh_ms = 0;
+    double in_flight_ms = 0;  // the kv_events scorer's in-flight tracking; 0: none
   };
-  // Reads "scorers" ([{"name", "weight", params...}]), "picker", "temperature", "seed" (default:
-  // ctx.seed), "block_tokens", "refresh_ms"; makes the registered scorers named. Does not call
-  // p.done().
+  // Reads "scorers" ([{"name", "weight", params...}]; kv_events also "in_flight_ms"), "picker",
+  // "temperature", "seed" (default: ctx.seed), "block_tokens", "refresh_ms"; makes the registered
+  // scorers named. Does not call p.done().
   static Options read_options(JsonParams& p, const PolicyContext& ctx);
 
   explicit ScoredRouter(Options options);
@@ -97,9 +102,16 @@ class ScoredRouter : public Router {
   // A registered scorer's scores into part_, checked.
   void registered_scores(const Scorer& scorer, const Request& request, const std::vector<WorkerView>& seen);
 
+  // Forgets the in-flight blocks sent more than in_flight_ms before `now_us`.
+  void expire_in_flight(TimeUs now_us);
+
   Options options_;
   PrefixIndex index_;
   KvEventIndex events_;
+  TimeUs in_flight_us_;
+  PrefixIndex in_flight_;                                  // blocks sent in the last in_flight_us_
+  std::deque<std::pair<TimeUs, std::uint64_t>> in_flight_sent_;  // (when, in_flight_.stamp() after)
+  std::vector<std::int64_t> in_flight_matched_;
   ViewSnapshot snapshot_;
   std::mt19937_64 rng_;
   int tie_start_ = 0;

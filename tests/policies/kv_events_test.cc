@@ -189,6 +189,71 @@ TEST(KvEventsScorerTest, FollowsWhatTheWorkersReportNotWhereTheRouterSentAndTake
   EXPECT_FALSE(ScoredRouter(approximate).reads_kv_events());
 }
 
+// In-flight tracking: a conversation's next turn arrives while its history, sent to worker 1,
+// still waits there (no events yet). Without tracking the precise scorer sees nothing and the
+// queue scorer sends the turn elsewhere; with in_flight_ms the blocks sent count as held at worker
+// 1 until that time has passed, then only what the events say counts again.
+TEST(KvEventsScorerTest, InFlightTrackingCountsTheBlocksSentUntilTheyAgeOut) {
+  ViewBuilder b;
+  b.add_worker().add_worker().add_worker();
+  for (int w = 0; w < 3; ++w) {
+    b.worker(w).kv_block_tokens = 16;
+    b.worker(w).kv_blocks_total = 100;
+    b.worker(w).kv_blocks_free = 100;
+  }
+  QueuedEvents events(3);
+  const auto view = [&](TimeUs now) {
+    ClusterView v = b.view(now);
+    v.kv_events = &events;
+    return v;
+  };
+  const auto make = [](double in_flight_ms) {
+    ScoredRouter::Options o;
+    o.scorers = {ScoredRouter::Scorer::of(ScoredRouter::Kind::kKvEvents, 3),
+                 ScoredRouter::Scorer::of(ScoredRouter::Kind::kQueue, 2)};
+    o.in_flight_ms = in_flight_ms;
+    return ScoredRouter(o);
+  };
+  ScoredRouter tracking = make(100), plain = make(0);
+  b.worker(0).waiting = 3;
+  b.worker(2).waiting = 3;
+  for (ScoredRouter* router : {&tracking, &plain}) {
+    EXPECT_EQ(router->route(prompt(1, {1, 2, 3}), view(0)).worker, 1) << "the shortest queue";
+  }
+  // Worker 1's queue is now the longest, its history not reported yet.
+  b.worker(0).waiting = 0;
+  b.worker(1).waiting = 5;
+  b.worker(2).waiting = 1;
+  EXPECT_EQ(plain.route(prompt(2, {1, 2, 3, 4}), view(50'000)).worker, 0);
+  EXPECT_EQ(tracking.route(prompt(2, {1, 2, 3, 4}), view(50'000)).worker, 1);
+  EXPECT_DOUBLE_EQ(tracking.last_scores()[1], 3 * 0.75) << "three of the four blocks sent there, queue score 0";
+  // Sent again at 50 ms, the history stays in flight until 150 ms (sent again at 149 ms, until
+  // 249 ms); at 250 ms it has aged out.
+  EXPECT_EQ(tracking.route(prompt(3, {1, 2, 3, 4, 5}), view(149'000)).worker, 1);
+  EXPECT_EQ(tracking.route(prompt(4, {1, 2, 3, 4, 5}), view(250'000)).worker, 0);
+  EXPECT_DOUBLE_EQ(tracking.last_scores()[1], 0.0);
+  // Once reported, the events count whatever the age.
+  events.push(2, stored_prompt(prompt(5, {1, 2, 3, 4}), 4));
+  EXPECT_EQ(tracking.route(prompt(6, {1, 2, 3, 4, 6}), view(900'000)).worker, 2);
+}
+
+TEST(PrefixIndexTest, ForgetThroughForgetsWhatWasLastRecordedByThenAndKeepsWhatWasRecordedAgain) {
+  PrefixIndex index(16);
+  index.record(prompt(1, {1, 2}), 0, 0);
+  index.record(prompt(2, {5}), 1, 0);
+  const std::uint64_t first = index.stamp();
+  EXPECT_EQ(first, 3u);
+  index.record(prompt(3, {1}), 0, 0);  // block 1 recorded again for worker 0
+  index.forget_through(first);
+  EXPECT_EQ(index.blocks(0), 1);
+  EXPECT_EQ(index.blocks(1), 0);
+  std::vector<std::int64_t> matched;
+  index.match(prompt(4, {1, 2}), 2, matched);
+  EXPECT_EQ(matched, (std::vector<std::int64_t>{1, 0}));
+  index.forget_through(index.stamp());
+  EXPECT_EQ(index.blocks(0), 0);
+}
+
 TEST(KvEventsScorerTest, KvOverlapWithEventsCountsTheOverlapTheWorkersReport) {
   ViewBuilder b;
   b.add_worker().add_worker();

@@ -129,6 +129,11 @@ TEST(ScoredRouterTest, BadConfigsNameTheKey) {
             "kv, work");
   EXPECT_EQ(error({{"name", "scored"}, {"scorers", {{{"name", "queue"}, {"weight", -1}}}}}),
             "policies.router (scored).scorers[0].weight: must be >= 0");
+  EXPECT_EQ(error({{"name", "scored"}, {"scorers", {{{"name", "kv_events"}, {"weight", 1}, {"in_flight_ms", -5}}}}}),
+            "policies.router (scored).scorers[0].in_flight_ms: must be >= 0 (0: none)");
+  EXPECT_EQ(error({{"name", "scored"}, {"scorers", {{{"name", "queue"}, {"weight", 1}, {"in_flight_ms", 5}}}}}).rfind(
+                "policies.router (scored).scorers[0]: unknown key 'in_flight_ms'", 0),
+            0u);
   EXPECT_EQ(error({{"name", "scored"}, {"temperature", 0.5}}),
             "policies.router (scored).temperature: applies only to the softmax picker");
   EXPECT_EQ(error({{"name", "scored"}, {"picker", "min"}}),
