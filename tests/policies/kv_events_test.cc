@@ -128,6 +128,25 @@ class QueuedEvents : public KvEventSource {
   std::vector<std::vector<KvEvent>> queued_;
 };
 
+// Three workers of 100 16-token blocks whose KV events reach the router through `events`.
+struct EventCluster {
+  EventCluster() {
+    b.add_worker().add_worker().add_worker();
+    for (int w = 0; w < 3; ++w) {
+      b.worker(w).kv_block_tokens = 16;
+      b.worker(w).kv_blocks_total = 100;
+      b.worker(w).kv_blocks_free = 100;
+    }
+  }
+  ClusterView view(TimeUs now) {
+    ClusterView v = b.view(now);
+    v.kv_events = &events;
+    return v;
+  }
+  ViewBuilder b;
+  QueuedEvents events{3};
+};
+
 Request prompt(RequestId id, std::vector<std::uint64_t> ids) {
   Request r = make_request(id, 0, static_cast<int>(ids.size()) * 16, 4);
   r.prefix = BlockHashes(16, std::move(ids));
@@ -142,19 +161,10 @@ std::vector<KvEvent> stored_prompt(const Request& r, int blocks) {
 }
 
 TEST(KvEventsScorerTest, FollowsWhatTheWorkersReportNotWhereTheRouterSentAndTakesEventsWhenViewsRefresh) {
-  ViewBuilder b;
-  b.add_worker().add_worker().add_worker();
-  for (int w = 0; w < 3; ++w) {
-    b.worker(w).kv_block_tokens = 16;
-    b.worker(w).kv_blocks_total = 100;
-    b.worker(w).kv_blocks_free = 100;
-  }
-  QueuedEvents events(3);
-  const auto view = [&](TimeUs now) {
-    ClusterView v = b.view(now);
-    v.kv_events = &events;
-    return v;
-  };
+  EventCluster cluster;
+  ViewBuilder& b = cluster.b;
+  QueuedEvents& events = cluster.events;
+  const auto view = [&](TimeUs now) { return cluster.view(now); };
   ScoredRouter::Options o;
   o.scorers = {ScoredRouter::Scorer::of(ScoredRouter::Kind::kKvEvents, 1)};
   o.refresh_ms = 50;
@@ -194,19 +204,10 @@ TEST(KvEventsScorerTest, FollowsWhatTheWorkersReportNotWhereTheRouterSentAndTake
 // queue scorer sends the turn elsewhere; with in_flight_ms the blocks sent count as held at worker
 // 1 until that time has passed, then only what the events say counts again.
 TEST(KvEventsScorerTest, InFlightTrackingCountsTheBlocksSentUntilTheyAgeOut) {
-  ViewBuilder b;
-  b.add_worker().add_worker().add_worker();
-  for (int w = 0; w < 3; ++w) {
-    b.worker(w).kv_block_tokens = 16;
-    b.worker(w).kv_blocks_total = 100;
-    b.worker(w).kv_blocks_free = 100;
-  }
-  QueuedEvents events(3);
-  const auto view = [&](TimeUs now) {
-    ClusterView v = b.view(now);
-    v.kv_events = &events;
-    return v;
-  };
+  EventCluster cluster;
+  ViewBuilder& b = cluster.b;
+  QueuedEvents& events = cluster.events;
+  const auto view = [&](TimeUs now) { return cluster.view(now); };
   const auto make = [](double in_flight_ms) {
     ScoredRouter::Options o;
     o.scorers = {ScoredRouter::Scorer::of(ScoredRouter::Kind::kKvEvents, 3),
