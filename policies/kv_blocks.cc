@@ -134,6 +134,7 @@ std::int64_t KvBlocks::take_cached(PrefixKeys& keys, std::int64_t max_blocks, st
 
 std::int64_t KvBlocks::take_cached(PrefixKeys& keys, std::int64_t max_blocks, std::vector<BlockId>& table,
                                    std::vector<HostHit>& host_hits) {
+  const std::size_t first = table.size(), first_hit = host_hits.size();
   std::int64_t n = take_cached(keys, max_blocks, table);
   if (cap_.host_blocks == 0) return n;
   for (; n < max_blocks; ++n) {
@@ -150,7 +151,23 @@ std::int64_t KvBlocks::take_cached(PrefixKeys& keys, std::int64_t max_blocks, st
     }
     keys.next();
   }
+  touch_host_copies(table, first, host_hits, first_hit);
   return n;
+}
+
+void KvBlocks::touch_host_copies(const std::vector<BlockId>& table, std::size_t first,
+                                 const std::vector<HostHit>& host_hits, std::size_t first_hit) {
+  std::size_t hit = host_hits.size();
+  for (std::size_t i = table.size(); i-- > first;) {
+    std::int32_t h;
+    if (table[i] >= 0) {
+      h = host_find(block(table[i]).key);
+    } else {
+      assert(hit > first_hit);
+      h = host_hits[--hit].host_block;
+    }
+    if (h >= 0) host_touch(h);
+  }
 }
 
 KvBlocks::BlockId KvBlocks::load(const HostHit& hit) {
@@ -200,7 +217,7 @@ void KvBlocks::host_touch(std::int32_t h) {
 
 void KvBlocks::store_to_host(BlockId b, std::uint64_t key) {
   std::int32_t h = host_find(key);
-  if (h >= 0) return host_touch(h);
+  if (h >= 0) return;  // as vLLM's offloading skips a block offloaded already, leaving its recency
   const auto key_of_host = [this](std::int32_t i) { return host_[static_cast<std::size_t>(i)].key; };
   if (static_cast<std::int64_t>(host_.size()) < cap_.host_blocks) {
     h = static_cast<std::int32_t>(host_.size());

@@ -15,6 +15,9 @@
 // offloading (OffloadingConnector) and SGLang's hierarchical cache do: every block cached on the
 // device is stored to the host tier too (write-through: the copy overlaps later steps; a key the
 // host tier has already is not copied again), which evicts its least recently used block when full.
+// A block's host copy becomes the most recently used when it is stored, and when a sequence that
+// starts finds the block, on the device or in the tier: vLLM's LRU offloading manager touches the
+// blocks of a request it schedules, last first, so that the head of a prefix is kept longest.
 // A prompt's prefix then continues past the blocks cached on the device with those the host tier
 // holds: each takes a new device block and a load from host memory before the step that uses it.
 // The copies are the executor's to carry out (take_transfers()): the simulator times them over the
@@ -140,6 +143,7 @@ class KvBlocks {
   // As take_cached, then on through the run lookup() counts: a block cached on the device is taken,
   // one in the host tier only is appended to `table` as -1 and to `host_hits`, for load(). Takes no
   // free block, so that the loads of several sequences' prefixes evict none of the blocks they found.
+  // Touches the host copies of the blocks it found, the last first.
   std::int64_t take_cached(PrefixKeys& keys, std::int64_t max_blocks, std::vector<BlockId>& table,
                            std::vector<HostHit>& host_hits);
   // The device block for a prefix block found in the host tier: the one cached under its key on the
@@ -238,6 +242,10 @@ class KvBlocks {
   }
   // Makes host block `h` the most recently used.
   void host_touch(std::int32_t h);
+  // Touches the host copies of table[first..] (device blocks by their keys, -1 entries by the
+  // host hits from host_hits[first_hit..], in order), the last first.
+  void touch_host_copies(const std::vector<BlockId>& table, std::size_t first, const std::vector<HostHit>& host_hits,
+                         std::size_t first_hit);
   void host_unlink(std::int32_t h);
   void host_link_last(std::int32_t h);
   // Stores device block `b`, just cached under `key`, to the host tier unless it has the key.

@@ -480,6 +480,65 @@ TEST(KvBlocksHostTierTest, EvictedBlocksComeBackFromTheHostTierWhichEvictsLeastR
   EXPECT_EQ(kv.lookup(again, 3).free_blocks, 0);
 }
 
+// As vLLM's LRU offloading manager: a sequence that starts touches the host copies of the blocks
+// it found, even those it found on the device, its first block last (the most recent); storing a
+// key the tier holds does not refresh it.
+TEST(KvBlocksHostTierTest, StartingSequencesTouchTheHostCopiesOfTheirBlocksHeadMostRecent) {
+  KvBlocks kv(KvCapacity{6, 16, true, 3});
+  const Request a = with_ids(make_request(0, 0, 32), {1, 2});
+  const Request b = with_ids(make_request(1, 0, 16), {7});
+  const Request c = with_ids(make_request(2, 0, 16), {8});
+  const Request d = with_ids(make_request(3, 0, 16), {9});
+  const auto compute = [&](const Request& r, int blocks) {
+    std::vector<KvBlocks::BlockId> table;
+    kv.allocate(blocks, table);
+    PrefixKeys keys(r.prefix, r.input_tokens, r.id, 16);
+    kv.cache(keys, table, blocks);
+    kv.release_all(table);
+  };
+  compute(a, 2);  // host, least recent first: a1 a2
+  compute(b, 1);  // a1 a2 b1: full
+  // a starts again and finds both blocks on the device: the host order becomes b1 a2 a1.
+  PrefixKeys ka(a.prefix, a.input_tokens, a.id, 16);
+  std::vector<KvBlocks::BlockId> table;
+  std::vector<HostHit> host_hits;
+  ASSERT_EQ(kv.take_cached(ka, 2, table, host_hits), 2);
+  EXPECT_TRUE(host_hits.empty());
+  kv.release_all(table);
+  compute(c, 1);  // evicts b1
+  compute(d, 1);  // evicts a2
+  EXPECT_EQ(kv.host_evictions(), 2);
+  // Evict everything from the device, then look through the host tier: a1 is there, a2 and b1 not.
+  std::vector<KvBlocks::BlockId> other;
+  kv.allocate(6, other);
+  kv.release_all(other);
+  PrefixKeys again(a.prefix, a.input_tokens, a.id, 16);
+  EXPECT_EQ(kv.lookup(again, 2).blocks, 1);
+  PrefixKeys kb(b.prefix, b.input_tokens, b.id, 16);
+  EXPECT_EQ(kv.lookup(kb, 1).blocks, 0);
+  PrefixKeys kd(d.prefix, d.input_tokens, d.id, 16);
+  EXPECT_EQ(kv.lookup(kd, 1).blocks, 1);
+
+  // One device block, two host blocks: x, then y (evicting x from the device), then x computed
+  // again (evicting y from the device; the tier has x: not stored, not refreshed), then z: the
+  // tier evicts x, its least recently used.
+  KvBlocks small(KvCapacity{1, 16, true, 2});
+  const Request x = with_ids(make_request(4, 0, 16), {11});
+  const Request y = with_ids(make_request(5, 0, 16), {12});
+  const Request z = with_ids(make_request(6, 0, 16), {13});
+  for (const Request* r : {&x, &y, &x, &z}) {
+    std::vector<KvBlocks::BlockId> one;
+    small.allocate(1, one);
+    PrefixKeys keys(r->prefix, r->input_tokens, r->id, 16);
+    small.cache(keys, one, 1);
+    small.release_all(one);
+  }
+  EXPECT_EQ(small.host_stores(), 3);
+  PrefixKeys kx(x.prefix, x.input_tokens, x.id, 16), ky(y.prefix, y.input_tokens, y.id, 16);
+  EXPECT_EQ(small.lookup(kx, 1).blocks, 0);
+  EXPECT_EQ(small.lookup(ky, 1).blocks, 1);
+}
+
 TEST(KvBlocksHostTierTest, ConfiguredOnlyWithPrefixCachingAndSizedInBlocksOrGigabytes) {
   const auto make = [](const nlohmann::json& params) {
     JsonParams p(params, "policies.batcher");
