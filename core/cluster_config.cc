@@ -9,7 +9,7 @@
 //                        max_context}},
 //     "router":  {"nic": LINK},                                    optional
 //     "hosts":   [{name, count, device, gpus, gpu_link: LINK, nic: LINK, host_link: LINK,
-//                  instances: [{model, tp, count, gpus: [i, ...]}]}]
+//                  memory_bandwidth_gbps, instances: [{model, tp, count, gpus: [i, ...]}]}]
 //   }
 //   LINK = {"bandwidth_gbps": 1e9 bytes/s, "latency_us": one-way microseconds}
 //
@@ -25,6 +25,9 @@
 //   - host nic and router nic: 25 GB/s (a 200 Gb/s NIC), 5 us.
 //   - host_link (each GPU to host memory, per direction): H100 and H200 PCIe Gen5 x16, 64 GB/s,
 //     5 us; CPU (host memory copies) 20 GB/s, 1 us; any other device PCIe Gen4 x16, 32 GB/s, 5 us.
+//   - memory_bandwidth_gbps 0: host memory does not bound the host tier's copies (with
+//     sim.network=flow a value > 0 is shared by the copies of all the host's GPUs at once; other
+//     networks time each copy alone and refuse it).
 //   - host count 1; instance tp 1, count 1.
 //   - version_of "": the model is not a version of another.
 //   - max_context 4096 (tokens of prompt + output; set it to what the real model supports, e.g.
@@ -36,6 +39,7 @@
 // Limits, far above any real cluster, so that a typo cannot make the parser run for hours or
 // exhaust memory: 1024 GPUs a host, 65536 hosts and 65536 instances (workers) in all.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <set>
 
@@ -346,7 +350,10 @@ HostEntry parse_host_entry(const json& object, const std::string& where, const C
   p.require(p.has("gpus"), "gpus", "required");
   get_int(p, object, "gpus", h.spec.gpu_count);
   p.get("instances", h.instances);
+  p.get("memory_bandwidth_gbps", h.spec.memory_bandwidth_gbps);
   p.done();
+  p.require(std::isfinite(h.spec.memory_bandwidth_gbps) && h.spec.memory_bandwidth_gbps >= 0, "memory_bandwidth_gbps",
+            "must be >= 0 (0: unbounded)");
   p.require(!h.spec.name.empty(), "name", "must not be empty");
   p.require(h.count > 0, "count", "must be positive, got " + std::to_string(h.count));
   p.require(h.spec.gpu_count > 0, "gpus", "must be positive, got " + std::to_string(h.spec.gpu_count));

@@ -72,6 +72,9 @@ struct HostSpec {
   LinkSpec gpu_link;             // between GPUs of this host (NVLink, PCIe)
   LinkSpec nic;                  // host to the cluster network
   LinkSpec host_link;            // each GPU to host memory (PCIe)
+  // Host memory's bandwidth for the KV host tier's copies of all its GPUs at once, 1e9 bytes/s
+  // (twinfer sim with the flow network); 0: unbounded (each GPU's host_link bounds its own).
+  double memory_bandwidth_gbps = 0;
 };
 
 struct ClusterConfig {

@@ -38,9 +38,12 @@ Platform build_platform(const ClusterConfig& cluster) {
   for (const auto& h : cluster.hosts) {
     host_nic[h.name] = make_link(zone, h.name + "_nic", h.nic);
     host_link[h.name] = &h.nic;
-    // Host memory feeds all of its GPUs' links at once: the links are the bottlenecks.
-    // (A host with no instance gets a link all the same: every host of the zone needs one.)
-    const double gbps = memory_gbps.count(h.name) ? memory_gbps[h.name] : h.host_link.bandwidth_gbps;
+    // Host memory feeds all of its GPUs' links at once: unless its bandwidth is given, the links
+    // are the bottlenecks. (A host with no instance gets a link all the same: every host of the
+    // zone needs one.)
+    const double gbps = h.memory_bandwidth_gbps > 0      ? h.memory_bandwidth_gbps
+                        : memory_gbps.count(h.name) > 0 ? memory_gbps[h.name]
+                                                        : h.host_link.bandwidth_gbps;
     memory[h.name] = zone->create_host(h.name + "#memory", kFlopsPerSecond);
     route_to_center(zone, memory[h.name], make_link(zone, h.name + "_memory", LinkSpec{gbps, 0}));
   }

@@ -74,6 +74,13 @@ Driver::Driver(const RunConfig& config, const Trace& trace, const SimRunOptions&
   network_ = config.sim.network == "flow" ? Network::kFlow
              : config.sim.network == "latency" ? Network::kLatency
                                                : Network::kNone;
+  for (const HostSpec& h : config.cluster.hosts) {
+    if (h.memory_bandwidth_gbps > 0 && network_ != Network::kFlow) {
+      throw Error("cluster.hosts (host '" + h.name +
+                  "').memory_bandwidth_gbps: the host memory shared by the KV host tier's copies is modeled with "
+                  "sim.network=flow only (sim.network is '" + config.sim.network + "'); remove the key or use flow");
+    }
+  }
   track_health_ = !options.faults.empty() || protection_.health.breaker.slow_call_us > 0;
   // Views are exact in queue lengths while workers run ahead, not in KV use or utilization; an
   // autoscaler reads those.

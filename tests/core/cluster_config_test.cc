@@ -369,6 +369,11 @@ TEST(ClusterConfigTest, NonPositiveNumbers) {
   c = small_cluster();
   c["router"] = json::parse(R"({"nic": {"latency_us": -1}})");
   expect_error(c, {"cluster.router.nic.latency_us: must not be negative"});
+  c = small_cluster();
+  c["hosts"][0]["memory_bandwidth_gbps"] = -1;
+  expect_error(c, {"cluster.hosts[0].memory_bandwidth_gbps: must be >= 0 (0: unbounded)"});
+  c["hosts"][0]["memory_bandwidth_gbps"] = 300;
+  EXPECT_EQ(parse_cluster_config(c, "test.json").hosts[0].memory_bandwidth_gbps, 300);
 }
 
 TEST(ClusterConfigTest, WrongTypes) {

@@ -91,6 +91,39 @@ TEST_P(HostTierTest, APrefixLoadedFromTheHostTierWaitsForItsCopyOverTheHostLink)
 
 INSTANTIATE_TEST_SUITE_P(Networks, HostTierTest, ::testing::Values("flow", "latency", "none"));
 
+// Two workers of one host load their prefixes from the host tier at once: with the host's memory
+// bandwidth set to one link's, the two copies share it and take twice as long; with room for both,
+// as without the key. Other networks time each copy alone and refuse the key.
+TEST(Simulator, HostTierCopiesOfOneHostShareItsMemoryBandwidthWithFlows) {
+  testing::register_test_cost_model();
+  const auto config = [](const std::string& network, double memory_gbps) {
+    auto c = testing::small_config(2);
+    c["policies"]["batcher"] = {{"name", "continuous"}, {"kv_blocks", 4}, {"prefix_caching", true}, {"host_kv_blocks", 8}};
+    c["policies"]["cost_model"] = "test_token_us";
+    c["sim"]["network"] = network;
+    c["cluster"]["hosts"][0]["host_link"] = {{"bandwidth_gbps", 1}, {"latency_us", 100}};
+    if (memory_gbps > 0) c["cluster"]["hosts"][0]["memory_bandwidth_gbps"] = memory_gbps;
+    return parse_run_config(c, "");
+  };
+  const auto last_ttft_ms = [&](double memory_gbps) {
+    // Round robin: each worker gets A, then B (evicting A from its device), then A's prompt again,
+    // both workers at the same moment: three 2 MiB blocks each from the host tier.
+    std::vector<Request> rs = {req(0, 63, 1), req(0, 63, 1), req(10'000, 63, 1), req(10'000, 63, 1),
+                               req(20'000, 63, 1), req(20'000, 63, 1)};
+    for (int i : {0, 1, 4, 5}) rs[static_cast<std::size_t>(i)].prefix = BlockHashes(16, {1, 2, 3, 4});
+    for (int i : {2, 3}) rs[static_cast<std::size_t>(i)].prefix = BlockHashes(16, {9, 10, 11, 12});
+    const auto s = sim::simulate(config("flow", memory_gbps), trace_of(rs), {});
+    EXPECT_EQ(s["prefix_cache"]["host_cached_tokens"], 2 * 48);
+    return s["ttft_ms"]["max"].get<double>();
+  };
+  const double alone = last_ttft_ms(0);
+  EXPECT_NEAR(last_ttft_ms(1) - alone, 3 * 2.097152, 0.002) << "each copy at half the bandwidth";
+  EXPECT_NEAR(last_ttft_ms(2), alone, 0.001) << "room for both copies";
+  EXPECT_EQ(error_of([&] { sim::simulate(config("latency", 2), trace_of({req(0, 10, 1)}), {}); }),
+            "cluster.hosts (host 'h').memory_bandwidth_gbps: the host memory shared by the KV host tier's copies is "
+            "modeled with sim.network=flow only (sim.network is 'latency'); remove the key or use flow");
+}
+
 TEST(Simulator, FlowNetworkSharesBandwidthLatencyNetworkDoesNot) {
   testing::register_test_cost_model();
   auto c = testing::small_config(2);
