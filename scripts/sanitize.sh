@@ -57,8 +57,10 @@ case "${1:-}" in
     # the tiny model), which this slowdown breaks; the threads that carry the events (engines
     # publishing them, routers reading them, over gRPC too) run in RouterPrefixCache.* here. So does
     # the twin test of the host-memory tier, whose copies run on the worker's own thread before
-    # its step (no thread of their own).
-    exclude='^(TwinOutcomes\.|TwinPrefix\.(RoutersReadingKvEvents|AHostTier)|Scenarios/TwinGolden\.|EmbeddedElastic\.(ALoadStep|ADraining|ACanary|AHotSwap)|RpcProcesses\.|RpcFaultsProcesses\.|RpcElasticProcesses\.|BurstProcesses\.|Profiler\.|EmbeddedRouter\.RequestTimeout|RouterProtection\.ARequestPastItsTimeLimit|EmbeddedRouter\.(ACrashed|APartitioned|ASlowed|RouterRestart)|Routers/EmbeddedRouterTest\..*"(consistent_hash|cost_aware|least_outstanding|multi_resource|power_of_two|queue_feedback|random|scored|cache_aware|kv_overlap)")'
+    # its step (no thread of their own), and the twin test of prompts given as token ids, whose
+    # serve leg runs serving processes as RpcProcesses.* do (its `twinfer run` leg is the same
+    # threads as the eviction twin test's, which runs here).
+    exclude='^(TwinOutcomes\.|TwinPrefix\.(RoutersReadingKvEvents|AHostTier|PromptsOfTokenIds)|Scenarios/TwinGolden\.|EmbeddedElastic\.(ALoadStep|ADraining|ACanary|AHotSwap)|RpcProcesses\.|RpcFaultsProcesses\.|RpcElasticProcesses\.|BurstProcesses\.|Profiler\.|EmbeddedRouter\.RequestTimeout|RouterProtection\.ARequestPastItsTimeLimit|EmbeddedRouter\.(ACrashed|APartitioned|ASlowed|RouterRestart)|Routers/EmbeddedRouterTest\..*"(consistent_hash|cost_aware|least_outstanding|multi_resource|power_of_two|queue_feedback|random|scored|cache_aware|kv_overlap)")'
     ;;
   *)
     echo "usage: $0 asan|tsan" >&2
