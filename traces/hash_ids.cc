@@ -10,52 +10,43 @@ namespace twinfer {
 
 namespace {
 
-// Calls add(item) for each blank-trimmed item of `list` separated by `separator` (' ': blanks).
-template <typename Add>
-void for_each_list_item(std::string_view list, char separator, const Add& add) {
+// The blank-trimmed items of `list` separated by `separator` (' ': blanks), each a whole number of
+// type T, not negative; otherwise fails naming `field` and what the items are (`what`).
+template <typename T>
+std::vector<T> parse_number_list(std::string_view list, char separator, std::string_view field, const char* what,
+                                 const LineLocation& at) {
+  std::vector<T> out;
   list = trim(list);
-  if (list.empty()) return;
+  if (list.empty()) return out;
   for (;;) {
     const std::size_t end = separator == ' ' ? list.find_first_of(" \t") : list.find(separator);
-    add(trim(list.substr(0, end)));
+    const std::string_view text = trim(list.substr(0, end));
+    T value = 0;
+    const char* last = text.data() + text.size();
+    const auto result = std::from_chars(text.data(), last, value);
+    bool negative = false;
+    if constexpr (std::is_signed_v<T>) negative = value < 0;
+    if (text.empty() || result.ec != std::errc() || result.ptr != last || negative) {
+      at.fail(field, std::string("expected non-negative integer ") + what + ", got " + quoted(text));
+    }
+    out.push_back(value);
     if (end == std::string_view::npos) break;
     list = trim(list.substr(end + 1));
     if (separator == ' ' && list.empty()) break;
   }
-}
-
-// `text` as a whole number of type T in [0, max], or fails naming `field` and `what`.
-template <typename T>
-T parse_list_number(std::string_view text, std::string_view field, const char* what, const LineLocation& at) {
-  T value = 0;
-  const char* last = text.data() + text.size();
-  const auto result = std::from_chars(text.data(), last, value);
-  bool negative = false;
-  if constexpr (std::is_signed_v<T>) negative = value < 0;
-  if (text.empty() || result.ec != std::errc() || result.ptr != last || negative) {
-    at.fail(field, std::string("expected non-negative integer ") + what + ", got " + quoted(text));
-  }
-  return value;
+  return out;
 }
 
 }  // namespace
 
 std::vector<std::uint64_t> parse_hash_id_list(std::string_view list, char separator, std::string_view field,
                                               const LineLocation& at) {
-  std::vector<std::uint64_t> ids;
-  for_each_list_item(list, separator, [&](std::string_view text) {
-    ids.push_back(parse_list_number<std::uint64_t>(text, field, "hash ids", at));
-  });
-  return ids;
+  return parse_number_list<std::uint64_t>(list, separator, field, "hash ids", at);
 }
 
 std::vector<std::int32_t> parse_token_id_list(std::string_view list, char separator, std::string_view field,
                                               const LineLocation& at) {
-  std::vector<std::int32_t> ids;
-  for_each_list_item(list, separator, [&](std::string_view text) {
-    ids.push_back(parse_list_number<std::int32_t>(text, field, "token ids (below 2^31)", at));
-  });
-  return ids;
+  return parse_number_list<std::int32_t>(list, separator, field, "token ids (below 2^31)", at);
 }
 
 // A conversation's next turn repeats the previous turn's ids but the last (its partial last block
